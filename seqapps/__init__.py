@@ -1,0 +1,28 @@
+"""seqapps: sequence-modeling applications, one per RNN topology, on Keras 3.
+
+Train a task by name, export a SavedModel that takes raw inputs, and predict:
+
+    >>> import seqapps
+    >>> run = seqapps.train("sentiment", data="demo", epochs=2)
+    >>> run.export("saved_models/sentiment")
+    >>> seqapps.load("saved_models/sentiment").predict(["a gripping film"])
+"""
+
+__version__ = "0.1.0"
+
+
+def train(task, data=None, **kwargs):
+    """Train ``task`` on ``data``; see :func:`seqapps.training.train`."""
+    from seqapps.training import train as _train
+
+    return _train(task, data, **kwargs)
+
+
+def load(path):
+    """Load an export or run directory as a Predictor; see :mod:`seqapps.predict`."""
+    from seqapps.predict import load as _load
+
+    return _load(path)
+
+
+__all__ = ["train", "load", "__version__"]

@@ -1,0 +1,3 @@
+from seqapps.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Configs are data: nested dataclasses, ``--set a.b=c`` overrides, JSON on disk.
+
+A task's config is a :class:`Config` with three sections, ``data``, ``model`` and
+``train``; tasks subclass the section dataclasses to add their own fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from seqapps.errors import ConfigError
+
+
+@dataclasses.dataclass
+class DataConfig:
+    source: str = "demo"        # demo | a named dataset | a path | tfds:NAME
+    val_fraction: float = 0.1   # used when a source has no validation split
+    test_fraction: float = 0.1  # used when a source has no test split
+    max_length: int = 200       # inputs are truncated to this many tokens
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    cell: str = "lstm"          # rnn | lstm | gru
+    units: int = 128
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.0        # dropout on each recurrent layer's outputs
+    recurrent_dropout: float = 0.0  # > 0 leaves the fused cuDNN kernel
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"     # adam | adamw | sgd | rmsprop
+    learning_rate: float = 1e-3
+    clipnorm: float = 1.0       # 0 disables gradient clipping
+    patience: int = 3           # early stopping on the monitored metric; 0 disables
+    seed: int = 1
+    strategy: str = "default"   # default | mirrored | multiworker
+    mixed_precision: bool = False
+    backup_every: int = 100     # batches between resumable backups
+    steps_per_epoch: int = 0    # 0 = the whole training set each epoch
+
+
+@dataclasses.dataclass
+class Config:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    def override(self, assignments) -> "Config":
+        """Apply ``["a.b=c", ...]`` in place and return self."""
+        for item in assignments or ():
+            if "=" not in item:
+                raise ConfigError(f"--set expects KEY=VALUE (for example model.cell=gru), got {item!r}")
+            key, value = item.split("=", 1)
+            set_value(self, key.strip(), value.strip())
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        cfg = cls()
+        _update(cfg, data, prefix="")
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def keys(cfg) -> list[str]:
+    """Every settable dotted key of a config."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out += [f"{f.name}.{k}" for k in keys(value)]
+        else:
+            out.append(f.name)
+    return out
+
+
+def set_value(cfg, key: str, raw: str) -> None:
+    """Set ``cfg.<key>`` from its string form, checked against the field's type."""
+    target, parts = cfg, key.split(".")
+    for i, part in enumerate(parts):
+        names = {f.name: f for f in dataclasses.fields(target)}
+        if part not in names:
+            valid = ", ".join(keys(cfg))
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {valid}")
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(getattr(target, part)):
+                raise ConfigError(f"{key!r} is a section; set one of its keys, e.g. {key}.{keys(getattr(target, part))[0]}")
+            hint = typing.get_type_hints(type(target))[part]
+            setattr(target, part, parse_value(raw, hint, key))
+        else:
+            target = getattr(target, part)
+            if not dataclasses.is_dataclass(target):
+                raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(keys(cfg))}")
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_value(raw: Any, hint, key: str = "value"):
+    """Convert ``raw`` (a string or a JSON value) to the type ``hint``."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if raw is None or (isinstance(raw, str) and raw.lower() in {"none", "null", ""}):
+            return None
+        return parse_value(raw, args[0], key)
+    if origin in (list, tuple):
+        (item,) = typing.get_args(hint)[:1] or (str,)
+        items = raw if isinstance(raw, (list, tuple)) else [s for s in str(raw).split(",") if s.strip()]
+        return origin(parse_value(s.strip() if isinstance(s, str) else s, item, key) for s in items)
+    try:
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            low = str(raw).lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(raw, float) and raw.is_integer():
+                return int(raw)
+            return int(raw)
+        if hint is float:
+            return float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} expects {hint.__name__}, got {raw!r}") from None
+    return raw if hint is not str else str(raw)
+
+
+def _update(cfg, data: dict, prefix: str) -> None:
+    hints = typing.get_type_hints(type(cfg))
+    for name, value in data.items():
+        if not hasattr(cfg, name):
+            raise ConfigError(f"unknown config key {prefix + name!r} in saved config")
+        current = getattr(cfg, name)
+        if dataclasses.is_dataclass(current):
+            _update(current, value, prefix + name + ".")
+        else:
+            setattr(cfg, name, parse_value(value, hints[name], prefix + name))

@@ -1,0 +1,1 @@
+"""Dataset resolution, format readers, vectorizers and tf.data pipelines."""

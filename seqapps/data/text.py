@@ -1,0 +1,59 @@
+"""Text to token ids, with the same graph ops at training and serving time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+PAD, UNK = "", "[UNK]"
+
+
+@keras.saving.register_keras_serializable(package="seqapps")
+def standardize(text):
+    """Lower-case and split punctuation off words; keeps accents and apostrophes.
+
+    ``"It's GREAT!"`` -> ``"it 's great !"``; ``"don't"`` -> ``"do n't"`` (Penn style).
+    """
+    text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.regex_replace(text, r"(\w)n't\b", r"\1 n't")
+    text = tf.strings.regex_replace(text, r"(\w)'(s|re|ve|ll|d|m)\b", r"\1 '\2")
+    text = tf.strings.regex_replace(text, r"([^\w\s'])", r" \1 ")
+    return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
+
+
+def vectorizer(vocabulary: list[str], max_length: int | None = None, standardize_fn=standardize,
+               ragged: bool = False) -> keras.layers.TextVectorization:
+    """A built TextVectorization over ``vocabulary`` (without the pad and OOV entries)."""
+    layer = keras.layers.TextVectorization(
+        standardize=standardize_fn, split="whitespace", output_mode="int",
+        vocabulary=[t for t in vocabulary if t not in (PAD, UNK)], ragged=ragged)
+    layer.build(None)
+    return layer
+
+
+def fit_vocabulary(texts, max_tokens: int, standardize_fn=standardize) -> list[str]:
+    """The ``max_tokens`` most frequent tokens (pad and OOV included), ties broken by first use."""
+    layer = keras.layers.TextVectorization(max_tokens=max_tokens, standardize=standardize_fn, split="whitespace")
+    layer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(4096))
+    return layer.get_vocabulary()
+
+
+def save_lines(path, items) -> None:
+    Path(path).write_text("".join(f"{item}\n" for item in items), encoding="utf-8")
+
+
+def load_lines(path) -> list[str]:
+    return Path(path).read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def clip_and_pad(tokens, max_length: int, min_length: int = 1):
+    """Dense [batch, time] ids cut to ``max_length`` and at least ``min_length`` wide.
+
+    An empty text vectorizes to a zero-width row; the recurrent layers need one step,
+    so a batch of empty texts becomes one fully masked step.
+    """
+    tokens = tokens[:, :max_length]
+    width = tf.shape(tokens)[1]
+    return tf.pad(tokens, [[0, 0], [0, tf.maximum(0, min_length - width)]])

@@ -1,0 +1,93 @@
+"""Predictor: one object over an export (or a run directory) that returns plain Python.
+
+``seqapps.load(path).predict([...])``. Tasks subclass :class:`Predictor` to add
+their own helpers (``translate``, ``generate``...) and to turn output tensors into
+Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from seqapps.errors import ExportError
+
+
+class Predictor:
+    def __init__(self, task, signatures: dict, metadata: dict):
+        self.task = task
+        self.signatures = signatures  # name -> (callable(**tensors) -> dict, {input: TensorSpec})
+        self.metadata = metadata
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def in_memory(cls, task, endpoints: dict, metadata: dict) -> "Predictor":
+        import tensorflow as tf
+
+        signatures = {}
+        for i, (name, e) in enumerate(endpoints.items()):
+            fn = tf.function(e.fn, input_signature=e.input_signature)
+            specs = {s.name: s for s in e.input_signature}
+            signatures["serving_default" if i == 0 else name] = (
+                lambda _fn=fn, _specs=specs, **kw: _fn(*[kw[k] for k in _specs]), specs)
+        return (task.predictor_class or cls)(task, signatures, metadata)
+
+    @classmethod
+    def from_export(cls, path) -> "Predictor":
+        import tensorflow as tf
+
+        from seqapps import registry
+
+        path = Path(path)
+        meta_path = path / "metadata.json"
+        if not (path / "saved_model.pb").exists() or not meta_path.exists():
+            raise ExportError(f"{path}: not a seqapps export (expected saved_model.pb and metadata.json)")
+        metadata = json.loads(meta_path.read_text())
+        task = registry.get(metadata["task"])
+        loaded = tf.saved_model.load(str(path))
+        signatures = {name: (fn, dict(fn.structured_input_signature[1])) for name, fn in loaded.signatures.items()}
+        predictor = (task.predictor_class or cls)(task, signatures, metadata)
+        predictor._loaded = loaded  # keep the object (and its variables) alive
+        return predictor
+
+    # -- calling ------------------------------------------------------------------------
+    def call(self, signature: str = "serving_default", **inputs) -> dict:
+        """Run one signature on Python/numpy inputs; returns numpy arrays by output name."""
+        import tensorflow as tf
+
+        if signature not in self.signatures:
+            raise ExportError(f"no signature {signature!r}; this export has: {', '.join(self.signatures)}")
+        fn, specs = self.signatures[signature]
+        missing = set(specs) - set(inputs)
+        if missing:
+            raise ExportError(f"signature {signature!r} needs inputs: {', '.join(sorted(missing))}")
+        tensors = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype) for k, v in inputs.items() if k in specs}
+        return {k: v.numpy() for k, v in fn(**tensors).items()}
+
+    def predict(self, inputs):
+        """Task-specific: raw inputs -> list of plain Python results."""
+        raise NotImplementedError
+
+    def format(self, inputs, results) -> list[str]:
+        """Lines the CLI prints for ``predict``."""
+        return [f"{r}" for r in results]
+
+
+def load(path) -> Predictor:
+    """Load an export (or a run directory) as a :class:`Predictor`."""
+    path = Path(path)
+    if (path / "run.json").exists():
+        from seqapps.run import Run
+
+        return Run.open(path).predictor()
+    if not path.exists():
+        raise ExportError(f"{path}: no such export or run directory")
+    return Predictor.from_export(path)
+
+
+def decode_strings(array) -> list:
+    """numpy bytes array -> nested lists of str."""
+    return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(array).tolist() if np.size(array) \
+        else np.asarray(array).astype(str).tolist()

@@ -1,0 +1,100 @@
+"""The Task contract: what a task module declares; everything else is shared.
+
+A task says what its data looks like (``load_data``), how raw examples become
+tensors (``fit_preprocessing`` / ``datasets``), how to build its model, how it is
+served (``endpoints``: raw inputs in, readable outputs out) and how it is scored
+(``evaluate``, which always goes through the serving path, so a run directory and
+its export are scored by the same code).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import keras
+import tensorflow as tf
+
+from seqapps.config import Config
+
+
+@dataclasses.dataclass
+class Splits:
+    """Raw examples per split, in whatever form the task reads (lists, frames...)."""
+
+    train: Any
+    val: Any
+    test: Any = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Endpoint:
+    """A serving function and its input signature (``TensorSpec`` names are input keys)."""
+
+    fn: Callable
+    input_signature: list
+    description: str = ""
+
+
+class Task:
+    name: str = ""
+    topology: str = ""
+    description: str = ""
+    default_data: str = "demo"
+    config_class: type = Config
+    monitor: str = "val_loss"          # metric that picks the best checkpoint
+    monitor_mode: str = "min"
+    predictor_class: type | None = None  # a seqapps.predict.Predictor subclass
+
+    # -- configuration ---------------------------------------------------------------
+    def default_config(self) -> Config:
+        cfg = self.config_class()
+        cfg.data.source = self.default_data
+        return cfg
+
+    # -- data ----------------------------------------------------------------------------
+    def load_data(self, cfg: Config, data_dir=None) -> Splits:
+        raise NotImplementedError
+
+    def fit_preprocessing(self, cfg: Config, splits: Splits):
+        """Fit vocabularies and the like on the training split; returns an object with
+        ``save(run_dir)``; ``load_preprocessing`` reads it back."""
+        raise NotImplementedError
+
+    def load_preprocessing(self, cfg: Config, run_dir):
+        raise NotImplementedError
+
+    def datasets(self, cfg: Config, prep, splits: Splits) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        raise NotImplementedError
+
+    # -- model ---------------------------------------------------------------------------
+    def build_model(self, cfg: Config, prep) -> keras.Model:
+        raise NotImplementedError
+
+    def compile(self, model: keras.Model, cfg: Config, optimizer) -> None:
+        raise NotImplementedError
+
+    def callbacks(self, cfg: Config, prep) -> list:
+        return []
+
+    # -- serving and scoring -----------------------------------------------------------------
+    def endpoints(self, model: keras.Model, prep, cfg: Config) -> dict[str, Endpoint]:
+        """Serving functions by name; the first is ``serving_default``."""
+        raise NotImplementedError
+
+    def trackables(self, prep) -> list:
+        """Layers with state (lookup tables...) the serving functions use besides the model."""
+        return []
+
+    def metadata(self, prep) -> dict:
+        """Task facts for metadata.json (labels, vocab sizes...)."""
+        return {}
+
+    def evaluate(self, predictor, examples, cfg: Config, out_dir=None) -> dict:
+        """Score raw ``examples`` through ``predictor``; returns JSON-able metrics."""
+        raise NotImplementedError
+
+    def format_metrics(self, metrics: dict) -> str:
+        return "\n".join(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}"
+                         for k, v in metrics.items() if not isinstance(v, (dict, list)))

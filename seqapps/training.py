@@ -1,0 +1,184 @@
+"""The one fit entry every task goes through.
+
+Seeds, the ``tf.distribute`` strategy scope, mixed precision, resumable backups,
+the best checkpoint, early stopping, TensorBoard, the CSV history and NaN checks
+live here once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from seqapps import registry
+from seqapps.errors import ConfigError, SeqappsError
+from seqapps.run import Run, versions
+
+
+def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), strategy=None):
+    cfg = task.default_config()
+    if data is not None:
+        cfg.data.source = data
+    if epochs is not None:
+        cfg.train.epochs = int(epochs)
+    if batch_size is not None:
+        cfg.train.batch_size = int(batch_size)
+    if strategy is not None:
+        cfg.train.strategy = strategy
+    cfg.override(overrides)
+    if cfg.train.epochs < 0 or cfg.train.batch_size < 1:
+        raise ConfigError("train.epochs must be >= 0 and train.batch_size >= 1")
+    return cfg
+
+
+def default_run_dir(task_name: str, data: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data).stem if ("/" in data or "." in data) else data)
+    return Path("runs") / f"{task_name}-{slug.strip('_') or 'data'}"
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"train.strategy must be default, mirrored or multiworker, got {name!r}")
+
+
+def make_optimizer(train_cfg):
+    import keras
+
+    kinds = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+             "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+    if train_cfg.optimizer not in kinds:
+        raise ConfigError(f"train.optimizer must be one of {', '.join(kinds)}, got {train_cfg.optimizer!r}")
+    extra = {"clipnorm": train_cfg.clipnorm} if train_cfg.clipnorm else {}
+    return kinds[train_cfg.optimizer](learning_rate=train_cfg.learning_rate, **extra)
+
+
+def _prepare_run_dir(run: Run, cfg, task_name: str, overwrite: bool) -> bool:
+    """Create or reuse ``run.dir``; returns True when resuming an interrupted run."""
+    if overwrite and run.dir.exists():
+        shutil.rmtree(run.dir)
+    if run.info_path.exists():
+        if run.finished:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run.metrics_path.stat().st_mtime))
+            kept = run.dir.with_name(f"{run.dir.name}.{stamp}")
+            run.dir.rename(kept)
+            print(f"{run.dir} held a finished run; kept it as {kept}", file=sys.stderr)
+        else:
+            old = run.info
+            saved = json.loads(run.config_path.read_text())
+            new = cfg.to_dict()
+            saved["train"].pop("epochs", None)
+            new_cmp = json.loads(json.dumps(new))
+            new_cmp["train"].pop("epochs", None)
+            if old.get("task") != task_name or saved != new_cmp:
+                raise SeqappsError(f"{run.dir} holds an unfinished run with a different task or config; "
+                                   "repeat its command to resume it, or pass --overwrite or another --run-dir")
+            cfg.save(run.config_path)
+            return True
+    run.dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run.config_path)
+    run.info_path.write_text(json.dumps({"task": task_name, "data": cfg.data.source, "created": time.strftime(
+        "%Y-%m-%dT%H:%M:%S"), "versions": versions()}, indent=2) + "\n")
+    return False
+
+
+def _best_so_far(run: Run, monitor: str, mode: str):
+    import pandas as pd
+
+    if not run.history_path.exists() or not run.model_path.exists():
+        return None
+    frame = pd.read_csv(run.history_path)
+    if monitor not in frame or frame.empty:
+        return None
+    return float(frame[monitor].min() if mode == "min" else frame[monitor].max())
+
+
+def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, overrides=(), run_dir=None,
+          data_dir=None, strategy=None, overwrite=False, verbose=None) -> Run:
+    """Train ``task`` and return its :class:`~seqapps.run.Run`.
+
+    Re-running the same call after an interruption resumes from the last backup.
+    """
+    import keras
+    import tensorflow as tf
+
+    task_obj = registry.get(task)
+    cfg = resolve_config(task_obj, data, epochs, batch_size, overrides, strategy)
+    run = Run(run_dir or default_run_dir(task, cfg.data.source))
+    splits = task_obj.load_data(cfg, data_dir)  # bad data fails before anything is written
+    resuming = _prepare_run_dir(run, cfg, task, overwrite)
+    keras.utils.set_random_seed(cfg.train.seed)
+    if cfg.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    prep = None
+    if resuming:
+        try:
+            prep = task_obj.load_preprocessing(cfg, run.dir)
+        except (OSError, SeqappsError):
+            prep = None  # killed before the vocabularies were written
+    if prep is None:
+        prep = task_obj.fit_preprocessing(cfg, splits)
+        prep.save(run.dir)
+    train_ds, val_ds = task_obj.datasets(cfg, prep, splits)
+    steps = cfg.train.steps_per_epoch or None
+    if steps:
+        train_ds = train_ds.repeat()
+
+    strategy_obj = make_strategy(cfg.train.strategy)
+    with strategy_obj.scope():
+        model = task_obj.build_model(cfg, prep)
+        task_obj.compile(model, cfg, make_optimizer(cfg.train))
+
+    monitor, mode = task_obj.monitor, task_obj.monitor_mode
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq=cfg.train.backup_every or "epoch",
+                                         double_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(str(run.model_path), monitor=monitor, mode=mode, save_best_only=True,
+                                        initial_value_threshold=_best_so_far(run, monitor, mode)),
+        keras.callbacks.CSVLogger(str(run.history_path), append=True),
+        keras.callbacks.TensorBoard(str(run.logs_dir)),
+        keras.callbacks.TerminateOnNaN(),
+        *task_obj.callbacks(cfg, prep),
+    ]
+    if cfg.train.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.patience))
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    if resuming:
+        print(f"resuming the interrupted run in {run.dir}", file=sys.stderr)
+    started = time.time()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, steps_per_epoch=steps,
+                        callbacks=callbacks, verbose=verbose, shuffle=False)
+    if history.history and any(not tf.math.is_finite(v[-1]) for v in history.history.values() if v):
+        raise SeqappsError(f"training diverged (loss is NaN); lower train.learning_rate or set train.clipnorm "
+                           f"(run kept in {run.dir})")
+    if not run.model_path.exists():
+        model.save(run.model_path)
+
+    from seqapps.viz import plot_history
+
+    plot_history(run.history_path, run.curves_path)
+    predictor = run.predictor()
+    metrics = {"train_seconds": round(time.time() - started, 2)}
+    for split in ("val", "test"):
+        examples = getattr(splits, split)
+        if examples is not None:
+            metrics[split] = task_obj.evaluate(predictor, examples, cfg)
+    run.metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    if verbose:
+        for split in ("val", "test"):
+            if split in metrics:
+                print(f"{split}:\n{task_obj.format_metrics(metrics[split])}")
+        print(f"run directory: {run.dir}")
+    return run

@@ -1,0 +1,57 @@
+"""Plots written into run directories (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def plot_history(history_csv, out_png) -> Path | None:
+    """Training curves: one panel per metric, train and validation together."""
+    history_csv = Path(history_csv)
+    if not history_csv.exists():
+        return None
+    frame = pd.read_csv(history_csv)
+    if frame.empty:
+        return None
+    metrics = [c for c in frame.columns if c != "epoch" and not c.startswith("val_") and c != "learning_rate"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.5), squeeze=False)
+    epochs = frame["epoch"] + 1
+    for ax, name in zip(axes[0], metrics):
+        ax.plot(epochs, frame[name], marker="o", label="train")
+        if f"val_{name}" in frame:
+            ax.plot(epochs, frame[f"val_{name}"], marker="o", label="validation")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_confusion(matrix, labels, out_png, title="confusion matrix") -> Path:
+    import numpy as np
+
+    matrix = np.asarray(matrix)
+    size = max(4, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if len(labels) <= 20:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)

@@ -1,0 +1,1 @@
+"""One module per task. Each declares a Task subclass and registers it by name."""

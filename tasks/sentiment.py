@@ -1,0 +1,146 @@
+"""sentiment — many-to-one: a text in, a label and class probabilities out.
+
+Embedding -> the shared recurrent stack (bidirectional LSTM by default) -> masked
+max+mean pooling over time -> dropout -> softmax. Text vectorization lives in the
+exported graph, so the export takes raw strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.data import text as textlib
+from seqapps.data.classification import TextClassificationData, load_labelled_texts
+from seqapps.data.pipeline import bucketed_batches
+from seqapps.layers import MaskedPooling, recurrent_stack
+from seqapps.metrics import classification_report, format_classification
+from seqapps.predict import Predictor
+from seqapps.registry import register
+from seqapps.task import Endpoint, Task
+
+
+@dataclasses.dataclass
+class SentimentData(DataConfig):
+    text_column: str = ""       # empty: the first of sentence, text, review, content
+    label_column: str = ""      # empty: the first of label, sentiment, class, polarity
+    label_names: list[str] = dataclasses.field(default_factory=list)  # names for integer labels 0..k-1
+    vocab_size: int = 20000
+
+
+@dataclasses.dataclass
+class SentimentModel(ModelConfig):
+    units: int = 64
+    embedding_dim: int = 128
+    embedding_dropout: float = 0.3
+    pooling: str = "max_mean"   # last | max | mean | max_mean
+    head_dropout: float = 0.5
+
+
+@dataclasses.dataclass
+class SentimentTrain(TrainConfig):
+    epochs: int = 6
+    batch_size: int = 64
+    patience: int = 2
+
+
+@dataclasses.dataclass
+class SentimentConfig(Config):
+    data: SentimentData = dataclasses.field(default_factory=SentimentData)
+    model: SentimentModel = dataclasses.field(default_factory=SentimentModel)
+    train: SentimentTrain = dataclasses.field(default_factory=SentimentTrain)
+
+
+class SentimentPredictor(Predictor):
+    def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:
+        """``[{"label": str, "probability": float, "probabilities": {label: float}}, ...]``"""
+        labels, results = self.metadata["labels"], []
+        for start in range(0, len(texts), batch_size):
+            out = self.call(text=list(texts[start:start + batch_size]))
+            for probs in out["probabilities"]:
+                best = int(np.argmax(probs))
+                results.append({"label": labels[best], "probability": float(probs[best]),
+                                "probabilities": {k: float(p) for k, p in zip(labels, probs)}})
+        return results
+
+    def format(self, inputs, results):
+        return [f"{r['label']}\t{r['probability']:.3f}\t{text}" for text, r in zip(inputs, results)]
+
+
+@register
+class Sentiment(Task):
+    name = "sentiment"
+    topology = "many-to-one"
+    description = "text -> label and class probabilities"
+    default_data = "sst2"
+    config_class = SentimentConfig
+    monitor, monitor_mode = "val_accuracy", "max"
+    predictor_class = SentimentPredictor
+
+    def load_data(self, cfg, data_dir=None):
+        return load_labelled_texts(cfg.data, self.name, data_dir)
+
+    def fit_preprocessing(self, cfg, splits):
+        texts, labels = splits.train
+        return TextClassificationData(
+            textlib.fit_vocabulary(texts, cfg.data.vocab_size), splits.info["labels"], cfg.data.max_length)
+
+    def load_preprocessing(self, cfg, run_dir):
+        return TextClassificationData.load(run_dir, cfg.data.max_length)
+
+    def datasets(self, cfg, prep, splits):
+        def make(split, shuffle):
+            ids, labels = prep.encode(*split)
+            return bucketed_batches(ids, labels, ids.row_lengths().numpy(), cfg.train.batch_size,
+                                    shuffle=shuffle, seed=cfg.train.seed)
+        return make(splits.train, True), make(splits.val, False)
+
+    def build_model(self, cfg, prep):
+        m = cfg.model
+        tokens = keras.Input(shape=(None,), dtype="int64", name="tokens")
+        x = keras.layers.Embedding(len(prep.vocabulary), m.embedding_dim, mask_zero=True, name="embedding")(tokens)
+        x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
+        x = recurrent_stack(x, m, return_sequences=m.pooling != "last", name="encoder")
+        if m.pooling != "last":
+            x = MaskedPooling(m.pooling, name="pooling")(x)
+        x = keras.layers.Dropout(m.head_dropout, name="head_dropout")(x)
+        probs = keras.layers.Dense(len(prep.labels), activation="softmax", dtype="float32", name="probabilities")(x)
+        return keras.Model(tokens, probs, name="sentiment")
+
+    def compile(self, model, cfg, optimizer):
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    def endpoints(self, model, prep, cfg):
+        vectorizer, labels = prep.vectorizer(), tf.constant(prep.labels)
+
+        def serve(text):
+            ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
+            probs = model(ids, training=False)
+            return {"label": tf.gather(labels, tf.argmax(probs, axis=-1)), "probabilities": probs}
+
+        return {"serving_default": Endpoint(serve, [tf.TensorSpec([None], tf.string, name="text")],
+                                            "text -> label (string) and probabilities [batch, classes]")}
+
+    def trackables(self, prep):
+        return [prep.vectorizer()]
+
+    def metadata(self, prep):
+        return {"labels": prep.labels, "vocabulary_size": len(prep.vocabulary), "max_length": prep.max_length}
+
+    def evaluate(self, predictor, examples, cfg, out_dir=None):
+        texts, gold = examples
+        predicted = [r["label"] for r in predictor.predict(texts)]
+        report = classification_report(gold, predicted, predictor.metadata["labels"])
+        if out_dir is not None:
+            from seqapps.viz import plot_confusion
+
+            plot_confusion(report["confusion_matrix"]["matrix"], report["confusion_matrix"]["labels"],
+                           f"{out_dir}/confusion.png")
+        return report
+
+    def format_metrics(self, metrics):
+        return format_classification(metrics)
