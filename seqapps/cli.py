@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out", help="folder for plots (default: the run or export folder)")
+    p.add_argument("--plot", action="store_true", help="also write the task's extra plots (attention maps...)")
 
     p = sub.add_parser("export", help="write a raw-input SavedModel from a run")
     p.add_argument("run_dir")
@@ -118,7 +119,7 @@ def cmd_evaluate(args):
 
         raise DataError(f"{cfg.data.source} has no {args.split} split")
     out = Path(args.out or args.path)
-    metrics = task.evaluate(predictor, examples, cfg, out_dir=out)
+    metrics = task.evaluate(predictor, examples, cfg, out_dir=out, plot=args.plot)
     print(task.format_metrics(metrics))
     (out / f"evaluation-{args.split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
@@ -130,21 +131,10 @@ def cmd_export(args):
 
 
 def cmd_predict(args):
-    from seqapps.errors import SeqappsError
     from seqapps.predict import load
 
-    inputs = list(args.inputs)
-    if args.input:
-        try:
-            with open(args.input, encoding="utf-8") as f:
-                inputs += f.read().splitlines()
-        except OSError as e:
-            raise SeqappsError(f"{args.input}: {e.strerror}") from None
-    elif not inputs:
-        inputs = sys.stdin.read().splitlines()
     predictor = load(args.path)
-    results = predictor.predict(inputs)
-    for line in predictor.format(inputs, results):
+    for line in predictor.cli_predict(list(args.inputs), args.input):
         print(line)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqapps.errors import ExportError
+from seqapps.errors import DataError, ExportError
 
 
 class Predictor:
@@ -69,6 +69,22 @@ class Predictor:
     def predict(self, inputs):
         """Task-specific: raw inputs -> list of plain Python results."""
         raise NotImplementedError
+
+    def cli_predict(self, inputs: list[str], input_file: str | None) -> list[str]:
+        """What ``python -m seqapps predict`` prints. Inputs come from the command line,
+        else ``--input FILE`` (one per line), else stdin. Tasks whose input is not a
+        line of text (a CSV window...) override this."""
+        if input_file:
+            try:
+                with open(input_file, encoding="utf-8") as f:
+                    inputs = inputs + f.read().splitlines()
+            except OSError as e:
+                raise DataError(f"{input_file}: {e.strerror}") from None
+        elif not inputs:
+            import sys
+
+            inputs = sys.stdin.read().splitlines()
+        return self.format(inputs, self.predict(inputs))
 
     def format(self, inputs, results) -> list[str]:
         """Lines the CLI prints for ``predict``."""

@@ -91,8 +91,11 @@ class Task:
         """Task facts for metadata.json (labels, vocab sizes...)."""
         return {}
 
-    def evaluate(self, predictor, examples, cfg: Config, out_dir=None) -> dict:
-        """Score raw ``examples`` through ``predictor``; returns JSON-able metrics."""
+    def evaluate(self, predictor, examples, cfg: Config, out_dir=None, plot: bool = False) -> dict:
+        """Score raw ``examples`` through ``predictor``; returns JSON-able metrics.
+
+        With ``out_dir``, plots the task always makes (a confusion matrix...) go there;
+        ``plot`` asks for the extra ones (attention maps...)."""
         raise NotImplementedError
 
     def format_metrics(self, metrics: dict) -> str:

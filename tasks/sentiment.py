@@ -131,7 +131,7 @@ class Sentiment(Task):
     def metadata(self, prep):
         return {"labels": prep.labels, "vocabulary_size": len(prep.vocabulary), "max_length": prep.max_length}
 
-    def evaluate(self, predictor, examples, cfg, out_dir=None):
+    def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
         texts, gold = examples
         predicted = [r["label"] for r in predictor.predict(texts)]
         report = classification_report(gold, predicted, predictor.metadata["labels"])

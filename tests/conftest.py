@@ -1,0 +1,42 @@
+"""Shared test helpers: a fresh-process loader and the repository on sys.path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("SEQAPPS_DATA", str(ROOT.parent / "shared" / "datasets"))
+
+
+def run_fresh(code: str, tmp_path) -> object:
+    """Run ``code`` in a new Python process where seqapps is NOT importable.
+
+    The code must print one JSON document on its last stdout line; it is returned.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    guard = "import importlib.util, sys\nassert importlib.util.find_spec('seqapps') is None, 'seqapps importable'\n"
+    proc = subprocess.run([sys.executable, "-c", guard + code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_cli(*args, cwd=None, input=None, timeout=600):
+    """Run ``python -m seqapps ARGS``; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "seqapps", *map(str, args)], cwd=cwd or ROOT, env=env,
+                          capture_output=True, text=True, input=input, timeout=timeout)
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    return lambda code: run_fresh(code, tmp_path)
