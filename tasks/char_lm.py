@@ -1,0 +1,506 @@
+"""char_lm — many-to-many, autoregressive: predicts the next character; generates text.
+
+Embedding -> stacked unidirectional recurrent layers -> logits over the characters.
+Training uses truncated backpropagation through time: with ``train.stateful`` (the
+default) the text is cut into ``batch_size`` contiguous streams, each batch holds the
+next ``bptt`` characters of every stream, and the recurrent state is carried from one
+window to the next and reset when an epoch (or a validation pass) starts. With
+``train.stateful=false`` batches are random windows, each read from a zero state.
+
+The export steps the recurrent *cells* with their carried state, one character at a
+time, inside the graph: ``serving_default`` primes on raw text and samples
+(temperature / top-k / top-p, seeded), ``score`` returns log-likelihoods and
+``states`` every layer's hidden (and LSTM cell) state at every character.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.data.sources import resolve, tfds_load
+from seqapps.decoding import sample_logits
+from seqapps.errors import ConfigError, DataError
+from seqapps.layers import recurrent_layer
+from seqapps.predict import Predictor, decode_strings
+from seqapps.registry import register
+from seqapps.task import Endpoint, Splits, Task
+
+MAX_GENERATE = 20_000       # characters one generate call may produce
+TEXT_SUFFIXES = {"", ".txt", ".text", ".md", ".rst", ".csv", ".tsv", ".py", ".tex", ".html", ".xml", ".json"}
+
+
+@dataclasses.dataclass
+class CharLMData(DataConfig):
+    val_fraction: float = 0.1   # the last 10% of the text validates (contiguous, not shuffled)
+    test_fraction: float = 0.0  # > 0 puts a test slice after the validation slice
+    eval_streams: int = 16      # evaluation reads the text as this many contiguous streams
+
+
+@dataclasses.dataclass
+class CharLMModel(ModelConfig):
+    units: int = 256
+    layers: int = 1
+    bidirectional: bool = False
+    embedding_dim: int = 64
+
+
+@dataclasses.dataclass
+class CharLMTrain(TrainConfig):
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    clipnorm: float = 5.0
+    patience: int = 3
+    bptt: int = 100             # truncated-BPTT window, characters
+    stateful: bool = True       # carry the state across windows; false: random windows from zero state
+
+
+@dataclasses.dataclass
+class CharLMConfig(Config):
+    data: CharLMData = dataclasses.field(default_factory=CharLMData)
+    model: CharLMModel = dataclasses.field(default_factory=CharLMModel)
+    train: CharLMTrain = dataclasses.field(default_factory=CharLMTrain)
+
+
+# -- reading text ------------------------------------------------------------------------------
+def read_text_file(path) -> str:
+    """A UTF-8 text file's content; binary or undecodable files fail with one line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: {e.strerror}") from None
+    if b"\x00" in raw[:1 << 20]:
+        raise DataError(f"{path}: looks like a binary file (NUL bytes); expected UTF-8 text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start}); "
+                        "expected a UTF-8 text file") from None
+
+
+def read_text_source(path: Path) -> str:
+    """A text file, or every text file in a folder (sorted, recursively), joined by blank lines."""
+    if path.is_file():
+        return read_text_file(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(path).parts) and p.suffix.lower() in TEXT_SUFFIXES)
+    if not files:
+        raise DataError(f"{path}: no text files in the folder (expected .txt files or files without suffix)")
+    return "\n\n".join(read_text_file(p) for p in files)
+
+
+def split_text(text: str, cfg: CharLMData, source: str) -> tuple[str, str, str | None]:
+    """First part trains, then validation, then (if ``test_fraction``) test; contiguous."""
+    n = len(text)
+    n_test = int(n * cfg.test_fraction)
+    n_val = int(n * cfg.val_fraction)
+    n_train = n - n_val - n_test
+    if n_train < 2 or n_val < 2:
+        raise DataError(f"{source}: {n} characters are too few to split into training and validation text")
+    return text[:n_train], text[n_train:n_train + n_val], (text[n_train + n_val:] if n_test else None)
+
+
+def load_texts(cfg: CharLMConfig, task: str, data_dir=None) -> Splits:
+    source = resolve(cfg.data.source, task, data_dir)
+    if source.kind == "tfds":
+        return _from_tfds(source.tfds_name, cfg.data)
+    if source.kind == "demo":
+        text = importlib.import_module(f"seqapps.data.demo.{task}").text()
+    else:
+        text = read_text_source(source.paths.get("all") or source.paths["path"])
+    if not text.strip():
+        raise DataError(f"{cfg.data.source}: the text is empty")
+    train, val, test = split_text(text, cfg.data, cfg.data.source)
+    return Splits(train, val, test)
+
+
+def _from_tfds(name: str, data_cfg) -> Splits:
+    import tensorflow_datasets as tfds
+
+    def read(split):
+        pieces = []
+        for ex in tfds.as_numpy(tfds_load(name, split)):
+            if "text" not in ex:
+                raise DataError(f"tfds:{name}: no 'text' feature (features: {', '.join(sorted(ex))})")
+            pieces.append(ex["text"].decode("utf-8", "replace"))
+        return "\n".join(pieces)
+
+    train = read("train")
+    try:
+        val, test = read("validation"), read("test")
+    except DataError:
+        train, val, test = split_text(train, data_cfg, f"tfds:{name}")
+    return Splits(train, val, test or None)
+
+
+# -- the character vocabulary --------------------------------------------------------------------
+class CharVocab:
+    """Characters of the training text; id 0 is the unknown character. File ``chars.json``."""
+
+    FILE = "chars.json"
+
+    def __init__(self, chars: list[str], start: str):
+        self.chars, self.start = list(chars), start
+        self.index = {c: i + 1 for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def fit(cls, text: str) -> "CharVocab":
+        counts: dict[str, int] = {}
+        for c in text:
+            counts[c] = counts.get(c, 0) + 1
+        start = "\n" if "\n" in counts else max(counts, key=counts.get)
+        return cls(sorted(counts), start)
+
+    @property
+    def size(self) -> int:
+        return len(self.chars) + 1
+
+    @property
+    def start_id(self) -> int:
+        return self.index[self.start]
+
+    def save(self, run_dir) -> None:
+        (Path(run_dir) / self.FILE).write_text(json.dumps({"chars": self.chars, "start": self.start},
+                                                          ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, run_dir) -> "CharVocab":
+        data = json.loads((Path(run_dir) / cls.FILE).read_text(encoding="utf-8"))
+        return cls(data["chars"], data["start"])
+
+    def encode(self, text: str) -> np.ndarray:
+        get = self.index.get
+        return np.fromiter((get(c, 0) for c in text), dtype=np.int32, count=len(text))
+
+    def lookup(self):
+        """char -> id in the graph (unknown -> 0); built once per vocabulary object."""
+        if not hasattr(self, "_lookup"):
+            self._lookup = keras.layers.StringLookup(vocabulary=self.chars, num_oov_indices=1, mask_token=None,
+                                                     output_mode="int", name="char_lookup")
+            self._lookup.build(None)
+        return self._lookup
+
+
+# -- batching for truncated BPTT ------------------------------------------------------------------
+def stream_windows(ids: np.ndarray, batch_size: int, bptt: int, what: str = "text"):
+    """(inputs, targets) ``[n_batches, batch_size, bptt]``: row ``r`` of batch ``k`` is window ``k``
+    of stream ``r``, so consecutive batches continue each row's text (stateful TBPTT)."""
+    per_stream = (len(ids) - 1) // batch_size
+    windows = per_stream // bptt
+    if windows < 1:
+        raise DataError(f"the {what} ({len(ids)} characters) is too short for {batch_size} streams of at least "
+                        f"{bptt + 1} characters; lower train.batch_size or train.bptt")
+    used = windows * bptt
+    x = ids[:batch_size * per_stream].reshape(batch_size, per_stream)[:, :used]
+    y = ids[1:batch_size * per_stream + 1].reshape(batch_size, per_stream)[:, :used]
+    shape = (batch_size, windows, bptt)
+    return x.reshape(shape).transpose(1, 0, 2), y.reshape(shape).transpose(1, 0, 2)
+
+
+def stateful_dataset(ids, batch_size: int, bptt: int, what: str):
+    x, y = stream_windows(ids, batch_size, bptt, what)
+    return tf.data.Dataset.from_tensor_slices((x, y)).prefetch(tf.data.AUTOTUNE)
+
+
+def random_window_dataset(ids, batch_size: int, bptt: int, seed: int):
+    """Windows of ``bptt`` characters at random offsets (about one pass over the text per epoch)."""
+    n_windows = (len(ids) - 1) // bptt
+    if n_windows < batch_size:
+        raise DataError(f"the training text ({len(ids)} characters) holds fewer than {batch_size} windows of "
+                        f"{bptt} characters; lower train.batch_size or train.bptt")
+    text = tf.constant(ids)
+    last_start = len(ids) - bptt - 1
+
+    def window(i, r):
+        start = tf.minimum(tf.cast(i, tf.int32) * bptt + tf.cast(r % bptt, tf.int32), last_start)
+        return text[start:start + bptt], text[start + 1:start + bptt + 1]
+
+    starts = tf.data.Dataset.range(n_windows).shuffle(n_windows, seed=seed, reshuffle_each_iteration=True)
+    jitter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    ds = tf.data.Dataset.zip(starts, jitter).map(window, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Zero the stateful layers' carried state at each epoch's start and before validation."""
+
+    def _reset(self):
+        for layer in self.model.layers:
+            if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+                layer.reset_state()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._reset()
+
+    def on_test_begin(self, logs=None):
+        self._reset()
+
+    def on_test_end(self, logs=None):
+        self._reset()
+
+
+# -- stepping the trained cells in the graph ------------------------------------------------------------
+class CellStepper:
+    """One character at a time through the model's own layers (same weights, any batch size)."""
+
+    def __init__(self, model):
+        self.embedding = model.get_layer("embedding")
+        self.rnns = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
+        self.cells = [layer.cell for layer in self.rnns]
+        self.head = model.get_layer("logits")
+        self.lstm = isinstance(self.cells[0], keras.layers.LSTMCell)
+        self.units = int(self.cells[0].units)
+
+    def zero_state(self, batch):
+        return [[tf.zeros([batch, int(size)]) for size in tf.nest.flatten(cell.state_size)] for cell in self.cells]
+
+    def step(self, ids, states):
+        """ids int [batch] -> (logits [batch, vocab], new states)."""
+        x = self.embedding(ids)
+        new = []
+        for cell, state in zip(self.cells, states):
+            x, s = cell(x, state, training=False)
+            new.append(list(tf.nest.flatten(s)))
+        return tf.cast(self.head(x), tf.float32), new
+
+    def read(self, ids, lengths, record=False):
+        """Run over padded ``ids`` [batch, time] (rows ``lengths`` long, >= 1).
+
+        Returns the logits after each row's last character, the state there, and with
+        ``record`` the per-step logits and states ([time, batch, ...] TensorArrays stacked)."""
+        batch, steps = tf.shape(ids)[0], tf.shape(ids)[1]
+        states = self.zero_state(batch)
+        logits = tf.zeros([batch, self.head.units])
+        hidden_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, len(self.cells), self.units])
+        cell_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, len(self.cells), self.units])
+        logits_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, self.head.units])
+
+        def body(t, states, logits, hidden_ta, cell_ta, logits_ta):
+            step_logits, new = self.step(ids[:, t], states)
+            active = (t < lengths)[:, None]
+            states = tf.nest.map_structure(lambda a, b: tf.where(active, a, b), new, states)
+            logits = tf.where(active, step_logits, logits)
+            if record:
+                hidden_ta = hidden_ta.write(t, tf.stack([s[0] for s in states], axis=1))
+                cell_ta = cell_ta.write(t, tf.stack([s[1] if self.lstm else s[0] for s in states], axis=1))
+                logits_ta = logits_ta.write(t, step_logits)
+            return t + 1, states, logits, hidden_ta, cell_ta, logits_ta
+
+        _, states, logits, hidden_ta, cell_ta, logits_ta = tf.while_loop(
+            lambda t, *_: t < steps, body, (tf.constant(0), states, logits, hidden_ta, cell_ta, logits_ta))
+        return logits, states, (hidden_ta, cell_ta, logits_ta)
+
+
+def _dense_ids(ids):
+    """Ragged ids -> dense [batch, time] padded with 0, at least one step wide."""
+    dense = ids.to_tensor(default_value=0)
+    return tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
+
+
+def _time_major_to_batch(ta):
+    return tf.transpose(ta.stack(), [1, 0] + list(range(2, len(ta.element_shape) + 1)))
+
+
+class CharLMPredictor(Predictor):
+    """``generate(prime, length, temperature, top_k, top_p, seed)``, ``score(text)``, ``states(text)``."""
+
+    def generate(self, prime="", length: int = 200, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                 seed: int | None = None):
+        """The continuation of ``prime`` (a str, or a list of str for a list of continuations)."""
+        check_generate_args(length, temperature, top_k, top_p)
+        primes = [prime] if isinstance(prime, str) else list(prime)
+        if seed is None:
+            seed = int(np.random.default_rng().integers(0, 2 ** 31 - 1))
+        out = self.call(prime=primes, length=int(length), temperature=float(temperature), top_k=int(top_k),
+                        top_p=float(top_p), seed=int(seed))
+        texts = decode_strings(out["text"]) if primes else []
+        return texts[0] if isinstance(prime, str) else texts
+
+    def score(self, text: str, streams: int = 16) -> dict:
+        """Nats and bits per character of ``text`` read as ``streams`` contiguous pieces."""
+        if len(text) < 2:
+            raise DataError(f"need at least 2 characters to score, got {len(text)}")
+        streams = max(1, min(int(streams), (len(text) - 1)))
+        size = math.ceil((len(text) - 1) / streams)
+        # pieces overlap by one character, so every character but the first is predicted once
+        pieces = [text[i:i + size + 1] for i in range(0, len(text) - 1, size)]
+        out = self.call("score", text=pieces)
+        total, count = float(np.sum(out["log_likelihood"], dtype=np.float64)), int(np.sum(out["count"]))
+        nats = -total / max(count, 1)
+        return {"nats_per_char": nats, "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats),
+                "chars": count}
+
+    def states(self, text: str) -> dict:
+        """Every layer's hidden state (and LSTM cell state) after each character of ``text``:
+        ``{"chars": [...], "hidden": [time, layers, units], "cell": [...] or None}``."""
+        if not text:
+            raise DataError("the text to inspect is empty")
+        out = self.call("states", text=[text])
+        n = int(out["length"][0])
+        cell = out["cell"][0, :n] if self.metadata["config"]["model"]["cell"] == "lstm" else None
+        return {"chars": list(text)[:n], "hidden": out["hidden"][0, :n], "cell": cell}
+
+    def predict(self, inputs):
+        return self.generate(list(inputs))
+
+    def format(self, inputs, results):
+        return [p + r for p, r in zip(inputs, results)]
+
+
+def check_generate_args(length, temperature, top_k, top_p) -> None:
+    """The documented limits of ``generate``; everything else is an error naming the argument."""
+    if not 0 <= int(length) <= MAX_GENERATE:
+        raise ConfigError(f"length must be between 0 and {MAX_GENERATE} characters, got {length}")
+    if not float(temperature) >= 0:
+        raise ConfigError(f"temperature must be >= 0 (0 picks the most likely character), got {temperature}")
+    if int(top_k) < 0:
+        raise ConfigError(f"top_k must be >= 0 (0 switches it off), got {top_k}")
+    if not 0 < float(top_p) <= 1:
+        raise ConfigError(f"top_p must be in (0, 1] (1 switches it off), got {top_p}")
+
+
+@register
+class CharLM(Task):
+    name = "char_lm"
+    topology = "many-to-many, autoregressive"
+    description = "prime text -> generated text (character language model)"
+    default_data = "tinyshakespeare"
+    config_class = CharLMConfig
+    predictor_class = CharLMPredictor
+
+    def load_data(self, cfg, data_dir=None):
+        return load_texts(cfg, self.name, data_dir)
+
+    def fit_preprocessing(self, cfg, splits):
+        return CharVocab.fit(splits.train)
+
+    def load_preprocessing(self, cfg, run_dir):
+        return CharVocab.load(run_dir)
+
+    def datasets(self, cfg, prep, splits):
+        t = cfg.train
+        if t.bptt < 1:
+            raise ConfigError(f"train.bptt must be >= 1, got {t.bptt}")
+        train_ids, val_ids = prep.encode(splits.train), prep.encode(splits.val)
+        if t.stateful:
+            val_bptt = max(1, min(t.bptt, (len(val_ids) - 1) // t.batch_size))
+            return (stateful_dataset(train_ids, t.batch_size, t.bptt, "training text"),
+                    stateful_dataset(val_ids, t.batch_size, val_bptt, "validation text"))
+        val_x, val_y = stream_windows(val_ids, 1, min(t.bptt, len(val_ids) - 1), "validation text")
+        val = tf.data.Dataset.from_tensor_slices((val_x[:, 0], val_y[:, 0])).batch(t.batch_size)
+        return random_window_dataset(train_ids, t.batch_size, t.bptt, t.seed), val
+
+    def build_model(self, cfg, prep):
+        m = cfg.model
+        if m.bidirectional:
+            raise ConfigError("model.bidirectional must be false for char_lm: a language model reads left to right")
+        if m.layers < 1:
+            raise ConfigError(f"model.layers must be >= 1, got {m.layers}")
+        stateful = cfg.train.stateful
+        shape = {"batch_shape": (cfg.train.batch_size, None)} if stateful else {"shape": (None,)}
+        chars = keras.Input(**shape, dtype="int32", name="chars")
+        x = keras.layers.Embedding(prep.size, m.embedding_dim, name="embedding")(chars)
+        for i in range(m.layers):
+            x = recurrent_layer(m, return_sequences=True, stateful=stateful, name=f"rnn_{i + 1}",
+                                bidirectional=False)(x)
+            if m.dropout:
+                x = keras.layers.Dropout(m.dropout, name=f"rnn_{i + 1}_dropout")(x)
+        logits = keras.layers.Dense(prep.size, dtype="float32", name="logits")(x)
+        return keras.Model(chars, logits, name="char_lm")
+
+    def compile(self, model, cfg, optimizer):
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def callbacks(self, cfg, prep):
+        return [ResetStates()] if cfg.train.stateful else []
+
+    def endpoints(self, model, prep, cfg):
+        stepper, lookup = CellStepper(model), prep.lookup()
+        id_to_char = tf.constant([""] + prep.chars)
+        start_id = prep.start_id
+        unknown = tf.one_hot(0, prep.size, on_value=-1e9, off_value=0.0)  # never sample the unknown id
+
+        def to_ids(text):
+            chars = tf.strings.unicode_split(text, "UTF-8", errors="replace")
+            return tf.cast(lookup(chars), tf.int32)  # ragged [batch, None]
+
+        def generate(prime, length, temperature, top_k, top_p, seed):
+            ids = to_ids(prime)
+            ids = tf.ragged.boolean_mask(ids, ids > 0)  # characters outside the vocabulary are skipped
+            lengths = tf.cast(ids.row_lengths(), tf.int32)
+            dense = _dense_ids(ids)
+            empty = tf.equal(lengths, 0)          # an empty prime starts as if after a line break
+            first_col = tf.equal(tf.range(tf.shape(dense)[1]), 0)[None, :]
+            dense = tf.where(empty[:, None] & first_col, start_id, dense)
+            logits, states, _ = stepper.read(dense, tf.maximum(lengths, 1))
+            n = tf.clip_by_value(length, 0, MAX_GENERATE)
+            steps = tf.maximum(n, 1)              # one spare step keeps the shapes defined when n is 0
+            out = tf.TensorArray(tf.int32, size=steps, element_shape=[None])
+
+            def body(t, logits, states, out):
+                token = sample_logits(logits + unknown, temperature, top_k, top_p, seed, t)
+                out = out.write(t, token)
+                logits, states = stepper.step(token, states)
+                return t + 1, logits, states, out
+
+            _, _, _, out = tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0), logits, states, out))
+            tokens = tf.transpose(out.stack())[:, :n]
+            text = tf.strings.reduce_join(tf.gather(id_to_char, tokens), axis=1)
+            return {"text": text, "length": tf.fill(tf.shape(prime), n)}
+
+        def score(text):
+            ids = to_ids(text)
+            lengths = tf.cast(ids.row_lengths(), tf.int32)
+            dense = _dense_ids(ids)
+            _, _, (_, _, logits_ta) = stepper.read(dense, tf.maximum(lengths, 1), record=True)
+            logits = _time_major_to_batch(logits_ta)[:, :-1]             # predicts characters 1..n-1
+            targets = dense[:, 1:]
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+            mask = tf.sequence_mask(lengths - 1, tf.shape(targets)[1], dtype=tf.float32)
+            return {"log_likelihood": -tf.reduce_sum(nll * mask, axis=1),
+                    "count": tf.maximum(lengths - 1, 0)}
+
+        def states(text):
+            ids = to_ids(text)
+            lengths = tf.cast(ids.row_lengths(), tf.int32)
+            dense = _dense_ids(ids)
+            _, _, (hidden_ta, cell_ta, _) = stepper.read(dense, tf.maximum(lengths, 1), record=True)
+            return {"hidden": _time_major_to_batch(hidden_ta), "cell": _time_major_to_batch(cell_ta),
+                    "length": lengths}
+
+        scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
+        return {
+            "serving_default": Endpoint(generate, [
+                tf.TensorSpec([None], tf.string, name="prime"), scalar(tf.int32, "length"),
+                scalar(tf.float32, "temperature"), scalar(tf.int32, "top_k"), scalar(tf.float32, "top_p"),
+                scalar(tf.int64, "seed")],
+                f"prime text [batch] -> text: the generated continuation [batch], length [batch]; "
+                f"length is clipped to 0..{MAX_GENERATE}, temperature 0 is greedy, top_k 0 and top_p 1 are off, "
+                "the same seed gives the same text; characters outside the vocabulary are skipped and an empty "
+                "prime starts as after a line break"),
+            "score": Endpoint(score, [tf.TensorSpec([None], tf.string, name="text")],
+                              "text [batch] -> log_likelihood (nats, sum over characters 2..n) and count [batch]"),
+            "states": Endpoint(states, [tf.TensorSpec([None], tf.string, name="text")],
+                               "text [batch] -> hidden and cell [batch, time, layers, units] after each character "
+                               "(cell repeats hidden for GRU/SimpleRNN), length [batch]"),
+        }
+
+    def trackables(self, prep):
+        return [prep.lookup()]
+
+    def metadata(self, prep):
+        return {"vocabulary_size": prep.size, "chars": "".join(prep.chars), "start": prep.start,
+                "max_generate": MAX_GENERATE}
+
+    def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
+        return predictor.score(examples, streams=cfg.data.eval_streams)
