@@ -37,3 +37,28 @@ def format_classification(report: dict) -> str:
     for label, row in zip(labels, report["confusion_matrix"]["matrix"]):
         lines.append(f"{label:<{width}}  " + " ".join(f"{v:8d}" for v in row))
     return "\n".join(lines)
+
+
+# -- regression (forecasting) ------------------------------------------------------------------
+def mae(y_true, y_pred) -> float:
+    """Mean absolute error over every element."""
+    return float(np.mean(np.abs(np.asarray(y_true, "float64") - np.asarray(y_pred, "float64"))))
+
+
+def rmse(y_true, y_pred) -> float:
+    """Root mean squared error over every element."""
+    return float(np.sqrt(np.mean(np.square(np.asarray(y_true, "float64") - np.asarray(y_pred, "float64")))))
+
+
+def mase(y_true, y_pred, scale: float) -> float:
+    """Mean absolute scaled error: MAE divided by ``scale``, the in-sample MAE of the
+    (seasonal-)naive forecast on the training part (Hyndman & Koehler, 2006)."""
+    return mae(y_true, y_pred) / scale if scale and np.isfinite(scale) else float("nan")
+
+
+def regression_scores(y_true, y_pred, mase_scale: float | None = None) -> dict:
+    """``{"mae", "rmse"[, "mase"]}`` as floats."""
+    out = {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred)}
+    if mase_scale is not None:
+        out["mase"] = mase(y_true, y_pred, mase_scale)
+    return out

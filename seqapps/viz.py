@@ -55,3 +55,23 @@ def plot_confusion(matrix, labels, out_png, title="confusion matrix") -> Path:
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return Path(out_png)
+
+
+def plot_forecast(x, actual, forecasts: dict, out_png, title="forecast", ylabel="value") -> Path:
+    """A series and its forecasts over the same time axis (``x``: dates or step numbers).
+
+    ``forecasts`` maps a name ("model", "naive"...) to values aligned with ``actual``;
+    the first is drawn solid, the others dashed."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(x, actual, color="black", linewidth=1.4, label="actual")
+    for i, (name, values) in enumerate(forecasts.items()):
+        ax.plot(x, values, linewidth=1.1 if i == 0 else 0.9, linestyle="-" if i == 0 else "--",
+                alpha=1.0 if i == 0 else 0.75, label=name)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)

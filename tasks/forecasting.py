@@ -1,0 +1,346 @@
+"""forecasting — many-to-one regression: a window of past steps in, the next values out.
+
+A window ``[batch, window, features]`` of raw values -> standardization (mean and std
+fitted on the training part only, stored in the model) -> the shared recurrent stack
+-> a dense head for ``horizon`` steps. With ``model.residual`` (default) the head
+predicts the change from the window's last target value and starts at zero, so an
+untrained model is exactly the naive forecast. The output is mapped back to the
+target's original units inside the model, so the export takes raw values and returns
+forecasts in the original units. CSV parsing, missing values, splits and windows are
+in :mod:`seqapps.data.timeseries`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.data import timeseries as ts
+from seqapps.data.sources import resolve
+from seqapps.errors import DataError, ExportError
+from seqapps.layers import recurrent_stack
+from seqapps.metrics import regression_scores
+from seqapps.predict import Predictor
+from seqapps.registry import register
+from seqapps.task import Endpoint, Splits, Task
+
+# What a named dataset means when data.target / data.features are left empty.
+NAMED_DEFAULTS = {
+    "demo": {"target": "load", "features": ["all"]},
+    "pollution": {"target": "pm2.5", "features": ["all"]},
+    "airline_passengers": {"target": "Passengers"},
+    "daily_min_temperatures": {"target": "Temp"},
+    "monthly_sunspots": {"target": "Sunspots"},
+}
+
+
+@dataclasses.dataclass
+class ForecastingData(DataConfig):
+    target: str = ""            # the column to forecast; empty: the only numeric column
+    features: list[str] = dataclasses.field(default_factory=list)  # extra inputs; "all": every column
+    date_column: str = ""       # empty: detected; "none": no dates
+    missing: str = "ffill"      # ffill | interpolate | error (see seqapps.data.timeseries)
+    window: int = 24            # past steps the model reads
+    horizon: int = 1            # future steps it forecasts
+    season: int = 0             # seasonal period in steps (seasonal-naive, MASE); 0: from the dates
+    val_size: int = 0           # steps; 0: data.val_fraction of the series
+    test_size: int = 0          # steps; 0: data.test_fraction of the series
+
+
+@dataclasses.dataclass
+class ForecastingModel(ModelConfig):
+    units: int = 64
+    bidirectional: bool = False
+    residual: bool = True       # predict the change from the last observed target value
+
+
+@dataclasses.dataclass
+class ForecastingTrain(TrainConfig):
+    epochs: int = 30
+    batch_size: int = 64
+    patience: int = 5
+
+
+@dataclasses.dataclass
+class ForecastingConfig(Config):
+    data: ForecastingData = dataclasses.field(default_factory=ForecastingData)
+    model: ForecastingModel = dataclasses.field(default_factory=ForecastingModel)
+    train: ForecastingTrain = dataclasses.field(default_factory=ForecastingTrain)
+
+
+@dataclasses.dataclass
+class ForecastingPrep:
+    """What training fitted: the column encoding and scaling, and the window shape."""
+
+    encoding: ts.Encoding
+    window: int
+    horizon: int
+    season: int
+    freq: str | None
+    FILE = "series.json"
+
+    def to_dict(self) -> dict:
+        return {"encoding": self.encoding.to_dict(), "window": self.window, "horizon": self.horizon,
+                "season": self.season, "freq": self.freq}
+
+    def save(self, run_dir) -> None:
+        (Path(run_dir) / self.FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ForecastingPrep":
+        return cls(ts.Encoding.from_dict(d["encoding"]), int(d["window"]), int(d["horizon"]), int(d["season"]),
+                   d.get("freq"))
+
+    @classmethod
+    def load(cls, run_dir) -> "ForecastingPrep":
+        path = Path(run_dir) / cls.FILE
+        if not path.exists():
+            raise ExportError(f"{run_dir}: no {cls.FILE}; expected a forecasting run directory")
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+class ForecastingPredictor(Predictor):
+    """``forecast(dataframe)`` -> the next ``horizon`` values after its last row;
+    ``predict(windows)`` for already-encoded float windows."""
+
+    @property
+    def prep(self) -> ForecastingPrep:
+        return ForecastingPrep.from_dict(self.metadata)
+
+    def predict_array(self, windows, batch_size: int = 2048) -> np.ndarray:
+        prep = self.prep
+        windows = np.asarray(windows, dtype="float32")
+        want = (prep.window, len(prep.encoding.features))
+        if windows.ndim != 3 or windows.shape[1:] != want:
+            raise DataError(f"windows have shape {list(windows.shape)}; expected [batch, {want[0]}, {want[1]}] "
+                            f"(inputs: {', '.join(prep.encoding.features)})")
+        if not np.isfinite(windows).all():
+            i = int(np.flatnonzero(~np.isfinite(windows).reshape(len(windows), -1).all(axis=1))[0])
+            raise DataError(f"window {i} holds NaN or inf; expected finite values in every step")
+        if not len(windows):
+            return np.zeros([0, prep.horizon], "float32")
+        return np.concatenate([self.call(window=windows[s:s + batch_size])["forecast"]
+                               for s in range(0, len(windows), batch_size)])
+
+    def predict(self, windows) -> list[list[float]]:
+        """Float windows ``[batch, window, features]`` (encoded inputs, in
+        ``metadata["features"]`` order) -> ``horizon`` forecasts each."""
+        return self.predict_array(windows).astype(float).tolist()
+
+    def _window(self, frame: pd.DataFrame, where):
+        """The last ``window`` rows of ``frame`` (date-ordered when it has dates), encoded."""
+        prep = self.prep
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"{where}: expected a pandas DataFrame with columns "
+                            f"{', '.join(c['name'] for c in prep.encoding.columns)}")
+        date_column = self.metadata.get("config", {}).get("data", {}).get("date_column", "")
+        if date_column and date_column.lower() != "none" and ts.find_column(frame, date_column) is None:
+            date_column = ""
+        if isinstance(frame.index, pd.DatetimeIndex):
+            dates = frame.index
+        else:
+            dates, _ = ts.parse_dates(frame.reset_index(drop=True), date_column, where)
+        if dates is not None and not dates.is_monotonic_increasing:
+            order = np.argsort(dates.to_numpy(), kind="stable")
+            frame, dates = frame.iloc[order], dates[order]
+        if len(frame) < prep.window:
+            raise DataError(f"{where}: {len(frame)} rows; the model needs the last {prep.window} steps")
+        values = prep.encoding.encode(frame.iloc[-prep.window:], where=where)
+        return values, (dates[-1] if dates is not None else None)
+
+    def forecast(self, frame: pd.DataFrame) -> list[float]:
+        """The next ``horizon`` values of the target after the last row of ``frame``,
+        in the target's units. ``frame`` holds at least ``window`` rows of the input
+        columns (raw values; a text column as text); extra columns are ignored."""
+        values, _ = self._window(frame, "forecast input")
+        return self.predict_array(values[None])[0].astype(float).tolist()
+
+    def next_dates(self, last) -> list[str] | None:
+        freq = self.metadata.get("freq")
+        if last is None or not freq:
+            return None
+        dates = pd.date_range(last, periods=self.prep.horizon + 1, freq=freq)
+        whole_days = all(d == d.normalize() for d in dates)
+        return [str(d.date()) if whole_days else d.isoformat(sep=" ") for d in dates[1:]]
+
+    def cli_predict(self, inputs, input_file):
+        """``--input recent.csv`` (or a CSV path argument, or CSV on stdin) -> one line
+        per future step: date (when known) or step, then the forecast."""
+        from seqapps.data.readers import read_table
+
+        if input_file or inputs:
+            if len(inputs) > 1 or (input_file and inputs):
+                raise DataError("forecasting reads one CSV window: pass --input FILE.csv (or CSV on stdin)")
+            path = input_file or inputs[0]
+            frame, where = read_table(path), path
+        else:
+            text = sys.stdin.read()
+            if not text.strip():
+                raise DataError("no input: pass --input FILE.csv with the last steps of the series, or CSV on stdin")
+            try:
+                frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+                raise DataError(f"stdin: not a CSV table ({str(e).strip().splitlines()[-1]})") from None
+            frame.columns = [str(c).strip() for c in frame.columns]
+            where = "stdin"
+        values, last = self._window(frame, where)
+        forecast = self.predict_array(values[None])[0]
+        dates = self.next_dates(last)
+        target = self.prep.encoding.target
+        head = f"{'date' if dates else 'step'}\t{target}"
+        return [head] + [f"{dates[i] if dates else i + 1}\t{v:.6g}" for i, v in enumerate(forecast)]
+
+
+def _apply_named_defaults(cfg, source) -> None:
+    defaults = {**NAMED_DEFAULTS.get(source.spec if source.kind in ("named", "demo") else "", {}),
+                **{k: v for k, v in source.options.items() if k in ("target", "features")}}
+    if not cfg.data.target and "target" in defaults:
+        cfg.data.target = defaults["target"]
+    if not cfg.data.features and "features" in defaults:
+        cfg.data.features = list(defaults["features"])
+
+
+@register
+class Forecasting(Task):
+    name = "forecasting"
+    topology = "many-to-one (regression)"
+    description = "window of a time series -> the next values"
+    default_data = "airline_passengers"
+    config_class = ForecastingConfig
+    monitor, monitor_mode = "val_loss", "min"
+    predictor_class = ForecastingPredictor
+
+    # -- data ------------------------------------------------------------------------------
+    def load_data(self, cfg, data_dir=None):
+        d = cfg.data
+        source = resolve(d.source, self.name, data_dir)
+        raw, where = ts.load_source_frame(source)
+        _apply_named_defaults(cfg, source)
+        series = ts.prepare(raw, target=d.target, features=d.features, date_column=d.date_column,
+                            missing=d.missing, where=where)
+        season = d.season or ts.infer_season(series.dates)
+        if season < 1:
+            raise DataError(f"data.season must be >= 1 (or 0 to infer it), got {season}")
+        train_stop, val_stop = ts.split_points(len(series), window=d.window, horizon=d.horizon, val_size=d.val_size,
+                                               test_size=d.test_size, val_fraction=d.val_fraction,
+                                               test_fraction=d.test_fraction, where=where)
+        scale = ts.mase_scale(series.y, series.observed, train_stop, season)
+        part = lambda a, b, name: ts.SeriesSplit(series, a, b, name, d.window, d.horizon, season, scale)  # noqa: E731
+        splits = Splits(part(0, train_stop, "train"), part(train_stop, val_stop, "val") if val_stop > train_stop
+                        else None, part(val_stop, len(series), "test") if len(series) > val_stop else None,
+                        info={"series": series, "season": season, "train_stop": train_stop, "val_stop": val_stop})
+        for split in (splits.train, splits.val):
+            if split is not None and not len(split):
+                raise DataError(f"{where}: no {split.name} window has all {d.horizon} target(s) observed; "
+                                "lower data.window or data.horizon, or change data.val_size")
+        if splits.val is None:
+            raise DataError(f"{where}: no validation part; set data.val_size or data.val_fraction above 0")
+        return splits
+
+    def fit_preprocessing(self, cfg, splits):
+        series = splits.info["series"]
+        encoding = ts.Encoding.fit(series.frame.iloc[:splits.info["train_stop"]], series.target)
+        return ForecastingPrep(encoding, cfg.data.window, cfg.data.horizon, splits.info["season"], series.freq)
+
+    def load_preprocessing(self, cfg, run_dir):
+        return ForecastingPrep.load(run_dir)
+
+    def windows(self, prep, split):
+        """Encoded windows and targets of ``split``: ``(x, y, times)``."""
+        series = split.series
+        values = prep.encoding.encode(series.frame, where=split.name)
+        times = ts.window_times(series.observed, split.start, split.stop, prep.window, prep.horizon)
+        x, y = ts.make_windows(values, series.y, times, prep.window, prep.horizon)
+        return x, y.astype("float32"), times
+
+    def datasets(self, cfg, prep, splits):
+        def make(split, shuffle):
+            x, y, _ = self.windows(prep, split)
+            ds = tf.data.Dataset.from_tensor_slices((x, y))
+            if shuffle:
+                ds = ds.shuffle(len(x), seed=cfg.train.seed, reshuffle_each_iteration=True)
+            return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+        return make(splits.train, True), make(splits.val, False)
+
+    # -- model -----------------------------------------------------------------------------
+    def build_model(self, cfg, prep):
+        m, enc = cfg.model, prep.encoding
+        n = len(enc.features)
+        window = keras.Input(shape=(prep.window, n), name="window")
+        x = keras.layers.Normalization(mean=enc.mean, variance=np.square(enc.std).tolist(), name="scale_inputs")(window)
+        h = recurrent_stack(x, m, name="encoder")
+        init = "zeros" if m.residual else "glorot_uniform"
+        out = keras.layers.Dense(prep.horizon, kernel_initializer=init, dtype="float32", name="head")(h)
+        if m.residual:
+            out = out + keras.ops.cast(x[:, -1, :1], "float32")   # the last target value, scaled
+        out = keras.layers.Rescaling(enc.target_std, offset=enc.target_mean, dtype="float32", name="unscale")(out)
+        return keras.Model(window, out, name="forecasting")
+
+    def compile(self, model, cfg, optimizer):
+        # The loss is the MSE in standardized units (weighted by 1 / target variance), so
+        # its size and the gradient clipping do not depend on the target's units; MAE is
+        # reported in the original units.
+        std = float(model.get_layer("unscale").scale)
+        model.compile(optimizer=optimizer, loss="mse", loss_weights=1.0 / std ** 2, metrics=["mae"])
+
+    # -- serving and scoring -----------------------------------------------------------------
+    def endpoints(self, model, prep, cfg):
+        def serve(window):
+            window = tf.debugging.assert_all_finite(window, "the window holds NaN or inf")
+            return {"forecast": model(window, training=False)}
+
+        spec = tf.TensorSpec([None, prep.window, len(prep.encoding.features)], tf.float32, name="window")
+        return {"serving_default": Endpoint(
+            serve, [spec], f"window: raw values [batch, {prep.window}, features] in the order of metadata "
+                           f"'features' -> forecast [batch, {prep.horizon}] in the target's units")}
+
+    def metadata(self, prep):
+        return {**prep.to_dict(), "target": prep.encoding.target, "features": prep.encoding.features}
+
+    def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
+        split = examples
+        prep = predictor.prep
+        x, y, times = self.windows(prep, split)
+        if not len(times):
+            raise DataError(f"the {split.name} part has no window with observed targets")
+        series, season = split.series, split.season
+        forecast = predictor.predict_array(x)
+        baselines = {"naive": ts.naive_forecast(series.y, times, prep.horizon)}
+        if times.min() - season * int(np.ceil(prep.horizon / season)) >= 0:
+            baselines["seasonal_naive"] = ts.seasonal_naive_forecast(series.y, times, prep.horizon, season)
+        metrics = {"split": split.name, "windows": int(len(times)), "horizon": prep.horizon, "season": season,
+                   "target": series.target, "model": regression_scores(y, forecast, split.mase_scale)}
+        for name, values in baselines.items():
+            metrics[name] = regression_scores(y, values, split.mase_scale)
+        if out_dir is not None:
+            from seqapps.viz import plot_forecast
+
+            out = Path(out_dir) / f"forecast-{split.name}.png"
+            axis = series.dates[times] if series.dates is not None else times
+            step = "" if prep.horizon == 1 else " (1 step ahead)"
+            plot_forecast(axis, y[:, 0], {"seqapps": forecast[:, 0], **{k: v[:, 0] for k, v in baselines.items()}},
+                          out, title=f"{series.target}: {split.name} part{step}", ylabel=series.target)
+            metrics["plot"] = str(out)
+        return metrics
+
+    def format_metrics(self, metrics):
+        rows = [k for k in ("model", "naive", "seasonal_naive") if k in metrics]
+        lines = [f"{metrics['target']}, {metrics['split']} part: {metrics['windows']} windows, horizon "
+                 f"{metrics['horizon']}, season {metrics['season']} steps",
+                 f"{'':<16}{'MAE':>12}{'RMSE':>12}{'MASE':>9}"]
+        for k in rows:
+            s = metrics[k]
+            lines.append(f"{'seqapps' if k == 'model' else k:<16}{s['mae']:>12.4f}{s['rmse']:>12.4f}"
+                         f"{s.get('mase', float('nan')):>9.4f}")
+        if "plot" in metrics:
+            lines.append(f"plot: {metrics['plot']}")
+        return "\n".join(lines)
