@@ -45,7 +45,7 @@ Each returns a dict of tensors:
 
 ``start_token``, ``end_token``, ``max_length``, ``temperature``, ``top_k``, ``top_p``
 may be Python numbers or scalar tensors (say, inputs of a serving signature);
-``beam_width`` must be a Python int. ``length_penalty`` is GNMT's alpha:
+``beam_width`` may be a Python int or an int32 scalar tensor. ``length_penalty`` is GNMT's alpha:
 hypotheses are ranked by ``log_prob / ((5 + length) / 6) ** alpha``; 0 ranks by the
 plain sum of log-probabilities.
 
@@ -207,10 +207,14 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
     and compete with the live ones on their length-penalised score. Output as in the
     module docstring, plus ``normalized_scores``.
     """
-    beam_width = int(beam_width)
-    if beam_width < 1:
-        raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-    k = beam_width
+    if not isinstance(beam_width, int) and tf.get_static_value(beam_width) is not None:
+        beam_width = int(tf.get_static_value(beam_width))
+    if isinstance(beam_width, int):
+        if beam_width < 1:
+            raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+        k, k_static = beam_width, beam_width
+    else:  # a tensor (a serving input, say): widths below 1 count as 1
+        k, k_static = tf.maximum(tf.cast(beam_width, tf.int32), 1), None
     batch = _batch_size(init_state)
     end = tf.cast(end_token, tf.int32)
     pad = tf.cast(pad_token, tf.int32)
@@ -254,8 +258,8 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
     extras = extras if has_extras else ()
     token, parent, state, extras, scores, finished, lengths = advance(
         0, logits, new_state, extras, scores, finished, lengths)
-    tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, k]).write(0, token)
-    parents_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, k]).write(0, parent)
+    tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, k_static]).write(0, token)
+    parents_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, k_static]).write(0, parent)
     extras_ta = _write(_arrays_like(extras), 0, extras) if has_extras else ()
 
     def cond(t, token, state, scores, finished, lengths, tokens_ta, parents_ta, extras_ta):

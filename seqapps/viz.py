@@ -75,3 +75,21 @@ def plot_forecast(x, actual, forecasts: dict, out_png, title="forecast", ylabel=
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return Path(out_png)
+
+
+def plot_attention(weights, source_tokens, target_tokens, out_png, title="attention") -> Path:
+    """Heatmap of attention ``weights`` [target, source]: source words across, target words down."""
+    import numpy as np
+
+    weights = np.asarray(weights, dtype=float)[:len(target_tokens), :len(source_tokens)]
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(source_tokens) + 2), max(3, 0.4 * len(target_tokens) + 1.5)))
+    ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
+    ax.set_yticks(range(len(target_tokens)), target_tokens)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)

@@ -45,7 +45,7 @@ def _masked_softmax(scores, mask):
 class _Attention(keras.layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.supports_masking = False
+        self.supports_masking = True  # masks arrive explicitly through ``mask``; outputs carry none
 
     def _scores(self, query, values, keys):
         raise NotImplementedError
