@@ -62,3 +62,42 @@ def regression_scores(y_true, y_pred, mase_scale: float | None = None) -> dict:
     if mase_scale is not None:
         out["mase"] = mase(y_true, y_pred, mase_scale)
     return out
+
+
+def tagging_report(gold: list[list[str]], predicted: list[list[str]], labels: list[str], oov=None) -> dict:
+    """Token-level scores of a sequence tagger.
+
+    ``gold`` and ``predicted`` are per-sentence tag lists of equal lengths; ``oov`` (optional)
+    per-sentence booleans marking words unseen in training. Returns token accuracy,
+    sentence accuracy, OOV accuracy, and :func:`classification_report` over the tokens
+    (per-tag precision/recall/F1 and the confusion matrix); gold tags outside ``labels``
+    are added to it.
+    """
+    if len(gold) != len(predicted) or any(len(g) != len(p) for g, p in zip(gold, predicted)):
+        raise ValueError("gold and predicted tag sequences differ in number or length")
+    flat_gold = [t for sent in gold for t in sent]
+    flat_pred = [t for sent in predicted for t in sent]
+    labels = list(labels) + sorted(set(flat_gold) - set(labels))
+    report = classification_report(flat_gold, flat_pred, labels)
+    report = {"accuracy": report.pop("accuracy"), "tokens": len(flat_gold), "sentences": len(gold),
+              "sentence_accuracy": float(np.mean([g == p for g, p in zip(gold, predicted)])) if gold else 0.0,
+              **{k: v for k, v in report.items() if k != "examples"}}
+    if oov is not None:
+        flags = np.array([bool(f) for sent in oov for f in sent], dtype=bool)
+        hits = np.array([a == b for a, b in zip(flat_gold, flat_pred)], dtype=bool)
+        report["oov_tokens"] = int(flags.sum())
+        report["oov_accuracy"] = float(hits[flags].mean()) if flags.any() else None
+        report["in_vocabulary_accuracy"] = float(hits[~flags].mean()) if (~flags).any() else None
+    return report
+
+
+def format_tagging(report: dict) -> str:
+    """A readable summary of :func:`tagging_report`, then the per-tag table."""
+    line = f"token accuracy {report['accuracy']:.4f} ({report['tokens']} tokens, {report['sentences']} sentences)"
+    if report.get("oov_accuracy") is not None:
+        line += f"\nOOV accuracy {report['oov_accuracy']:.4f} ({report['oov_tokens']} tokens unseen in training)"
+    elif "oov_tokens" in report:
+        line += "\nOOV accuracy n/a (no tokens unseen in training)"
+    line += f"\nsentence accuracy {report['sentence_accuracy']:.4f}"
+    table = format_classification({**report, "examples": report["tokens"]}).split("\n", 1)[1]
+    return line + "\n" + table

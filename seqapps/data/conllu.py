@@ -158,9 +158,10 @@ def sniff_format(path) -> str:
         return "conllu"
     if any("\t" in ln for ln in sample):
         return "columns"
-    if all(len(ln.split()) == 2 for ln in sample) and not all("/" in ln.split()[0] for ln in sample):
-        return "columns"
-    return "slash"
+    tokens = [t for ln in sample for t in ln.split()]
+    if sum("/" in t for t in tokens) * 2 >= len(tokens):
+        return "slash"
+    return "columns"
 
 
 def read_tagged(path, tagset: str = "upos") -> list[Sentence]:

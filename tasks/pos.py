@@ -1,0 +1,549 @@
+"""pos — many-to-many, aligned: a sentence in, one part-of-speech tag per word out.
+
+Each word is represented by a (lower-cased) word embedding and a character-level
+encoding of its spelling (a char CNN with max pooling, or a char BiLSTM), so words
+never seen in training are tagged from their prefixes, suffixes, case and digits. The
+shared recurrent stack (a bidirectional LSTM by default) reads the sentence; a dense
+layer scores the tags of every word, decoded either independently (softmax) or jointly
+by a linear-chain CRF with Viterbi decoding (``--set model.crf=true``).
+
+Serving (both in the exported graph):
+
+- ``serving_default``: ``text: tf.string [batch]`` raw sentences, tokenized in the graph
+  by :func:`tokenize`;
+- ``tag_tokens``: ``tokens: tf.string [batch, time]`` pre-tokenized sentences, padded
+  with ``""`` on the right.
+
+Both return ``tokens`` and ``tags`` (``tf.string [batch, time]``, padded with ``""``),
+``lengths`` (``int32 [batch]``) and ``in_vocabulary`` (``bool [batch, time]``: the
+word's lower-cased form was in the training vocabulary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.data import text as textlib
+from seqapps.data.conllu import TAGSETS, find_split_files, read_tagged
+from seqapps.data.pipeline import bucketed_batches
+from seqapps.data.sources import resolve, tfds_load
+from seqapps.errors import ConfigError, DataError
+from seqapps.layers import recurrent_stack
+from seqapps.layers.crf import CRF, CRFLoss, viterbi_decode
+from seqapps.metrics import format_tagging, tagging_report
+from seqapps.predict import Predictor
+from seqapps.registry import register
+from seqapps.task import Endpoint, Splits, Task
+
+# -- configuration ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class PosData(DataConfig):
+    tagset: str = "upos"        # upos | xpos (CoNLL-U column); other formats have one tag column
+    vocab_size: int = 50000     # most frequent lower-cased training words kept
+    min_count: int = 1          # words seen fewer times in training are out of vocabulary
+    max_word_length: int = 16   # characters per word; longer words keep their first and last 8
+
+
+@dataclasses.dataclass
+class PosModel(ModelConfig):
+    units: int = 128
+    embedding_dim: int = 100
+    char_encoder: str = "cnn"   # cnn | rnn | none
+    char_dim: int = 32
+    char_features: int = 64     # CNN filters, or BiLSTM units in total
+    char_kernel: int = 3
+    embedding_dropout: float = 0.33
+    word_dropout: float = 0.1   # training words replaced by the unknown word, so OOV words are learnt
+    dropout: float = 0.33
+    crf: bool = False
+
+
+@dataclasses.dataclass
+class PosTrain(TrainConfig):
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    patience: int = 5
+
+
+@dataclasses.dataclass
+class PosConfig(Config):
+    data: PosData = dataclasses.field(default_factory=PosData)
+    model: PosModel = dataclasses.field(default_factory=PosModel)
+    train: PosTrain = dataclasses.field(default_factory=PosTrain)
+
+
+# -- tokenization (in the graph) -------------------------------------------------------------
+
+_KEEP = r"\pL\pN\pM_"   # letters, digits, combining marks: the inside of words
+
+
+def tokenize(text):
+    """``tf.string [batch]`` -> ragged ``[batch, None]`` tokens. The rule, in order:
+
+    1. invalid UTF-8 is replaced by U+FFFD;
+    2. a quote ``'`` or ``’`` at the start or end of a word is split off (``'quoted'`` ->
+       ``' quoted '``);
+    3. clitics are split off, Penn/UD style: ``don't`` -> ``do n't``, ``it's`` -> ``it 's``,
+       also ``'re 've 'll 'd 'm`` (any case, straight or curly apostrophe);
+    4. every other character that is not a letter, digit, mark, apostrophe or whitespace
+       is a token of its own (``end.`` -> ``end .``, ``U.S.`` -> ``U . S .``, emoji alone),
+       except ``.``, ``,`` and ``:`` between two digits (``3.5``, ``1,000``, ``10:30``);
+    5. tokens are split on whitespace. Case is kept: it matters for tagging.
+    """
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+    text = tf.strings.regex_replace(text, r"(^|\s)(['’])", r"\1\2 ")
+    text = tf.strings.regex_replace(text, r"(['’])(\s|$)", r" \1\2")
+    text = tf.strings.regex_replace(text, r"([" + _KEEP + r"])([nN]['’][tT])(\s|$)", r"\1 \2\3")
+    text = tf.strings.regex_replace(text, r"([" + _KEEP + r"])(['’](?:[sSdDmM]|[rR][eE]|[vV][eE]|[lL][lL]))(\s|$)",
+                                    r"\1 \2\3")
+    for _ in range(2):  # twice: "1,2,3" has overlapping matches
+        text = tf.strings.regex_replace(text, r"(\pN)\.(\pN)", "\\1\ue000\\2")
+        text = tf.strings.regex_replace(text, r"(\pN),(\pN)", "\\1\ue001\\2")
+        text = tf.strings.regex_replace(text, r"(\pN):(\pN)", "\\1\ue002\\2")
+    text = tf.strings.regex_replace(text, r"([^" + _KEEP + r"\s'’\x{e000}-\x{e002}])", r" \1 ")
+    text = tf.strings.regex_replace(text, "\ue000", ".")
+    text = tf.strings.regex_replace(text, "\ue001", ",")
+    text = tf.strings.regex_replace(text, "\ue002", ":")
+    return tf.strings.split(text)
+
+
+def _pad_tokens(tokens, min_width: int = 1):
+    """Dense ``[batch, time]`` with ``""`` padding, at least ``min_width`` wide."""
+    width = tf.shape(tokens)[1]
+    return tf.pad(tokens, [[0, 0], [0, tf.maximum(0, min_width - width)]], constant_values="")
+
+
+def token_lengths(tokens):
+    """Lengths of ``""``-padded token rows: up to the last non-empty token."""
+    positions = tf.range(1, tf.shape(tokens)[1] + 1)[None, :]
+    return tf.reduce_max(tf.where(tokens != "", positions, 0), axis=1)
+
+
+# -- vocabularies and encoding ---------------------------------------------------------------
+
+
+class TaggerData:
+    """Word, character and tag vocabularies (``words.txt``, ``chars.txt``, ``tags.txt``).
+
+    Ids: words and characters ``0`` = padding, ``1`` = unknown, then the vocabulary;
+    tags ``0`` = padding, ``1..K`` = ``tags`` (the model scores ``K`` tags, index ``i`` is
+    ``tags[i]``).
+    """
+
+    def __init__(self, words: list[str], chars: list[str], tags: list[str], max_word_length: int):
+        self.words, self.chars, self.tags = list(words), list(chars), list(tags)
+        self.max_word_length = int(max_word_length)
+
+    @classmethod
+    def fit(cls, sentences, data_cfg) -> "TaggerData":
+        from collections import Counter
+
+        counts = Counter(w.lower() for words, _ in sentences for w in words)
+        words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                 if c >= data_cfg.min_count][:max(0, data_cfg.vocab_size - 2)]
+        chars = sorted({c for words, _ in sentences for w in words for c in w})
+        tags = sorted({t for _, tags in sentences for t in tags})
+        return cls(words, chars, tags, data_cfg.max_word_length)
+
+    def save(self, run_dir) -> None:
+        for name, items in (("words", self.words), ("chars", self.chars), ("tags", self.tags)):
+            Path(run_dir, f"{name}.txt").write_text(
+                "".join(f"{x}\n" for x in items), encoding="utf-8")
+
+    @classmethod
+    def load(cls, run_dir, max_word_length: int) -> "TaggerData":
+        read = lambda name: Path(run_dir, f"{name}.txt").read_text(encoding="utf-8").split("\n")[:-1]  # noqa: E731
+        try:
+            return cls(read("words"), read("chars"), read("tags"), max_word_length)
+        except FileNotFoundError as e:
+            raise DataError(f"{run_dir}: missing {Path(e.filename).name}; not a pos run directory") from None
+
+    @functools.cached_property
+    def lookups(self):
+        """StringLookup layers (unknown -> 0, vocabulary from 1; ids are shifted by one)."""
+        def lookup(vocab, name):
+            layer = keras.layers.StringLookup(vocabulary=vocab or ["\ufffe"], num_oov_indices=1,
+                                              mask_token=None, name=name)
+            layer.build(None)
+            return layer
+        return lookup(self.words, "word_lookup"), lookup(self.chars, "char_lookup")
+
+    def encode(self, tokens, lengths):
+        """``tokens`` ``tf.string [B, T]`` (``lengths`` real ones per row) ->
+        ``{"words": int64 [B, T], "chars": int64 [B, T, C]}``."""
+        word_lookup, char_lookup = self.lookups
+        shape = tf.shape(tokens)
+        mask = tf.sequence_mask(lengths, shape[1])
+        flat = tf.reshape(tokens, [-1])
+        words = tf.reshape(tf.cast(word_lookup(tf.strings.lower(flat, encoding="utf-8")), tf.int64) + 1, shape)
+        c = self.max_word_length
+        n = tf.strings.length(flat, unit="UTF8_CHAR")
+        tail = c // 2
+        clipped = tf.where(n > c, tf.strings.substr(flat, 0, c - tail, unit="UTF8_CHAR")
+                           + tf.strings.substr(flat, tf.maximum(n - tail, 0), tf.fill(tf.shape(n), tail), unit="UTF8_CHAR"),
+                           flat)
+        split = tf.strings.unicode_split(clipped, "UTF-8", errors="replace")
+        ids = split.with_flat_values(tf.cast(char_lookup(split.flat_values), tf.int64) + 1)
+        chars = tf.reshape(ids.to_tensor(0, shape=[None, c]), tf.concat([shape, [c]], 0))
+        return {"words": tf.where(mask, words, 0), "chars": tf.where(mask[:, :, None], chars, 0)}
+
+    def tag_ids(self, sentences_tags) -> list[np.ndarray]:
+        index = {t: i + 1 for i, t in enumerate(self.tags)}
+        return [np.array([index.get(t, 0) for t in tags], dtype=np.int32) for tags in sentences_tags]
+
+
+# -- model pieces ------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="seqapps")
+class CharWordEncoder(keras.layers.Layer):
+    """Character ids ``[B, T, C]`` (0 = padding) -> one vector per word ``[B, T, F]``.
+
+    ``kind="cnn"``: embedding, a width-``kernel`` convolution, max over the word's
+    characters; ``kind="rnn"``: embedding and a masked BiLSTM (``features`` units in total).
+    Words are encoded independently of each other and of the batch's padding.
+    """
+
+    def __init__(self, num_chars: int, dim: int = 32, features: int = 64, kernel: int = 3, kind: str = "cnn",
+                 **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ("cnn", "rnn"):
+            raise ConfigError(f"model.char_encoder must be cnn, rnn or none, got {kind!r}")
+        self.num_chars, self.dim, self.features, self.kernel, self.kind = num_chars, dim, features, kernel, kind
+        self.embedding = keras.layers.Embedding(num_chars, dim, name="embedding")
+        if kind == "cnn":
+            self.encoder = keras.layers.Conv1D(features, kernel, padding="same", activation="tanh", name="conv")
+        else:
+            self.encoder = keras.layers.Bidirectional(keras.layers.LSTM(max(1, features // 2)), name="bilstm")
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        self.embedding.build((None, c))
+        self.encoder.build((None, c, self.dim))
+
+    def call(self, chars):
+        shape = ops.shape(chars)
+        flat = ops.reshape(chars, (-1, shape[-1]))
+        mask = flat > 0
+        x = self.embedding(flat)
+        if self.kind == "cnn":
+            h = self.encoder(x)
+            h = ops.max(ops.where(mask[:, :, None], h, -2.0), axis=1)  # tanh > -2: masked steps never win
+            h = ops.where(ops.any(mask, axis=1)[:, None], h, 0.0)
+        else:
+            h = self.encoder(x, mask=mask)
+        return ops.reshape(h, (shape[0], shape[1], self.features if self.kind == "cnn" else 2 * max(1, self.features // 2)))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:2], self.features if self.kind == "cnn" else 2 * max(1, self.features // 2))
+
+    def get_config(self):
+        return {**super().get_config(), "num_chars": self.num_chars, "dim": self.dim, "features": self.features,
+                "kernel": self.kernel, "kind": self.kind}
+
+
+@keras.saving.register_keras_serializable(package="seqapps")
+class MaskedTagLoss(keras.losses.Loss):
+    """Cross-entropy of per-token tag scores; targets ``1..K``, ``0`` = padding (ignored).
+    The mean is over real tokens only."""
+
+    def __init__(self, name="tag_loss", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        mask = y_true > 0
+        losses = keras.losses.sparse_categorical_crossentropy(ops.maximum(y_true - 1, 0), y_pred, from_logits=True)
+        losses = ops.where(mask, losses, 0.0)
+        return losses
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+@keras.saving.register_keras_serializable(package="seqapps")
+class TagAccuracy(keras.metrics.Metric):
+    """Token accuracy over real tokens (targets ``0`` are padding). ``crf=True`` reads CRF
+    potentials and Viterbi-decodes them; otherwise the argmax of per-token scores."""
+
+    def __init__(self, crf: bool = False, name="accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.crf = crf
+        self.correct = self.add_variable((), initializer="zeros", name="correct")
+        self.total = self.add_variable((), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        mask = y_true > 0
+        predicted = viterbi_decode(y_pred, mask)[0] if self.crf else ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        hits = ops.logical_and(mask, ops.equal(predicted + 1, y_true))
+        self.correct.assign_add(ops.cast(ops.sum(ops.cast(hits, "int32")), self.dtype))
+        self.total.assign_add(ops.cast(ops.sum(ops.cast(mask, "int32")), self.dtype))
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.total)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+    def get_config(self):
+        return {"crf": self.crf, "name": self.name, "dtype": self.dtype}
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def _tail_split(sentences, fraction, what):
+    n = len(sentences)
+    k = int(round(n * fraction))
+    if fraction > 0 and k == 0 and n > 1:
+        k = 1
+    if n - k < 1:
+        raise DataError(f"{what}: {n} sentence(s) are too few to split off {fraction:.0%} for validation")
+    return sentences[:n - k], sentences[n - k:]
+
+
+def load_tagged_sentences(data_cfg, task: str, data_dir=None) -> Splits:
+    """Tagged sentences per split. A source without a validation split gives up its last
+    ``data.val_fraction`` of training sentences (the protocol for ud_english_ewt); a
+    single file without a test split first gives up its last ``data.test_fraction``."""
+    if data_cfg.tagset not in TAGSETS:
+        raise ConfigError(f"data.tagset must be upos or xpos, got {data_cfg.tagset!r}")
+    source = resolve(data_cfg.source, task, data_dir)
+    if source.kind == "demo":
+        from seqapps.data.demo.pos import sentences
+
+        parts = {"all": sentences()}
+    elif source.kind == "tfds":
+        parts = _from_tfds(source.tfds_name, data_cfg.tagset)
+    else:
+        files = dict(source.paths)
+        if "path" in files:
+            path = files.pop("path")
+            files = find_split_files(path) if path.is_dir() else {"all": path}
+        parts = {split: read_tagged(path, data_cfg.tagset) for split, path in files.items()}
+    if "all" in parts:
+        rest, test = _tail_split(parts.pop("all"), data_cfg.test_fraction, data_cfg.source)
+        parts = {"train": rest, "test": test}
+    if "val" not in parts:
+        parts["train"], parts["val"] = _tail_split(parts["train"], data_cfg.val_fraction, data_cfg.source)
+    cut = data_cfg.max_length
+    parts["train"] = [(w[:cut], t[:cut]) for w, t in parts["train"]]
+    tags = sorted({t for _, ts in parts["train"] for t in ts})
+    if len(tags) < 2:
+        raise DataError(f"{data_cfg.source}: the training sentences have {len(tags)} distinct tag(s); need at least 2")
+    return Splits(parts["train"], parts["val"], parts.get("test"), {"tags": tags})
+
+
+def _from_tfds(name, tagset):
+    import tensorflow_datasets as tfds
+
+    def read(split):
+        ds = tfds_load(name, split)
+        features = None
+        try:
+            features = tfds.builder(name).info.features
+        except Exception:  # noqa: BLE001 - names are only a nicety
+            pass
+        out = []
+        for ex in tfds.as_numpy(ds):
+            word_key = next((k for k in ("tokens", "words", "text") if k in ex), None)
+            tag_key = next((k for k in (tagset, "pos", "pos_tags", "tags") if k in ex), None)
+            if word_key is None or tag_key is None:
+                raise DataError(f"tfds:{name}: expected token and {tagset} features, found {sorted(ex)}")
+            words = [w.decode("utf-8", "replace") for w in ex[word_key]]
+            raw = ex[tag_key]
+            if raw.dtype.kind in "iu":
+                names = getattr(getattr(features[tag_key], "feature", None), "names", None) if features else None
+                tags = [names[i] if names else str(i) for i in raw]
+            else:
+                tags = [t.decode("utf-8", "replace") for t in raw]
+            if words:
+                out.append((words, tags))
+        return out
+
+    parts = {"train": read("train"), "test": read("test")}
+    try:
+        parts["val"] = read("validation")
+    except DataError:
+        pass
+    return parts
+
+
+# -- predictor ------------------------------------------------------------------------------
+
+
+class PosPredictor(Predictor):
+    def analyze(self, inputs, batch_size: int = 128) -> list[dict]:
+        """``[{"tokens": [...], "tags": [...], "in_vocabulary": [...]}, ...]`` for raw strings
+        (tokenized in the graph) or token lists (tagged as given); batches by length."""
+        results = [None] * len(inputs)
+        groups = {"serving_default": [], "tag_tokens": []}
+        for i, item in enumerate(inputs):
+            if isinstance(item, str):
+                groups["serving_default"].append(i)
+            elif isinstance(item, (list, tuple)) and all(isinstance(t, str) for t in item):
+                groups["tag_tokens"].append(i)
+            else:
+                raise DataError(f"input {i}: expected a sentence (str) or a list of tokens, got {type(item).__name__}")
+        for signature, idx in groups.items():
+            idx = sorted(idx, key=lambda i: len(inputs[i]))
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start:start + batch_size]
+                if signature == "serving_default":
+                    out = self.call(signature, text=[inputs[i] for i in chunk])
+                else:
+                    # "" would read as padding: a real empty token is passed as one space
+                    rows = [[t if t else " " for t in inputs[i]] for i in chunk]
+                    width = max([len(r) for r in rows] + [1])
+                    out = self.call(signature, tokens=np.array([r + [""] * (width - len(r)) for r in rows],
+                                                               dtype=object))
+                for row, i in enumerate(chunk):
+                    n = int(out["lengths"][row])
+                    tokens = [t.decode("utf-8", "replace") for t in out["tokens"][row][:n]]
+                    if signature == "tag_tokens":
+                        tokens = list(inputs[i])
+                    results[i] = {"tokens": tokens,
+                                  "tags": [t.decode("utf-8") for t in out["tags"][row][:n]],
+                                  "in_vocabulary": [bool(k) for k in out["in_vocabulary"][row][:n]]}
+        return results
+
+    def predict(self, inputs, batch_size: int = 128) -> list[list[tuple[str, str]]]:
+        """One ``[(word, tag), ...]`` list per input (a sentence string or a token list)."""
+        return [list(zip(r["tokens"], r["tags"])) for r in self.analyze(list(inputs), batch_size)]
+
+    def format(self, inputs, results):
+        return [" ".join(f"{w}/{t}" for w, t in pairs) for pairs in results]
+
+
+# -- the task --------------------------------------------------------------------------------
+
+
+@register
+class Pos(Task):
+    name = "pos"
+    topology = "many-to-many (aligned)"
+    description = "sentence -> one part-of-speech tag per word (char-aware BiRNN, optional CRF)"
+    default_data = "ud_english_ewt"
+    config_class = PosConfig
+    monitor, monitor_mode = "val_accuracy", "max"
+    predictor_class = PosPredictor
+
+    def load_data(self, cfg, data_dir=None):
+        return load_tagged_sentences(cfg.data, self.name, data_dir)
+
+    def fit_preprocessing(self, cfg, splits):
+        return TaggerData.fit(splits.train, cfg.data)
+
+    def load_preprocessing(self, cfg, run_dir):
+        return TaggerData.load(run_dir, cfg.data.max_word_length)
+
+    def datasets(self, cfg, prep, splits):
+        def make(sentences, shuffle):
+            sentences = [(w, t) for w, t in sentences if w]
+            lengths = np.array([len(w) for w, _ in sentences], dtype=np.int64)
+            tokens = tf.ragged.constant([w for w, _ in sentences], dtype=tf.string).to_tensor("")
+            feats = prep.encode(_pad_tokens(tokens), tf.constant(lengths))
+            feats = {k: tf.RaggedTensor.from_tensor(v, lengths=lengths) for k, v in feats.items()}
+            tags = tf.ragged.constant(prep.tag_ids([t for _, t in sentences]), dtype=tf.int32)
+            ds = bucketed_batches(feats, tags, lengths, cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed)
+            if shuffle and cfg.model.word_dropout > 0:
+                rate = cfg.model.word_dropout
+
+                def drop(x, y):
+                    words = x["words"]
+                    hit = tf.logical_and(tf.random.uniform(tf.shape(words)) < rate, words > 1)
+                    return {**x, "words": tf.where(hit, tf.ones_like(words), words)}, y
+                ds = ds.map(drop)
+            return ds
+        return make(splits.train, True), make(splits.val, False)
+
+    def build_model(self, cfg, prep):
+        m = cfg.model
+        if m.char_encoder not in ("cnn", "rnn", "none"):
+            raise ConfigError(f"model.char_encoder must be cnn, rnn or none, got {m.char_encoder!r}")
+        words = keras.Input((None,), dtype="int64", name="words")
+        chars = keras.Input((None, prep.max_word_length), dtype="int64", name="chars")
+        parts = [keras.layers.Embedding(len(prep.words) + 2, m.embedding_dim, name="word_embedding")(words)]
+        if m.char_encoder != "none":
+            parts.append(CharWordEncoder(len(prep.chars) + 2, m.char_dim, m.char_features, m.char_kernel,
+                                         m.char_encoder, name="char_encoder")(chars))
+        x = keras.layers.Concatenate(name="word_features")(parts) if len(parts) > 1 else parts[0]
+        x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
+        mask = ops.not_equal(words, 0)
+        x = recurrent_stack(x, m, return_sequences=True, name="encoder", mask=mask)
+        scores = keras.layers.Dense(len(prep.tags), dtype="float32", name="scores")(x)
+        out = CRF(len(prep.tags), name="crf")(scores, mask=mask) if m.crf else scores
+        return keras.Model({"words": words, "chars": chars}, out, name="pos_tagger")
+
+    def compile(self, model, cfg, optimizer):
+        crf = cfg.model.crf
+        model.compile(optimizer=optimizer, loss=CRFLoss() if crf else MaskedTagLoss(), metrics=[TagAccuracy(crf)])
+
+    def endpoints(self, model, prep, cfg):
+        tags = tf.constant(prep.tags)
+        crf = cfg.model.crf
+
+        def tag(tokens, lengths):
+            tokens = _pad_tokens(tokens)
+            lengths = tf.cast(lengths, tf.int32)
+            feats = prep.encode(tokens, lengths)
+            out = model(feats, training=False)
+            mask = tf.sequence_mask(lengths, tf.shape(tokens)[1])
+            ids = viterbi_decode(out, mask)[0] if crf else tf.argmax(out, axis=-1, output_type=tf.int32)
+            return {"tokens": tf.where(mask, tokens, ""),
+                    "tags": tf.where(mask, tf.gather(tags, tf.maximum(ids, 0)), ""),
+                    "lengths": lengths,
+                    "in_vocabulary": tf.logical_and(mask, feats["words"] > 1)}
+
+        def serve_text(text):
+            ragged = tokenize(text)
+            return tag(ragged.to_tensor(""), ragged.row_lengths())
+
+        def serve_tokens(tokens):
+            return tag(tokens, token_lengths(tokens))
+
+        outputs = "tokens, tags (tf.string [batch, time], padded with ''), lengths (int32 [batch]), in_vocabulary"
+        return {
+            "serving_default": Endpoint(serve_text, [tf.TensorSpec([None], tf.string, name="text")],
+                                        f"raw sentences, tokenized in the graph -> {outputs}"),
+            "tag_tokens": Endpoint(serve_tokens, [tf.TensorSpec([None, None], tf.string, name="tokens")],
+                                   f"pre-tokenized sentences padded with '' -> {outputs}"),
+        }
+
+    def trackables(self, prep):
+        return list(prep.lookups)
+
+    def metadata(self, prep):
+        return {"tags": prep.tags, "vocabulary_size": len(prep.words), "characters": len(prep.chars),
+                "max_word_length": prep.max_word_length,
+                "tokenizer": " ".join(tokenize.__doc__.split("\n", 1)[1].split())}
+
+    def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
+        examples = [(w, t) for w, t in examples if w]
+        results = predictor.analyze([w for w, _ in examples])
+        report = tagging_report([t for _, t in examples], [r["tags"] for r in results],
+                                predictor.metadata["tags"], oov=[[not k for k in r["in_vocabulary"]]
+                                                                 for r in results])
+        if out_dir is not None:
+            from seqapps.viz import plot_confusion
+
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            plot_confusion(report["confusion_matrix"]["matrix"], report["confusion_matrix"]["labels"],
+                           Path(out_dir) / "confusion.png", title="POS confusion matrix")
+        return report
+
+    def format_metrics(self, metrics):
+        return format_tagging(metrics)
