@@ -227,6 +227,7 @@ class Forecasting(Task):
         _apply_named_defaults(cfg, source)
         series = ts.prepare(raw, target=d.target, features=d.features, date_column=d.date_column,
                             missing=d.missing, where=where)
+        d.target = series.target   # the resolved config names the column it picked
         season = d.season or ts.infer_season(series.dates)
         if season < 1:
             raise DataError(f"data.season must be >= 1 (or 0 to infer it), got {season}")

@@ -209,8 +209,10 @@ def pick_target(frame: pd.DataFrame, target: str, date_columns: list[str], where
         if column is None:
             raise DataError(f"{where}: no target column {target!r}; columns are: {', '.join(frame.columns)}")
         return column
-    numeric = [c for c in frame.columns if c not in date_columns and str(c).lower() not in INDEX_NAMES
-               and _numeric_or_none(frame[c]) is not None]
+    candidates = [c for c in frame.columns if c not in date_columns and str(c).lower() not in INDEX_NAMES]
+    if len(candidates) == 1:
+        return candidates[0]
+    numeric = [c for c in candidates if _numeric_or_none(frame[c]) is not None]
     if len(numeric) == 1:
         return numeric[0]
     raise DataError(f"{where}: cannot tell which column to forecast; set data.target "
