@@ -28,7 +28,7 @@ from seqapps.encoders import build_encoder
 from seqapps.encoders.images import decode_batch, decode_one, sniff
 from seqapps.errors import ConfigError, DataError
 from seqapps.layers import recurrent_cell
-from seqapps.layers.attention import make_attention
+from seqapps.layers.attention import KINDS, make_attention
 from seqapps.predict import Predictor, decode_strings
 from seqapps.registry import register
 from seqapps.task import Endpoint, Task
@@ -211,6 +211,10 @@ def _check(cfg):
                           "or model.encoder_trainable=true")
     if m.image_size < 16:
         raise ConfigError(f"model.image_size must be >= 16, got {m.image_size}")
+    if m.attention not in KINDS:
+        raise ConfigError(f"model.attention must be one of {', '.join(KINDS)}, got {m.attention!r}")
+    if m.cell not in ("rnn", "lstm", "gru"):
+        raise ConfigError(f"model.cell must be one of rnn, lstm, gru, got {m.cell!r}")
     if m.beam_width < 1:
         raise ConfigError(f"model.beam_width must be >= 1, got {m.beam_width}")
 
