@@ -62,6 +62,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", help="inputs; none reads --input or stdin, one per line")
     p.add_argument("--input", help="file with one input per line")
 
+    p = sub.add_parser("generate", help="generate text with a char_lm export (or run directory)")
+    p.add_argument("path")
+    p.add_argument("--prime", default="", help="text to continue (default: empty, as after a line break)")
+    p.add_argument("--length", type=_positive_int, default=200, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 picks the most likely character")
+    p.add_argument("--top-k", type=_positive_int, default=0, help="sample among the k most likely (0: off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: off)")
+    p.add_argument("--seed", type=int, help="the same seed gives the same text")
+
+    p = sub.add_parser("inspect", help="colour a text by a recurrent unit's activation (char_lm)")
+    p.add_argument("path", help="char_lm run directory or export")
+    p.add_argument("--text", required=True, help="UTF-8 text file to read through the model")
+    p.add_argument("--find", choices=["quotes", "line-position", "indent"],
+                   help="rank the units by how well they track this, and show the best")
+    p.add_argument("--unit", type=_positive_int, help="unit to colour by (default: the best found, else 0)")
+    p.add_argument("--layer", type=_positive_int, default=1)
+    p.add_argument("--state", choices=["hidden", "cell"], default="hidden", help="cell: the LSTM cell state")
+    p.add_argument("--top", type=_positive_int, default=10, help="units to list with --find")
+    p.add_argument("--max-chars", type=_positive_int, default=20000, help="read at most this many characters")
+    p.add_argument("--out", default="inspect", help="folder for inspect.html, inspect.png, states.npz")
+
+    p = sub.add_parser("diagnose", help="gradient norm through time for rnn/lstm/gru cells")
+    p.add_argument("what", choices=["gradients"])
+    p.add_argument("--cells", default="rnn,lstm,gru")
+    p.add_argument("--length", type=_positive_int, default=100, help="steps unrolled")
+    p.add_argument("--units", type=_positive_int, default=64)
+    p.add_argument("--scales", default="1,2", help="factors on the recurrent weights, e.g. 1,2,4")
+    p.add_argument("--clip", type=float, default=1.0, help="global-norm clipping shown beside (0: off)")
+    p.add_argument("--input-scale", type=float, default=1.0, help="standard deviation of the random inputs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="diagnose", help="folder for gradients.csv and gradients.png")
+
     sub.add_parser("tasks", help="list the tasks")
     p = sub.add_parser("datasets", help="list the named datasets")
     p.add_argument("--data-dir")
@@ -162,5 +194,47 @@ def _table(header, rows):
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
+def cmd_generate(args):
+    from seqapps.errors import SeqappsError
+    from seqapps.predict import load
+
+    predictor = load(args.path)
+    if not hasattr(predictor, "generate"):
+        raise SeqappsError(f"{args.path}: a {predictor.task.name} model does not generate text; "
+                           "expected a char_lm run or export")
+    print(args.prime + predictor.generate(args.prime, length=args.length, temperature=args.temperature,
+                                          top_k=args.top_k, top_p=args.top_p, seed=args.seed))
+
+
+def cmd_inspect(args):
+    from seqapps.inspect import inspect
+
+    result = inspect(args.path, args.text, args.out, unit=args.unit, layer=args.layer, state=args.state,
+                     find=args.find, top=args.top, max_chars=args.max_chars)
+    if result["ranking"]:
+        print(f"units tracking {args.find} (Pearson r over {result['chars']} characters):")
+        _table(["state", "layer", "unit", "r"],
+               [(u["state"], u["layer"], u["unit"], f"{u['r']:+.3f}") for u in result["ranking"]])
+    shown = result["shown"]
+    print(f"coloured by layer {shown['layer']} {shown['state']} unit {shown['unit']}")
+    for path in result["written"].values():
+        print(f"wrote {path}")
+
+
+def cmd_diagnose(args):
+    from seqapps.diagnose import diagnose_gradients, summary
+    from seqapps.errors import ConfigError
+
+    try:
+        scales = [float(s) for s in args.scales.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--scales expects numbers separated by commas, e.g. 1,2,4; got {args.scales!r}") from None
+    results = diagnose_gradients(args.cells.split(","), args.length, scales or [1.0], args.clip, args.out,
+                                 units=args.units, seed=args.seed, input_scale=args.input_scale)
+    print("\n".join(summary(results)))
+    print(f"wrote {args.out}/gradients.csv\nwrote {args.out}/gradients.png")
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "predict": cmd_predict,
-            "tasks": cmd_tasks, "datasets": cmd_datasets}
+            "tasks": cmd_tasks, "datasets": cmd_datasets, "generate": cmd_generate, "inspect": cmd_inspect,
+            "diagnose": cmd_diagnose}
