@@ -8,7 +8,7 @@ Sources
 - a tab-separated pairs file: one pair a line; columns beyond the second are ignored
   (Anki files carry an attribution column). The languages of the columns are
   ``data.columns`` (e.g. ``en,fr``); else a first line made of language codes only
-  (``fr<TAB>en``) is read as a header; else the columns are ``source_lang``,
+  (``fr<TAB>en``, further columns named anyhow) is read as a header; else the columns are ``source_lang``,
   ``target_lang``.
 - two aligned files: a folder with ``NAME.<source_lang>`` and ``NAME.<target_lang>``
   (one sentence a line, same line count); NAME ``train``/``dev``/``valid``/``val``/``test``
@@ -111,7 +111,7 @@ def read_pairs_file(path, columns: list[str] | None, source_lang: str, target_la
     rows = [(i + 1, line.split("\t")) for i, line in enumerate(lines) if line.strip()]
     if not rows:
         raise DataError(f"{path}: the file is empty; expected one tab-separated sentence pair a line")
-    if not columns and len(rows[0][1]) >= 2 and all(_LANG.match(c.strip()) for c in rows[0][1]):
+    if not columns and len(rows[0][1]) >= 2 and all(_LANG.match(c.strip()) for c in rows[0][1][:2]):
         columns = [c.strip() for c in rows[0][1]]
         rows = rows[1:]
     columns = list(columns or [source_lang, target_lang])

@@ -1,0 +1,206 @@
+"""translation: readers, text handling, and train -> export -> fresh-process load on tiny data."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_cli
+from seqapps.data import parallel
+from seqapps.errors import DataError
+
+PAIRS = [  # (French, English): the tiny corpus the model must learn by heart
+    ("Je suis fatigué.", "I'm tired."), ("Où est la gare ?", "Where is the station?"),
+    ("Il fait froid.", "It's cold."), ("Nous avons faim.", "We are hungry."),
+    ("Elle aime le café.", "She likes coffee."), ("Tu es en retard.", "You're late."),
+    ("C'est l'été !", "It's summer!"), ("Je ne sais pas.", "I don't know."),
+    ("Ils ont un chien.", "They have a dog."), ("Le chat dort.", "The cat is sleeping."),
+    ("Merci beaucoup.", "Thank you very much."), ("Bonne nuit !", "Good night!"),
+]
+TINY = ["--set", "model.units=32", "--set", "model.embedding_dim=32", "--set", "model.attention_units=32",
+        "--set", "train.learning_rate=0.01", "--set", "train.patience=0", "--set", "train.batch_size=16"]
+
+
+def overrides(args):
+    return [args[i + 1] for i in range(0, len(args), 2)]
+
+
+# -- text --------------------------------------------------------------------------------------
+def test_standardize_keeps_accents_and_splits_clitics():
+    out = parallel.standardize(tf.constant(["L’été, c'est génial!", "Don't touch Tom's café\u202f?", "   "]))
+    assert [s.decode() for s in out.numpy()] == ["l' été , c' est génial !", "do n't touch tom 's café ?", ""]
+    cased = parallel.standardize_cased(tf.constant(["Où est-il ?"]))
+    assert cased.numpy()[0].decode() == "Où est - il ?"
+
+
+@pytest.mark.parametrize("text,french", [("I'm tired. Don't go, it's Tom's!", False),
+                                         ("L'homme n'est pas là : c'est ça !", True),
+                                         ("Peut-être (demain).", False)])
+def test_detokenize_inverts_standardize(text, french):
+    tokens = parallel.standardize_cased(tf.constant([text]))
+    assert parallel.detokenize(tokens, french_spacing=french).numpy()[0].decode() == text
+
+
+# -- readers --------------------------------------------------------------------------------------
+class Cfg:
+    source, source_lang, target_lang, columns, split_by = "", "fr", "en", [], ""
+    val_fraction, test_fraction = 0.2, 0.2
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def test_pairs_file_header_extra_columns_and_direction(tmp_path):
+    f = tmp_path / "pairs.tsv"
+    f.write_text("en\tfr\tnote\n" + "".join(f"{en}\t{fr}\tCC-BY\n" for fr, en in PAIRS * 5), encoding="utf-8")
+    splits = parallel.load_parallel(Cfg(source=str(f)), "translation")
+    src, tgt = splits.train
+    assert all(s in {fr for fr, _ in PAIRS} for s in src) and all(t in {en for _, en in PAIRS} for t in tgt)
+    # reversed direction
+    rev = parallel.load_parallel(Cfg(source=str(f), source_lang="en", target_lang="fr"), "translation")
+    assert rev.train[0][0] in {en for _, en in PAIRS}
+    # no target sentence in two splits
+    seen = [set(getattr(splits, s)[1]) for s in ("train", "val", "test")]
+    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+
+
+def test_reader_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("Bonjour\tHello\nno tab here\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.tsv:2: expected 2 tab-separated columns"):
+        parallel.load_parallel(Cfg(source=str(bad)), "translation")
+    headed = tmp_path / "headed.tsv"
+    headed.write_text("en\tfr\nHello\tBonjour\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no 'de' column; its columns are en, fr"):
+        parallel.load_parallel(Cfg(source=str(headed), source_lang="de"), "translation")
+    folder = tmp_path / "aligned"
+    folder.mkdir()
+    (folder / "corpus.fr").write_text("a\nb\nc\n")
+    (folder / "corpus.en").write_text("a\nb\n")
+    with pytest.raises(DataError, match="has 3 lines but"):
+        parallel.load_parallel(Cfg(source=str(folder)), "translation")
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("\n\n")
+    with pytest.raises(DataError, match="empty"):
+        parallel.load_parallel(Cfg(source=str(empty)), "translation")
+
+
+def test_anki_split_follows_the_protocol():
+    from seqapps.data import catalog
+
+    root = catalog.data_dir()
+    if root is None or not (root / "anki_fra_eng" / "fra.txt").exists():
+        pytest.skip("anki_fra_eng is not under $SEQAPPS_DATA")
+    splits = parallel.load_parallel(Cfg(source="anki_fra_eng", val_fraction=0.1, test_fraction=0.1), "translation")
+    import hashlib
+
+    bucket = lambda s: int(hashlib.md5(s.encode("utf-8")).hexdigest(), 16) % 100  # noqa: E731
+    assert all(bucket(en) == 0 for en in splits.test[1]) and all(bucket(en) == 1 for en in splits.val[1])
+    total = sum(len(getattr(splits, s)[0]) for s in ("train", "val", "test"))
+    assert total > 130000 and 800 < len(splits.test[0]) < 2000
+    assert not set(splits.test[1]) & set(splits.train[1])
+
+
+# -- end to end -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model that learns 12 pairs by heart (aligned files, dev = train), and its export."""
+    from seqapps.training import train
+
+    root = tmp_path_factory.mktemp("translation")
+    data = root / "corpus"
+    data.mkdir()
+    for split in ("train", "dev"):
+        (data / f"{split}.fr").write_text("".join(fr + "\n" for fr, _ in PAIRS), encoding="utf-8")
+        (data / f"{split}.en").write_text("".join(en + "\n" for _, en in PAIRS), encoding="utf-8")
+    run = train("translation", str(data), epochs=8, overrides=overrides(TINY) + ["train.steps_per_epoch=10"], run_dir=root / "run", verbose=0)
+    export = run.export(root / "export")
+    return run, export
+
+
+SAMPLE = [fr for fr, _ in PAIRS] + ["", "Xyzzy ☃ 🤖 plugh !", " ".join(["chat"] * 300)]
+
+
+def test_model_learns_the_tiny_corpus(trained):
+    run, _ = trained
+    predictor = run.predictor()
+    out = predictor.translate([fr for fr, _ in PAIRS], beam=1)
+    exact = sum(o == en for o, (_, en) in zip(out, PAIRS))
+    assert exact >= 10, list(zip(out, [en for _, en in PAIRS]))
+    assert run.metrics["val"]["bleu"] > 60
+
+
+def test_export_in_a_fresh_process_matches_in_memory(trained, fresh):
+    run, export = trained
+    memory = run.predictor()
+    expected = {"default": memory.translate(SAMPLE), "greedy": memory.translate(SAMPLE, beam=1),
+                "beam3": memory.translate(SAMPLE, beam=3, length_penalty=1.0)}
+    got = fresh(f"""
+import json, tensorflow as tf
+m = tf.saved_model.load({str(export)!r})
+text = tf.constant({json.dumps(SAMPLE, ensure_ascii=False)})
+dec = lambda out: [s.decode() for s in out["translation"].numpy()]
+res = {{"default": dec(m.signatures["serving_default"](text=text)),
+       "greedy": dec(m.signatures["translate"](text=text, beam_width=tf.constant(1), length_penalty=tf.constant(0.6))),
+       "beam3": dec(m.signatures["translate"](text=text, beam_width=tf.constant(3), length_penalty=tf.constant(1.0)))}}
+att = m.signatures["attention"](text=text, beam_width=tf.constant(1))
+res["att_shape"] = att["attention"].shape.as_list()
+res["src_len"] = att["source_lengths"].numpy().tolist()
+res["empty_batch"] = m.signatures["serving_default"](text=tf.constant([], tf.string))["translation"].shape.as_list()
+print(json.dumps(res))
+""")
+    for key in ("default", "greedy", "beam3"):
+        assert got[key] == expected[key], key
+    assert got["default"][:12] == [en for _, en in PAIRS] or sum(
+        a == en for a, (_, en) in zip(got["default"], PAIRS)) >= 10
+    # bad input: empty -> empty; unknown words -> a translation; 300 words -> truncated to max_length
+    assert got["default"][12] == ""
+    assert isinstance(got["default"][13], str)
+    max_length = json.loads((Path(export) / "metadata.json").read_text())["max_length"]
+    assert got["src_len"][12] == 0 and got["src_len"][14] == max_length
+    batch, steps, width = got["att_shape"]
+    assert batch == len(SAMPLE) and width == max_length and steps >= 1
+    assert got["empty_batch"] == [0]
+
+
+def test_predictor_api_and_attention_weights(trained):
+    from seqapps import load
+
+    _, export = trained
+    predictor = load(export)
+    assert predictor.translate([]) == []
+    rows = predictor.attention(["Je suis fatigué.", ""])
+    first = rows[0]
+    assert first["source_tokens"] == ["je", "suis", "fatigué", "."]
+    assert first["weights"].shape[1] == 4 and first["weights"].shape[0] >= len(first["output_tokens"])
+    np.testing.assert_allclose(first["weights"].sum(-1), 1.0, rtol=1e-4)
+    assert rows[1]["translation"] == "" and rows[1]["source_tokens"] == []
+    with pytest.raises(DataError):
+        predictor.translate("one string")
+
+
+def test_cli_predict_and_evaluate_with_plots(trained, tmp_path):
+    run, export = trained
+    proc = run_cli("predict", export, "Je suis fatigué.", "")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == dict((fr, en) for fr, en in PAIRS)["Je suis fatigué."] or proc.stdout
+    proc = run_cli("evaluate", export, "--data", str(Path(run.dir).parent / "corpus"), "--split", "val",
+                   "--out", tmp_path, "--plot")
+    assert proc.returncode == 0, proc.stderr
+    assert "BLEU" in proc.stdout and "by source length" in proc.stdout
+    assert list(tmp_path.glob("attention-*.png"))
+    report = json.loads((tmp_path / "evaluation-val.json").read_text())
+    assert report["examples"] == len(PAIRS) and "1-5" in report["by_source_length"]
+
+
+def test_cli_bad_options_fail_with_one_line(tmp_path):
+    proc = run_cli("train", "translation", "--data", "demo", "--set", "model.attention=dot", "--run-dir", tmp_path / "r")
+    assert proc.returncode == 2 and "model.attention must be one of" in proc.stderr
+    from seqapps import registry
+    from seqapps.training import resolve_config
+
+    task = registry.get("translation")
+    with pytest.raises(DataError, match="demo pairs are in en and fr"):
+        task.load_data(resolve_config(task, "demo", overrides=["data.source_lang=de"]))
