@@ -63,6 +63,12 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     task = registry.get("forecasting")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tasks/forecasting.py", "seqapps/data/timeseries.py",
+                            "seqapps/metrics.py", "seqapps/viz.py",
+                            "benchmarks/forecasting.py"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit += " (with uncommitted changes)" if dirty else ""
     started, results = time.time(), {}
     for name in [s.strip() for s in args.series.split(",") if s.strip()]:
         if name not in SERIES:
@@ -90,8 +96,6 @@ def main(argv=None):
               f"epochs run: {epochs}, train+score seconds: {train_seconds:.1f}\n", flush=True)
 
     total = time.time() - started
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
     summary = {"results": results, "wall_seconds": round(total, 1), "commit": commit,
                "machine": f"{os.cpu_count()} CPU cores {platform.machine()}", "cell": args.cell, "units": args.units,
                "seed": args.seed}

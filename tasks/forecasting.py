@@ -277,7 +277,8 @@ class Forecasting(Task):
         m, enc = cfg.model, prep.encoding
         n = len(enc.features)
         window = keras.Input(shape=(prep.window, n), name="window")
-        x = keras.layers.Normalization(mean=enc.mean, variance=np.square(enc.std).tolist(), name="scale_inputs")(window)
+        x = keras.layers.Normalization(mean=enc.mean, variance=np.square(enc.std).tolist(), name="scale_inputs",
+                                     dtype="float32")(window)
         h = recurrent_stack(x, m, name="encoder")
         init = "zeros" if m.residual else "glorot_uniform"
         out = keras.layers.Dense(prep.horizon, kernel_initializer=init, dtype="float32", name="head")(h)
