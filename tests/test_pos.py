@@ -1,0 +1,160 @@
+"""pos: train tiny on the demo data -> export -> load in a fresh process -> same tags."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import seqapps
+from seqapps import registry
+from seqapps.errors import ConfigError, DataError
+from seqapps.training import resolve_config
+from tests.conftest import run_cli
+
+TINY = ["model.units=32", "model.embedding_dim=32", "model.char_dim=16", "model.char_features=32",
+        "train.learning_rate=0.01", "train.patience=0", "train.backup_every=0"]
+SENTENCES = ["The old man the boat .", "Anna sees two green dogs near Lisbon !", "she runs back", "Zyx",
+             "I don't know, it's 3.5 km 🙂 ✈ …"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pos")
+    softmax = seqapps.train("pos", "demo", epochs=6, overrides=TINY, run_dir=root / "softmax", verbose=0)
+    crf = seqapps.train("pos", "demo", epochs=6, overrides=TINY + ["model.crf=true", "model.char_encoder=rnn"],
+                        run_dir=root / "crf", verbose=0)
+    return {"softmax": softmax, "crf": crf, "root": root}
+
+
+def test_learns_the_demo(runs):
+    for name in ("softmax", "crf"):
+        metrics = runs[name].metrics
+        assert metrics["val"]["accuracy"] > 0.9, (name, metrics["val"]["accuracy"])
+        assert metrics["test"]["tokens"] > 100
+        assert set(metrics["test"]["per_class"]) >= {"NOUN", "VERB", "DET", "PUNCT"}
+
+
+def test_export_fresh_process_matches_in_memory(runs, fresh):
+    exports = {name: str(runs[name].export(runs["root"] / f"export-{name}")) for name in ("softmax", "crf")}
+    rows = [["The", "dog", "sleeps", "."], ["Tom", "", "sings", ""], ["", "", "", ""], ["cat", "", "", ""]]
+    code = f"""
+import json
+import tensorflow as tf
+
+def plain(outputs):
+    decode = lambda row: [x.decode("utf-8") for x in row]
+    return {{k: [decode(r) for r in v.numpy()] if v.dtype == tf.string else v.numpy().tolist()
+             for k, v in outputs.items()}}
+
+out = {{}}
+for name, path in {json.dumps(exports)}.items():
+    m = tf.saved_model.load(path)
+    out[name] = {{"text": plain(m.signatures["serving_default"](text=tf.constant({json.dumps(SENTENCES, ensure_ascii=False)}))),
+                  "tokens": plain(m.signatures["tag_tokens"](tokens=tf.constant({json.dumps(rows)})))}}
+print(json.dumps(out))
+"""
+    loaded = fresh(code)
+    for name in ("softmax", "crf"):
+        text, tokens = loaded[name]["text"], loaded[name]["tokens"]
+        assert text["lengths"] == [6, 8, 3, 1, 12]
+        assert text["tokens"][4] == ["I", "do", "n't", "know", ",", "it", "'s", "3.5", "km", "🙂", "✈", "…"]
+        from_export = [list(zip(t[:n], g[:n])) for t, g, n in zip(text["tokens"], text["tags"], text["lengths"])]
+        assert from_export == runs[name].predictor().predict(SENTENCES)
+        # padding positions are empty strings
+        assert text["tokens"][3][1:] == text["tags"][3][1:] == [""] * 11
+        assert text["in_vocabulary"][3][0] is False  # "Zyx" was never seen
+        # pre-tokenized rows: trailing "" is padding, an inner "" is a token
+        assert tokens["lengths"] == [4, 3, 0, 1]
+        assert tokens["tags"][2] == ["", "", "", ""] and tokens["tags"][1][1] != ""
+        in_memory = runs[name].predictor().predict([rows[0]])[0]
+        assert [t for _, t in in_memory] == tokens["tags"][0]
+        assert tokens["in_vocabulary"][0] == [True, True, True, True]
+
+
+def test_predictor_bad_input_never_crashes(runs):
+    predictor = runs["softmax"].predictor()
+    long = " ".join(["the dog runs"] * 167)  # 501 words
+    results = predictor.predict(["", "   ", "cat", long, "🙂🙂 ✈", "\u200b\x00 ¿qué?", ["only", "tokens"], []])
+    assert results[0] == [] and results[1] == [] and results[7] == []
+    assert len(results[2]) == 1 and results[2][0][0] == "cat"
+    assert len(results[3]) == 501 and all(tag for _, tag in results[3])
+    assert [w for w, _ in results[4]] == ["🙂", "🙂", "✈"]
+    assert [w for w, _ in results[6]] == ["only", "tokens"]
+    tags = set(predictor.metadata["tags"])
+    assert all(t in tags for sent in results for _, t in sent)
+    empty = predictor.call(text=np.array([], dtype=object))
+    assert empty["tags"].shape[0] == 0 and empty["lengths"].shape == (0,)
+    with pytest.raises(DataError, match="expected a sentence"):
+        predictor.predict([3])
+
+
+def test_padding_never_counts(runs):
+    task = registry.get("pos")
+    for name in ("softmax", "crf"):
+        run = runs[name]
+        cfg, model = run.config, run.load_model()
+        prep = task.load_preprocessing(cfg, run.dir)
+        short = tf.constant([["The", "cat", "sleeps", "."], ["A", "dog", "", ""]])
+        padded = tf.constant([["The", "cat", "sleeps", ".", "", ""], ["A", "dog", "", "", "", ""]])
+        lengths = tf.constant([4, 2])
+        y_short = np.array([[3, 6, 12, 10], [3, 6, 0, 0]])
+        y_padded = np.array([[3, 6, 12, 10, 0, 0], [3, 6, 0, 0, 0, 0]])
+        a = model.evaluate(prep.encode(short, lengths), y_short, verbose=0, return_dict=True)
+        b = model.evaluate(prep.encode(padded, lengths), y_padded, verbose=0, return_dict=True)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["accuracy"] == pytest.approx(b["accuracy"])
+        assert a["accuracy"] * 6 == pytest.approx(round(a["accuracy"] * 6))  # 6 real tokens
+        # a sentence tags the same alone and in a padded batch
+        alone = run.predictor().predict([["A", "dog"]])[0]
+        together = run.predictor().predict([["A", "dog"], ["The", "cat", "sleeps", "quietly", "near", "Paris"]])[0]
+        assert alone == together
+
+
+def test_cli_predict_and_evaluate(runs, tmp_path):
+    export = runs["softmax"].export(tmp_path / "export")
+    proc = run_cli("predict", export, "The old man the boat .")
+    assert proc.returncode == 0, proc.stderr
+    words = proc.stdout.strip().split(" ")
+    assert [w.rsplit("/", 1)[0] for w in words] == ["The", "old", "man", "the", "boat", "."]
+    proc = run_cli("evaluate", export, "--data", "demo", "--out", tmp_path / "eval")
+    assert proc.returncode == 0, proc.stderr
+    assert "token accuracy" in proc.stdout and "OOV accuracy" in proc.stdout
+    assert (tmp_path / "eval" / "confusion.png").stat().st_size > 1000
+    report = json.loads((tmp_path / "eval" / "evaluation-test.json").read_text())
+    assert 0.9 < report["accuracy"] <= 1.0
+
+
+def test_cli_malformed_conllu_one_line(tmp_path):
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\n")
+    proc = run_cli("train", "pos", "--data", bad, "--run-dir", tmp_path / "run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {bad}:2: expected 10 tab-separated CoNLL-U columns, found 4"
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_sources_and_config_errors(tmp_path):
+    task = registry.get("pos")
+    cfg = resolve_config(task, "ud_english_ewt")
+    splits = task.load_data(cfg)
+    # protocol: the dev file trains, its last 10% of sentences validate, test is the test file
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (1801, 200, 2077)
+    assert len(splits.info["tags"]) == 17
+    atis = task.load_data(resolve_config(task, "ud_english_atis"))
+    assert (len(atis.train), len(atis.val), len(atis.test)) == (4274, 572, 586)
+    two_col = tmp_path / "tagged.txt"
+    two_col.write_text("".join(f"w{i} {'A' if i % 2 else 'B'}\n" + ("\n" if i % 3 == 2 else "") for i in range(60)))
+    cols = task.load_data(resolve_config(task, str(two_col)))
+    assert len(cols.train) + len(cols.val) + len(cols.test) == 20
+    with pytest.raises(ConfigError, match="data.tagset must be upos or xpos"):
+        task.load_data(resolve_config(task, "demo", overrides=["data.tagset=ner"]))
+    with pytest.raises(ConfigError, match="model.char_encoder must be cnn, rnn or none"):
+        cfg = resolve_config(task, "demo", overrides=["model.char_encoder=lstm"])
+        task.build_model(cfg, task.fit_preprocessing(cfg, task.load_data(cfg)))
+    with pytest.raises(DataError, match="is for the sentiment task"):
+        task.load_data(resolve_config(task, "sst2"))
+    assert keras.saving.get_registered_object("seqapps>CRF") is not None
