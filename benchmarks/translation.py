@@ -1,0 +1,153 @@
+"""Translation benchmark on anki_fra_eng (protocol: ../shared/datasets/README.md).
+
+Trains, side by side on the same data and step budget:
+
+  fr-en-additive   French -> English with additive attention (the benchmark direction)
+  fr-en-none       French -> English without attention (the plain encoder-decoder)
+  en-fr-additive   English -> French with additive attention
+
+and for each reports test corpus BLEU and chrF (sacreBLEU, 13a, cased, single
+reference) with beam 4 (length penalty 0.6) and greedy decoding, BLEU by source
+length, the training wall time, and the export's speed measured in a separate
+process that loads it with TensorFlow only: sentences per second at batch 64
+(greedy and beam 4) and the p50 latency of one sentence.
+
+    SEQAPPS_DATA=../shared/datasets python benchmarks/translation.py
+    python benchmarks/translation.py --epochs 4 --steps-per-epoch 300 --only fr-en-additive
+
+Results land in ``--out`` (default runs/bench-translation): one run directory and
+export per model and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MODELS = {  # name -> (source_lang, target_lang, attention)
+    "fr-en-additive": ("fr", "en", "additive"),
+    "fr-en-none": ("fr", "en", "none"),
+    "en-fr-additive": ("en", "fr", "additive"),
+}
+
+SPEED = r"""
+import json, sys, time, numpy as np, tensorflow as tf
+path, sentences_file, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sentences = json.load(open(sentences_file, encoding="utf-8"))[:n]
+m = tf.saved_model.load(path)
+translate = m.signatures["translate"]
+def run(batch, beam):
+    return translate(text=tf.constant(batch), beam_width=tf.constant(beam), length_penalty=tf.constant(0.6))
+out = {}
+for beam in (1, 4):
+    run(sentences[:64], beam)  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(sentences), 64):
+        run(sentences[i:i + 64], beam)
+    out[f"sentences_per_second_batch64_beam{beam}"] = len(sentences) / (time.perf_counter() - start)
+    times = []
+    for s in sentences[:40]:
+        t = time.perf_counter()
+        run([s], beam)
+        times.append(time.perf_counter() - t)
+    out[f"p50_latency_ms_one_sentence_beam{beam}"] = 1000 * float(np.median(times))
+print(json.dumps(out))
+"""
+
+
+def speed(export, sentences, n) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
+        json.dump(sentences, f, ensure_ascii=False)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    proc = subprocess.run([sys.executable, "-c", SPEED, str(export), f.name, str(n)], capture_output=True,
+                          text=True, env=env, cwd=tempfile.gettempdir())
+    os.unlink(f.name)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/bench-translation")
+    p.add_argument("--only", nargs="*", choices=list(MODELS), help="train only these models")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--steps-per-epoch", type=int, default=300, help="0 = whole training set each epoch")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--cell", default="gru")
+    p.add_argument("--units", type=int, default=128)
+    p.add_argument("--embedding-dim", type=int, default=128)
+    p.add_argument("--source-vocab", type=int, default=8000)
+    p.add_argument("--target-vocab", type=int, default=6000)
+    p.add_argument("--speed-sentences", type=int, default=640)
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
+    args = p.parse_args(argv)
+
+    from seqapps import load, registry
+    from seqapps.training import resolve_config, train
+    from tasks.translation import score_translations
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    task = registry.get("translation")
+    results = {"args": vars(args), "models": {}}
+    for name in args.only or list(MODELS):
+        src, tgt, attention = MODELS[name]
+        overrides = [f"data.source_lang={src}", f"data.target_lang={tgt}", f"model.attention={attention}",
+                     f"model.cell={args.cell}", f"model.units={args.units}", f"model.embedding_dim={args.embedding_dim}",
+                     f"model.attention_units={args.units * 2}", f"data.source_vocab_size={args.source_vocab}",
+                     f"data.target_vocab_size={args.target_vocab}", f"train.steps_per_epoch={args.steps_per_epoch}",
+                     "train.patience=0", *args.overrides]
+        print(f"== {name}: {' '.join(overrides)}", flush=True)
+        started = time.time()
+        run = train("translation", "anki_fra_eng", epochs=args.epochs, batch_size=args.batch_size,
+                    overrides=overrides, run_dir=out / name, overwrite=True, verbose=2)
+        wall = time.time() - started
+        export = run.export(out / f"{name}-export")
+        cfg = resolve_config(task, "anki_fra_eng", overrides=overrides)
+        sources, references = task.load_data(cfg).test
+        predictor = load(export)
+        t = time.time()
+        greedy = score_translations(sources, predictor.translate(sources, beam=1), references)
+        greedy_seconds = time.time() - t
+        entry = {"direction": f"{src}->{tgt}", "attention": attention,
+                 "fit_seconds": run.metrics["train_seconds"], "train_command_seconds": round(wall, 1),
+                 "test_beam4": {k: v for k, v in run.metrics["test"].items() if k != "samples"},
+                 "test_greedy": greedy, "greedy_eval_seconds": round(greedy_seconds, 1),
+                 "val_beam4_bleu": run.metrics["val"]["bleu"], "samples": run.metrics["test"]["samples"],
+                 "speed": speed(export, sources, args.speed_sentences)}
+        results["models"][name] = entry
+        (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        print(json.dumps({k: v for k, v in entry.items() if k != "samples"}, indent=1, ensure_ascii=False), flush=True)
+
+    print("\nmodel            test BLEU beam4  greedy   chrF beam4  fit s   sent/s b64 greedy/beam4  p50 ms beam4")
+    for name, e in results["models"].items():
+        s = e["speed"]
+        print(f"{name:<16} {e['test_beam4']['bleu']:>14.2f}  {e['test_greedy']['bleu']:>6.2f}  "
+              f"{e['test_beam4']['chrf']:>10.2f}  {e['fit_seconds']:>6.0f}  "
+              f"{s['sentences_per_second_batch64_beam1']:>10.1f} / {s['sentences_per_second_batch64_beam4']:<8.1f} "
+              f"{s['p50_latency_ms_one_sentence_beam4']:>10.1f}")
+    print("\nBLEU by source length (words), beam 4:")
+    buckets = sorted({b for e in results["models"].values() for b in e["test_beam4"]["by_source_length"]},
+                     key=lambda b: int(b.split("-")[0].rstrip("+")))
+    print("model            " + "".join(f"{b:>14}" for b in buckets))
+    for name, e in results["models"].items():
+        row = e["test_beam4"]["by_source_length"]
+        print(f"{name:<16} " + "".join(f"{row[b]['bleu']:>8.2f} ({row[b]['examples']:>3})" if b in row else " " * 14
+                                        for b in buckets))
+    print(f"\nresults: {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
