@@ -45,6 +45,8 @@ class TrainConfig:
     seed: int = 1
     strategy: str = "default"   # default | mirrored | multiworker
     mixed_precision: bool = False
+    ema: float = 0.0            # > 0: keep an exponential moving average of the weights (momentum)
+                                #      and validate/checkpoint with it
     backup_every: int = 100     # batches between resumable backups
     steps_per_epoch: int = 0    # 0 = the whole training set each epoch
 

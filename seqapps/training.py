@@ -60,7 +60,22 @@ def make_optimizer(train_cfg):
     if train_cfg.optimizer not in kinds:
         raise ConfigError(f"train.optimizer must be one of {', '.join(kinds)}, got {train_cfg.optimizer!r}")
     extra = {"clipnorm": train_cfg.clipnorm} if train_cfg.clipnorm else {}
+    if train_cfg.ema:
+        extra.update(use_ema=True, ema_momentum=train_cfg.ema)
     return kinds[train_cfg.optimizer](learning_rate=train_cfg.learning_rate, **extra)
+
+
+def even_batches(ds, replicas: int):
+    """Cut each batch to a multiple of ``replicas`` (at most replicas - 1 examples dropped
+    per batch) and skip batches left empty: Keras' multi-replica steps need even splits."""
+    import tensorflow as tf
+
+    def cut(*element):
+        n = tf.shape(tf.nest.flatten(element)[0])[0]
+        return tf.nest.map_structure(lambda t: t[: n - n % replicas], element)
+
+    nonempty = lambda *element: tf.shape(tf.nest.flatten(element)[0])[0] > 0  # noqa: E731
+    return ds.map(cut).filter(nonempty)
 
 
 def _prepare_run_dir(run: Run, cfg, task_name: str, overwrite: bool) -> bool:
@@ -136,6 +151,9 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         train_ds = train_ds.repeat()
 
     strategy_obj = make_strategy(cfg.train.strategy)
+    replicas = strategy_obj.num_replicas_in_sync
+    if replicas > 1:  # a batch must split evenly over the replicas
+        train_ds, val_ds = even_batches(train_ds, replicas), even_batches(val_ds, replicas)
     with strategy_obj.scope():
         model = task_obj.build_model(cfg, prep)
         task_obj.compile(model, cfg, make_optimizer(cfg.train))
@@ -151,6 +169,8 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         keras.callbacks.TerminateOnNaN(),
         *task_obj.callbacks(cfg, prep),
     ]
+    if cfg.train.ema:  # validate and checkpoint with the averaged weights
+        callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if cfg.train.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.patience))
     if verbose is None:

@@ -37,6 +37,7 @@ class SentimentModel(ModelConfig):
     units: int = 64
     embedding_dim: int = 128
     embedding_dropout: float = 0.3
+    word_dropout: float = 0.0   # drop whole words (their embedding) during training
     pooling: str = "max_mean"   # last | max | mean | max_mean
     head_dropout: float = 0.5
 
@@ -103,6 +104,8 @@ class Sentiment(Task):
         m = cfg.model
         tokens = keras.Input(shape=(None,), dtype="int64", name="tokens")
         x = keras.layers.Embedding(len(prep.vocabulary), m.embedding_dim, mask_zero=True, name="embedding")(tokens)
+        if m.word_dropout:
+            x = keras.layers.Dropout(m.word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
         x = recurrent_stack(x, m, return_sequences=m.pooling != "last", name="encoder")
         if m.pooling != "last":

@@ -53,6 +53,9 @@ def tfds_load(name: str, split: str, data_dir=None):
         import tensorflow_datasets as tfds
     except ImportError:  # pragma: no cover - pinned in requirements
         raise DataError("tfds: sources need tensorflow-datasets (pip install tensorflow-datasets)") from None
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)  # tfds warns about half-made folders; we say it once
     try:
         return tfds.load(name, split=split, download=False, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:

@@ -1,0 +1,207 @@
+"""The shared core: registry, configs, CLI errors, readers, pipelines, layers, strategies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT, needs_data, run_cli
+from seqapps import registry
+from seqapps.config import Config, keys
+from seqapps.data.pipeline import bucketed_batches, default_boundaries
+from seqapps.data.readers import read_table
+from seqapps.errors import ConfigError, DataError, SeqappsError
+from seqapps.layers import MaskedPooling, recurrent_layer, recurrent_stack
+
+
+# -- registry and config --------------------------------------------------------------------
+def test_registry_lists_sentiment_and_rejects_unknown():
+    assert "sentiment" in registry.names()
+    assert registry.get("sentiment").topology == "many-to-one"
+    with pytest.raises(SeqappsError, match="unknown task 'nope'; expected one of: .*sentiment"):
+        registry.get("nope")
+
+
+def test_config_overrides_parse_types_and_reject_unknown_keys():
+    cfg = registry.get("sentiment").default_config()
+    cfg.override(["model.cell=gru", "model.bidirectional=false", "train.learning_rate=0.01",
+                  "model.layers=2", "data.label_names=neg,pos"])
+    assert (cfg.model.cell, cfg.model.bidirectional, cfg.train.learning_rate, cfg.model.layers) == ("gru", False, 0.01, 2)
+    assert cfg.data.label_names == ["neg", "pos"]
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.celll'; valid keys: .*model\.cell"):
+        cfg.override(["model.celll=gru"])
+    with pytest.raises(ConfigError, match="model.units expects int, got 'many'"):
+        cfg.override(["model.units=many"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        cfg.override(["model.units"])
+
+
+def test_config_json_round_trip(tmp_path):
+    task = registry.get("sentiment")
+    cfg = task.default_config().override(["model.cell=rnn", "data.label_names=a,b"])
+    cfg.save(tmp_path / "c.json")
+    again = task.config_class.load(tmp_path / "c.json")
+    assert again == cfg and "train.clipnorm" in keys(again)
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+@needs_data
+def test_cli_lists_tasks_and_datasets():
+    out = run_cli("tasks")
+    assert out.returncode == 0 and "sentiment" in out.stdout and "many-to-one" in out.stdout
+    out = run_cli("datasets")
+    assert out.returncode == 0
+    line = next(x for x in out.stdout.splitlines() if x.startswith("sst2 "))
+    assert " yes " in line  # SEQAPPS_DATA points at the shared datasets
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "nope"], "unknown task 'nope'"),
+    (["train", "sentiment", "--set", "model.nope=1"], "unknown config key 'model.nope'"),
+    (["train", "sentiment", "--epochs", "ten"], "expected a whole number, got 'ten'"),
+    (["train", "sentiment", "--data", "no_such_set"], "no such dataset or file 'no_such_set'"),
+    (["train", "sentiment", "--data", "/no/such/file.csv"], "no such dataset or file"),
+    (["train", "sentiment", "--data", "tfds:imdb_reviews"], "tfds:imdb_reviews is not downloaded yet and there is no internet"),
+    pytest.param(["train", "sentiment", "--data", "sst2", "--set", "data.text_column=review"],
+                 "no text column 'review'; columns are: label, sentence", marks=needs_data),
+    (["predict", "/no/such/export", "hi"], "no such export or run directory"),
+])
+def test_cli_errors_are_one_line_with_exit_code_2(args, message, tmp_path):
+    out = run_cli(*args, "--run-dir", tmp_path / "run") if args[0] == "train" else run_cli(*args)
+    assert out.returncode == 2, out.stderr
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()  # nothing written on bad input
+
+
+# -- readers and pipelines ---------------------------------------------------------------------
+def test_read_table_errors_name_the_file(tmp_path):
+    good = tmp_path / "a.tsv"
+    good.write_text("label\tsentence\n1\tgood \"quoted\" film\n0\tbad\n")
+    frame = read_table(good, ["label", "sentence"])
+    assert frame["sentence"].tolist() == ['good "quoted" film', "bad"]
+    with pytest.raises(DataError, match=r"a.tsv: no column 'text'; columns are: label, sentence"):
+        read_table(good, ["text"])
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty.csv: the file is empty"):
+        read_table(tmp_path / "empty.csv")
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n1,2,3,4\n")
+    with pytest.raises(DataError, match="bad.csv: malformed CSV"):
+        read_table(tmp_path / "bad.csv")
+    (tmp_path / "latin.csv").write_bytes("a,b\n\xe9t\xe9,1\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_table(tmp_path / "latin.csv")
+
+
+def test_bucketing_groups_similar_lengths_and_keeps_every_example():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 60, size=300)
+    rows = tf.ragged.constant([list(range(1, n + 1)) for n in lengths])
+    ds = bucketed_batches(rows, tf.range(300), lengths, 16, shuffle=True, seed=1)
+    seen, batches = [], 0
+    for x, y in ds:
+        batches += 1
+        row_lengths = (x.numpy() != 0).sum(1)
+        bucket = np.searchsorted(default_boundaries(60), row_lengths, side="right")
+        assert len(set(bucket)) == 1  # one bucket per batch
+        assert x.shape[1] == row_lengths.max()  # padded only to the longest in the batch
+        seen += y.numpy().tolist()
+    assert sorted(seen) == list(range(300))
+    assert batches == int(ds.cardinality())
+
+
+# -- layers ----------------------------------------------------------------------------------------
+def test_recurrent_factory_keeps_cudnn_eligible_defaults():
+    cfg = registry.get("sentiment").default_config().model
+    for cell, cls in [("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU), ("rnn", keras.layers.SimpleRNN)]:
+        cfg.cell, cfg.bidirectional = cell, True
+        layer = recurrent_layer(cfg, return_sequences=True)
+        assert isinstance(layer, keras.layers.Bidirectional) and isinstance(layer.forward_layer, cls)
+        inner = layer.forward_layer
+        assert inner.cell.recurrent_dropout == 0 and not inner.unroll and inner.cell.use_bias
+        if cell in ("lstm", "gru"):
+            assert inner.cell.activation is keras.activations.tanh
+            assert inner.cell.recurrent_activation is keras.activations.sigmoid
+        if cell == "gru":
+            assert inner.cell.reset_after
+    cfg.cell = "transformer"
+    with pytest.raises(ConfigError, match="model.cell must be one of rnn, lstm, gru"):
+        recurrent_layer(cfg)
+
+
+def test_recurrent_stack_masks_padding():
+    cfg = registry.get("sentiment").default_config().model
+    cfg.units, cfg.layers, cfg.bidirectional = 8, 2, True
+    inputs = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(10, 4, mask_zero=True)(inputs)
+    model = keras.Model(inputs, recurrent_stack(x, cfg))
+    short = model(np.array([[3, 4, 5]])).numpy()
+    padded = model(np.array([[3, 4, 5, 0, 0, 0]])).numpy()
+    np.testing.assert_allclose(short, padded, atol=1e-6)
+
+
+def test_masked_pooling_ignores_padding_and_serializes():
+    x = np.array([[[1.0, -2.0], [5.0, 7.0], [100.0, 100.0]]], dtype="float32")
+    mask = np.array([[True, True, False]])
+    layer = MaskedPooling("max_mean")
+    out = layer(x, mask=mask).numpy()
+    np.testing.assert_allclose(out, [[5.0, 7.0, 3.0, 2.5]])
+    np.testing.assert_allclose(layer(x, mask=np.zeros((1, 3), bool)).numpy(), [[0, 0, 0, 0]])
+    again = MaskedPooling.from_config(layer.get_config())
+    assert again.mode == "max_mean"
+
+
+# -- training infrastructure ---------------------------------------------------------------------
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    code = f"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import seqapps, json
+run = seqapps.train('sentiment', 'demo', epochs=1, strategy='mirrored', run_dir={str(tmp_path / 'run')!r},
+                    overrides=['model.units=8', 'model.embedding_dim=8'], verbose=0)
+print(json.dumps({{'replicas': tf.distribute.MirroredStrategy().num_replicas_in_sync,
+                  'acc': run.metrics['val']['accuracy']}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2 and 0.0 <= out["acc"] <= 1.0
+
+
+def test_killed_run_resumes_from_its_backup(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "seqapps", "train", "sentiment", "--data", "demo", "--epochs", "3",
+            "--run-dir", str(run_dir), "--set", "train.steps_per_epoch=150", "--set", "train.backup_every=10",
+            "--set", "model.units=8", "--set", "train.patience=0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run_dir / "history.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait until epoch 1 is logged and epoch 2 has a mid-epoch backup
+        if history.exists() and len(history.read_text().splitlines()) >= 2 \
+                and (run_dir / "backup" / "training_metadata.json").exists() \
+                and json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    epochs_before = len(history.read_text().splitlines()) - 1
+    assert 1 <= epochs_before < 3, "the run finished before it could be interrupted"
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming the interrupted run" in again.stderr
+    epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2]  # continued; did not start over at epoch 0
+    assert not (run_dir / "backup").exists() and (run_dir / "metrics.json").exists()

@@ -1,0 +1,174 @@
+"""sentiment end to end on the demo data, its data sources, and its bad-input contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import seqapps
+from conftest import needs_data, run_cli
+from seqapps import registry
+from seqapps.data.classification import load_labelled_texts
+from seqapps.errors import DataError
+
+TEXTS = ["the film is wonderful !", "this movie was boring", "", "   ", "😀 très bien, 東京", "x" * 100_000,
+         "a gripping , beautiful film", "dull and far too long"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sentiment")
+    run = seqapps.train("sentiment", "demo", epochs=3, run_dir=root / "run", verbose=0,
+                        overrides=["model.units=16", "model.embedding_dim=16"])
+    export_dir = run.export(root / "export")
+    return run, export_dir
+
+
+def test_run_directory_holds_everything(trained):
+    run, _ = trained
+    for name in ["config.json", "run.json", "vocab.txt", "labels.txt", "best.keras", "history.csv",
+                 "curves.png", "metrics.json"]:
+        assert (run.dir / name).exists(), name
+    assert any((run.dir / "logs").rglob("*tfevents*"))
+    assert set(run.metrics) >= {"val", "test"} and 0 <= run.metrics["test"]["accuracy"] <= 1
+
+
+def test_export_loads_in_fresh_process_with_same_probabilities(trained, fresh):
+    run, export_dir = trained
+    in_memory = np.array([r["probabilities"]["positive"] for r in run.predictor().predict(TEXTS)])
+    code = f"""
+import json, tensorflow as tf
+m = tf.saved_model.load({str(export_dir)!r})
+sig = m.signatures['serving_default']
+out = sig(text=tf.constant({TEXTS!r}))
+empty = sig(text=tf.constant([], tf.string))
+print(json.dumps({{'probs': out['probabilities'].numpy().tolist(), 'labels': [x.decode() for x in out['label'].numpy()],
+                  'empty': [list(empty['probabilities'].shape), list(empty['label'].shape)],
+                  'inputs': list(sig.structured_input_signature[1])}}))
+"""
+    out = fresh(code)
+    probs = np.array(out["probs"])
+    labels = json.loads((export_dir / "metadata.json").read_text())["labels"]
+    np.testing.assert_allclose(probs[:, labels.index("positive")], in_memory, atol=1e-5)
+    assert out["labels"] == [labels[i] for i in probs.argmax(1)]
+    assert out["empty"] == [[0, 2], [0]] and out["inputs"] == ["text"]
+
+
+def test_predictor_returns_plain_python(trained):
+    _, export_dir = trained
+    results = seqapps.load(export_dir).predict(TEXTS[:3])
+    assert len(results) == 3 and all(isinstance(r["label"], str) and isinstance(r["probability"], float)
+                                    for r in results)
+    assert abs(sum(results[0]["probabilities"].values()) - 1) < 1e-5
+    assert seqapps.load(export_dir).predict([]) == []
+
+
+def test_demo_model_learns_the_demo_task(trained):
+    run, _ = trained
+    results = run.predictor().predict(["the acting was brilliant", "the script is tedious , shallow and slow"])
+    assert [r["label"] for r in results] == ["positive", "negative"]
+
+
+def test_metadata_describes_the_export(trained):
+    _, export_dir = trained
+    meta = json.loads((export_dir / "metadata.json").read_text())
+    assert meta["task"] == "sentiment" and meta["topology"] == "many-to-one" and meta["dataset"] == "demo"
+    assert meta["labels"] == ["negative", "positive"] and "test" in meta["metrics"]
+    assert meta["config"]["model"]["units"] == 16 and set(meta["versions"]) >= {"tensorflow", "keras"}
+    assert meta["signatures"]["serving_default"]["inputs"] == {"text": {"dtype": "string", "shape": [None]}}
+
+
+def test_cli_predict_evaluate_and_export(trained, tmp_path):
+    run, export_dir = trained
+    out = run_cli("predict", export_dir, "the film is wonderful !", "this movie was boring")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[0] in {"positive", "negative"}
+    (tmp_path / "in.txt").write_text("one\ntwo\nthree\n")
+    assert len(run_cli("predict", export_dir, "--input", tmp_path / "in.txt").stdout.strip().splitlines()) == 3
+    assert len(run_cli("predict", export_dir, input="a\nb\n").stdout.strip().splitlines()) == 2
+    for target in (run.dir, export_dir):
+        out = run_cli("evaluate", target, "--data", "demo", "--out", tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "accuracy" in out.stdout and "confusion matrix" in out.stdout and "precision" in out.stdout
+    assert (tmp_path / "confusion.png").exists()
+    out = run_cli("export", run.dir, tmp_path / "again")
+    assert out.returncode == 0 and (tmp_path / "again" / "saved_model.pb").exists()
+
+
+def test_failed_export_keeps_the_existing_one(trained, monkeypatch):
+    run, export_dir = trained
+    before = (export_dir / "saved_model.pb").read_bytes()
+    import seqapps.export as export_mod
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_mod, "build_archive", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run.export(export_dir)
+    assert (export_dir / "saved_model.pb").read_bytes() == before
+    assert [p.name for p in export_dir.parent.iterdir() if p.name.startswith(".")] == []
+    assert seqapps.load(export_dir).predict(["fine"])[0]["label"] in {"positive", "negative"}
+
+
+def test_small_batch_is_overfit():
+    import keras
+
+    task = registry.get("sentiment")
+    cfg = task.default_config().override(["model.units=16", "model.embedding_dropout=0", "model.head_dropout=0"])
+    splits = task.load_data(cfg)
+    texts, labels = splits.train
+    texts, labels = texts[:16], labels[:16]
+    prep = task.fit_preprocessing(cfg, splits)
+    ids, y = prep.encode(texts, labels)
+    keras.utils.set_random_seed(0)
+    model = task.build_model(cfg, prep)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(ids.to_tensor(), y, epochs=40, batch_size=16, verbose=0)
+    assert history.history["accuracy"][-1] == 1.0 and history.history["loss"][-1] < 0.05
+
+
+# -- data sources ----------------------------------------------------------------------------------------
+def _cfg(source, *overrides):
+    cfg = registry.get("sentiment").default_config().override(list(overrides))
+    cfg.data.source = source
+    return cfg
+
+
+def test_csv_with_string_labels_and_named_columns(tmp_path):
+    rows = "\n".join(f'"{t}, really",{y}' for t, y in [("great", "pos"), ("awful", "neg")] * 10)
+    (tmp_path / "reviews.csv").write_text("review_body,stars\n" + rows + "\n")
+    cfg = _cfg(str(tmp_path / "reviews.csv"), "data.text_column=review_body", "data.label_column=stars")
+    splits = load_labelled_texts(cfg.data, "sentiment")
+    assert splits.info["labels"] == ["neg", "pos"]
+    assert len(splits.train[0]) + len(splits.val[0]) + len(splits.test[0]) == 20
+    assert splits.train[0][0].endswith(", really")
+    with pytest.raises(DataError, match="no label column 'label'; columns are: review_body, stars"):
+        load_labelled_texts(_cfg(str(tmp_path / "reviews.csv"), "data.text_column=review_body",
+                                 "data.label_column=label").data, "sentiment")
+
+
+def test_folder_with_splits_and_integer_labels(tmp_path):
+    for name in ["train.tsv", "dev.tsv", "test.tsv"]:
+        (tmp_path / name).write_text("sentence\tlabel\n" + "good\t1\nbad\t0\n" * 5)
+    splits = load_labelled_texts(_cfg(str(tmp_path), "data.label_names=neg,pos").data, "sentiment")
+    assert splits.info["labels"] == ["neg", "pos"] and len(splits.val[0]) == 10 and len(splits.test[0]) == 10
+
+
+@needs_data
+def test_named_sst2_resolves_under_the_data_directory():
+    splits = load_labelled_texts(_cfg("sst2").data, "sentiment")
+    assert splits.info["labels"] == ["negative", "positive"]
+    assert (len(splits.train[0]), len(splits.val[0]), len(splits.test[0])) == (67349, 872, 1821)
+
+
+def test_tfds_source_offline_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        splits = load_labelled_texts(_cfg("tfds:imdb_reviews").data, "sentiment")
+    assert len(splits.train[0]) + len(splits.val[0]) > 0 and len(splits.test[0]) == 12
+    assert set(splits.info["labels"]) <= {"0", "1"} and all(isinstance(t, str) for t in splits.train[0])
