@@ -183,8 +183,7 @@ def write_png(chars, values, path, title: str, width: int = 100, max_chars: int 
     for r, c, _, v in cells:
         grid[r, c] = v
     fig, ax = plt.subplots(figsize=(max(6.0, width * 0.12), max(1.5, rows * 0.22 + 0.8)))
-    cmap = plt.get_cmap("coolwarm").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("coolwarm").with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
     for r, c, ch, _ in cells:
         ax.text(c, r, "\u21b5" if ch == "\n" else ch, ha="center", va="center", fontsize=7, family="monospace")

@@ -1,0 +1,112 @@
+"""inspect: property signals, unit ranking, and the HTML/PNG written from a trained char_lm."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+
+def test_property_signals():
+    from seqapps.inspect import property_signal
+
+    chars = list('say "hi" ok\n  ab\n')
+    np.testing.assert_array_equal(property_signal(chars, "quotes"),
+                                  [0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(property_signal(chars, "line-position"),
+                                  [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 0])
+    np.testing.assert_array_equal(property_signal(chars, "indent"),
+                                  [0] * 12 + [2] * 5)
+    np.testing.assert_array_equal(property_signal(list("\u201ca\u201d b"), "quotes"), [1, 1, 0, 0, 0])
+
+
+def test_ranking_finds_a_planted_unit():
+    from seqapps.inspect import correlations, rank_units
+
+    rng = np.random.default_rng(0)
+    signal = (rng.random(500) > 0.5).astype(float)
+    hidden = rng.uniform(-1, 1, (500, 2, 6))
+    hidden[:, 1, 4] = np.tanh(2 * signal - 1) + 0.1 * rng.standard_normal(500)   # tracks the signal
+    cell = rng.standard_normal((500, 2, 6))
+    cell[:, 0, 2] = -3 * signal + 0.2 * rng.standard_normal(500)                  # tracks it, negatively
+    cell[:, 0, 3] = 1.0                                                           # constant: r = 0, no NaN
+    ranking = rank_units({"hidden": hidden, "cell": cell}, signal, top=3)
+    assert {(u["state"], u["layer"], u["unit"]) for u in ranking[:2]} == {("hidden", 2, 4), ("cell", 1, 2)}
+    assert next(u for u in ranking if u["state"] == "cell")["r"] < -0.9
+    assert correlations(cell[:, 0, 3:4], signal).tolist() == [0.0]
+
+
+@pytest.fixture(scope="module")
+def model_and_text(tmp_path_factory):
+    import seqapps
+    from seqapps.data.demo.char_lm import text
+
+    root = tmp_path_factory.mktemp("inspect")
+    run = seqapps.train("char_lm", "demo", epochs=1, overrides=[
+        "model.units=16", "model.embedding_dim=8", "train.batch_size=8", "train.bptt=24", "train.steps_per_epoch=20",
+        "data.eval_streams=2"], run_dir=root / "run", verbose=0)
+    sample = root / "sample.txt"
+    sample.write_text(text(1500, seed=3))
+    return run, sample, root
+
+
+def test_inspect_writes_html_png_and_ranking(model_and_text):
+    from seqapps.inspect import inspect
+
+    run, sample, root = model_and_text
+    result = inspect(run.dir, sample, root / "out", find="line-position", top=5)
+    assert len(result["ranking"]) == 5
+    assert abs(result["ranking"][0]["r"]) >= abs(result["ranking"][-1]["r"])
+    shown = result["shown"]
+    assert (shown["state"], shown["layer"], shown["unit"]) == tuple(
+        result["ranking"][0][k] for k in ("state", "layer", "unit"))
+    page = (root / "out" / "inspect.html").read_text()
+    assert len(re.findall(r'<span style="background:rgb\(\d+,\d+,\d+\)" title="[-+]', page)) == len(
+        sample.read_text())
+    assert (root / "out" / "inspect.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    states = np.load(root / "out" / "states.npz")
+    assert states["hidden"].shape == (len(sample.read_text()), 1, 16) and states["cell"].shape == states[
+        "hidden"].shape
+    assert (root / "out" / "units-line-position.csv").read_text().count("\n") == 2 * 16 + 1
+
+
+def test_states_match_the_keras_layer(model_and_text):
+    """The stepped cells reproduce the trained layer's outputs (same weights, same maths)."""
+    import keras
+
+    run, sample, _ = model_and_text
+    from seqapps.predict import load
+    from tasks.char_lm import CharVocab
+
+    text = sample.read_text()[:200]
+    states = load(run.dir).states(text)
+    model = run.load_model()
+    layer = next(lay for lay in model.layers if isinstance(lay, keras.layers.RNN))
+    ids = CharVocab.load(run.dir).encode(text)[None, :]
+    fresh = keras.layers.LSTM(16, return_sequences=True)
+    fresh.build((None, None, 8))
+    fresh.set_weights(layer.get_weights())
+    expected = fresh(model.get_layer("embedding")(ids)).numpy()[0]
+    np.testing.assert_allclose(states["hidden"][:, 0], expected, atol=1e-5)
+
+
+def test_inspect_cli_and_its_errors(model_and_text, tmp_path):
+    run, sample, _ = model_and_text
+    proc = run_cli("inspect", run.dir, "--text", sample, "--find", "quotes", "--top", 3, "--out", tmp_path / "q")
+    assert proc.returncode == 0, proc.stderr
+    assert "units tracking quotes" in proc.stdout and (tmp_path / "q" / "inspect.html").exists()
+    (tmp_path / "plain.txt").write_text("no quotes at all here")
+    (tmp_path / "bin.dat").write_bytes(b"\x00\x01\x02")
+    for args, message in [
+        (["--text", tmp_path / "plain.txt", "--find", "quotes"], "no passage in double quotes"),
+        (["--text", tmp_path / "bin.dat"], "binary"),
+        (["--text", tmp_path / "missing.txt"], "No such file"),
+        (["--text", sample, "--unit", 16], "--unit must be between 0 and 15"),
+        (["--text", sample, "--layer", 2], "--layer must be between 1 and 1"),
+    ]:
+        proc = run_cli("inspect", run.dir, *args, "--out", tmp_path / "x")
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
