@@ -119,10 +119,11 @@ def _best_so_far(run: Run, monitor: str, mode: str):
 
 
 def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, overrides=(), run_dir=None,
-          data_dir=None, strategy=None, overwrite=False, verbose=None) -> Run:
+          data_dir=None, strategy=None, overwrite=False, verbose=None, callbacks=()) -> Run:
     """Train ``task`` and return its :class:`~seqapps.run.Run`.
 
     Re-running the same call after an interruption resumes from the last backup.
+    ``callbacks`` are extra Keras callbacks (timers, custom logging...).
     """
     import keras
     import tensorflow as tf
@@ -159,7 +160,7 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         task_obj.compile(model, cfg, make_optimizer(cfg.train))
 
     monitor, mode = task_obj.monitor, task_obj.monitor_mode
-    callbacks = [
+    extra_callbacks, callbacks = list(callbacks), [
         keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq=cfg.train.backup_every or "epoch",
                                          double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(str(run.model_path), monitor=monitor, mode=mode, save_best_only=True,
@@ -168,6 +169,7 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         keras.callbacks.TensorBoard(str(run.logs_dir)),
         keras.callbacks.TerminateOnNaN(),
         *task_obj.callbacks(cfg, prep),
+        *extra_callbacks,
     ]
     if cfg.train.ema:  # validate and checkpoint with the averaged weights
         callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))

@@ -1,0 +1,227 @@
+"""SST-2 sentiment benchmark (protocol: ../shared/datasets/README.md).
+
+Train on train.tsv, pick the checkpoint on dev.tsv, report accuracy on test.tsv, for
+seqapps' default configuration with LSTM, GRU and SimpleRNN cells, side by side with
+a TF-IDF + logistic-regression baseline and the plain Keras script a user would write
+by hand (TextVectorization -> Embedding(20000, 128) -> Bidirectional(LSTM(128)) ->
+Dropout(0.5) -> Dense, Adam, batch 64, best epoch by dev). Then the exported LSTM
+model's speed is measured in a separate process.
+
+    SEQAPPS_DATA=../shared/datasets python benchmarks/sentiment.py
+
+Writes benchmarks/out/sentiment/results.json and prints a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import seqapps  # noqa: E402
+from seqapps import registry  # noqa: E402
+from seqapps.data.classification import load_labelled_texts  # noqa: E402
+
+
+class TrainTimer(keras.callbacks.Callback):
+    """Seconds spent in training steps per epoch (validation excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self._start = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_test_begin()
+
+
+def tfidf_baseline(train, dev, test):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    start = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+    x_train = vec.fit_transform(train[0])
+    best = None
+    for c in [0.5, 1, 2, 4, 8, 16]:
+        clf = LogisticRegression(C=c, max_iter=2000).fit(x_train, train[1])
+        dev_acc = float(np.mean(clf.predict(vec.transform(dev[0])) == np.array(dev[1])))
+        if best is None or dev_acc > best[0]:
+            best = (dev_acc, c, clf)
+    test_acc = float(np.mean(best[2].predict(vec.transform(test[0])) == np.array(test[1])))
+    return {"dev_accuracy": best[0], "test_accuracy": test_acc, "C": best[1],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def plain_keras(train, dev, test, epochs: int):
+    """The hand-written script, as a user without seqapps would write it."""
+    keras.utils.set_random_seed(1)
+    to_int = lambda labels: np.array([1 if y == "positive" else 0 for y in labels])  # noqa: E731
+    vectorize = keras.layers.TextVectorization(max_tokens=20000)
+    vectorize.adapt(tf.data.Dataset.from_tensor_slices(train[0]).batch(1024))
+
+    def dataset(texts, labels, shuffle):
+        ds = tf.data.Dataset.from_tensor_slices((texts, to_int(labels)))
+        if shuffle:
+            ds = ds.shuffle(len(texts), seed=1)
+        return ds.batch(64).map(lambda x, y: (vectorize(x), y)).prefetch(tf.data.AUTOTUNE)
+
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int64"),
+        keras.layers.Embedding(20000, 128),
+        keras.layers.Bidirectional(keras.layers.LSTM(128)),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    train_ds, dev_ds, test_ds = dataset(*train, True), dataset(*dev, False), dataset(*test, False)
+    epochs_out = []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        model.fit(train_ds, epochs=1, verbose=2)
+        seconds = time.perf_counter() - start
+        epochs_out.append({"epoch": epoch + 1, "seconds": round(seconds, 1),
+                           "dev_accuracy": float(model.evaluate(dev_ds, verbose=0)[1]),
+                           "test_accuracy": float(model.evaluate(test_ds, verbose=0)[1])})
+        print("plain keras", epochs_out[-1], flush=True)
+    best = max(epochs_out, key=lambda e: e["dev_accuracy"])
+    per_epoch = float(np.mean([e["seconds"] for e in epochs_out]))
+    return {"epochs": epochs_out, "best_epoch": best["epoch"], "dev_accuracy": best["dev_accuracy"],
+            "test_accuracy": best["test_accuracy"], "seconds_per_epoch": round(per_epoch, 1),
+            "examples_per_second": round(len(train[0]) / per_epoch, 1)}
+
+
+def seqapps_run(cell: str, out: Path, n_train: int, epochs: int | None):
+    timer = TrainTimer()
+    start = time.perf_counter()
+    run = seqapps.train("sentiment", "sst2", epochs=epochs, overrides=[f"model.cell={cell}"], run_dir=out / cell,
+                        overwrite=True, verbose=2, callbacks=[timer])
+    wall = time.perf_counter() - start
+    cfg = run.config
+    passes = len(timer.seconds) * (cfg.train.steps_per_epoch * cfg.train.batch_size / n_train
+                                   if cfg.train.steps_per_epoch else 1.0)
+    train_seconds = float(sum(timer.seconds))
+    import pandas as pd
+
+    history = pd.read_csv(run.history_path)
+    return {"dev_accuracy": run.metrics["val"]["accuracy"], "test_accuracy": run.metrics["test"]["accuracy"],
+            "epochs_run": len(timer.seconds), "best_epoch": int(history["val_accuracy"].idxmax()) + 1,
+            "seconds_per_epoch": round(train_seconds / passes, 1),
+            "examples_per_second": round(n_train * passes / train_seconds, 1),
+            "wall_seconds": round(wall, 1), "run_dir": str(run.dir)}
+
+
+SPEED = r"""
+import json, sys, time, numpy as np, tensorflow as tf
+path, texts = sys.argv[1], json.load(open(sys.argv[2]))
+serve = tf.saved_model.load(path).signatures["serving_default"]
+for t in texts[:20]:
+    serve(text=tf.constant([t]))
+lat = []
+for i in range(300):
+    t0 = time.perf_counter(); serve(text=tf.constant([texts[i % len(texts)]])); lat.append(time.perf_counter() - t0)
+batch = tf.constant((texts * 2)[:256])
+serve(text=batch)
+t0, n = time.perf_counter(), 0
+while time.perf_counter() - t0 < 10:
+    serve(text=batch); n += 256
+print(json.dumps({"p50_ms_batch1": 1000 * float(np.percentile(lat, 50)), "p95_ms_batch1": 1000 * float(np.percentile(lat, 95)),
+                  "sentences_per_second_batch256": n / (time.perf_counter() - t0)}))
+"""
+
+
+def export_speed(run_dir: str, out: Path, texts):
+    export_dir = seqapps.training.Run(run_dir).export(out / "export")
+    (out / "texts.json").write_text(json.dumps(texts))
+    (out / "speed.py").write_text(SPEED)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(out / "speed.py"), str(export_dir), str(out / "texts.json")],
+                          capture_output=True, text=True, env=env, cwd=out, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", default="lstm,gru,rnn")
+    parser.add_argument("--epochs", type=int, help="override the default train.epochs")
+    parser.add_argument("--plain-epochs", type=int, default=3)
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: tfidf,plain,seqapps,speed")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "sentiment"))
+    args = parser.parse_args()
+    out, skip = Path(args.out), set(filter(None, args.skip.split(",")))
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = registry.get("sentiment").default_config()
+    cfg.data.source = "sst2"
+    splits = load_labelled_texts(cfg.data, "sentiment")
+    train, dev, test = splits.train, splits.val, splits.test
+    started = time.perf_counter()
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores {platform.machine()}",
+               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                        cwd=ROOT).stdout.strip(), "command": " ".join(sys.argv)}
+    if "tfidf" not in skip:
+        results["tfidf_logreg"] = tfidf_baseline(train, dev, test)
+        print("tfidf", results["tfidf_logreg"], flush=True)
+    if "plain" not in skip:
+        results["plain_keras"] = plain_keras(train, dev, test, args.plain_epochs)
+    if "seqapps" not in skip:
+        for cell in args.cells.split(","):
+            results[f"seqapps_{cell}"] = seqapps_run(cell, out, len(train[0]), args.epochs)
+            print(cell, results[f"seqapps_{cell}"], flush=True)
+            (out / "results.json").write_text(json.dumps(results, indent=2))
+    if "speed" not in skip and "seqapps_lstm" in results:
+        results["export_speed"] = export_speed(results["seqapps_lstm"]["run_dir"], out, test[0])
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(summary(results))
+
+
+def summary(r) -> str:
+    lines = [f"| system | dev acc | test acc | s/epoch | train examples/s |", "|---|---|---|---|---|"]
+    if "tfidf_logreg" in r:
+        t = r["tfidf_logreg"]
+        lines.append(f"| TF-IDF (1-2 grams) + logistic regression, C={t['C']} | {t['dev_accuracy']:.4f} | "
+                     f"{t['test_accuracy']:.4f} | {t['seconds']} s total | - |")
+    if "plain_keras" in r:
+        p = r["plain_keras"]
+        lines.append(f"| plain Keras BiLSTM(128), best epoch {p['best_epoch']} | {p['dev_accuracy']:.4f} | "
+                     f"{p['test_accuracy']:.4f} | {p['seconds_per_epoch']} | {p['examples_per_second']} |")
+    for cell in ("lstm", "gru", "rnn"):
+        if f"seqapps_{cell}" in r:
+            s = r[f"seqapps_{cell}"]
+            lines.append(f"| seqapps sentiment, cell={cell}, best epoch {s['best_epoch']}/{s['epochs_run']} | "
+                         f"{s['dev_accuracy']:.4f} | {s['test_accuracy']:.4f} | {s['seconds_per_epoch']} | "
+                         f"{s['examples_per_second']} |")
+    if "plain_keras" in r and "seqapps_lstm" in r:
+        p, s = r["plain_keras"], r["seqapps_lstm"]
+        lines.append(f"\nseqapps LSTM / plain Keras: accuracy ratio {s['test_accuracy'] / p['test_accuracy']:.3f}, "
+                     f"throughput ratio {s['examples_per_second'] / p['examples_per_second']:.2f}")
+    if "export_speed" in r:
+        e = r["export_speed"]
+        lines.append(f"\nexport (separate process): batch 1 p50 {e['p50_ms_batch1']:.2f} ms, p95 "
+                     f"{e['p95_ms_batch1']:.2f} ms; batch 256: {e['sentences_per_second_batch256']:.0f} sentences/s")
+    lines.append(f"\nwall time {r.get('wall_seconds')} s, {r['machine']}, commit {r['commit']}, {r['date']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
