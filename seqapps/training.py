@@ -160,7 +160,8 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         task_obj.compile(model, cfg, make_optimizer(cfg.train))
 
     monitor, mode = task_obj.monitor, task_obj.monitor_mode
-    extra_callbacks, callbacks = list(callbacks), [
+    extra_callbacks = list(callbacks)
+    callbacks = [
         keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq=cfg.train.backup_every or "epoch",
                                          double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(str(run.model_path), monitor=monitor, mode=mode, save_best_only=True,
