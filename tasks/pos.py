@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections import Counter
 from pathlib import Path
 
 import keras
@@ -63,7 +64,7 @@ class PosModel(ModelConfig):
     char_features: int = 64     # CNN filters, or BiLSTM units in total
     char_kernel: int = 3
     embedding_dropout: float = 0.33
-    word_dropout: float = 0.1   # training words replaced by the unknown word, so OOV words are learnt
+    word_dropout: float = 0.25  # alpha: a training word seen c times reads as unknown with p = alpha / (alpha + c)
     dropout: float = 0.33
     crf: bool = False
 
@@ -147,8 +148,6 @@ class TaggerData:
 
     @classmethod
     def fit(cls, sentences, data_cfg) -> "TaggerData":
-        from collections import Counter
-
         counts = Counter(w.lower() for words, _ in sentences for w in words)
         words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                  if c >= data_cfg.min_count][:max(0, data_cfg.vocab_size - 2)]
@@ -460,11 +459,15 @@ class Pos(Task):
             tags = tf.ragged.constant(prep.tag_ids([t for _, t in sentences]), dtype=tf.int32)
             ds = bucketed_batches(feats, tags, lengths, cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed)
             if shuffle and cfg.model.word_dropout > 0:
-                rate = cfg.model.word_dropout
+                # rare words are dropped most often: they are the ones that look like unseen words
+                counts = Counter(w.lower() for words, _ in sentences for w in words)
+                alpha = cfg.model.word_dropout
+                rates = tf.constant([0.0, 0.0] + [alpha / (alpha + counts.get(w, 0) + 1e-9) for w in prep.words],
+                                    tf.float32)
 
                 def drop(x, y):
                     words = x["words"]
-                    hit = tf.logical_and(tf.random.uniform(tf.shape(words)) < rate, words > 1)
+                    hit = tf.random.uniform(tf.shape(words)) < tf.gather(rates, words)
                     return {**x, "words": tf.where(hit, tf.ones_like(words), words)}, y
                 ds = ds.map(drop)
             return ds
