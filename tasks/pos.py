@@ -369,15 +369,18 @@ def _from_tfds(name, tagset):
                 tags = [names[i] if names else str(i) for i in raw]
             else:
                 tags = [t.decode("utf-8", "replace") for t in raw]
-            if words:
-                out.append((words, tags))
+            pairs = [(w, t) for w, t in zip(words, tags) if t != "_"]  # "_": multi-word token surface forms
+            if pairs:
+                out.append(([w for w, _ in pairs], [t for _, t in pairs]))
         return out
 
     parts = {"train": read("train"), "test": read("test")}
-    try:
-        parts["val"] = read("validation")
-    except DataError:
-        pass
+    for split in ("validation", "dev"):
+        try:
+            parts["val"] = read(split)
+            break
+        except DataError:
+            continue
     return parts
 
 
