@@ -88,7 +88,8 @@ def commit_label() -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", default="ud_english_ewt,ud_english_atis", help="comma-separated subset of " + ", ".join(DATASETS))
+    p.add_argument("--datasets", default="ud_english_ewt,ud_english_atis",
+                   help="comma-separated subset of " + ", ".join(DATASETS))
     p.add_argument("--epochs", type=int, help="override the task's epoch budget")
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for the seqapps tagger (repeatable), e.g. model.crf=true")

@@ -32,7 +32,6 @@ import tensorflow as tf
 from keras import ops
 
 from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
-from seqapps.data import text as textlib
 from seqapps.data.conllu import TAGSETS, find_split_files, read_tagged
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.data.sources import resolve, tfds_load
@@ -189,9 +188,9 @@ class TaggerData:
         c = self.max_word_length
         n = tf.strings.length(flat, unit="UTF8_CHAR")
         tail = c // 2
-        clipped = tf.where(n > c, tf.strings.substr(flat, 0, c - tail, unit="UTF8_CHAR")
-                           + tf.strings.substr(flat, tf.maximum(n - tail, 0), tf.fill(tf.shape(n), tail), unit="UTF8_CHAR"),
-                           flat)
+        head = tf.strings.substr(flat, 0, c - tail, unit="UTF8_CHAR")
+        end = tf.strings.substr(flat, tf.maximum(n - tail, 0), tf.fill(tf.shape(n), tail), unit="UTF8_CHAR")
+        clipped = tf.where(n > c, head + end, flat)
         split = tf.strings.unicode_split(clipped, "UTF-8", errors="replace")
         ids = split.with_flat_values(tf.cast(char_lookup(split.flat_values), tf.int64) + 1)
         chars = tf.reshape(ids.to_tensor(0, shape=[None, c]), tf.concat([shape, [c]], 0))
@@ -242,10 +241,14 @@ class CharWordEncoder(keras.layers.Layer):
             h = ops.where(ops.any(mask, axis=1)[:, None], h, 0.0)
         else:
             h = self.encoder(x, mask=mask)
-        return ops.reshape(h, (shape[0], shape[1], self.features if self.kind == "cnn" else 2 * max(1, self.features // 2)))
+        return ops.reshape(h, (shape[0], shape[1], self.output_features))
+
+    @property
+    def output_features(self) -> int:
+        return self.features if self.kind == "cnn" else 2 * max(1, self.features // 2)
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[:2], self.features if self.kind == "cnn" else 2 * max(1, self.features // 2))
+        return (*input_shape[:2], self.output_features)
 
     def get_config(self):
         return {**super().get_config(), "num_chars": self.num_chars, "dim": self.dim, "features": self.features,

@@ -53,7 +53,8 @@ def plain(outputs):
 out = {{}}
 for name, path in {json.dumps(exports)}.items():
     m = tf.saved_model.load(path)
-    out[name] = {{"text": plain(m.signatures["serving_default"](text=tf.constant({json.dumps(SENTENCES, ensure_ascii=False)}))),
+    text = tf.constant({json.dumps(SENTENCES, ensure_ascii=False)})
+    out[name] = {{"text": plain(m.signatures["serving_default"](text=text)),
                   "tokens": plain(m.signatures["tag_tokens"](tokens=tf.constant({json.dumps(rows)})))}}
 print(json.dumps(out))
 """
