@@ -358,8 +358,13 @@ class CaptionPredictor(Predictor):
                 inputs = inputs + [line.strip() for line in Path(input_file).read_text().splitlines() if line.strip()]
             except OSError as e:
                 raise DataError(f"{input_file}: {e.strerror}") from None
+        elif not inputs:
+            import sys
+
+            if not sys.stdin.isatty():
+                inputs = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
         if not inputs:
-            raise DataError("give image files to caption (or --input FILE listing one path a line)")
+            raise DataError("give image files to caption (or --input FILE, or stdin, listing one path a line)")
         return self.format(inputs, self.caption(inputs))
 
     def format(self, inputs, results):
