@@ -78,6 +78,53 @@ def speed(export, sentences, n) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def model_overrides(name, args) -> list[str]:
+    src, tgt, attention = MODELS[name]
+    return [f"data.source_lang={src}", f"data.target_lang={tgt}", f"model.attention={attention}",
+            f"model.cell={args.cell}", f"model.units={args.units}", f"model.embedding_dim={args.embedding_dim}",
+            f"model.attention_units={args.units * 2}", f"data.source_vocab_size={args.source_vocab}",
+            f"data.target_vocab_size={args.target_vocab}", f"train.steps_per_epoch={args.steps_per_epoch}",
+            "train.patience=0", *args.overrides]
+
+
+def score_run(run, task, overrides, export_dir, speed_sentences) -> dict:
+    """Test BLEU (beam 4 from the run's metrics, greedy here), then the export's speed."""
+    from seqapps import load
+    from seqapps.training import resolve_config
+    from tasks.translation import score_translations
+
+    export = run.export(export_dir)
+    cfg = resolve_config(task, "anki_fra_eng", overrides=overrides)
+    sources, references = task.load_data(cfg).test
+    predictor = load(export)
+    t = time.time()
+    greedy = score_translations(sources, predictor.translate(sources, beam=1), references)
+    greedy_seconds = time.time() - t
+    return {"fit_seconds": run.metrics["train_seconds"],
+            "test_beam4": {k: v for k, v in run.metrics["test"].items() if k != "samples"},
+            "test_greedy": greedy, "greedy_eval_seconds": round(greedy_seconds, 1),
+            "val_beam4_bleu": run.metrics["val"]["bleu"], "samples": run.metrics["test"]["samples"],
+            "speed": speed(export, sources, speed_sentences)}
+
+
+def print_table(results):
+    print("\nmodel            test BLEU beam4  greedy   chrF beam4  fit s   sent/s b64 greedy/beam4  p50 ms beam4")
+    for name, e in results["models"].items():
+        s = e["speed"]
+        print(f"{name:<16} {e['test_beam4']['bleu']:>14.2f}  {e['test_greedy']['bleu']:>6.2f}  "
+              f"{e['test_beam4']['chrf']:>10.2f}  {e['fit_seconds']:>6.0f}  "
+              f"{s['sentences_per_second_batch64_beam1']:>10.1f} / {s['sentences_per_second_batch64_beam4']:<8.1f} "
+              f"{s['p50_latency_ms_one_sentence_beam4']:>10.1f}")
+    print("\nBLEU by source length (words), beam 4:")
+    buckets = sorted({b for e in results["models"].values() for b in e["test_beam4"]["by_source_length"]},
+                     key=lambda b: int(b.split("-")[0].rstrip("+")))
+    print("model            " + "".join(f"{b:>14}" for b in buckets))
+    for name, e in results["models"].items():
+        row = e["test_beam4"]["by_source_length"]
+        print(f"{name:<16} " + "".join(f"{row[b]['bleu']:>8.2f} ({row[b]['examples']:>3})" if b in row else " " * 14
+                                        for b in buckets))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/bench-translation")
@@ -94,9 +141,8 @@ def main(argv=None):
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
     args = p.parse_args(argv)
 
-    from seqapps import load, registry
-    from seqapps.training import resolve_config, train
-    from tasks.translation import score_translations
+    from seqapps import registry
+    from seqapps.training import train
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,48 +150,19 @@ def main(argv=None):
     results = {"args": vars(args), "models": {}}
     for name in args.only or list(MODELS):
         src, tgt, attention = MODELS[name]
-        overrides = [f"data.source_lang={src}", f"data.target_lang={tgt}", f"model.attention={attention}",
-                     f"model.cell={args.cell}", f"model.units={args.units}", f"model.embedding_dim={args.embedding_dim}",
-                     f"model.attention_units={args.units * 2}", f"data.source_vocab_size={args.source_vocab}",
-                     f"data.target_vocab_size={args.target_vocab}", f"train.steps_per_epoch={args.steps_per_epoch}",
-                     "train.patience=0", *args.overrides]
+        overrides = model_overrides(name, args)
         print(f"== {name}: {' '.join(overrides)}", flush=True)
         started = time.time()
         run = train("translation", "anki_fra_eng", epochs=args.epochs, batch_size=args.batch_size,
                     overrides=overrides, run_dir=out / name, overwrite=True, verbose=2)
         wall = time.time() - started
-        export = run.export(out / f"{name}-export")
-        cfg = resolve_config(task, "anki_fra_eng", overrides=overrides)
-        sources, references = task.load_data(cfg).test
-        predictor = load(export)
-        t = time.time()
-        greedy = score_translations(sources, predictor.translate(sources, beam=1), references)
-        greedy_seconds = time.time() - t
-        entry = {"direction": f"{src}->{tgt}", "attention": attention,
-                 "fit_seconds": run.metrics["train_seconds"], "train_command_seconds": round(wall, 1),
-                 "test_beam4": {k: v for k, v in run.metrics["test"].items() if k != "samples"},
-                 "test_greedy": greedy, "greedy_eval_seconds": round(greedy_seconds, 1),
-                 "val_beam4_bleu": run.metrics["val"]["bleu"], "samples": run.metrics["test"]["samples"],
-                 "speed": speed(export, sources, args.speed_sentences)}
+        entry = score_run(run, task, overrides, out / f"{name}-export", args.speed_sentences)
+        entry.update(direction=f"{src}->{tgt}", attention=attention, train_command_seconds=round(wall, 1))
         results["models"][name] = entry
         (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         print(json.dumps({k: v for k, v in entry.items() if k != "samples"}, indent=1, ensure_ascii=False), flush=True)
 
-    print("\nmodel            test BLEU beam4  greedy   chrF beam4  fit s   sent/s b64 greedy/beam4  p50 ms beam4")
-    for name, e in results["models"].items():
-        s = e["speed"]
-        print(f"{name:<16} {e['test_beam4']['bleu']:>14.2f}  {e['test_greedy']['bleu']:>6.2f}  "
-              f"{e['test_beam4']['chrf']:>10.2f}  {e['fit_seconds']:>6.0f}  "
-              f"{s['sentences_per_second_batch64_beam1']:>10.1f} / {s['sentences_per_second_batch64_beam4']:<8.1f} "
-              f"{s['p50_latency_ms_one_sentence_beam4']:>10.1f}")
-    print("\nBLEU by source length (words), beam 4:")
-    buckets = sorted({b for e in results["models"].values() for b in e["test_beam4"]["by_source_length"]},
-                     key=lambda b: int(b.split("-")[0].rstrip("+")))
-    print("model            " + "".join(f"{b:>14}" for b in buckets))
-    for name, e in results["models"].items():
-        row = e["test_beam4"]["by_source_length"]
-        print(f"{name:<16} " + "".join(f"{row[b]['bleu']:>8.2f} ({row[b]['examples']:>3})" if b in row else " " * 14
-                                        for b in buckets))
+    print_table(results)
     print(f"\nresults: {out / 'results.json'}")
 
 

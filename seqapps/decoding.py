@@ -93,6 +93,14 @@ def _stack_time_major(arrays):
     return tf.nest.map_structure(stack, arrays)
 
 
+def _loosen(x, keep_last: int = 0):
+    """``x`` with its leading axes' static sizes forgotten (all but the last ``keep_last``),
+    so a loop variable's shape stays the same before and inside ``tf.while_loop``."""
+    dims = x.shape.as_list()
+    known = dims[len(dims) - keep_last:] if keep_last else []
+    return tf.raw_ops.PlaceholderWithDefault(input=x, shape=[None] * (len(dims) - len(known)) + known)
+
+
 def tile_beams(x, beam_width: int):
     """Repeat each batch row ``beam_width`` times: ``[batch, ...] -> [batch * beam, ...]``."""
     return tf.repeat(x, beam_width, axis=0)
@@ -261,6 +269,11 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
     tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, k_static]).write(0, token)
     parents_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, k_static]).write(0, parent)
     extras_ta = _write(_arrays_like(extras), 0, extras) if has_extras else ()
+
+    # the loop computes batch and beam sizes from captured tensors: let the shapes match
+    token, scores, finished, lengths = (_loosen(v) if k_static is None else _loosen(v, 1)
+                                        for v in (token, scores, finished, lengths))
+    state = tf.nest.map_structure(lambda x: _loosen(x, max(len(x.shape) - 1, 0)), state)
 
     def cond(t, token, state, scores, finished, lengths, tokens_ta, parents_ta, extras_ta):
         return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))

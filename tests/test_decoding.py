@@ -137,6 +137,23 @@ def test_loops_run_inside_a_graph_with_dynamic_batch_and_max_length():
     assert g0.shape[0] == 0 and b0.shape[0] == 0
 
 
+def test_beam_width_may_be_a_serving_input():
+    rnn = TinyRNN(seed=3)
+    init = rnn.init(6, seed=4)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    def run(width):
+        out = decoding.beam_search(rnn.step, init, START, END, 8, beam_width=width, length_penalty=0.6)
+        greedy = decoding.greedy(rnn.step, init, START, END, 8)  # a static batch inside a graph
+        return out["tokens"], out["scores"]
+
+    for width in (1, 2, 4):
+        tokens, scores = run(tf.constant(width))
+        fixed = decoding.beam_search(rnn.step, init, START, END, 8, beam_width=width, length_penalty=0.6)
+        np.testing.assert_array_equal(tokens.numpy(), fixed["tokens"].numpy())
+        np.testing.assert_allclose(scores.numpy(), fixed["scores"].numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_sample_logits_filters_and_seeds():
     logits = tf.constant([[0.0, 1.0, 3.0, 2.0], [5.0, 0.0, 0.0, 4.9]])
     np.testing.assert_array_equal(decoding.sample_logits(logits, temperature=0.0).numpy(), [2, 0])
