@@ -48,6 +48,8 @@ def main(argv=None):
 
     import seqapps
 
+    commit = _git("rev-parse", "--short", "HEAD") + (" (uncommitted changes)" if _git("status", "--porcelain",
+                                                                                   "tasks/char_lm.py") else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
@@ -91,7 +93,7 @@ def main(argv=None):
                         "seconds": round(time.time() - t0, 2)})
 
     result = {"args": vars(args), "runs": rows, "samples": samples, "total_seconds": round(time.time() - started, 1),
-              "commit": _git("rev-parse", "--short", "HEAD"), "machine": f"{os.cpu_count()} CPU cores "
+              "commit": commit, "machine": f"{os.cpu_count()} CPU cores "
               f"{platform.machine()}", "date": time.strftime("%Y-%m-%d", time.gmtime())}
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     print(report(result))

@@ -8,7 +8,8 @@ window to the next and reset when an epoch (or a validation pass) starts. With
 ``train.stateful=false`` batches are random windows, each read from a zero state.
 
 The export steps the recurrent *cells* with their carried state, one character at a
-time, inside the graph: ``serving_default`` primes on raw text and samples
+time, inside the graph, starting from the state reached after a fixed warm-up passage
+of the training text (see ``CharVocab``): ``serving_default`` primes on raw text and samples
 (temperature / top-k / top-p, seeded), ``score`` returns log-likelihoods and
 ``states`` every layer's hidden (and LSTM cell) state at every character.
 """
@@ -145,13 +146,21 @@ def _from_tfds(name: str, data_cfg) -> Splits:
 
 # -- the character vocabulary --------------------------------------------------------------------
 class CharVocab:
-    """Characters of the training text; id 0 is the unknown character. File ``chars.json``."""
+    """Characters of the training text; id 0 is the unknown character. File ``chars.json``.
+
+    ``warmup`` is a passage of the training text ending at a paragraph break. Every
+    serving function reads it before its input, so reading starts from the state the
+    model is used to: a model trained with carried state almost never saw the zero
+    state, and a stateful LSTM primed from zero can babble for a hundred characters.
+    """
 
     FILE = "chars.json"
+    WARMUP = 256
 
-    def __init__(self, chars: list[str], start: str):
+    def __init__(self, chars: list[str], start: str, warmup: str = ""):
         self.chars, self.start = list(chars), start
         self.index = {c: i + 1 for i, c in enumerate(self.chars)}
+        self.warmup = warmup or start
 
     @classmethod
     def fit(cls, text: str) -> "CharVocab":
@@ -159,7 +168,9 @@ class CharVocab:
         for c in text:
             counts[c] = counts.get(c, 0) + 1
         start = "\n" if "\n" in counts else max(counts, key=counts.get)
-        return cls(sorted(counts), start)
+        end = text.rfind("\n\n")
+        end = end + 2 if end + 2 >= cls.WARMUP else len(text)
+        return cls(sorted(counts), start, text[max(0, end - cls.WARMUP):end])
 
     @property
     def size(self) -> int:
@@ -170,13 +181,14 @@ class CharVocab:
         return self.index[self.start]
 
     def save(self, run_dir) -> None:
-        (Path(run_dir) / self.FILE).write_text(json.dumps({"chars": self.chars, "start": self.start},
-                                                          ensure_ascii=False) + "\n", encoding="utf-8")
+        (Path(run_dir) / self.FILE).write_text(json.dumps(
+            {"chars": self.chars, "start": self.start, "warmup": self.warmup}, ensure_ascii=False) + "\n",
+            encoding="utf-8")
 
     @classmethod
     def load(cls, run_dir) -> "CharVocab":
         data = json.loads((Path(run_dir) / cls.FILE).read_text(encoding="utf-8"))
-        return cls(data["chars"], data["start"])
+        return cls(data["chars"], data["start"], data.get("warmup", ""))
 
     def encode(self, text: str) -> np.ndarray:
         get = self.index.get
@@ -273,14 +285,25 @@ class CellStepper:
             new.append(list(tf.nest.flatten(s)))
         return tf.cast(self.head(x), tf.float32), new
 
-    def read(self, ids, lengths, record=False):
-        """Run over padded ``ids`` [batch, time] (rows ``lengths`` long, >= 1).
+    def warm_start(self, ids) -> tuple:
+        """(logits [1, vocab], states) after reading ``ids`` from the zero state, as constants."""
+        ids = tf.constant(np.asarray(ids, dtype=np.int32)[None, :])
+        logits, states, _ = self.read(ids, tf.constant([ids.shape[1]]))
+        return logits.numpy(), tf.nest.map_structure(lambda t: t.numpy(), states)
 
-        Returns the logits after each row's last character, the state there, and with
-        ``record`` the per-step logits and states ([time, batch, ...] TensorArrays stacked)."""
+    def read(self, ids, lengths, record=False, start=None):
+        """Run over padded ``ids`` [batch, time] (rows ``lengths`` long).
+
+        ``start`` is ``warm_start``'s (logits, states) for one row, else the zero state.
+        Returns the logits after each row's last character (a row of length 0 keeps the
+        start's), the state there, and with ``record`` the per-step logits and states
+        (``[time, batch, ...]`` TensorArrays)."""
         batch, steps = tf.shape(ids)[0], tf.shape(ids)[1]
-        states = self.zero_state(batch)
-        logits = tf.zeros([batch, self.head.units])
+        if start is None:
+            states, logits = self.zero_state(batch), tf.zeros([batch, self.head.units])
+        else:
+            tile = lambda t: tf.tile(tf.constant(t), [batch, 1])  # noqa: E731
+            logits, states = tile(start[0]), tf.nest.map_structure(tile, start[1])
         hidden_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, len(self.cells), self.units])
         cell_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, len(self.cells), self.units])
         logits_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, self.head.units])
@@ -427,7 +450,7 @@ class CharLM(Task):
     def endpoints(self, model, prep, cfg):
         stepper, lookup = CellStepper(model), prep.lookup()
         id_to_char = tf.constant([""] + prep.chars)
-        start_id = prep.start_id
+        warm = stepper.warm_start(prep.encode(prep.warmup))
         unknown = tf.one_hot(0, prep.size, on_value=-1e9, off_value=0.0)  # never sample the unknown id
 
         def to_ids(text):
@@ -438,11 +461,8 @@ class CharLM(Task):
             ids = to_ids(prime)
             ids = tf.ragged.boolean_mask(ids, ids > 0)  # characters outside the vocabulary are skipped
             lengths = tf.cast(ids.row_lengths(), tf.int32)
-            dense = _dense_ids(ids)
-            empty = tf.equal(lengths, 0)          # an empty prime starts as if after a line break
-            first_col = tf.equal(tf.range(tf.shape(dense)[1]), 0)[None, :]
-            dense = tf.where(empty[:, None] & first_col, start_id, dense)
-            logits, states, _ = stepper.read(dense, tf.maximum(lengths, 1))
+            # an empty prime continues straight after the warm-up passage (a paragraph break)
+            logits, states, _ = stepper.read(_dense_ids(ids), lengths, start=warm)
             n = tf.clip_by_value(length, 0, MAX_GENERATE)
             steps = tf.maximum(n, 1)              # one spare step keeps the shapes defined when n is 0
             out = tf.TensorArray(tf.int32, size=steps, element_shape=[None])
@@ -462,7 +482,7 @@ class CharLM(Task):
             ids = to_ids(text)
             lengths = tf.cast(ids.row_lengths(), tf.int32)
             dense = _dense_ids(ids)
-            _, _, (_, _, logits_ta) = stepper.read(dense, tf.maximum(lengths, 1), record=True)
+            _, _, (_, _, logits_ta) = stepper.read(dense, lengths, record=True, start=warm)
             logits = _time_major_to_batch(logits_ta)[:, :-1]             # predicts characters 1..n-1
             targets = dense[:, 1:]
             nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
@@ -474,7 +494,7 @@ class CharLM(Task):
             ids = to_ids(text)
             lengths = tf.cast(ids.row_lengths(), tf.int32)
             dense = _dense_ids(ids)
-            _, _, (hidden_ta, cell_ta, _) = stepper.read(dense, tf.maximum(lengths, 1), record=True)
+            _, _, (hidden_ta, cell_ta, _) = stepper.read(dense, lengths, record=True, start=warm)
             return {"hidden": _time_major_to_batch(hidden_ta), "cell": _time_major_to_batch(cell_ta),
                     "length": lengths}
 
@@ -486,20 +506,20 @@ class CharLM(Task):
                 scalar(tf.int64, "seed")],
                 f"prime text [batch] -> text: the generated continuation [batch], length [batch]; "
                 f"length is clipped to 0..{MAX_GENERATE}, temperature 0 is greedy, top_k 0 and top_p 1 are off, "
-                "the same seed gives the same text; characters outside the vocabulary are skipped and an empty "
-                "prime starts as after a line break"),
+                "the same seed (and batch) gives the same text; characters outside the vocabulary are skipped; "
+                "reading starts after the warm-up passage in metadata.json, so an empty prime starts a new paragraph"),
             "score": Endpoint(score, [tf.TensorSpec([None], tf.string, name="text")],
                               "text [batch] -> log_likelihood (nats, sum over characters 2..n) and count [batch]"),
             "states": Endpoint(states, [tf.TensorSpec([None], tf.string, name="text")],
                                "text [batch] -> hidden and cell [batch, time, layers, units] after each character "
-                               "(cell repeats hidden for GRU/SimpleRNN), length [batch]"),
+                               "(read after the warm-up passage; cell repeats hidden for GRU/SimpleRNN), length [batch]"),
         }
 
     def trackables(self, prep):
         return [prep.lookup()]
 
     def metadata(self, prep):
-        return {"vocabulary_size": prep.size, "chars": "".join(prep.chars), "start": prep.start,
+        return {"vocabulary_size": prep.size, "chars": "".join(prep.chars), "warmup": prep.warmup,
                 "max_generate": MAX_GENERATE}
 
     def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
