@@ -18,6 +18,7 @@ from seqapps.data import text as textlib
 from seqapps.data.classification import TextClassificationData, load_labelled_texts
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.layers import MaskedPooling, recurrent_stack
+from seqapps.layers.subwords import HashedCharNgrams
 from seqapps.metrics import classification_report, format_classification
 from seqapps.predict import Predictor
 from seqapps.registry import register
@@ -38,6 +39,8 @@ class SentimentModel(ModelConfig):
     embedding_dim: int = 128
     embedding_dropout: float = 0.3
     word_dropout: float = 0.0   # drop whole words (their embedding) during training
+    subwords: bool = False      # add hashed character n-gram vectors (unseen words get one too)
+    subword_buckets: int = 30000
     pooling: str = "max_mean"   # last | max | mean | max_mean
     head_dropout: float = 0.5
 
@@ -95,8 +98,9 @@ class Sentiment(Task):
 
     def datasets(self, cfg, prep, splits):
         def make(split, shuffle):
-            ids, labels = prep.encode(*split)
-            return bucketed_batches(ids, labels, ids.row_lengths().numpy(), cfg.train.batch_size,
+            features, labels = prep.encode(*split, with_words=cfg.model.subwords)
+            ids = features["tokens"] if cfg.model.subwords else features
+            return bucketed_batches(features, labels, ids.row_lengths().numpy(), cfg.train.batch_size,
                                     shuffle=shuffle, seed=cfg.train.seed)
         return make(splits.train, True), make(splits.val, False)
 
@@ -104,6 +108,12 @@ class Sentiment(Task):
         m = cfg.model
         tokens = keras.Input(shape=(None,), dtype="int64", name="tokens")
         x = keras.layers.Embedding(len(prep.vocabulary), m.embedding_dim, mask_zero=True, name="embedding")(tokens)
+        inputs = tokens
+        if m.subwords:
+            words = keras.Input(shape=(None,), dtype="string", name="words")
+            x = keras.layers.Add(name="word_vectors")(
+                [x, HashedCharNgrams(m.embedding_dim, m.subword_buckets, name="subwords")(words)])
+            inputs = {"tokens": tokens, "words": words}
         if m.word_dropout:
             x = keras.layers.Dropout(m.word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
@@ -112,7 +122,7 @@ class Sentiment(Task):
             x = MaskedPooling(m.pooling, name="pooling")(x)
         x = keras.layers.Dropout(m.head_dropout, name="head_dropout")(x)
         probs = keras.layers.Dense(len(prep.labels), activation="softmax", dtype="float32", name="probabilities")(x)
-        return keras.Model(tokens, probs, name="sentiment")
+        return keras.Model(inputs, probs, name="sentiment")
 
     def compile(self, model, cfg, optimizer):
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -122,6 +132,9 @@ class Sentiment(Task):
 
         def serve(text):
             ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
+            if cfg.model.subwords:
+                words = textlib.clip_and_pad(textlib.words(text).to_tensor(""), prep.max_length, pad_value="")
+                ids = {"tokens": ids, "words": words}
             probs = model(ids, training=False)
             return {"label": tf.gather(labels, tf.argmax(probs, axis=-1)), "probabilities": probs}
 

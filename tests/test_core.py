@@ -205,3 +205,17 @@ def test_killed_run_resumes_from_its_backup(tmp_path):
     epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
     assert epochs == [0, 1, 2]  # continued; did not start over at epoch 0
     assert not (run_dir / "backup").exists() and (run_dir / "metrics.json").exists()
+
+
+def test_hashed_char_ngrams_give_unseen_words_a_vector_and_padding_zeros():
+    from seqapps.layers.subwords import HashedCharNgrams
+
+    layer = HashedCharNgrams(6, buckets=500)
+    out = layer(tf.constant([["unwatchable", "", "a"], ["unwatchably", "film", ""]])).numpy()
+    assert out.shape == (2, 3, 6)
+    assert np.all(out[0, 1] == 0) and np.all(out[1, 2] == 0) and np.any(out[0, 2] != 0)
+    # words sharing most n-grams get close vectors; an unrelated word does not
+    near, far = np.linalg.norm(out[0, 0] - out[1, 0]), np.linalg.norm(out[0, 0] - out[1, 1])
+    assert near < far
+    again = HashedCharNgrams.from_config(layer.get_config())
+    assert (again.dim, again.buckets, again.min_n, again.max_n) == (6, 500, 3, 5)

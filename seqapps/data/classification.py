@@ -137,9 +137,13 @@ class TextClassificationData:
     def vectorizer(self):
         return textlib.vectorizer(self.vocabulary)
 
-    def encode(self, texts, labels):
-        """Ragged token ids (cut to ``max_length``) and integer label ids."""
-        ids = textlib.vectorizer(self.vocabulary, ragged=True)(np.asarray(texts, dtype=object))[:, :self.max_length]
+    def encode(self, texts, labels, with_words: bool = False):
+        """Ragged token ids (cut to ``max_length``) and integer label ids; with ``with_words``
+        the features are ``{"tokens": ids, "words": the word strings}``."""
+        texts = np.asarray(texts, dtype=object)
+        ids = textlib.vectorizer(self.vocabulary, ragged=True)(texts)[:, :self.max_length]
+        if with_words:
+            ids = {"tokens": ids, "words": textlib.words(texts)[:, :self.max_length]}
         index = {name: i for i, name in enumerate(self.labels)}
         unknown = sorted({y for y in labels if y not in index})
         if unknown:

@@ -48,7 +48,7 @@ def load_lines(path) -> list[str]:
     return Path(path).read_text(encoding="utf-8").split("\n")[:-1]
 
 
-def clip_and_pad(tokens, max_length: int, min_length: int = 1):
+def clip_and_pad(tokens, max_length: int, min_length: int = 1, pad_value=0):
     """Dense [batch, time] ids cut to ``max_length`` and at least ``min_length`` wide.
 
     An empty text vectorizes to a zero-width row; the recurrent layers need one step,
@@ -56,4 +56,9 @@ def clip_and_pad(tokens, max_length: int, min_length: int = 1):
     """
     tokens = tokens[:, :max_length]
     width = tf.shape(tokens)[1]
-    return tf.pad(tokens, [[0, 0], [0, tf.maximum(0, min_length - width)]])
+    return tf.pad(tokens, [[0, 0], [0, tf.maximum(0, min_length - width)]], constant_values=pad_value)
+
+
+def words(texts, standardize_fn=standardize):
+    """Ragged ``[batch, (words)]`` strings, split exactly as the vectorizer splits them."""
+    return tf.strings.split(standardize_fn(texts))
