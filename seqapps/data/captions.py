@@ -322,5 +322,8 @@ def corpus_bleu_scores(hypotheses, references, max_order: int = 4, lowercase: bo
     width = max((len(r) for r in references), default=1)
     streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
     # sacreBLEU accepts None for a missing reference of an image
-    return {n: float(BLEU(max_ngram_order=n, lowercase=lowercase).corpus_score(list(hypotheses), streams).score)
-            for n in range(1, max_order + 1)}
+    scores = {}
+    for n in range(1, max_order + 1):
+        bleu = BLEU(max_ngram_order=n, lowercase=lowercase, force=True)  # force: references are pre-tokenized
+        scores[n] = float(bleu.corpus_score(list(hypotheses), streams).score)
+    return scores
