@@ -44,6 +44,9 @@ def main(argv=None):
     p.add_argument("--prime", default="ROMEO:")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "char_lm"))
+    p.add_argument("--rescore", action="store_true",
+                   help="do not train: score and sample the finished runs already in --out with the current serving "
+                        "code (their vocabulary file is re-fitted from the same training text first)")
     args = p.parse_args(argv)
 
     import seqapps
@@ -63,11 +66,15 @@ def main(argv=None):
         name = f"{cell}-{'stateful' if stateful else 'random-windows'}"
         print(f"== {name}", flush=True)
         t0 = time.time()
-        run = seqapps.train("char_lm", args.data, epochs=args.epochs, batch_size=args.batch_size,
-                            overrides=[*common, f"model.cell={cell}", f"train.stateful={str(stateful).lower()}"],
-                            run_dir=out / name, overwrite=True, verbose=2)
-        wall = time.time() - t0
-        val = run.metrics["val"]
+        if args.rescore:
+            run, val = _rescore(out / name)
+            wall = None
+        else:
+            run = seqapps.train("char_lm", args.data, epochs=args.epochs, batch_size=args.batch_size,
+                                overrides=[*common, f"model.cell={cell}", f"train.stateful={str(stateful).lower()}"],
+                                run_dir=out / name, overwrite=True, verbose=2)
+            wall = time.time() - t0
+            val = run.metrics["val"]
         import pandas as pd
 
         history = pd.read_csv(run.history_path)
@@ -76,7 +83,8 @@ def main(argv=None):
                      "fit_val_loss": float(history["val_loss"].min()),
                      "nats_per_char": val["nats_per_char"], "bits_per_char": val["bits_per_char"],
                      "val_chars": val["chars"], "train_seconds": run.metrics["train_seconds"],
-                     "wall_seconds": round(wall, 1)})
+                     "wall_seconds": None if wall is None else round(wall, 1),
+                     "scored_after_training": run.metrics["val"]["nats_per_char"], "rescored": args.rescore})
         print(json.dumps(rows[-1]), flush=True)
 
     first = out / f"{cells[0]}-stateful"
@@ -99,12 +107,27 @@ def main(argv=None):
     print(report(result))
 
 
+def _rescore(run_dir):
+    """Score a finished run's validation text again through the current serving code."""
+    from seqapps.run import Run
+
+    run = Run.open(run_dir)
+    task, cfg = run.task, run.config
+    splits = task.load_data(cfg)
+    prep = task.fit_preprocessing(cfg, splits)
+    if prep.chars != task.load_preprocessing(cfg, run.dir).chars:
+        raise SystemExit(f"{run_dir}: the training text's characters changed; retrain instead of --rescore")
+    prep.save(run.dir)
+    return run, task.evaluate(run.predictor(), splits.val, cfg)
+
+
 def report(result) -> str:
-    lines = ["| run | epochs (best) | val nats/char | val bits/char | train s | wall s |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| run | epochs (best) | val nats/char | val bits/char | nats/char scored by train | train s | wall s |",
+             "|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
+        wall = "-" if r["wall_seconds"] is None else f"{r['wall_seconds']:.0f}"
         lines.append(f"| {r['run']} | {r['epochs']} ({r['best_epoch']}) | {r['nats_per_char']:.4f} | "
-                     f"{r['bits_per_char']:.4f} | {r['train_seconds']:.0f} | {r['wall_seconds']:.0f} |")
+                     f"{r['bits_per_char']:.4f} | {r['scored_after_training']:.4f} | {r['train_seconds']:.0f} | {wall} |")
     for s in result["samples"]:
         lines += ["", f"temperature {s['temperature']} (prime {s['prime']!r}, seed {s['seed']}):", "", "```",
                   s["prime"] + s["text"], "```"]
