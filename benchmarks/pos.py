@@ -123,9 +123,10 @@ def main(argv=None):
 
         if name not in DATASETS:
             p.error(f"unknown dataset {name!r}; expected some of {', '.join(DATASETS)}")
-        overrides = DATASETS[name] + ["train.backup_every=0"] + args.extra
+        overrides = DATASETS[name] + ["train.backup_every=0"] + (
+            [f"train.epochs={args.epochs}"] if args.epochs is not None else []) + args.extra
         t0 = time.time()
-        run = seqapps.train("pos", name, epochs=args.epochs, overrides=overrides, run_dir=out / name,
+        run = seqapps.train("pos", name, overrides=overrides, run_dir=out / name,
                             overwrite=True, verbose=2)
         seconds = time.time() - t0
         predictor = run.predictor()
