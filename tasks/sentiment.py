@@ -1,6 +1,6 @@
 """sentiment — many-to-one: a text in, a label and class probabilities out.
 
-Embedding -> the shared recurrent stack (bidirectional LSTM by default) -> masked
+Word embedding plus hashed character n-gram vectors -> the shared recurrent stack (bidirectional LSTM by default) -> masked
 max+mean pooling over time -> dropout -> softmax. Text vectorization lives in the
 exported graph, so the export takes raw strings.
 """
@@ -39,7 +39,7 @@ class SentimentModel(ModelConfig):
     embedding_dim: int = 128
     embedding_dropout: float = 0.3
     word_dropout: float = 0.0   # drop whole words (their embedding) during training
-    subwords: bool = False      # add hashed character n-gram vectors (unseen words get one too)
+    subwords: bool = True       # add hashed character n-gram vectors (unseen words get one too)
     subword_buckets: int = 30000
     pooling: str = "max_mean"   # last | max | mean | max_mean
     head_dropout: float = 0.5
@@ -47,7 +47,7 @@ class SentimentModel(ModelConfig):
 
 @dataclasses.dataclass
 class SentimentTrain(TrainConfig):
-    epochs: int = 6
+    epochs: int = 3
     batch_size: int = 64
     patience: int = 2
 
