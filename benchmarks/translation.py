@@ -70,7 +70,7 @@ def speed(export, sentences, n) -> dict:
         json.dump(sentences, f, ensure_ascii=False)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    proc = subprocess.run([sys.executable, "-c", SPEED, str(export), f.name, str(n)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", SPEED, str(Path(export).resolve()), f.name, str(n)], capture_output=True,
                           text=True, env=env, cwd=tempfile.gettempdir())
     os.unlink(f.name)
     if proc.returncode:
@@ -139,10 +139,13 @@ def main(argv=None):
     p.add_argument("--target-vocab", type=int, default=6000)
     p.add_argument("--speed-sentences", type=int, default=640)
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
+    p.add_argument("--reuse", action="store_true", help="score finished runs in --out with the same config "
+                   "instead of training them again")
     args = p.parse_args(argv)
 
     from seqapps import registry
-    from seqapps.training import train
+    from seqapps.run import Run
+    from seqapps.training import resolve_config, train
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,13 +155,21 @@ def main(argv=None):
         src, tgt, attention = MODELS[name]
         overrides = model_overrides(name, args)
         print(f"== {name}: {' '.join(overrides)}", flush=True)
-        started = time.time()
-        run = train("translation", "anki_fra_eng", epochs=args.epochs, batch_size=args.batch_size,
-                    overrides=overrides, run_dir=out / name, overwrite=True, verbose=2)
-        wall = time.time() - started
+        started, previous = time.time(), Run(out / name)
+        wanted = resolve_config(task, "anki_fra_eng", args.epochs, args.batch_size, overrides).to_dict()
+        if args.reuse and previous.finished and previous.config.to_dict() == wanted:
+            print(f"reusing the finished run in {previous.dir}", flush=True)
+            run, wall = previous, None
+        else:
+            run = train("translation", "anki_fra_eng", epochs=args.epochs, batch_size=args.batch_size,
+                        overrides=overrides, run_dir=out / name, overwrite=True, verbose=2)
+            wall = round(time.time() - started, 1)
         entry = score_run(run, task, overrides, out / f"{name}-export", args.speed_sentences)
-        entry.update(direction=f"{src}->{tgt}", attention=attention, train_command_seconds=round(wall, 1))
+        entry.update(direction=f"{src}->{tgt}", attention=attention, train_command_seconds=wall)
         results["models"][name] = entry
+        if args.only and (out / "results.json").exists():  # keep the other models' entries
+            kept = json.loads((out / "results.json").read_text())["models"]
+            results["models"] = {**{k: v for k, v in kept.items() if k not in results["models"]}, **results["models"]}
         (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         print(json.dumps({k: v for k, v in entry.items() if k != "samples"}, indent=1, ensure_ascii=False), flush=True)
 
