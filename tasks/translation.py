@@ -141,10 +141,11 @@ class Translator:
         self.prep, self.cfg, self.kind = prep, cfg, m.attention
         self.vectorizer = prep.source_vectorizer()
         n = state_size(m)
-        self.encoder = keras.Model(model.get_layer("source_embedding").input,
-                                   [model.get_layer("encoder_outputs").output]
-                                   + [model.get_layer(f"bridge_{j}").output for j in range(n)],
-                                   name="encoder")
+        # without attention the encoder outputs feed nothing, so the model keeps only the bridges
+        outputs = [model.get_layer(f"bridge_{j}").output for j in range(n)]
+        if m.attention != "none":
+            outputs.append(model.get_layer("encoder_outputs").output)
+        self.encoder = keras.Model(model.get_layer("source_embedding").input, outputs, name="encoder")
         self.embedding = model.get_layer("target_embedding")
         self.cell = model.get_layer(f"decoder_{m.cell}").cell
         self.attention = model.get_layer("attention") if m.attention != "none" else None
@@ -176,10 +177,12 @@ class Translator:
         mask = tf.not_equal(ids, 0)
         source_lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
         encoded = self.encoder(ids, training=False)
-        values = encoded[0]
-        state = {"values": values, "mask": mask, **{f"s{j}": s for j, s in enumerate(encoded[1:])}}
-        if self.attention is not None and self.kind == "additive":
-            state["keys"] = self.attention.project_values(values)
+        encoded = encoded if isinstance(encoded, (list, tuple)) else [encoded]
+        state = {f"s{j}": s for j, s in enumerate(encoded[:self.n_states])}
+        if self.attention is not None:
+            state.update(values=encoded[self.n_states], mask=mask)
+            if self.kind == "additive":
+                state["keys"] = self.attention.project_values(state["values"])
         max_steps = tf.minimum(self.prep.max_output_length, 2 * tf.reduce_max(tf.concat([source_lengths, [0]], 0)) + 10)
         args = (self.step, state, self.prep.start_id, self.prep.end_id, max_steps)
 

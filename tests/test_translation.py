@@ -103,6 +103,27 @@ def test_anki_split_follows_the_protocol():
     assert not set(splits.test[1]) & set(splits.train[1])
 
 
+@pytest.mark.parametrize("attention,cell", [("none", "gru"), ("multiplicative", "lstm"), ("additive", "rnn")])
+def test_every_attention_kind_serves_after_a_checkpoint_round_trip(attention, cell, tmp_path):
+    import keras
+
+    from seqapps import registry
+    from seqapps.predict import Predictor
+    from seqapps.training import resolve_config
+
+    task = registry.get("translation")
+    cfg = resolve_config(task, "demo", overrides=[f"model.attention={attention}", f"model.cell={cell}",
+                                                   "model.units=8", "model.embedding_dim=8", "model.attention_units=8"])
+    prep = task.fit_preprocessing(cfg, task.load_data(cfg))
+    model = task.build_model(cfg, prep)
+    model.save(tmp_path / "m.keras")
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    predictor = Predictor.in_memory(task, task.endpoints(model, prep, cfg), {"config": cfg.to_dict()})
+    out = predictor.translate(["Je suis fatigué.", ""], beam=2)
+    assert len(out) == 2 and out[1] == ""
+    assert predictor.attention(["Je suis fatigué."])[0]["weights"].shape[1] == 4
+
+
 # -- end to end -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
