@@ -219,3 +219,10 @@ def test_hashed_char_ngrams_give_unseen_words_a_vector_and_padding_zeros():
     assert near < far
     again = HashedCharNgrams.from_config(layer.get_config())
     assert (again.dim, again.buckets, again.min_n, again.max_n) == (6, 500, 3, 5)
+
+
+def test_standardize_keeps_accented_words_whole_and_splits_punctuation():
+    from seqapps.data.text import standardize
+
+    out = [x.decode() for x in standardize(tf.constant(["It's GREAT! Don't go, Élan.", "crème brûlée 東京!", ""])).numpy()]
+    assert out == ["it 's great ! do n't go , élan .", "crème brûlée 東京 !", ""]

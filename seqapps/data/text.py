@@ -17,9 +17,10 @@ def standardize(text):
     ``"It's GREAT!"`` -> ``"it 's great !"``; ``"don't"`` -> ``"do n't"`` (Penn style).
     """
     text = tf.strings.lower(text, encoding="utf-8")
-    text = tf.strings.regex_replace(text, r"(\w)n't\b", r"\1 n't")
-    text = tf.strings.regex_replace(text, r"(\w)'(s|re|ve|ll|d|m)\b", r"\1 '\2")
-    text = tf.strings.regex_replace(text, r"([^\w\s'])", r" \1 ")
+    # RE2's \w is ASCII-only; \pL / \pN keep accented and non-Latin letters inside words
+    text = tf.strings.regex_replace(text, r"([\pL\pN])n't\b", r"\1 n't")
+    text = tf.strings.regex_replace(text, r"([\pL\pN])'(s|re|ve|ll|d|m)\b", r"\1 '\2")
+    text = tf.strings.regex_replace(text, r"([^\pL\pN\pM_\s'])", r" \1 ")
     return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
 
 
