@@ -121,7 +121,10 @@ def cmd_train(args):
     from seqapps.data import catalog
     from seqapps.training import train
 
+    from seqapps.training import resolve_config
+
     data = args.data
+    resolve_config(registry.get(args.task), data, overrides=args.overrides)  # bad options fail first
     if data is None:
         task = registry.get(args.task)
         entry = catalog.CATALOG.get(task.default_data)

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import seqapps
+from conftest import needs_data
 from seqapps import registry
 from seqapps.errors import ConfigError, DataError
 from seqapps.training import resolve_config
@@ -138,6 +139,7 @@ def test_cli_malformed_conllu_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@needs_data
 def test_data_sources_and_config_errors(tmp_path):
     task = registry.get("pos")
     cfg = resolve_config(task, "ud_english_ewt")

@@ -20,8 +20,8 @@ TEXTS = ["the film is wonderful !", "this movie was boring", "", "   ", "😀 tr
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("sentiment")
-    run = seqapps.train("sentiment", "demo", epochs=3, run_dir=root / "run", verbose=0,
-                        overrides=["model.units=16", "model.embedding_dim=16"])
+    run = seqapps.train("sentiment", "demo", epochs=4, run_dir=root / "run", verbose=0,
+                        overrides=["model.units=16", "model.embedding_dim=16", "train.learning_rate=0.005"])
     export_dir = run.export(root / "export")
     return run, export_dir
 
@@ -118,16 +118,18 @@ def test_small_batch_is_overfit():
     import keras
 
     task = registry.get("sentiment")
-    cfg = task.default_config().override(["model.units=16", "model.embedding_dropout=0", "model.head_dropout=0"])
+    cfg = task.default_config().override(["model.units=16", "model.embedding_dropout=0", "model.head_dropout=0",
+                                          "data.source=demo"])
     splits = task.load_data(cfg)
     texts, labels = splits.train
     texts, labels = texts[:16], labels[:16]
     prep = task.fit_preprocessing(cfg, splits)
-    ids, y = prep.encode(texts, labels)
+    features, y = prep.encode(texts, labels, with_words=True)
+    features = {"tokens": features["tokens"].to_tensor(), "words": features["words"].to_tensor("")}
     keras.utils.set_random_seed(0)
     model = task.build_model(cfg, prep)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(ids.to_tensor(), y, epochs=40, batch_size=16, verbose=0)
+    history = model.fit(features, y, epochs=40, batch_size=16, verbose=0)
     assert history.history["accuracy"][-1] == 1.0 and history.history["loss"][-1] < 0.05
 
 

@@ -33,8 +33,9 @@ class HashedCharNgrams(keras.layers.Layer):
                           axis=-1)
         ids = tf.strings.to_hash_bucket_fast(grams, self.buckets)
         vectors = tf.ragged.map_flat_values(tf.gather, tf.convert_to_tensor(self.embeddings), ids)
-        total = _dense(tf.reduce_sum(vectors, axis=2))
-        count = tf.cast(tf.expand_dims(_dense(ids.row_lengths(axis=2)), -1), total.dtype)
+        shape = tf.shape(words, out_type=tf.int64)  # keep [batch, time] even for an empty batch
+        total = _dense(tf.reduce_sum(vectors, axis=2), tf.concat([shape, [self.dim]], 0))
+        count = tf.cast(tf.expand_dims(_dense(ids.row_lengths(axis=2), shape), -1), total.dtype)
         return tf.math.divide_no_nan(total, count)
 
     def compute_output_shape(self, shape):
@@ -46,5 +47,5 @@ class HashedCharNgrams(keras.layers.Layer):
 
 
 
-def _dense(t):
-    return t.to_tensor() if isinstance(t, tf.RaggedTensor) else t
+def _dense(t, shape):
+    return t.to_tensor(shape=shape) if isinstance(t, tf.RaggedTensor) else t

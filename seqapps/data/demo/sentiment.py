@@ -17,11 +17,11 @@ _TAILS = ["", " .", " !", " , honestly .", " from start to finish ."]
 
 
 def examples(seed: int = 0) -> list[tuple[str, str]]:
-    """300 labelled sentences, shuffled deterministically."""
+    """1,000 labelled sentences, shuffled deterministically."""
     rows = []
-    for subject, phrase, tail in itertools.product(_SUBJECTS, _POSITIVE, _TAILS[:3]):
+    for subject, phrase, tail in itertools.product(_SUBJECTS, _POSITIVE, _TAILS):
         rows.append((f"{subject} {phrase}{tail}", "positive"))
-    for subject, phrase, tail in itertools.product(_SUBJECTS, _NEGATIVE, _TAILS[:3]):
+    for subject, phrase, tail in itertools.product(_SUBJECTS, _NEGATIVE, _TAILS):
         rows.append((f"{subject} {phrase}{tail}", "negative"))
     random.Random(seed).shuffle(rows)
-    return rows[:300]
+    return rows
