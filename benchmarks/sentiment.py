@@ -151,7 +151,9 @@ print(json.dumps({"p50_ms_batch1": 1000 * float(np.percentile(lat, 50)), "p95_ms
 
 
 def export_speed(run_dir: str, out: Path, texts):
-    export_dir = seqapps.training.Run(run_dir).export(out / "export")
+    from seqapps.run import Run
+
+    export_dir = Run(Path(run_dir).resolve()).export(out / "export")
     (out / "texts.json").write_text(json.dumps(texts))
     (out / "speed.py").write_text(SPEED)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -167,8 +169,9 @@ def main():
     parser.add_argument("--plain-epochs", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma list of parts to skip: tfidf,plain,seqapps,speed")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "sentiment"))
+    parser.add_argument("--reuse", action="store_true", help="keep the parts already in OUT/results.json")
     args = parser.parse_args()
-    out, skip = Path(args.out), set(filter(None, args.skip.split(",")))
+    out, skip = Path(args.out).resolve(), set(filter(None, args.skip.split(",")))
     out.mkdir(parents=True, exist_ok=True)
     cfg = registry.get("sentiment").default_config()
     cfg.data.source = "sst2"
@@ -178,6 +181,8 @@ def main():
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores {platform.machine()}",
                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                         cwd=ROOT).stdout.strip(), "command": " ".join(sys.argv)}
+    if args.reuse and (out / "results.json").exists():
+        results = {**json.loads((out / "results.json").read_text()), **{k: results[k] for k in ("command",)}}
     if "tfidf" not in skip:
         results["tfidf_logreg"] = tfidf_baseline(train, dev, test)
         print("tfidf", results["tfidf_logreg"], flush=True)
@@ -185,6 +190,8 @@ def main():
         results["plain_keras"] = plain_keras(train, dev, test, args.plain_epochs)
     if "seqapps" not in skip:
         for cell in args.cells.split(","):
+            if f"seqapps_{cell}" in results:
+                continue
             results[f"seqapps_{cell}"] = seqapps_run(cell, out, len(train[0]), args.epochs)
             print(cell, results[f"seqapps_{cell}"], flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2))
