@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqapps.data.readers import read_text_file
 from seqapps.errors import ConfigError, DataError, SeqappsError
 
 PROPERTIES = ("quotes", "line-position", "indent")
@@ -95,17 +96,7 @@ def rank_units(states: dict, signal: np.ndarray, top: int = 10) -> list[dict]:
 
 # -- recording ----------------------------------------------------------------------------------------
 def read_text(path, max_chars: int) -> str:
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: {e.strerror}") from None
-    if b"\x00" in raw[:1 << 20]:
-        raise DataError(f"{path}: looks like a binary file; expected UTF-8 text")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start})") from None
+    text = read_text_file(path)
     if not text:
         raise DataError(f"{path}: the file is empty")
     return text[:max_chars] if max_chars else text

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.data.readers import read_text_file
 from seqapps.data.sources import resolve, tfds_load
 from seqapps.decoding import sample_logits
 from seqapps.errors import ConfigError, DataError
@@ -73,22 +74,6 @@ class CharLMConfig(Config):
 
 
 # -- reading text ------------------------------------------------------------------------------
-def read_text_file(path) -> str:
-    """A UTF-8 text file's content; binary or undecodable files fail with one line."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: {e.strerror}") from None
-    if b"\x00" in raw[:1 << 20]:
-        raise DataError(f"{path}: looks like a binary file (NUL bytes); expected UTF-8 text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start}); "
-                        "expected a UTF-8 text file") from None
-
-
 def read_text_source(path: Path) -> str:
     """A text file, or every text file in a folder (sorted, recursively), joined by blank lines."""
     if path.is_file():

@@ -49,3 +49,19 @@ def pick_column(frame: pd.DataFrame, wanted: str | None, candidates: list[str], 
                 return column
     raise DataError(f"{path}: cannot tell which column holds the {what}; set data.{what}_column "
                     f"(columns are: {', '.join(frame.columns)})")
+
+
+def read_text_file(path) -> str:
+    """A UTF-8 text file's content; binary or undecodable files fail with one line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: {e.strerror}") from None
+    if b"\x00" in raw[:1 << 20]:
+        raise DataError(f"{path}: looks like a binary file (NUL bytes); expected UTF-8 text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start}); "
+                        "expected a UTF-8 text file") from None
