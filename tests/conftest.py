@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("SEQAPPS_DATA", str(ROOT.parent / "shared" / "datasets"))
-DATA = Path(os.environ["SEQAPPS_DATA"])
+DATA = Path(os.environ["SEQAPPS_DATA"]).resolve()
+os.environ["SEQAPPS_DATA"] = str(DATA)  # absolute, for subprocesses started in other folders
 
 #: for tests that read the real datasets (CI has them beside the checkout)
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real datasets not found at {DATA} (set SEQAPPS_DATA)")
