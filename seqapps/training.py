@@ -91,11 +91,10 @@ def _prepare_run_dir(run: Run, cfg, task_name: str, overwrite: bool) -> bool:
         else:
             old = run.info
             saved = json.loads(run.config_path.read_text())
-            new = cfg.to_dict()
+            new = json.loads(json.dumps(cfg.to_dict()))  # as it would be saved (tuples become lists)
             saved["train"].pop("epochs", None)
-            new_cmp = json.loads(json.dumps(new))
-            new_cmp["train"].pop("epochs", None)
-            if old.get("task") != task_name or saved != new_cmp:
+            new["train"].pop("epochs", None)
+            if old.get("task") != task_name or saved != new:
                 raise SeqappsError(f"{run.dir} holds an unfinished run with a different task or config; "
                                    "repeat its command to resume it, or pass --overwrite or another --run-dir")
             cfg.save(run.config_path)
