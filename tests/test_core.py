@@ -75,13 +75,28 @@ def test_cli_lists_tasks_and_datasets():
                  "no text column 'review'; columns are: label, sentence", marks=needs_data),
     (["predict", "/no/such/export", "hi"], "no such export or run directory"),
 ])
-def test_cli_errors_are_one_line_with_exit_code_2(args, message, tmp_path):
-    out = run_cli(*args, "--run-dir", tmp_path / "run") if args[0] == "train" else run_cli(*args)
-    assert out.returncode == 2, out.stderr
-    lines = [x for x in out.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and message in lines[0], out.stderr
-    assert "Traceback" not in out.stderr
+def test_cli_errors_are_one_line_with_exit_code_2(args, message, tmp_path, capsys):
+    """In process (one TensorFlow import for all cases); the subprocess test below checks a real exit."""
+    from seqapps import cli
+
+    argv = [*args, "--run-dir", str(tmp_path / "run")] if args[0] == "train" else list(args)
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
     assert not (tmp_path / "run").exists()  # nothing written on bad input
+
+
+def test_cli_error_exits_the_process_with_code_2(tmp_path):
+    out = run_cli("train", "sentiment", "--set", "model.nope=1", "--run-dir", tmp_path / "run")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: unknown config key 'model.nope'"), out.stderr
 
 
 # -- readers and pipelines ---------------------------------------------------------------------
