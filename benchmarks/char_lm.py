@@ -40,6 +40,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--bptt", type=int, default=100)
     p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra config override for every run (repeatable), e.g. train.decay=cosine")
     p.add_argument("--no-nonstateful", action="store_true", help="skip the non-stateful comparison run")
     p.add_argument("--prime", default="ROMEO:")
     p.add_argument("--seed", type=int, default=1)
@@ -60,7 +62,8 @@ def main(argv=None):
     if not args.no_nonstateful:
         plan.insert(1, (cells[0], False))
     common = [f"model.units={args.units}", f"model.layers={args.layers}", f"train.bptt={args.bptt}",
-              f"train.learning_rate={args.learning_rate}", "train.patience=0", "train.seed=1"]
+              f"train.learning_rate={args.learning_rate}", "train.patience=0", "train.seed=1",
+              *args.overrides]
     started, rows = time.time(), []
     for cell, stateful in plan:
         name = f"{cell}-{'stateful' if stateful else 'random-windows'}"

@@ -77,6 +77,41 @@ def score(gold, predicted, oov):
             "tokens": len(flat), "oov_tokens": len(oov_flat)}
 
 
+UNLABELED = {  # dataset -> how to read its English text (no labels are used)
+    "sst2": lambda d: [line.split("\t", 1)[1] for line in _lines(d / "sst2" / "train.tsv")[1:] if "\t" in line],
+    "anki_fra_eng": lambda d: [line.split("\t", 1)[0] for line in _lines(d / "anki_fra_eng" / "fra.txt")],
+    "tinyshakespeare": lambda d: _lines(d / "tinyshakespeare" / "input.txt"),
+}
+
+
+def _lines(path):
+    return [x for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def build_count_vectors(path, data_dir, dim=100):
+    """Word vectors from the English text of the other offline datasets (SST-2 training
+    sentences, the English side of Anki, Tiny Shakespeare; about 2.1 million tokens),
+    tokenized like the tagger's raw-text input, by PPMI + SVD. No labels, nothing from EWT."""
+    import tensorflow as tf
+
+    from seqapps.data.vectors import count_vectors, write_vectors
+    from tasks.pos import tokenize
+
+    if Path(path).exists():
+        return path
+    t0 = time.time()
+    texts = [line for read in UNLABELED.values() for line in read(Path(data_dir))]
+    sentences = []
+    for i in range(0, len(texts), 20000):
+        ragged = tokenize(tf.constant(texts[i:i + 20000]))
+        sentences += [[w.decode("utf-8") for w in row] for row in ragged.to_list()]
+    words, matrix = count_vectors(sentences, dim=dim, window=2, min_count=2)
+    write_vectors(path, words, matrix)
+    print(f"count vectors: {len(words)} words x {dim} from {sum(map(len, sentences))} tokens of "
+          f"{', '.join(UNLABELED)} in {time.time() - t0:.0f} s -> {path}", flush=True)
+    return path
+
+
 def commit_label() -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
@@ -94,6 +129,9 @@ def main(argv=None):
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for the seqapps tagger (repeatable), e.g. model.crf=true")
     p.add_argument("--nltk-iterations", type=int, default=5)
+    p.add_argument("--vectors", choices=["none", "count"], default="none",
+                   help="count: give the seqapps tagger frozen word vectors built from the unlabeled English "
+                   "text of the other offline datasets (" + ", ".join(UNLABELED) + ")")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "pos"))
     args = p.parse_args(argv)
 
@@ -105,6 +143,12 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     commit, started, results = commit_label(), time.time(), {}
+    vector_overrides = []
+    if args.vectors == "count":
+        from seqapps.data.catalog import data_dir
+
+        vectors = build_count_vectors(out / "count_vectors.txt", data_dir())
+        vector_overrides = [f"model.word_vectors={Path(vectors).resolve()}"]
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         splits = task.load_data(resolve_config(task, name))
         train, test = splits.train, splits.test
@@ -124,7 +168,7 @@ def main(argv=None):
         if name not in DATASETS:
             p.error(f"unknown dataset {name!r}; expected some of {', '.join(DATASETS)}")
         overrides = DATASETS[name] + ["train.backup_every=0"] + (
-            [f"train.epochs={args.epochs}"] if args.epochs is not None else []) + args.extra
+            [f"train.epochs={args.epochs}"] if args.epochs is not None else []) + vector_overrides + args.extra
         t0 = time.time()
         run = seqapps.train("pos", name, overrides=overrides, run_dir=out / name,
                             overwrite=True, verbose=2)
@@ -134,7 +178,8 @@ def main(argv=None):
         history = run.dir / "history.csv"
         epochs_run = max(0, len(history.read_text().strip().splitlines()) - 1) if history.exists() else None
         cfg = run.config
-        label = f"seqapps {'BiLSTM-CRF' if cfg.model.crf else 'BiLSTM'} (char {cfg.model.char_encoder})"
+        label = f"seqapps {'BiLSTM-CRF' if cfg.model.crf else 'BiLSTM'} (char {cfg.model.char_encoder}" + (
+            ", count vectors)" if cfg.model.word_vectors else ")")
         rows[label] = {**score(gold, predicted, oov), "train_seconds": round(seconds, 2),
                        "fit_seconds": run.metrics.get("train_seconds"), "epochs_run": epochs_run,
                        "val_accuracy": run.metrics["val"]["accuracy"]}

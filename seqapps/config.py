@@ -40,6 +40,7 @@ class TrainConfig:
     batch_size: int = 64
     optimizer: str = "adam"     # adam | adamw | sgd | rmsprop
     learning_rate: float = 1e-3
+    decay: str = "none"         # none | cosine: the learning rate falls to 0 along a cosine over all epochs
     clipnorm: float = 1.0       # 0 disables gradient clipping
     patience: int = 3           # early stopping on the monitored metric; 0 disables
     seed: int = 1

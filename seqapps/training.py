@@ -52,7 +52,8 @@ def make_strategy(name: str):
     raise ConfigError(f"train.strategy must be default, mirrored or multiworker, got {name!r}")
 
 
-def make_optimizer(train_cfg):
+def make_optimizer(train_cfg, total_steps: int | None = None):
+    """The configured optimizer; ``total_steps`` (all epochs' batches) drives ``train.decay``."""
     import keras
 
     kinds = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
@@ -62,7 +63,24 @@ def make_optimizer(train_cfg):
     extra = {"clipnorm": train_cfg.clipnorm} if train_cfg.clipnorm else {}
     if train_cfg.ema:
         extra.update(use_ema=True, ema_momentum=train_cfg.ema)
-    return kinds[train_cfg.optimizer](learning_rate=train_cfg.learning_rate, **extra)
+    learning_rate = train_cfg.learning_rate
+    if train_cfg.decay == "cosine":
+        if not total_steps or total_steps < 1:
+            raise ConfigError("train.decay=cosine needs the number of batches per epoch: this data does not say, "
+                              "so set train.steps_per_epoch")
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=int(total_steps))
+    elif train_cfg.decay != "none":
+        raise ConfigError(f"train.decay must be none or cosine, got {train_cfg.decay!r}")
+    return kinds[train_cfg.optimizer](learning_rate=learning_rate, **extra)
+
+
+def _total_steps(cfg, train_ds, steps_per_epoch) -> int | None:
+    if cfg.train.decay == "none":
+        return None
+    if not steps_per_epoch:
+        n = int(train_ds.cardinality())
+        steps_per_epoch = n if n > 0 else None
+    return steps_per_epoch * cfg.train.epochs if steps_per_epoch else None
 
 
 def even_batches(ds, replicas: int):
@@ -156,7 +174,7 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         train_ds, val_ds = even_batches(train_ds, replicas), even_batches(val_ds, replicas)
     with strategy_obj.scope():
         model = task_obj.build_model(cfg, prep)
-        task_obj.compile(model, cfg, make_optimizer(cfg.train))
+        task_obj.compile(model, cfg, make_optimizer(cfg.train, _total_steps(cfg, train_ds, steps)))
 
     monitor, mode = task_obj.monitor, task_obj.monitor_mode
     extra_callbacks = list(callbacks)

@@ -35,6 +35,7 @@ from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
 from seqapps.data.conllu import TAGSETS, find_split_files, read_tagged
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.data.sources import resolve, tfds_load
+from seqapps.data.vectors import read_vectors
 from seqapps.errors import ConfigError, DataError
 from seqapps.layers import recurrent_stack
 from seqapps.layers.crf import CRF, CRFLoss, viterbi_decode
@@ -66,6 +67,7 @@ class PosModel(ModelConfig):
     word_dropout: float = 0.25  # alpha: a training word seen c times reads as unknown with p = alpha / (alpha + c)
     dropout: float = 0.33
     crf: bool = False
+    word_vectors: str = ""      # a word2vec/GloVe text file: frozen vectors beside the trained embedding
 
 
 @dataclasses.dataclass
@@ -141,21 +143,28 @@ class TaggerData:
     ``tags[i]``).
     """
 
-    def __init__(self, words: list[str], chars: list[str], tags: list[str], max_word_length: int):
+    def __init__(self, words: list[str], chars: list[str], tags: list[str], max_word_length: int,
+                 vector_words: list[str] = (), vector_matrix: np.ndarray | None = None):
         self.words, self.chars, self.tags = list(words), list(chars), list(tags)
         self.max_word_length = int(max_word_length)
+        # words of a pretrained vectors file (lower-cased); the matrix is only held while training
+        self.vector_words, self.vector_matrix = list(vector_words), vector_matrix
 
     @classmethod
-    def fit(cls, sentences, data_cfg) -> "TaggerData":
+    def fit(cls, sentences, data_cfg, word_vectors: str = "") -> "TaggerData":
         counts = Counter(w.lower() for words, _ in sentences for w in words)
         words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                  if c >= data_cfg.min_count][:max(0, data_cfg.vocab_size - 2)]
         chars = sorted({c for words, _ in sentences for w in words for c in w})
         tags = sorted({t for _, tags in sentences for t in tags})
-        return cls(words, chars, tags, data_cfg.max_word_length)
+        vector_words, matrix = read_vectors(word_vectors) if word_vectors else ([], None)
+        return cls(words, chars, tags, data_cfg.max_word_length, vector_words, matrix)
 
     def save(self, run_dir) -> None:
-        for name, items in (("words", self.words), ("chars", self.chars), ("tags", self.tags)):
+        names = [("words", self.words), ("chars", self.chars), ("tags", self.tags)]
+        if self.vector_words:
+            names.append(("vector_words", self.vector_words))
+        for name, items in names:
             Path(run_dir, f"{name}.txt").write_text(
                 "".join(f"{x}\n" for x in items), encoding="utf-8")
 
@@ -163,7 +172,8 @@ class TaggerData:
     def load(cls, run_dir, max_word_length: int) -> "TaggerData":
         read = lambda name: Path(run_dir, f"{name}.txt").read_text(encoding="utf-8").split("\n")[:-1]  # noqa: E731
         try:
-            return cls(read("words"), read("chars"), read("tags"), max_word_length)
+            vector_words = read("vector_words") if Path(run_dir, "vector_words.txt").exists() else []
+            return cls(read("words"), read("chars"), read("tags"), max_word_length, vector_words)
         except FileNotFoundError as e:
             raise DataError(f"{run_dir}: missing {Path(e.filename).name}; not a pos run directory") from None
 
@@ -175,16 +185,19 @@ class TaggerData:
                                               mask_token=None, name=name)
             layer.build(None)
             return layer
-        return lookup(self.words, "word_lookup"), lookup(self.chars, "char_lookup")
+        return (lookup(self.words, "word_lookup"), lookup(self.chars, "char_lookup"),
+                lookup(self.vector_words, "vector_lookup") if self.vector_words else None)
 
     def encode(self, tokens, lengths):
         """``tokens`` ``tf.string [B, T]`` (``lengths`` real ones per row) ->
-        ``{"words": int64 [B, T], "chars": int64 [B, T, C]}``."""
-        word_lookup, char_lookup = self.lookups
+        ``{"words": int64 [B, T], "chars": int64 [B, T, C]}``, and ``"vectors": int64 [B, T]``
+        (ids into the pretrained vectors) when the tagger has them."""
+        word_lookup, char_lookup, vector_lookup = self.lookups
         shape = tf.shape(tokens)
         mask = tf.sequence_mask(lengths, shape[1])
         flat = tf.reshape(tokens, [-1])
-        words = tf.reshape(tf.cast(word_lookup(tf.strings.lower(flat, encoding="utf-8")), tf.int64) + 1, shape)
+        lower = tf.strings.lower(flat, encoding="utf-8")
+        words = tf.reshape(tf.cast(word_lookup(lower), tf.int64) + 1, shape)
         c = self.max_word_length
         n = tf.strings.length(flat, unit="UTF8_CHAR")
         tail = c // 2
@@ -194,7 +207,10 @@ class TaggerData:
         split = tf.strings.unicode_split(clipped, "UTF-8", errors="replace")
         ids = split.with_flat_values(tf.cast(char_lookup(split.flat_values), tf.int64) + 1)
         chars = tf.reshape(ids.to_tensor(0, shape=[None, c]), tf.concat([shape, [c]], 0))
-        return {"words": tf.where(mask, words, 0), "chars": tf.where(mask[:, :, None], chars, 0)}
+        out = {"words": tf.where(mask, words, 0), "chars": tf.where(mask[:, :, None], chars, 0)}
+        if vector_lookup is not None:
+            out["vectors"] = tf.where(mask, tf.reshape(tf.cast(vector_lookup(lower), tf.int64) + 1, shape), 0)
+        return out
 
     def tag_ids(self, sentences_tags) -> list[np.ndarray]:
         index = {t: i + 1 for i, t in enumerate(self.tags)}
@@ -302,6 +318,12 @@ class TagAccuracy(keras.metrics.Metric):
 
     def get_config(self):
         return {"crf": self.crf, "name": self.name, "dtype": self.dtype}
+
+
+def _vector_dim(prep, m) -> int:
+    if prep.vector_matrix is not None:
+        return int(prep.vector_matrix.shape[1])
+    return int(read_vectors(m.word_vectors, limit=1)[1].shape[1]) if m.word_vectors else 1
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -450,7 +472,7 @@ class Pos(Task):
         return load_tagged_sentences(cfg.data, self.name, data_dir)
 
     def fit_preprocessing(self, cfg, splits):
-        return TaggerData.fit(splits.train, cfg.data)
+        return TaggerData.fit(splits.train, cfg.data, cfg.model.word_vectors)
 
     def load_preprocessing(self, cfg, run_dir):
         return TaggerData.load(run_dir, cfg.data.max_word_length)
@@ -485,7 +507,14 @@ class Pos(Task):
             raise ConfigError(f"model.char_encoder must be cnn, rnn or none, got {m.char_encoder!r}")
         words = keras.Input((None,), dtype="int64", name="words")
         chars = keras.Input((None, prep.max_word_length), dtype="int64", name="chars")
+        inputs = {"words": words, "chars": chars}
         parts = [keras.layers.Embedding(len(prep.words) + 2, m.embedding_dim, name="word_embedding")(words)]
+        vectors = None
+        if prep.vector_words:  # frozen pretrained vectors: unseen words keep what they were given
+            inputs["vectors"] = keras.Input((None,), dtype="int64", name="vectors")
+            vectors = keras.layers.Embedding(len(prep.vector_words) + 2, _vector_dim(prep, m), trainable=False,
+                                             name="word_vectors")
+            parts.append(vectors(inputs["vectors"]))
         if m.char_encoder != "none":
             parts.append(CharWordEncoder(len(prep.chars) + 2, m.char_dim, m.char_features, m.char_kernel,
                                          m.char_encoder, name="char_encoder")(chars))
@@ -495,7 +524,11 @@ class Pos(Task):
         x = recurrent_stack(x, m, return_sequences=True, name="encoder", mask=mask)
         scores = keras.layers.Dense(len(prep.tags), dtype="float32", name="scores")(x)
         out = CRF(len(prep.tags), name="crf")(scores, mask=mask) if m.crf else scores
-        return keras.Model({"words": words, "chars": chars}, out, name="pos_tagger")
+        model = keras.Model(inputs, out, name="pos_tagger")
+        if vectors is not None and prep.vector_matrix is not None:
+            matrix = prep.vector_matrix
+            vectors.set_weights([np.concatenate([np.zeros((2, matrix.shape[1]), np.float32), matrix])])
+        return model
 
     def compile(self, model, cfg, optimizer):
         crf = cfg.model.crf

@@ -198,7 +198,7 @@ print(json.dumps({{'replicas': tf.distribute.MirroredStrategy().num_replicas_in_
 def test_killed_run_resumes_from_its_backup(tmp_path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "seqapps", "train", "sentiment", "--data", "demo", "--epochs", "3",
-            "--run-dir", str(run_dir), "--set", "train.steps_per_epoch=150", "--set", "train.backup_every=10",
+            "--run-dir", str(run_dir), "--set", "train.steps_per_epoch=60", "--set", "train.backup_every=5",
             "--set", "model.units=8", "--set", "train.patience=0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -241,3 +241,17 @@ def test_standardize_keeps_accented_words_whole_and_splits_punctuation():
 
     out = [x.decode() for x in standardize(tf.constant(["It's GREAT! Don't go, Élan.", "crème brûlée 東京!", ""])).numpy()]
     assert out == ["it 's great ! do n't go , élan .", "crème brûlée 東京 !", ""]
+
+
+def test_cosine_decay_falls_to_zero_over_all_steps_and_needs_them():
+    from seqapps.config import TrainConfig
+    from seqapps.training import make_optimizer
+
+    opt = make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine"), total_steps=100)
+    schedule = opt._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.01) and float(schedule(50)) == pytest.approx(0.005)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ConfigError, match="set train.steps_per_epoch"):
+        make_optimizer(TrainConfig(decay="cosine"))
+    with pytest.raises(ConfigError, match="train.decay must be none or cosine"):
+        make_optimizer(TrainConfig(decay="linear"), total_steps=10)

@@ -26,9 +26,33 @@ SENTENCES = ["The old man the boat .", "Anna sees two green dogs near Lisbon !",
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pos")
     softmax = seqapps.train("pos", "demo", epochs=6, overrides=TINY, run_dir=root / "softmax", verbose=0)
-    crf = seqapps.train("pos", "demo", epochs=6, overrides=TINY + ["model.crf=true", "model.char_encoder=rnn"],
-                        run_dir=root / "crf", verbose=0)
+    # the CRF tagger also reads frozen word vectors, which know a word the training data lacks
+    from seqapps.data.demo.pos import sentences
+    from seqapps.data.vectors import count_vectors, write_vectors
+
+    text = [w for w, _ in sentences()] + [s.split() for s in UNLABELED]
+    write_vectors(root / "vectors.txt", *count_vectors(text, dim=8, window=2, min_count=1))
+    crf = seqapps.train("pos", "demo", epochs=6, overrides=TINY + [
+        "model.crf=true", "model.char_encoder=rnn", f"model.word_vectors={root / 'vectors.txt'}"],
+        run_dir=root / "crf", verbose=0)
     return {"softmax": softmax, "crf": crf, "root": root}
+
+
+UNLABELED = ["the zebras sleep near the river .", "two zebras run .", "a zebra sees the dog ."]
+
+
+def test_word_vectors_are_frozen_and_reach_unseen_words(runs):
+    from seqapps.data.vectors import read_vectors
+
+    run = runs["crf"]
+    words, matrix = read_vectors(runs["root"] / "vectors.txt")
+    weights = run.load_model().get_layer("word_vectors").get_weights()[0]
+    assert np.allclose(weights[2:], matrix) and not weights[:2].any()  # unchanged by training; pad/unknown 0
+    prep = registry.get("pos").load_preprocessing(run.config, run.dir)
+    assert "zebras" not in prep.words and prep.vector_words == words
+    feats = prep.encode(tf.constant([["Zebras", "the", "qqq"]]), tf.constant([3]))
+    assert feats["words"].numpy()[0, 0] == 1  # unknown to the trained embedding ...
+    assert feats["vectors"].numpy()[0].tolist() == [words.index("zebras") + 2, words.index("the") + 2, 1]  # ... known here
 
 
 def test_learns_the_demo(runs):
