@@ -566,10 +566,11 @@ class Pos(Task):
         }
 
     def trackables(self, prep):
-        return list(prep.lookups)
+        return [layer for layer in prep.lookups if layer is not None]
 
     def metadata(self, prep):
         return {"tags": prep.tags, "vocabulary_size": len(prep.words), "characters": len(prep.chars),
+                "word_vectors": len(prep.vector_words),
                 "max_word_length": prep.max_word_length,
                 "tokenizer": " ".join(tokenize.__doc__.split("\n", 1)[1].split())}
 
