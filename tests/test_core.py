@@ -198,16 +198,20 @@ print(json.dumps({{'replicas': tf.distribute.MirroredStrategy().num_replicas_in_
 def test_killed_run_resumes_from_its_backup(tmp_path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "seqapps", "train", "sentiment", "--data", "demo", "--epochs", "3",
-            "--run-dir", str(run_dir), "--set", "train.steps_per_epoch=60", "--set", "train.backup_every=5",
+            "--run-dir", str(run_dir), "--set", "train.steps_per_epoch=100", "--set", "train.backup_every=5",
             "--set", "model.units=8", "--set", "train.patience=0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run_dir / "history.csv"
     deadline = time.time() + 240
+    def backed_up_epoch():  # the file may be mid-write or just replaced: read it when it is whole
+        try:
+            return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            return -1
+
     while time.time() < deadline:  # wait until epoch 1 is logged and epoch 2 has a mid-epoch backup
-        if history.exists() and len(history.read_text().splitlines()) >= 2 \
-                and (run_dir / "backup" / "training_metadata.json").exists() \
-                and json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] >= 1:
+        if history.exists() and len(history.read_text().splitlines()) >= 2 and backed_up_epoch() >= 1:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
