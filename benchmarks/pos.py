@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from seqapps.data.readers import read_table, read_text_file  # noqa: E402
+
 # dataset -> seqapps overrides (the rest are the task's defaults). EWT's 22k training tokens
 # leave 16% of test tokens unseen: its recipe adds a CRF, stronger rare-word dropout, weight
 # averaging and (with --vectors auto) frozen count vectors from unlabeled text.
@@ -84,14 +86,14 @@ def score(gold, predicted, oov):
 
 
 UNLABELED = {  # dataset -> how to read its English text (no labels are used)
-    "sst2": lambda d: [line.split("\t", 1)[1] for line in _lines(d / "sst2" / "train.tsv")[1:] if "\t" in line],
+    "sst2": lambda d: read_table(d / "sst2" / "train.tsv", ["sentence"])["sentence"].tolist(),
     "anki_fra_eng": lambda d: [line.split("\t", 1)[0] for line in _lines(d / "anki_fra_eng" / "fra.txt")],
     "tinyshakespeare": lambda d: _lines(d / "tinyshakespeare" / "input.txt"),
 }
 
 
 def _lines(path):
-    return [x for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [x for x in read_text_file(path).splitlines() if x.strip()]
 
 
 def build_count_vectors(path, data_dir, dim=100):

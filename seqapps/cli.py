@@ -119,9 +119,7 @@ def main(argv=None) -> int:
 def cmd_train(args):
     from seqapps import registry
     from seqapps.data import catalog
-    from seqapps.training import train
-
-    from seqapps.training import resolve_config
+    from seqapps.training import resolve_config, train
 
     data = args.data
     resolve_config(registry.get(args.task), data, overrides=args.overrides)  # bad options fail first

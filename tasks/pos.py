@@ -321,9 +321,9 @@ class TagAccuracy(keras.metrics.Metric):
 
 
 def _vector_dim(prep, m) -> int:
-    if prep.vector_matrix is not None:
-        return int(prep.vector_matrix.shape[1])
-    return int(read_vectors(m.word_vectors, limit=1)[1].shape[1]) if m.word_vectors else 1
+    """The vectors' width: from the matrix when fitted, else (resuming) from the file's first row."""
+    matrix = prep.vector_matrix if prep.vector_matrix is not None else read_vectors(m.word_vectors, limit=1)[1]
+    return int(matrix.shape[1])
 
 
 # -- data ------------------------------------------------------------------------------------

@@ -204,6 +204,7 @@ def test_killed_run_resumes_from_its_backup(tmp_path):
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run_dir / "history.csv"
     deadline = time.time() + 240
+
     def backed_up_epoch():  # the file may be mid-write or just replaced: read it when it is whole
         try:
             return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
