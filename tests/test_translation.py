@@ -225,3 +225,20 @@ def test_cli_bad_options_fail_with_one_line(tmp_path):
     task = registry.get("translation")
     with pytest.raises(DataError, match="demo pairs are in en and fr"):
         task.load_data(resolve_config(task, "demo", overrides=["data.source_lang=de"]))
+
+
+def test_tfds_source_offline_with_mock_data():
+    """tfds: pairs read their language features and keep the dataset's own splits."""
+    import tensorflow_datasets as tfds
+
+    from seqapps import registry
+    from seqapps.training import resolve_config
+
+    task = registry.get("translation")
+    cfg = resolve_config(task, "tfds:ted_hrlr_translate/pt_to_en", overrides=["data.source_lang=pt"])
+    with tfds.testing.mock_data(num_examples=6):
+        splits = task.load_data(cfg)
+        assert len(splits.test[0]) == 6 and len(splits.val[0]) == 6 and len(splits.train[0]) == 6
+        assert all(isinstance(s, str) and s for s in splits.train[0] + splits.train[1])
+        with pytest.raises(DataError, match="set data.source_lang and data.target_lang"):
+            task.load_data(resolve_config(task, "tfds:ted_hrlr_translate/pt_to_en", overrides=["data.source_lang=fr"]))
