@@ -1,6 +1,6 @@
 """translation — many-to-many sequence to sequence: a sentence in, its translation out.
 
-Encoder: embedding -> the shared recurrent stack (bidirectional LSTM by default); its
+Encoder: embedding -> the shared recurrent stack (bidirectional GRU by default); its
 final states, forward and backward concatenated, start the decoder. Decoder: one
 recurrent layer over the target embeddings (teacher forcing while training, a single
 cell stepped by :mod:`seqapps.decoding` when serving), then attention over the
@@ -51,8 +51,8 @@ class TranslationData(DataConfig):
     target_lang: str = "en"          # language translated into
     columns: list[str] = dataclasses.field(default_factory=list)  # languages of a pairs file's columns
     split_by: str = ""               # language whose sentence's MD5 assigns the split (default: target)
-    source_vocab_size: int = 12000
-    target_vocab_size: int = 10000
+    source_vocab_size: int = 8000
+    target_vocab_size: int = 6000
     max_length: int = 40             # source tokens read; longer inputs are truncated
     max_output_length: int = 50      # decoding steps at most (end token included)
     lowercase_target: bool = False   # targets keep their case by default (BLEU is cased)
@@ -60,11 +60,12 @@ class TranslationData(DataConfig):
 
 @dataclasses.dataclass
 class TranslationModel(ModelConfig):
+    cell: str = "gru"                # the benchmarked cell; fewer gates than LSTM, faster on CPU
     units: int = 256                 # encoder units per direction; the decoder has the encoder's width
     embedding_dim: int = 256
     embedding_dropout: float = 0.1
     attention: str = "additive"      # additive | multiplicative | none
-    attention_units: int = 256       # additive attention's hidden size
+    attention_units: int = 512       # additive attention's hidden size
     output_dropout: float = 0.2
     beam_width: int = 4              # the export's default decoding; 1 = greedy
     length_penalty: float = 0.6      # GNMT alpha for beam search; 0 = none
@@ -72,8 +73,10 @@ class TranslationModel(ModelConfig):
 
 @dataclasses.dataclass
 class TranslationTrain(TrainConfig):
-    epochs: int = 12
-    batch_size: int = 64
+    epochs: int = 5                  # the benchmarked recipe: 5 passes, rate 2e-3 falling to 0 on a cosine
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    decay: str = "cosine"
     patience: int = 2
 
 
