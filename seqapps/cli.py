@@ -13,6 +13,30 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 pointed at /dev/null.
+
+    TensorFlow's C++ side writes a few notices while it loads (absl's "log messages
+    before absl::InitializeLog()", oneDNN's "custom operations are on") whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says, so a command that fails on bad input would print
+    them above its one error line. ``TF_CPP_MIN_LOG_LEVEL=0`` keeps them. A failed
+    import still raises, and its traceback prints once stderr is back."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        import tensorflow  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -102,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    import_tensorflow_quietly()
     from seqapps.errors import SeqappsError
 
     try:
