@@ -15,9 +15,9 @@ process that loads it with TensorFlow only: sentences per second at batch 64
     SEQAPPS_DATA=../shared/datasets python benchmarks/translation.py
     python benchmarks/translation.py --epochs 2 --steps-per-epoch 300 --only fr-en-additive   # a quick look
 
-The defaults are the task's own recipe (GRU 256 per direction, 5 passes over the
-training pairs, Adam 2e-3 with cosine decay, batch 128): about 40 minutes a model
-on 2 CPU cores.
+Options left unset take the task's own defaults, its benchmarked recipe (GRU 256
+per direction, 5 passes over the training pairs, Adam 2e-3 with cosine decay,
+batch 128): about 40 minutes a model on 2 CPU cores.
 
 Results land in ``--out`` (default runs/bench-translation): one run directory and
 export per model and ``results.json``.
@@ -84,10 +84,11 @@ def speed(export, sentences, n) -> dict:
 
 def model_overrides(name, args) -> list[str]:
     src, tgt, attention = MODELS[name]
+    chosen = {"model.cell": args.cell, "model.units": args.units, "model.embedding_dim": args.embedding_dim,
+              "model.attention_units": args.units and args.units * 2, "data.source_vocab_size": args.source_vocab,
+              "data.target_vocab_size": args.target_vocab, "train.steps_per_epoch": args.steps_per_epoch}
     return [f"data.source_lang={src}", f"data.target_lang={tgt}", f"model.attention={attention}",
-            f"model.cell={args.cell}", f"model.units={args.units}", f"model.embedding_dim={args.embedding_dim}",
-            f"model.attention_units={args.units * 2}", f"data.source_vocab_size={args.source_vocab}",
-            f"data.target_vocab_size={args.target_vocab}", f"train.steps_per_epoch={args.steps_per_epoch}",
+            *(f"{key}={value}" for key, value in chosen.items() if value is not None),
             "train.patience=0", *args.overrides]
 
 
@@ -133,14 +134,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/bench-translation")
     p.add_argument("--only", nargs="*", choices=list(MODELS), help="train only these models")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--steps-per-epoch", type=int, default=0, help="0 = whole training set each epoch")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--cell", default="gru")
-    p.add_argument("--units", type=int, default=256)
-    p.add_argument("--embedding-dim", type=int, default=256)
-    p.add_argument("--source-vocab", type=int, default=8000)
-    p.add_argument("--target-vocab", type=int, default=6000)
+    # left unset, each of these is the task's own default (its config in tasks/translation.py)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--steps-per-epoch", type=int, help="0 = whole training set each epoch")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--cell")
+    p.add_argument("--units", type=int, help="per encoder direction; additive attention gets twice as many")
+    p.add_argument("--embedding-dim", type=int)
+    p.add_argument("--source-vocab", type=int)
+    p.add_argument("--target-vocab", type=int)
     p.add_argument("--speed-sentences", type=int, default=640)
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
     p.add_argument("--reuse", action="store_true", help="score finished runs in --out with the same config "
