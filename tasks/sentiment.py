@@ -18,7 +18,7 @@ from seqapps.data import text as textlib
 from seqapps.data.classification import TextClassificationData, load_labelled_texts
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.layers import MaskedPooling, recurrent_stack
-from seqapps.layers.subwords import HashedCharNgrams
+from seqapps.layers.subwords import SubwordEmbedding, char_ngram_ids, dense_char_ngram_ids
 from seqapps.metrics import classification_report, format_classification
 from seqapps.predict import Predictor
 from seqapps.registry import register
@@ -96,30 +96,38 @@ class Sentiment(Task):
     def load_preprocessing(self, cfg, run_dir):
         return TextClassificationData.load(run_dir, cfg.data.max_length)
 
+    def features(self, cfg, prep, texts, labels):
+        """Ragged model inputs ``{"tokens", "subwords"}`` and label ids for raw texts."""
+        ids, y = prep.encode(texts, labels)
+        features = {"tokens": ids}
+        if cfg.model.subwords:
+            words = textlib.words(np.asarray(texts, dtype=object))[:, :prep.max_length]
+            features["subwords"] = char_ngram_ids(words, cfg.model.subword_buckets)
+        return features, y
+
     def datasets(self, cfg, prep, splits):
         def make(split, shuffle):
-            features, labels = prep.encode(*split, with_words=cfg.model.subwords)
-            ids = features["tokens"] if cfg.model.subwords else features
-            return bucketed_batches(features, labels, ids.row_lengths().numpy(), cfg.train.batch_size,
+            features, y = self.features(cfg, prep, *split)
+            return bucketed_batches(features, y, features["tokens"].row_lengths().numpy(), cfg.train.batch_size,
                                     shuffle=shuffle, seed=cfg.train.seed)
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):
         m = cfg.model
         tokens = keras.Input(shape=(None,), dtype="int64", name="tokens")
-        x = keras.layers.Embedding(len(prep.vocabulary), m.embedding_dim, mask_zero=True, name="embedding")(tokens)
-        inputs = tokens
+        inputs = {"tokens": tokens}
+        mask = keras.ops.not_equal(tokens, 0)  # passed explicitly: every layer below sees the same padding
+        x = keras.layers.Embedding(len(prep.vocabulary), m.embedding_dim, name="embedding")(tokens)
         if m.subwords:
-            words = keras.Input(shape=(None,), dtype="string", name="words")
+            inputs["subwords"] = keras.Input(shape=(None, None), dtype="int64", name="subwords")
             x = keras.layers.Add(name="word_vectors")(
-                [x, HashedCharNgrams(m.embedding_dim, m.subword_buckets, name="subwords")(words)])
-            inputs = {"tokens": tokens, "words": words}
+                [x, SubwordEmbedding(m.embedding_dim, m.subword_buckets, name="subword_embedding")(inputs["subwords"])])
         if m.word_dropout:
             x = keras.layers.Dropout(m.word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
-        x = recurrent_stack(x, m, return_sequences=m.pooling != "last", name="encoder")
+        x = recurrent_stack(x, m, return_sequences=m.pooling != "last", name="encoder", mask=mask)
         if m.pooling != "last":
-            x = MaskedPooling(m.pooling, name="pooling")(x)
+            x = MaskedPooling(m.pooling, name="pooling")(x, mask=mask)
         x = keras.layers.Dropout(m.head_dropout, name="head_dropout")(x)
         probs = keras.layers.Dense(len(prep.labels), activation="softmax", dtype="float32", name="probabilities")(x)
         return keras.Model(inputs, probs, name="sentiment")
@@ -131,10 +139,10 @@ class Sentiment(Task):
         vectorizer, labels = prep.vectorizer(), tf.constant(prep.labels)
 
         def serve(text):
-            ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
+            ids = {"tokens": textlib.clip_and_pad(vectorizer(text), prep.max_length)}
             if cfg.model.subwords:
                 words = textlib.clip_and_pad(textlib.words(text).to_tensor(""), prep.max_length, pad_value="")
-                ids = {"tokens": ids, "words": words}
+                ids["subwords"] = dense_char_ngram_ids(words, cfg.model.subword_buckets)
             probs = model(ids, training=False)
             return {"label": tf.gather(labels, tf.argmax(probs, axis=-1)), "probabilities": probs}
 

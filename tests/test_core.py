@@ -227,18 +227,27 @@ def test_killed_run_resumes_from_its_backup(tmp_path):
     assert not (run_dir / "backup").exists() and (run_dir / "metrics.json").exists()
 
 
-def test_hashed_char_ngrams_give_unseen_words_a_vector_and_padding_zeros():
-    from seqapps.layers.subwords import HashedCharNgrams
+def test_subword_vectors_give_unseen_words_a_vector_and_padding_zeros():
+    from seqapps.layers.subwords import SubwordEmbedding, dense_char_ngram_ids
 
-    layer = HashedCharNgrams(6, buckets=500)
-    out = layer(tf.constant([["unwatchable", "", "a"], ["unwatchably", "film", ""]])).numpy()
+    ids = dense_char_ngram_ids(tf.constant([["unwatchable", "", "a"], ["unwatchably", "film", ""]]), 500)
+    assert ids.dtype == tf.int64 and ids.shape[:2] == (2, 3)
+    assert np.all(ids[0, 1] == 0) and np.all(ids[1, 2] == 0) and np.all(ids[0, 2, :1] > 0)
+    assert int(tf.reduce_max(ids)) <= 500  # ids are 1..buckets; 0 is padding
+    layer = SubwordEmbedding(6, buckets=500)
+    out = keras.ops.convert_to_numpy(layer(ids))
     assert out.shape == (2, 3, 6)
     assert np.all(out[0, 1] == 0) and np.all(out[1, 2] == 0) and np.any(out[0, 2] != 0)
     # words sharing most n-grams get close vectors; an unrelated word does not
     near, far = np.linalg.norm(out[0, 0] - out[1, 0]), np.linalg.norm(out[0, 0] - out[1, 1])
     assert near < far
-    again = HashedCharNgrams.from_config(layer.get_config())
-    assert (again.dim, again.buckets, again.min_n, again.max_n) == (6, 500, 3, 5)
+    # the padding of the n-gram axis does not change a word's vector
+    wider = tf.pad(ids, [[0, 0], [0, 0], [0, 7]])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(wider)), out, atol=1e-6)
+    again = SubwordEmbedding.from_config(layer.get_config())
+    assert (again.dim, again.buckets) == (6, 500)
+    empty = dense_char_ngram_ids(tf.zeros([0, 4], tf.string), 500)
+    assert empty.shape[0] == 0 and empty.shape[1] == 4
 
 
 def test_standardize_keeps_accented_words_whole_and_splits_punctuation():

@@ -124,8 +124,9 @@ def test_small_batch_is_overfit():
     texts, labels = splits.train
     texts, labels = texts[:16], labels[:16]
     prep = task.fit_preprocessing(cfg, splits)
-    features, y = prep.encode(texts, labels, with_words=True)
-    features = {"tokens": features["tokens"].to_tensor(), "words": features["words"].to_tensor("")}
+    features, y = task.features(cfg, prep, texts, labels)
+    assert set(features) == {"tokens", "subwords"}
+    features = {k: v.to_tensor() for k, v in features.items()}
     keras.utils.set_random_seed(0)
     model = task.build_model(cfg, prep)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -137,13 +137,10 @@ class TextClassificationData:
     def vectorizer(self):
         return textlib.vectorizer(self.vocabulary)
 
-    def encode(self, texts, labels, with_words: bool = False):
-        """Ragged token ids (cut to ``max_length``) and integer label ids; with ``with_words``
-        the features are ``{"tokens": ids, "words": the word strings}``."""
+    def encode(self, texts, labels):
+        """Ragged token ids (cut to ``max_length``) and integer label ids."""
         texts = np.asarray(texts, dtype=object)
         ids = textlib.vectorizer(self.vocabulary, ragged=True)(texts)[:, :self.max_length]
-        if with_words:
-            ids = {"tokens": ids, "words": textlib.words(texts)[:, :self.max_length]}
         index = {name: i for i, name in enumerate(self.labels)}
         unknown = sorted({y for y in labels if y not in index})
         if unknown:
