@@ -84,17 +84,10 @@ class Sentiment(Task):
     config_class = SentimentConfig
     monitor, monitor_mode = "val_accuracy", "max"
     predictor_class = SentimentPredictor
+    prep_class = TextClassificationData
 
     def load_data(self, cfg, data_dir=None):
         return load_labelled_texts(cfg.data, self.name, data_dir)
-
-    def fit_preprocessing(self, cfg, splits):
-        texts, labels = splits.train
-        return TextClassificationData(
-            textlib.fit_vocabulary(texts, cfg.data.vocab_size), splits.info["labels"], cfg.data.max_length)
-
-    def load_preprocessing(self, cfg, run_dir):
-        return TextClassificationData.load(run_dir, cfg.data.max_length)
 
     def features(self, cfg, prep, texts, labels):
         """Ragged model inputs ``{"tokens", "subwords"}`` and label ids for raw texts."""
@@ -132,7 +125,7 @@ class Sentiment(Task):
         probs = keras.layers.Dense(len(prep.labels), activation="softmax", dtype="float32", name="probabilities")(x)
         return keras.Model(inputs, probs, name="sentiment")
 
-    def compile(self, model, cfg, optimizer):
+    def compile(self, model, cfg, optimizer, prep):
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     def endpoints(self, model, prep, cfg):
@@ -168,3 +161,10 @@ class Sentiment(Task):
 
     def format_metrics(self, metrics):
         return format_classification(metrics)
+
+    tiny_overrides = ["model.units=8", "model.embedding_dim=8", "model.subword_buckets=500", "train.epochs=1"]
+
+    def sample_inputs(self, rng, n, metadata, signature="serving_default"):
+        from seqapps.testing import random_texts
+
+        return [{"text": t} for t in random_texts(rng, n)]

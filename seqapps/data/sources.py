@@ -1,11 +1,26 @@
-"""Turn a ``--data`` value into a source: demo, a named dataset, a path, or tfds:NAME."""
+"""Turn a ``--data`` value into a source (demo, a named dataset, a path, or tfds:NAME)
+and read it into train / validation / test parts, with the same rules for every task.
+
+:func:`load_splits` is the one entry: it resolves the source, calls the task's
+:class:`Reader` for it, and applies the one rule for missing splits:
+
+- a source that is one piece (``demo``, a single file, a named dataset of one file)
+  is split by ``data.val_fraction`` and ``data.test_fraction`` (a named dataset's
+  catalog options may set both) with the task's split order (:mod:`seqapps.data.splits`);
+- a source with its own splits (a folder of ``train.*`` / ``dev.*`` / ``test.*``
+  files, a named dataset of several files, a TFDS dataset) keeps them; a missing
+  validation split is carved from the training split by ``data.val_fraction``; a
+  missing test split stays ``None``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any, Callable
 
 from seqapps.data import catalog
+from seqapps.data.splits import find_split_files, split
 from seqapps.errors import DataError
 
 
@@ -86,3 +101,85 @@ def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
         return False
     finally:
         socket.setdefaulttimeout(None)
+
+
+# -- reading any source into splits ---------------------------------------------------------------
+TFDS_VAL_SPLITS = ("validation", "val", "dev")
+
+
+@dataclasses.dataclass
+class Reader:
+    """How one task reads each kind of source; every callable returns the task's raw data.
+
+    ``demo(data_cfg)``: the demo data, whole. ``read(path, data_cfg, options)``: one file
+    (or a folder, when ``suffixes`` is empty) as one piece; ``options`` are the named
+    dataset's reader options from the catalog (``{}`` for a path). ``suffixes``: a folder is searched
+    for split files with these suffixes (:func:`~seqapps.data.splits.find_split_files`).
+    ``tfds(examples, name, split, data_cfg)``: a TFDS split's numpy examples (None: the
+    task reads no TFDS data). ``split(data, val_fraction, test_fraction)``: ``(train,
+    val, test)`` of a piece, by :func:`seqapps.data.splits.split`."""
+
+    demo: Callable
+    read: Callable
+    tfds: Callable | None = None
+    suffixes: tuple = ()
+    split: Callable = split
+    unit: str = "examples"
+
+
+def load_splits(data_cfg, task: str, reader: Reader, data_dir=None) -> tuple[dict, Source]:
+    """``({"train", "val", "test"}, source)`` for ``data_cfg.source`` (rules in the module docstring)."""
+    source = resolve(data_cfg.source, task, data_dir)
+    fractions = (source.options.get("val_fraction", data_cfg.val_fraction),
+                 source.options.get("test_fraction", data_cfg.test_fraction))
+    if source.kind == "tfds":
+        if reader.tfds is None:
+            raise DataError(f"{source.spec}: the {task} task reads no TFDS datasets; "
+                            "expected demo, a named dataset or a path")
+        convert = lambda examples, split_name: reader.tfds(examples, source.tfds_name, split_name, data_cfg)  # noqa: E731
+        return read_tfds(source.tfds_name, convert, fractions[0], reader.split), source
+    if source.kind == "demo":
+        parts = {"all": reader.demo(data_cfg)}
+    else:
+        files = dict(source.paths)
+        if "path" in files:
+            path = files.pop("path")
+            files = find_split_files(path, reader.suffixes) if path.is_dir() and reader.suffixes else {"all": path}
+        parts = {name: reader.read(path, data_cfg, source.options) for name, path in files.items()}
+    return complete_splits(parts, *fractions, reader.split), source
+
+
+def complete_splits(parts: dict, val_fraction: float, test_fraction: float, split_fn=split) -> dict:
+    """The missing-split rule: ``all`` is split three ways; a missing ``val`` is carved
+    from ``train`` by ``val_fraction``; a missing ``test`` stays None."""
+    parts = dict(parts)
+    if "all" in parts:
+        parts["train"], parts["val"], parts["test"] = split_fn(parts.pop("all"), val_fraction, test_fraction)
+    elif parts.get("val") is None:
+        parts["train"], parts["val"], _ = split_fn(parts["train"], val_fraction, 0.0)
+    parts.setdefault("test", None)
+    return parts
+
+
+def read_tfds(name: str, convert: Callable[[Any, str], Any], val_fraction: float, split_fn=split) -> dict:
+    """The one TFDS reader: ``{"train", "val", "test"}`` of ``tfds:NAME``, each split's
+    ``tfds.as_numpy`` examples turned into the task's data by ``convert(examples, split)``.
+
+    ``train`` must exist. The validation split is the first of ``validation``, ``val``
+    and ``dev`` the dataset has; without one, it is carved from ``train`` by
+    ``val_fraction`` (with ``split_fn``, the task's split order). A dataset without a
+    ``test`` split has test None (never carved from train)."""
+    import tensorflow_datasets as tfds
+
+    def read(split_name: str, required: bool = False):
+        try:
+            ds = tfds_load(name, split_name)
+        except DataError as e:
+            if required or "has no split" not in str(e):
+                raise
+            return None
+        return convert(tfds.as_numpy(ds), split_name)
+
+    parts = {"train": read("train", required=True), "test": read("test")}
+    parts["val"] = next((v for v in map(read, TFDS_VAL_SPLITS) if v is not None), None)
+    return complete_splits(parts, val_fraction, 0.0, split_fn)
