@@ -46,6 +46,7 @@ class Task:
     monitor: str = "val_loss"          # metric that picks the best checkpoint
     monitor_mode: str = "min"
     predictor_class: type | None = None  # a seqapps.predict.Predictor subclass
+    prep_class: type | None = None     # a seqapps.data.preprocessing.Preprocessing subclass
 
     # -- configuration ---------------------------------------------------------------
     def default_config(self) -> Config:
@@ -58,12 +59,12 @@ class Task:
         raise NotImplementedError
 
     def fit_preprocessing(self, cfg: Config, splits: Splits):
-        """Fit vocabularies and the like on the training split; returns an object with
-        ``save(run_dir)``; ``load_preprocessing`` reads it back."""
-        raise NotImplementedError
+        """Fit vocabularies and the like on the training split: ``prep_class.fit``; the
+        result has ``save(run_dir)`` and ``load_preprocessing`` reads it back."""
+        return self.prep_class.fit(cfg, splits)
 
     def load_preprocessing(self, cfg: Config, run_dir):
-        raise NotImplementedError
+        return self.prep_class.load(run_dir, cfg)
 
     def datasets(self, cfg: Config, prep, splits: Splits) -> tuple[tf.data.Dataset, tf.data.Dataset]:
         raise NotImplementedError
