@@ -22,7 +22,6 @@ word's lower-cased form was in the training vocabulary).
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections import Counter
 from pathlib import Path
 
@@ -32,9 +31,9 @@ import tensorflow as tf
 from keras import ops
 
 from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
-from seqapps.data.conllu import TAGSETS, find_split_files, read_tagged
+from seqapps.data.conllu import TAGSETS
 from seqapps.data.pipeline import bucketed_batches
-from seqapps.data.sources import resolve, tfds_load
+from seqapps.data.tagged import TaggerData, load_tagged_sentences, pad_tokens, token_lengths, tokenize
 from seqapps.data.vectors import read_vectors
 from seqapps.errors import ConfigError, DataError
 from seqapps.layers import recurrent_stack
@@ -42,7 +41,7 @@ from seqapps.layers.crf import CRF, CRFLoss, viterbi_decode
 from seqapps.metrics import format_tagging, tagging_report
 from seqapps.predict import Predictor
 from seqapps.registry import register
-from seqapps.task import Endpoint, Splits, Task
+from seqapps.task import Endpoint, Task
 
 # -- configuration ------------------------------------------------------------------------
 
@@ -83,138 +82,6 @@ class PosConfig(Config):
     data: PosData = dataclasses.field(default_factory=PosData)
     model: PosModel = dataclasses.field(default_factory=PosModel)
     train: PosTrain = dataclasses.field(default_factory=PosTrain)
-
-
-# -- tokenization (in the graph) -------------------------------------------------------------
-
-_KEEP = r"\pL\pN\pM_"   # letters, digits, combining marks: the inside of words
-
-
-def tokenize(text):
-    """``tf.string [batch]`` -> ragged ``[batch, None]`` tokens. The rule, in order:
-
-    1. invalid UTF-8 is replaced by U+FFFD;
-    2. a quote ``'`` or ``’`` at the start or end of a word is split off (``'quoted'`` ->
-       ``' quoted '``);
-    3. clitics are split off, Penn/UD style: ``don't`` -> ``do n't``, ``it's`` -> ``it 's``,
-       also ``'re 've 'll 'd 'm`` (any case, straight or curly apostrophe);
-    4. every other character that is not a letter, digit, mark, apostrophe or whitespace
-       is a token of its own (``end.`` -> ``end .``, ``U.S.`` -> ``U . S .``, emoji alone),
-       except ``.``, ``,`` and ``:`` between two digits (``3.5``, ``1,000``, ``10:30``);
-    5. tokens are split on whitespace. Case is kept: it matters for tagging.
-    """
-    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
-    text = tf.strings.regex_replace(text, r"(^|\s)(['’])", r"\1\2 ")
-    text = tf.strings.regex_replace(text, r"(['’])(\s|$)", r" \1\2")
-    text = tf.strings.regex_replace(text, r"([" + _KEEP + r"])([nN]['’][tT])(\s|$)", r"\1 \2\3")
-    text = tf.strings.regex_replace(text, r"([" + _KEEP + r"])(['’](?:[sSdDmM]|[rR][eE]|[vV][eE]|[lL][lL]))(\s|$)",
-                                    r"\1 \2\3")
-    for _ in range(2):  # twice: "1,2,3" has overlapping matches
-        text = tf.strings.regex_replace(text, r"(\pN)\.(\pN)", "\\1\ue000\\2")
-        text = tf.strings.regex_replace(text, r"(\pN),(\pN)", "\\1\ue001\\2")
-        text = tf.strings.regex_replace(text, r"(\pN):(\pN)", "\\1\ue002\\2")
-    text = tf.strings.regex_replace(text, r"([^" + _KEEP + r"\s'’\x{e000}-\x{e002}])", r" \1 ")
-    text = tf.strings.regex_replace(text, "\ue000", ".")
-    text = tf.strings.regex_replace(text, "\ue001", ",")
-    text = tf.strings.regex_replace(text, "\ue002", ":")
-    return tf.strings.split(text)
-
-
-def _pad_tokens(tokens, min_width: int = 1):
-    """Dense ``[batch, time]`` with ``""`` padding, at least ``min_width`` wide."""
-    width = tf.shape(tokens)[1]
-    return tf.pad(tokens, [[0, 0], [0, tf.maximum(0, min_width - width)]], constant_values="")
-
-
-def token_lengths(tokens):
-    """Lengths of ``""``-padded token rows: up to the last non-empty token."""
-    positions = tf.range(1, tf.shape(tokens)[1] + 1)[None, :]
-    return tf.reduce_max(tf.where(tokens != "", positions, 0), axis=1)
-
-
-# -- vocabularies and encoding ---------------------------------------------------------------
-
-
-class TaggerData:
-    """Word, character and tag vocabularies (``words.txt``, ``chars.txt``, ``tags.txt``).
-
-    Ids: words and characters ``0`` = padding, ``1`` = unknown, then the vocabulary;
-    tags ``0`` = padding, ``1..K`` = ``tags`` (the model scores ``K`` tags, index ``i`` is
-    ``tags[i]``).
-    """
-
-    def __init__(self, words: list[str], chars: list[str], tags: list[str], max_word_length: int,
-                 vector_words: list[str] = (), vector_matrix: np.ndarray | None = None):
-        self.words, self.chars, self.tags = list(words), list(chars), list(tags)
-        self.max_word_length = int(max_word_length)
-        # words of a pretrained vectors file (lower-cased); the matrix is only held while training
-        self.vector_words, self.vector_matrix = list(vector_words), vector_matrix
-
-    @classmethod
-    def fit(cls, sentences, data_cfg, word_vectors: str = "") -> "TaggerData":
-        counts = Counter(w.lower() for words, _ in sentences for w in words)
-        words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                 if c >= data_cfg.min_count][:max(0, data_cfg.vocab_size - 2)]
-        chars = sorted({c for words, _ in sentences for w in words for c in w})
-        tags = sorted({t for _, tags in sentences for t in tags})
-        vector_words, matrix = read_vectors(word_vectors) if word_vectors else ([], None)
-        return cls(words, chars, tags, data_cfg.max_word_length, vector_words, matrix)
-
-    def save(self, run_dir) -> None:
-        names = [("words", self.words), ("chars", self.chars), ("tags", self.tags)]
-        if self.vector_words:
-            names.append(("vector_words", self.vector_words))
-        for name, items in names:
-            Path(run_dir, f"{name}.txt").write_text(
-                "".join(f"{x}\n" for x in items), encoding="utf-8")
-
-    @classmethod
-    def load(cls, run_dir, max_word_length: int) -> "TaggerData":
-        read = lambda name: Path(run_dir, f"{name}.txt").read_text(encoding="utf-8").split("\n")[:-1]  # noqa: E731
-        try:
-            vector_words = read("vector_words") if Path(run_dir, "vector_words.txt").exists() else []
-            return cls(read("words"), read("chars"), read("tags"), max_word_length, vector_words)
-        except FileNotFoundError as e:
-            raise DataError(f"{run_dir}: missing {Path(e.filename).name}; not a pos run directory") from None
-
-    @functools.cached_property
-    def lookups(self):
-        """StringLookup layers (unknown -> 0, vocabulary from 1; ids are shifted by one)."""
-        def lookup(vocab, name):
-            layer = keras.layers.StringLookup(vocabulary=vocab or ["\ufffe"], num_oov_indices=1,
-                                              mask_token=None, name=name)
-            layer.build(None)
-            return layer
-        return (lookup(self.words, "word_lookup"), lookup(self.chars, "char_lookup"),
-                lookup(self.vector_words, "vector_lookup") if self.vector_words else None)
-
-    def encode(self, tokens, lengths):
-        """``tokens`` ``tf.string [B, T]`` (``lengths`` real ones per row) ->
-        ``{"words": int64 [B, T], "chars": int64 [B, T, C]}``, and ``"vectors": int64 [B, T]``
-        (ids into the pretrained vectors) when the tagger has them."""
-        word_lookup, char_lookup, vector_lookup = self.lookups
-        shape = tf.shape(tokens)
-        mask = tf.sequence_mask(lengths, shape[1])
-        flat = tf.reshape(tokens, [-1])
-        lower = tf.strings.lower(flat, encoding="utf-8")
-        words = tf.reshape(tf.cast(word_lookup(lower), tf.int64) + 1, shape)
-        c = self.max_word_length
-        n = tf.strings.length(flat, unit="UTF8_CHAR")
-        tail = c // 2
-        head = tf.strings.substr(flat, 0, c - tail, unit="UTF8_CHAR")
-        end = tf.strings.substr(flat, tf.maximum(n - tail, 0), tf.fill(tf.shape(n), tail), unit="UTF8_CHAR")
-        clipped = tf.where(n > c, head + end, flat)
-        split = tf.strings.unicode_split(clipped, "UTF-8", errors="replace")
-        ids = split.with_flat_values(tf.cast(char_lookup(split.flat_values), tf.int64) + 1)
-        chars = tf.reshape(ids.to_tensor(0, shape=[None, c]), tf.concat([shape, [c]], 0))
-        out = {"words": tf.where(mask, words, 0), "chars": tf.where(mask[:, :, None], chars, 0)}
-        if vector_lookup is not None:
-            out["vectors"] = tf.where(mask, tf.reshape(tf.cast(vector_lookup(lower), tf.int64) + 1, shape), 0)
-        return out
-
-    def tag_ids(self, sentences_tags) -> list[np.ndarray]:
-        index = {t: i + 1 for i, t in enumerate(self.tags)}
-        return [np.array([index.get(t, 0) for t in tags], dtype=np.int32) for tags in sentences_tags]
 
 
 # -- model pieces ------------------------------------------------------------------------------
@@ -326,89 +193,6 @@ def _vector_dim(prep, m) -> int:
     return int(matrix.shape[1])
 
 
-# -- data ------------------------------------------------------------------------------------
-
-
-def _tail_split(sentences, fraction, what):
-    n = len(sentences)
-    k = int(round(n * fraction))
-    if fraction > 0 and k == 0 and n > 1:
-        k = 1
-    if n - k < 1:
-        raise DataError(f"{what}: {n} sentence(s) are too few to split off {fraction:.0%} for validation")
-    return sentences[:n - k], sentences[n - k:]
-
-
-def load_tagged_sentences(data_cfg, task: str, data_dir=None) -> Splits:
-    """Tagged sentences per split. A source without a validation split gives up its last
-    ``data.val_fraction`` of training sentences (the protocol for ud_english_ewt); a
-    single file without a test split first gives up its last ``data.test_fraction``."""
-    if data_cfg.tagset not in TAGSETS:
-        raise ConfigError(f"data.tagset must be upos or xpos, got {data_cfg.tagset!r}")
-    source = resolve(data_cfg.source, task, data_dir)
-    if source.kind == "demo":
-        from seqapps.data.demo.pos import sentences
-
-        parts = {"all": sentences()}
-    elif source.kind == "tfds":
-        parts = _from_tfds(source.tfds_name, data_cfg.tagset)
-    else:
-        files = dict(source.paths)
-        if "path" in files:
-            path = files.pop("path")
-            files = find_split_files(path) if path.is_dir() else {"all": path}
-        parts = {split: read_tagged(path, data_cfg.tagset) for split, path in files.items()}
-    if "all" in parts:
-        rest, test = _tail_split(parts.pop("all"), data_cfg.test_fraction, data_cfg.source)
-        parts = {"train": rest, "test": test}
-    if "val" not in parts:
-        parts["train"], parts["val"] = _tail_split(parts["train"], data_cfg.val_fraction, data_cfg.source)
-    cut = data_cfg.max_length
-    parts["train"] = [(w[:cut], t[:cut]) for w, t in parts["train"]]
-    tags = sorted({t for _, ts in parts["train"] for t in ts})
-    if len(tags) < 2:
-        raise DataError(f"{data_cfg.source}: the training sentences have {len(tags)} distinct tag(s); need at least 2")
-    return Splits(parts["train"], parts["val"], parts.get("test"), {"tags": tags})
-
-
-def _from_tfds(name, tagset):
-    import tensorflow_datasets as tfds
-
-    def read(split):
-        ds = tfds_load(name, split)
-        features = None
-        try:
-            features = tfds.builder(name).info.features
-        except Exception:  # noqa: BLE001 - names are only a nicety
-            pass
-        out = []
-        for ex in tfds.as_numpy(ds):
-            word_key = next((k for k in ("tokens", "words", "text") if k in ex), None)
-            tag_key = next((k for k in (tagset, "pos", "pos_tags", "tags") if k in ex), None)
-            if word_key is None or tag_key is None:
-                raise DataError(f"tfds:{name}: expected token and {tagset} features, found {sorted(ex)}")
-            words = [w.decode("utf-8", "replace") for w in ex[word_key]]
-            raw = ex[tag_key]
-            if raw.dtype.kind in "iu":
-                names = getattr(getattr(features[tag_key], "feature", None), "names", None) if features else None
-                tags = [names[i] if names else str(i) for i in raw]
-            else:
-                tags = [t.decode("utf-8", "replace") for t in raw]
-            pairs = [(w, t) for w, t in zip(words, tags) if t != "_"]  # "_": multi-word token surface forms
-            if pairs:
-                out.append(([w for w, _ in pairs], [t for _, t in pairs]))
-        return out
-
-    parts = {"train": read("train"), "test": read("test")}
-    for split in ("validation", "dev"):
-        try:
-            parts["val"] = read(split)
-            break
-        except DataError:
-            continue
-    return parts
-
-
 # -- predictor ------------------------------------------------------------------------------
 
 
@@ -467,22 +251,17 @@ class Pos(Task):
     config_class = PosConfig
     monitor, monitor_mode = "val_accuracy", "max"
     predictor_class = PosPredictor
+    prep_class = TaggerData
 
     def load_data(self, cfg, data_dir=None):
         return load_tagged_sentences(cfg.data, self.name, data_dir)
-
-    def fit_preprocessing(self, cfg, splits):
-        return TaggerData.fit(splits.train, cfg.data, cfg.model.word_vectors)
-
-    def load_preprocessing(self, cfg, run_dir):
-        return TaggerData.load(run_dir, cfg.data.max_word_length)
 
     def datasets(self, cfg, prep, splits):
         def make(sentences, shuffle):
             sentences = [(w, t) for w, t in sentences if w]
             lengths = np.array([len(w) for w, _ in sentences], dtype=np.int64)
             tokens = tf.ragged.constant([w for w, _ in sentences], dtype=tf.string).to_tensor("")
-            feats = prep.encode(_pad_tokens(tokens), tf.constant(lengths))
+            feats = prep.encode(pad_tokens(tokens), tf.constant(lengths))
             feats = {k: tf.RaggedTensor.from_tensor(v, lengths=lengths) for k, v in feats.items()}
             tags = tf.ragged.constant(prep.tag_ids([t for _, t in sentences]), dtype=tf.int32)
             ds = bucketed_batches(feats, tags, lengths, cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed)
@@ -539,7 +318,7 @@ class Pos(Task):
         crf = cfg.model.crf
 
         def tag(tokens, lengths):
-            tokens = _pad_tokens(tokens)
+            tokens = pad_tokens(tokens)
             lengths = tf.cast(lengths, tf.int32)
             feats = prep.encode(tokens, lengths)
             out = model(feats, training=False)

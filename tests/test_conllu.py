@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from seqapps.data.conllu import find_split_files, read_columns, read_conllu, read_tagged, sniff_format
+from seqapps.data.conllu import TAGGED_SUFFIXES, read_columns, read_conllu, read_tagged, sniff_format
+from seqapps.data.splits import find_split_files
 from seqapps.errors import DataError
 
 CONLLU = """# newdoc id = d1
@@ -97,10 +98,10 @@ def test_two_column_formats(tmp_path):
 def test_find_split_files(tmp_path):
     for name in ["en_x-ud-train.conllu", "en_x-ud-dev.conllu", "en_x-ud-test.conllu", "README.md"]:
         write(tmp_path, name, "")
-    found = find_split_files(tmp_path)
+    found = find_split_files(tmp_path, sorted(TAGGED_SUFFIXES))
     assert {k: v.name for k, v in found.items()} == {
         "train": "en_x-ud-train.conllu", "val": "en_x-ud-dev.conllu", "test": "en_x-ud-test.conllu"}
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="'train' in its name"):
-        find_split_files(empty)
+        find_split_files(empty, sorted(TAGGED_SUFFIXES))

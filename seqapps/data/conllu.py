@@ -172,22 +172,4 @@ def read_tagged(path, tagset: str = "upos") -> list[Sentence]:
     return read_slash_tagged(path) if kind == "slash" else read_columns(path)
 
 
-SPLIT_WORDS = {"train": ("train",), "val": ("dev", "val", "valid", "validation"), "test": ("test",)}
-TAGGED_SUFFIXES = {".conllu", ".conll", ".txt", ".tsv", ".pos", ".tag", ".tagged"}
-
-
-def find_split_files(folder) -> dict[str, Path]:
-    """``train``/``val``/``test`` files in a folder, by a word in their names
-    (``en_ewt-ud-train.conllu``, ``dev.txt``, ``test.tsv``...)."""
-    folder, found = Path(folder), {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in TAGGED_SUFFIXES:
-            continue
-        parts = set(re.split(r"[^a-z]+", path.stem.lower()))
-        for split, names in SPLIT_WORDS.items():
-            if parts & set(names):
-                found.setdefault(split, path)
-    if "train" not in found:
-        raise DataError(f"{folder}: expected a file with 'train' in its name (and optionally dev/test), "
-                        f"for example train.conllu")
-    return found
+TAGGED_SUFFIXES = {".conllu", ".conll", ".txt", ".tsv", ".pos", ".tag", ".tagged"}  # what a folder is searched for
