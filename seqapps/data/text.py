@@ -26,12 +26,32 @@ def standardize(text):
 
 def vectorizer(vocabulary: list[str], max_length: int | None = None, standardize_fn=standardize,
                ragged: bool = False) -> keras.layers.TextVectorization:
-    """A built TextVectorization over ``vocabulary`` (without the pad and OOV entries)."""
+    """A built TextVectorization over ``vocabulary`` (without the pad and OOV entries).
+
+    With ``ragged``, a function ``texts -> tf.RaggedTensor`` of the same ids in plain TF ops
+    instead (Keras' ragged TextVectorization exists only on the TensorFlow backend, and
+    datasets are built on whatever backend trains)."""
+    if ragged:
+        return _RaggedIds(vocabulary, standardize_fn)
     layer = keras.layers.TextVectorization(
         standardize=standardize_fn, split="whitespace", output_mode="int",
         vocabulary=[t for t in vocabulary if t not in (PAD, UNK)], ragged=ragged)
     layer.build(None)
     return layer
+
+
+class _RaggedIds:
+    """``texts -> ragged ids`` as TextVectorization gives them: 0 padding, 1 unknown, then the vocabulary."""
+
+    def __init__(self, vocabulary, standardize_fn):
+        words = [t for t in vocabulary if t not in (PAD, UNK)]
+        self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(words, tf.string), tf.range(2, len(words) + 2, dtype=tf.int64)), default_value=1)
+        self.standardize_fn = standardize_fn
+
+    def __call__(self, texts):
+        tokens = tf.strings.split(self.standardize_fn(tf.convert_to_tensor(texts, tf.string)))
+        return tf.ragged.map_flat_values(self.table.lookup, tokens)
 
 
 def fit_vocabulary(texts, max_tokens: int, standardize_fn=standardize) -> list[str]:
