@@ -49,11 +49,23 @@ may be Python numbers or scalar tensors (say, inputs of a serving signature);
 hypotheses are ranked by ``log_prob / ((5 + length) / 6) ** alpha``; 0 ranks by the
 plain sum of log-probabilities.
 
+``start_token`` may also be an int ``[batch]`` tensor, one first token per row (the
+last character of each prime, for a language model that continues text); an
+``end_token`` that no step can produce (-1) makes the loops run ``max_length`` steps.
+
 ``sample_logits(logits, temperature, top_k, top_p, seed)`` picks one token per row
-from ``[batch, vocab]`` logits, for models that run their own loop (a character
-language model priming on text, say): temperature 0 means argmax, ``top_k`` 0 and
-``top_p`` 1 switch those filters off, and an integer ``seed`` (with ``step``) makes the
-draw reproducible through stateless random ops.
+from ``[batch, vocab]`` logits: temperature 0 means argmax, ``top_k`` 0 and ``top_p`` 1
+switch those filters off, and an integer ``seed`` (with ``step``) makes the draw
+reproducible through stateless random ops.
+
+Built on the same step
+----------------------
+- ``search(..., beam_width, length_penalty)``: greedy for width 1, else beam search; a
+  width that is a serving input picks between them in the graph.
+- ``read(step, state, tokens, lengths)``: teacher forcing, one given token at a time
+  (priming on text, scoring it, recording every state).
+- ``banned(step, ids)``: the same step with ``ids`` never chosen (padding, unknown).
+- ``join_words(vocab, tokens, lengths)``: ids back to words and space-joined strings.
 """
 
 from __future__ import annotations
@@ -99,6 +111,11 @@ def _loosen(x, keep_last: int = 0):
     dims = x.shape.as_list()
     known = dims[len(dims) - keep_last:] if keep_last else []
     return tf.raw_ops.PlaceholderWithDefault(input=x, shape=[None] * (len(dims) - len(known)) + known)
+
+
+def _start_tokens(start_token, batch):
+    """A scalar start token, or one per row, as int32 ``[batch]``."""
+    return tf.broadcast_to(tf.cast(start_token, tf.int32), [batch])
 
 
 def tile_beams(x, beam_width: int):
@@ -150,7 +167,7 @@ def sample_logits(logits, temperature=1.0, top_k=0, top_p=1.0, seed=None, step=0
 # -- one-hypothesis loops ------------------------------------------------------------------------
 def _sequential(step, init_state, start_token, end_token, max_length, choose, pad_token=0):
     batch = _batch_size(init_state)
-    start = tf.fill([batch], tf.cast(start_token, tf.int32))
+    start = _start_tokens(start_token, batch)
     end = tf.cast(end_token, tf.int32)
     max_length = tf.maximum(tf.cast(max_length, tf.int32), 1)
 
@@ -230,7 +247,7 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
     alpha = tf.cast(length_penalty, tf.float32)
 
     state = tf.nest.map_structure(lambda x: tile_beams(x, k), init_state)
-    tokens = tf.fill([batch * k], tf.cast(start_token, tf.int32))
+    tokens = tile_beams(_start_tokens(start_token, batch), k)
     # only the first beam of each row is alive at the start, so the k beams differ
     scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch])
     scores = tf.reshape(scores, [batch, k])
@@ -319,3 +336,80 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
             "scores": tf.gather(scores, best, batch_dims=1),
             "normalized_scores": tf.gather(normalized, best, batch_dims=1),
             "extras": _stack_time_major(out_extras) if has_extras else {}}
+
+
+# -- built on the same step ---------------------------------------------------------------------
+def search(step, init_state, start_token, end_token, max_length, beam_width=1, length_penalty=0.0, pad_token=0):
+    """Greedy decoding for ``beam_width`` 1, else beam search: ``tokens``, ``lengths``, ``scores``, ``extras``.
+
+    A Python ``beam_width`` builds one loop; a tensor (a serving input) builds both and
+    picks in the graph, widths below 1 counting as 1."""
+    args = (step, init_state, start_token, end_token, max_length)
+    keys = ("tokens", "lengths", "scores", "extras")
+    width = tf.get_static_value(beam_width) if tf.is_tensor(beam_width) else beam_width
+    if width is not None:
+        out = greedy(*args, pad_token=pad_token) if int(width) <= 1 else beam_search(
+            *args, beam_width=int(width), length_penalty=length_penalty, pad_token=pad_token)
+        return {k: out[k] for k in keys}
+    width = tf.cast(beam_width, tf.int32)
+    return tf.cond(width <= 1,
+                   lambda: {k: v for k, v in greedy(*args, pad_token=pad_token).items() if k in keys},
+                   lambda: {k: v for k, v in beam_search(*args, beam_width=width, length_penalty=length_penalty,
+                                                         pad_token=pad_token).items() if k in keys})
+
+
+def read(step, init_state, tokens, lengths=None, record=False):
+    """Feed ``tokens`` int ``[batch, time]`` through ``step`` one at a time (teacher forcing).
+
+    Row ``r`` reads its first ``lengths[r]`` tokens (all of them without ``lengths``); its
+    state and logits then stay as they were. Returns ``state`` (after each row's last
+    token) and ``logits`` (float32 ``[batch, vocab]``, the prediction after it; zeros for
+    a row that read nothing); with ``record`` also ``all_logits`` ``[batch, time, vocab]``
+    and ``all_states``, the state after every token stacked ``[batch, time, ...]``."""
+    tokens = tf.cast(tokens, tf.int32)
+    batch, steps = tf.shape(tokens)[0], tf.shape(tokens)[1]
+    lengths = tf.fill([batch], steps) if lengths is None else tf.cast(lengths, tf.int32)
+    logits, _, _ = step(tokens[:, 0], init_state)  # traced once for the logits' width; also a valid start
+    logits = tf.zeros_like(tf.cast(logits, tf.float32))
+    logits_ta = tf.TensorArray(tf.float32, size=steps) if record else ()
+    states_ta = tf.nest.map_structure(lambda x: tf.TensorArray(x.dtype, size=steps), init_state) if record else ()
+
+    def body(t, state, logits, logits_ta, states_ta):
+        step_logits, new_state, _ = step(tokens[:, t], state)
+        step_logits = tf.cast(step_logits, tf.float32)
+        active = t < lengths
+        keep = lambda new, old: tf.where(tf.reshape(active, [-1] + [1] * (len(old.shape) - 1)), new, old)  # noqa: E731
+        state = tf.nest.map_structure(keep, new_state, state)
+        logits = keep(step_logits, logits)
+        if record:
+            logits_ta = logits_ta.write(t, step_logits)
+            states_ta = tf.nest.map_structure(lambda a, x: a.write(t, x), states_ta, state)
+        return t + 1, state, logits, logits_ta, states_ta
+
+    _, state, logits, logits_ta, states_ta = tf.while_loop(
+        lambda t, *_: t < steps, body, (tf.constant(0), init_state, logits, logits_ta, states_ta))
+    out = {"state": state, "logits": logits}
+    if record:
+        out["all_logits"] = _stack_time_major(logits_ta)
+        out["all_states"] = _stack_time_major(states_ta)
+    return out
+
+
+def banned(step, ids):
+    """``step`` whose logits never pick ``ids`` (a list of token ids): they get -1e9 added."""
+    ids = tf.constant(list(ids), tf.int32)
+
+    def wrapped(tokens, state):
+        logits, new_state, extras = step(tokens, state)
+        never = tf.reduce_sum(tf.one_hot(ids, tf.shape(logits)[-1], dtype=logits.dtype), axis=0) * NEG_INF
+        return logits + never, new_state, extras
+    return wrapped
+
+
+def join_words(vocab, tokens, lengths, separator=" "):
+    """Ids ``[batch, steps]`` -> (the first ``lengths`` words of each row joined by ``separator``
+    ``[batch]``, the words ``[batch, steps]`` with ``""`` past each row's length)."""
+    words = tf.gather(vocab, tokens)
+    words = tf.where(tf.sequence_mask(lengths, tf.shape(tokens)[1]), words, "")
+    joined = tf.strings.reduce_join(tf.RaggedTensor.from_tensor(words, lengths=lengths), axis=1, separator=separator)
+    return joined, words

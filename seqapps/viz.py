@@ -93,3 +93,28 @@ def plot_attention(weights, source_tokens, target_tokens, out_png, title="attent
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return Path(out_png)
+
+
+def plot_image_attention(image_bytes: bytes, words, maps, out_png) -> Path:
+    """One panel per generated word: the image with that step's attention ``maps`` [words, h, w] laid over it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    image = np.asarray(Image.open(io.BytesIO(image_bytes)).convert("RGB"))
+    n = max(1, len(words))
+    cols = min(5, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, word, m in zip(axes.flat, words, maps):
+        ax.imshow(image)
+        ax.imshow(np.asarray(m), cmap="gray", alpha=0.6, extent=(0, image.shape[1], image.shape[0], 0),
+                  interpolation="bilinear")
+        ax.set_title(word, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=80)
+    plt.close(fig)
+    return Path(out_png)

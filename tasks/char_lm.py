@@ -26,12 +26,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from seqapps import decoding
 from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
 from seqapps.data.readers import read_text_file
 from seqapps.data.sources import resolve, tfds_load
-from seqapps.decoding import sample_logits
 from seqapps.errors import ConfigError, DataError
-from seqapps.layers import recurrent_layer
+from seqapps.data.streams import ResetStates, random_window_dataset, stateful_dataset, stream_windows
+from seqapps.models import CharLanguageModel
 from seqapps.predict import Predictor, decode_strings
 from seqapps.registry import register
 from seqapps.task import Endpoint, Splits, Task
@@ -188,135 +189,34 @@ class CharVocab:
         return self._lookup
 
 
-# -- batching for truncated BPTT ------------------------------------------------------------------
-def stream_windows(ids: np.ndarray, batch_size: int, bptt: int, what: str = "text"):
-    """(inputs, targets) ``[n_batches, batch_size, bptt]``: row ``r`` of batch ``k`` is window ``k``
-    of stream ``r``, so consecutive batches continue each row's text (stateful TBPTT)."""
-    per_stream = (len(ids) - 1) // batch_size
-    windows = per_stream // bptt
-    if windows < 1:
-        raise DataError(f"the {what} ({len(ids)} characters) is too short for {batch_size} streams of at least "
-                        f"{bptt + 1} characters; lower train.batch_size or train.bptt")
-    used = windows * bptt
-    x = ids[:batch_size * per_stream].reshape(batch_size, per_stream)[:, :used]
-    y = ids[1:batch_size * per_stream + 1].reshape(batch_size, per_stream)[:, :used]
-    shape = (batch_size, windows, bptt)
-    return x.reshape(shape).transpose(1, 0, 2), y.reshape(shape).transpose(1, 0, 2)
+# -- serving ------------------------------------------------------------------------------------------------
+def warm_start(model, ids) -> tuple:
+    """(the state after all but the last id, read from the zero state, as numpy constants; the last id).
+    Every serving function starts there and feeds that last warm-up character first."""
+    ids = np.asarray(ids, dtype=np.int32)[None, :]
+    state = model.initial_state(1)
+    if ids.shape[1] > 1:
+        state = decoding.read(model.step, state, tf.constant(ids[:, :-1]))["state"]
+    return tf.nest.map_structure(lambda t: np.asarray(t), state), int(ids[0, -1])
 
 
-def stateful_dataset(ids, batch_size: int, bptt: int, what: str):
-    x, y = stream_windows(ids, batch_size, bptt, what)
-    return tf.data.Dataset.from_tensor_slices((x, y)).prefetch(tf.data.AUTOTUNE)
+def reader(model, prep):
+    """``read(text, skip_unknown)`` -> (ids ``[batch, 1 + time]``: the last warm-up character, then
+    each text's, 0-padded and at least one wide; the texts' lengths; the warm state for the batch)."""
+    lookup = prep.lookup()
+    warm, last = warm_start(model, prep.encode(prep.warmup))
 
-
-def random_window_dataset(ids, batch_size: int, bptt: int, seed: int):
-    """Windows of ``bptt`` characters at random offsets (about one pass over the text per epoch)."""
-    n_windows = (len(ids) - 1) // bptt
-    if n_windows < batch_size:
-        raise DataError(f"the training text ({len(ids)} characters) holds fewer than {batch_size} windows of "
-                        f"{bptt} characters; lower train.batch_size or train.bptt")
-    text = tf.constant(ids)
-    last_start = len(ids) - bptt - 1
-
-    def window(i, r):
-        start = tf.minimum(tf.cast(i, tf.int32) * bptt + tf.cast(r % bptt, tf.int32), last_start)
-        return text[start:start + bptt], text[start + 1:start + bptt + 1]
-
-    starts = tf.data.Dataset.range(n_windows).shuffle(n_windows, seed=seed, reshuffle_each_iteration=True)
-    jitter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip(starts, jitter).map(window, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-class ResetStates(keras.callbacks.Callback):
-    """Zero the stateful layers' carried state at each epoch's start and before validation."""
-
-    def _reset(self):
-        for layer in self.model.layers:
-            if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
-                layer.reset_state()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._reset()
-
-    def on_test_begin(self, logs=None):
-        self._reset()
-
-    def on_test_end(self, logs=None):
-        self._reset()
-
-
-# -- stepping the trained cells in the graph ------------------------------------------------------------
-class CellStepper:
-    """One character at a time through the model's own layers (same weights, any batch size)."""
-
-    def __init__(self, model):
-        self.embedding = model.get_layer("embedding")
-        self.rnns = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
-        self.cells = [layer.cell for layer in self.rnns]
-        self.head = model.get_layer("logits")
-        self.lstm = isinstance(self.cells[0], keras.layers.LSTMCell)
-        self.units = int(self.cells[0].units)
-
-    def zero_state(self, batch):
-        return [[tf.zeros([batch, int(size)]) for size in tf.nest.flatten(cell.state_size)] for cell in self.cells]
-
-    def step(self, ids, states):
-        """ids int [batch] -> (logits [batch, vocab], new states)."""
-        x = self.embedding(ids)
-        new = []
-        for cell, state in zip(self.cells, states):
-            x, s = cell(x, state, training=False)
-            new.append(list(tf.nest.flatten(s)))
-        return tf.cast(self.head(x), tf.float32), new
-
-    def warm_start(self, ids) -> tuple:
-        """(logits [1, vocab], states) after reading ``ids`` from the zero state, as constants."""
-        ids = tf.constant(np.asarray(ids, dtype=np.int32)[None, :])
-        logits, states, _ = self.read(ids, tf.constant([ids.shape[1]]))
-        return logits.numpy(), tf.nest.map_structure(lambda t: t.numpy(), states)
-
-    def read(self, ids, lengths, record=False, start=None):
-        """Run over padded ``ids`` [batch, time] (rows ``lengths`` long).
-
-        ``start`` is ``warm_start``'s (logits, states) for one row, else the zero state.
-        Returns the logits after each row's last character (a row of length 0 keeps the
-        start's), the state there, and with ``record`` the per-step logits and states
-        (``[time, batch, ...]`` TensorArrays)."""
-        batch, steps = tf.shape(ids)[0], tf.shape(ids)[1]
-        if start is None:
-            states, logits = self.zero_state(batch), tf.zeros([batch, self.head.units])
-        else:
-            tile = lambda t: tf.tile(tf.constant(t), [batch, 1])  # noqa: E731
-            logits, states = tile(start[0]), tf.nest.map_structure(tile, start[1])
-        hidden_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, len(self.cells), self.units])
-        cell_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, len(self.cells), self.units])
-        logits_ta = tf.TensorArray(tf.float32, size=steps, element_shape=[None, self.head.units])
-
-        def body(t, states, logits, hidden_ta, cell_ta, logits_ta):
-            step_logits, new = self.step(ids[:, t], states)
-            active = (t < lengths)[:, None]
-            states = tf.nest.map_structure(lambda a, b: tf.where(active, a, b), new, states)
-            logits = tf.where(active, step_logits, logits)
-            if record:
-                hidden_ta = hidden_ta.write(t, tf.stack([s[0] for s in states], axis=1))
-                cell_ta = cell_ta.write(t, tf.stack([s[1] if self.lstm else s[0] for s in states], axis=1))
-                logits_ta = logits_ta.write(t, step_logits)
-            return t + 1, states, logits, hidden_ta, cell_ta, logits_ta
-
-        _, states, logits, hidden_ta, cell_ta, logits_ta = tf.while_loop(
-            lambda t, *_: t < steps, body, (tf.constant(0), states, logits, hidden_ta, cell_ta, logits_ta))
-        return logits, states, (hidden_ta, cell_ta, logits_ta)
-
-
-def _dense_ids(ids):
-    """Ragged ids -> dense [batch, time] padded with 0, at least one step wide."""
-    dense = ids.to_tensor(default_value=0)
-    return tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
-
-
-def _time_major_to_batch(ta):
-    return tf.transpose(ta.stack(), [1, 0] + list(range(2, len(ta.element_shape) + 1)))
+    def read(text, skip_unknown=False):
+        ids = tf.cast(lookup(tf.strings.unicode_split(text, "UTF-8", errors="replace")), tf.int32)
+        if skip_unknown:  # characters outside the vocabulary are skipped
+            ids = tf.ragged.boolean_mask(ids, ids > 0)
+        lengths = tf.cast(ids.row_lengths(), tf.int32)
+        dense = ids.to_tensor(default_value=0)
+        dense = tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
+        batch = tf.shape(dense)[0]
+        state = tf.nest.map_structure(lambda t: tf.repeat(tf.constant(t), batch, axis=0), warm)
+        return tf.concat([tf.fill([batch, 1], last), dense], axis=1), lengths, state
+    return read
 
 
 class CharLMPredictor(Predictor):
@@ -412,19 +312,9 @@ class CharLM(Task):
         m = cfg.model
         if m.bidirectional:
             raise ConfigError("model.bidirectional must be false for char_lm: a language model reads left to right")
-        if m.layers < 1:
-            raise ConfigError(f"model.layers must be >= 1, got {m.layers}")
-        stateful = cfg.train.stateful
-        shape = {"batch_shape": (cfg.train.batch_size, None)} if stateful else {"shape": (None,)}
-        chars = keras.Input(**shape, dtype="int32", name="chars")
-        x = keras.layers.Embedding(prep.size, m.embedding_dim, name="embedding")(chars)
-        for i in range(m.layers):
-            x = recurrent_layer(m, return_sequences=True, stateful=stateful, name=f"rnn_{i + 1}",
-                                bidirectional=False)(x)
-            if m.dropout:
-                x = keras.layers.Dropout(m.dropout, name=f"rnn_{i + 1}_dropout")(x)
-        logits = keras.layers.Dense(prep.size, dtype="float32", name="logits")(x)
-        return keras.Model(chars, logits, name="char_lm")
+        return CharLanguageModel(prep.size, cell=m.cell, units=m.units, layers=m.layers, embedding_dim=m.embedding_dim,
+                                 dropout=m.dropout, recurrent_dropout=m.recurrent_dropout,
+                                 batch_size=cfg.train.batch_size if cfg.train.stateful else 0, name="char_lm")
 
     def compile(self, model, cfg, optimizer):
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -433,55 +323,32 @@ class CharLM(Task):
         return [ResetStates()] if cfg.train.stateful else []
 
     def endpoints(self, model, prep, cfg):
-        stepper, lookup = CellStepper(model), prep.lookup()
-        id_to_char = tf.constant([""] + prep.chars)
-        warm = stepper.warm_start(prep.encode(prep.warmup))
-        unknown = tf.one_hot(0, prep.size, on_value=-1e9, off_value=0.0)  # never sample the unknown id
-
-        def to_ids(text):
-            chars = tf.strings.unicode_split(text, "UTF-8", errors="replace")
-            return tf.cast(lookup(chars), tf.int32)  # ragged [batch, None]
+        read, id_to_char = reader(model, prep), tf.constant([""] + prep.chars)
+        step = decoding.banned(model.step, [0])  # never sample the unknown id
 
         def generate(prime, length, temperature, top_k, top_p, seed):
-            ids = to_ids(prime)
-            ids = tf.ragged.boolean_mask(ids, ids > 0)  # characters outside the vocabulary are skipped
-            lengths = tf.cast(ids.row_lengths(), tf.int32)
             # an empty prime continues straight after the warm-up passage (a paragraph break)
-            logits, states, _ = stepper.read(_dense_ids(ids), lengths, start=warm)
-            n = tf.clip_by_value(length, 0, MAX_GENERATE)
-            steps = tf.maximum(n, 1)              # one spare step keeps the shapes defined when n is 0
-            out = tf.TensorArray(tf.int32, size=steps, element_shape=[None])
-
-            def body(t, logits, states, out):
-                token = sample_logits(logits + unknown, temperature, top_k, top_p, seed, t)
-                out = out.write(t, token)
-                logits, states = stepper.step(token, states)
-                return t + 1, logits, states, out
-
-            _, _, _, out = tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0), logits, states, out))
-            tokens = tf.transpose(out.stack())[:, :n]
-            text = tf.strings.reduce_join(tf.gather(id_to_char, tokens), axis=1)
+            ids, lengths, state = read(prime, skip_unknown=True)
+            state = decoding.read(model.step, state, ids, lengths)["state"]  # all but each row's last character
+            n = tf.clip_by_value(length, 0, MAX_GENERATE)  # one spare step keeps the shapes defined when n is 0
+            out = decoding.sample(step, state, tf.gather(ids, lengths, batch_dims=1), -1, tf.maximum(n, 1),
+                                  temperature, top_k, top_p, seed)
+            text = tf.strings.reduce_join(tf.gather(id_to_char, out["tokens"][:, :n]), axis=1)
             return {"text": text, "length": tf.fill(tf.shape(prime), n)}
 
         def score(text):
-            ids = to_ids(text)
-            lengths = tf.cast(ids.row_lengths(), tf.int32)
-            dense = _dense_ids(ids)
-            _, _, (_, _, logits_ta) = stepper.read(dense, lengths, record=True, start=warm)
-            logits = _time_major_to_batch(logits_ta)[:, :-1]             # predicts characters 1..n-1
-            targets = dense[:, 1:]
+            ids, lengths, state = read(text)
+            logits = decoding.read(model.step, state, ids, lengths + 1, record=True)["all_logits"]
+            logits, targets = logits[:, 1:-1], ids[:, 2:]  # after characters 0..n-2: predicts 1..n-1
             nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
             mask = tf.sequence_mask(lengths - 1, tf.shape(targets)[1], dtype=tf.float32)
-            return {"log_likelihood": -tf.reduce_sum(nll * mask, axis=1),
-                    "count": tf.maximum(lengths - 1, 0)}
+            return {"log_likelihood": -tf.reduce_sum(nll * mask, axis=1), "count": tf.maximum(lengths - 1, 0)}
 
         def states(text):
-            ids = to_ids(text)
-            lengths = tf.cast(ids.row_lengths(), tf.int32)
-            dense = _dense_ids(ids)
-            _, _, (hidden_ta, cell_ta, _) = stepper.read(dense, lengths, record=True, start=warm)
-            return {"hidden": _time_major_to_batch(hidden_ta), "cell": _time_major_to_batch(cell_ta),
-                    "length": lengths}
+            ids, lengths, state = read(text)
+            recorded = decoding.read(model.step, state, ids, lengths + 1, record=True)["all_states"]
+            hidden = recorded["h"][:, 1:]
+            return {"hidden": hidden, "cell": recorded["c"][:, 1:] if "c" in recorded else hidden, "length": lengths}
 
         scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
         return {

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -25,23 +24,13 @@ import tensorflow as tf
 
 from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
 from seqapps.data import timeseries as ts
-from seqapps.data.sources import resolve
-from seqapps.errors import DataError, ExportError
+from seqapps.data.timeseries import ForecastingPrep
+from seqapps.errors import DataError
 from seqapps.layers import recurrent_stack
 from seqapps.metrics import regression_scores
 from seqapps.predict import Predictor
 from seqapps.registry import register
-from seqapps.task import Endpoint, Splits, Task
-
-# What a named dataset means when data.target / data.features are left empty.
-NAMED_DEFAULTS = {
-    "demo": {"target": "load", "features": ["all"]},
-    "pollution": {"target": "pm2.5", "features": ["all"]},
-    "airline_passengers": {"target": "Passengers"},
-    "daily_min_temperatures": {"target": "Temp"},
-    "monthly_sunspots": {"target": "Sunspots"},
-}
-
+from seqapps.task import Endpoint, Task
 
 @dataclasses.dataclass
 class ForecastingData(DataConfig):
@@ -75,37 +64,6 @@ class ForecastingConfig(Config):
     data: ForecastingData = dataclasses.field(default_factory=ForecastingData)
     model: ForecastingModel = dataclasses.field(default_factory=ForecastingModel)
     train: ForecastingTrain = dataclasses.field(default_factory=ForecastingTrain)
-
-
-@dataclasses.dataclass
-class ForecastingPrep:
-    """What training fitted: the column encoding and scaling, and the window shape."""
-
-    encoding: ts.Encoding
-    window: int
-    horizon: int
-    season: int
-    freq: str | None
-    FILE = "series.json"
-
-    def to_dict(self) -> dict:
-        return {"encoding": self.encoding.to_dict(), "window": self.window, "horizon": self.horizon,
-                "season": self.season, "freq": self.freq}
-
-    def save(self, run_dir) -> None:
-        (Path(run_dir) / self.FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ForecastingPrep":
-        return cls(ts.Encoding.from_dict(d["encoding"]), int(d["window"]), int(d["horizon"]), int(d["season"]),
-                   d.get("freq"))
-
-    @classmethod
-    def load(cls, run_dir) -> "ForecastingPrep":
-        path = Path(run_dir) / cls.FILE
-        if not path.exists():
-            raise ExportError(f"{run_dir}: no {cls.FILE}; expected a forecasting run directory")
-        return cls.from_dict(json.loads(path.read_text()))
 
 
 class ForecastingPredictor(Predictor):
@@ -200,15 +158,6 @@ class ForecastingPredictor(Predictor):
         return [head] + [f"{dates[i] if dates else i + 1}\t{v:.6g}" for i, v in enumerate(forecast)]
 
 
-def _apply_named_defaults(cfg, source) -> None:
-    defaults = {**NAMED_DEFAULTS.get(source.spec if source.kind in ("named", "demo") else "", {}),
-                **{k: v for k, v in source.options.items() if k in ("target", "features")}}
-    if not cfg.data.target and "target" in defaults:
-        cfg.data.target = defaults["target"]
-    if not cfg.data.features and "features" in defaults:
-        cfg.data.features = list(defaults["features"])
-
-
 @register
 class Forecasting(Task):
     name = "forecasting"
@@ -218,42 +167,11 @@ class Forecasting(Task):
     config_class = ForecastingConfig
     monitor, monitor_mode = "val_loss", "min"
     predictor_class = ForecastingPredictor
+    prep_class = ForecastingPrep
 
     # -- data ------------------------------------------------------------------------------
     def load_data(self, cfg, data_dir=None):
-        d = cfg.data
-        source = resolve(d.source, self.name, data_dir)
-        raw, where = ts.load_source_frame(source)
-        _apply_named_defaults(cfg, source)
-        series = ts.prepare(raw, target=d.target, features=d.features, date_column=d.date_column,
-                            missing=d.missing, where=where)
-        d.target = series.target   # the resolved config names the column it picked
-        season = d.season or ts.infer_season(series.dates)
-        if season < 1:
-            raise DataError(f"data.season must be >= 1 (or 0 to infer it), got {season}")
-        train_stop, val_stop = ts.split_points(len(series), window=d.window, horizon=d.horizon, val_size=d.val_size,
-                                               test_size=d.test_size, val_fraction=d.val_fraction,
-                                               test_fraction=d.test_fraction, where=where)
-        scale = ts.mase_scale(series.y, series.observed, train_stop, season)
-        part = lambda a, b, name: ts.SeriesSplit(series, a, b, name, d.window, d.horizon, season, scale)  # noqa: E731
-        splits = Splits(part(0, train_stop, "train"), part(train_stop, val_stop, "val") if val_stop > train_stop
-                        else None, part(val_stop, len(series), "test") if len(series) > val_stop else None,
-                        info={"series": series, "season": season, "train_stop": train_stop, "val_stop": val_stop})
-        for split in (splits.train, splits.val):
-            if split is not None and not len(split):
-                raise DataError(f"{where}: no {split.name} window has all {d.horizon} target(s) observed; "
-                                "lower data.window or data.horizon, or change data.val_size")
-        if splits.val is None:
-            raise DataError(f"{where}: no validation part; set data.val_size or data.val_fraction above 0")
-        return splits
-
-    def fit_preprocessing(self, cfg, splits):
-        series = splits.info["series"]
-        encoding = ts.Encoding.fit(series.frame.iloc[:splits.info["train_stop"]], series.target)
-        return ForecastingPrep(encoding, cfg.data.window, cfg.data.horizon, splits.info["season"], series.freq)
-
-    def load_preprocessing(self, cfg, run_dir):
-        return ForecastingPrep.load(run_dir)
+        return ts.load_series_splits(cfg.data, self.name, data_dir)
 
     def windows(self, prep, split):
         """Encoded windows and targets of ``split``: ``(x, y, times)``."""

@@ -1,19 +1,11 @@
 """translation — many-to-many sequence to sequence: a sentence in, its translation out.
 
-Encoder: embedding -> the shared recurrent stack (bidirectional GRU by default); its
-final states, forward and backward concatenated, start the decoder. Decoder: one
-recurrent layer over the target embeddings (teacher forcing while training, a single
-cell stepped by :mod:`seqapps.decoding` when serving), then attention over the
-encoder outputs with the decoder state as the query (``model.attention``: additive,
-Bahdanau's score; multiplicative, Luong's "general" score; or none, the plain
-encoder-decoder that sees the source only through its final state), then
-``tanh(W [state; context])`` and the output softmax. Attention reads the decoder
-state after its step (Luong's arrangement), so training runs the decoder as one
-fused recurrent layer.
-
-The export takes raw strings and returns strings: standardization, vocabulary
-lookup, the decoding loop (greedy or beam search with a length penalty) and
-detokenization all run inside the graph.
+The model is :class:`seqapps.models.Seq2Seq`: a recurrent encoder (bidirectional GRU by
+default) whose final states start a decoder that attends over the encoder outputs
+(``model.attention``: additive, multiplicative or none). The export takes raw strings
+and returns strings: standardization, vocabulary lookup, the decoding loop over the
+model's ``step`` (greedy or beam search with a length penalty) and detokenization all
+run inside the graph.
 
 Config keys of note: ``data.source_lang`` / ``data.target_lang`` pick the direction
 (``data.source`` is the dataset); ``data.max_length`` source tokens are read (longer
@@ -36,8 +28,8 @@ from seqapps.data import text as textlib
 from seqapps.data.parallel import ParallelVocab, detokenize, load_parallel, standardize
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.errors import ConfigError, DataError
-from seqapps.layers import recurrent_layer, state_size
-from seqapps.layers.attention import KINDS, make_attention
+from seqapps.layers.attention import KINDS
+from seqapps.models import Seq2Seq
 from seqapps.predict import Predictor, decode_strings
 from seqapps.registry import register
 from seqapps.task import Endpoint, Task
@@ -99,117 +91,34 @@ def _check_config(cfg) -> None:
         raise ConfigError("data.source_vocab_size must be >= 3 and data.target_vocab_size >= 5")
 
 
-# -- model ------------------------------------------------------------------------------------------
-def build_seq2seq(m, source_vocab_size: int, target_vocab_size: int) -> keras.Model:
-    """The teacher-forced training model: ``{source, target_in}`` ids -> next-token logits."""
-    src = keras.Input((None,), dtype="int64", name="source")
-    tgt = keras.Input((None,), dtype="int64", name="target_in")
-    x = keras.layers.Embedding(source_vocab_size, m.embedding_dim, mask_zero=True, name="source_embedding")(src)
-    x = keras.layers.Dropout(m.embedding_dropout, name="source_dropout")(x)
-    if m.layers < 1:
-        raise ConfigError(f"model.layers must be >= 1, got {m.layers}")
-    for i in range(m.layers):
-        last = i == m.layers - 1
-        out = recurrent_layer(m, return_sequences=True, return_state=last, name=f"encoder_{i + 1}")(x)
-        x, states = (out[0], out[1:]) if last else (out, None)
-        if m.dropout:
-            x = keras.layers.Dropout(m.dropout, name=f"encoder_{i + 1}_dropout")(x)
-    values = keras.layers.Identity(name="encoder_outputs")(x)
-    n = state_size(m)
-    if m.bidirectional:  # [fw states..., bw states...] -> the decoder's state, forward and backward side by side
-        init = [keras.layers.Concatenate(name=f"bridge_{j}")([states[j], states[n + j]]) for j in range(n)]
-    else:
-        init = [keras.layers.Identity(name=f"bridge_{j}")(states[j]) for j in range(n)]
-    width = m.units * (2 if m.bidirectional else 1)
+# -- serving -----------------------------------------------------------------------------------------
+def translator(model, prep, cfg):
+    """``decode(text, beam_width, length_penalty)`` -> dict of translation, scores, lengths, words,
+    attention ``[batch, output, source]`` (zeros for ``attention=none``), source ids and lengths."""
+    vectorizer, vocab = prep.source_vectorizer(), tf.constant(prep.target_vocab)
+    step = decoding.banned(model.step, [0, 1, prep.start_id])  # padding, [UNK] and [START] are never produced
 
-    y = keras.layers.Embedding(target_vocab_size, m.embedding_dim, mask_zero=True, name="target_embedding")(tgt)
-    y = keras.layers.Dropout(m.embedding_dropout, name="target_dropout")(y)
-    h = recurrent_layer(m, units=width, return_sequences=True, bidirectional=False, name="decoder")(
-        y, initial_state=init)
-    attention = make_attention(m.attention, m.attention_units, name="attention")
-    if attention is not None:
-        context, _ = attention(h, values, mask=keras.ops.not_equal(src, 0))
-        h = keras.layers.Dense(width, activation="tanh", name="combine")(
-            keras.layers.Concatenate(name="combine_inputs")([h, context]))
-    h = keras.layers.Dropout(m.output_dropout, name="output_dropout")(h)
-    logits = keras.layers.Dense(target_vocab_size, dtype="float32", name="logits")(h)
-    return keras.Model({"source": src, "target_in": tgt}, logits, name="translation")
+    def decode(text, beam_width, length_penalty):
+        ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
+        source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1)
+        max_steps = tf.minimum(prep.max_output_length, 2 * tf.reduce_max(tf.concat([source_lengths, [0]], 0)) + 10)
+        out = decoding.search(step, model.initial_state(ids), prep.start_id, prep.end_id, max_steps,
+                              beam_width=beam_width, length_penalty=length_penalty)
+        joined, words = decoding.join_words(vocab, out["tokens"], out["lengths"])
+        translation = detokenize(joined, french_spacing=cfg.data.target_lang == "fr")
+        attention = out["extras"].get("attention")
+        if attention is None:
+            shape = tf.shape(out["tokens"])
+            attention = tf.zeros([shape[0], shape[1], tf.shape(ids)[1]])
+        return {"translation": tf.where(source_lengths > 0, translation, ""),  # nothing to translate -> nothing
+                "lengths": tf.where(source_lengths > 0, out["lengths"], 0), "scores": out["scores"],
+                "words": words, "attention": attention, "source_ids": ids, "source_lengths": source_lengths}
+    return decode
 
 
-class Translator:
-    """The serving side of a trained model: encode once, then step the decoder cell."""
-
-    def __init__(self, model: keras.Model, prep: ParallelVocab, cfg):
-        m = cfg.model
-        self.prep, self.cfg, self.kind = prep, cfg, m.attention
-        self.vectorizer = prep.source_vectorizer()
-        n = state_size(m)
-        # without attention the encoder outputs feed nothing, so the model keeps only the bridges
-        outputs = [model.get_layer(f"bridge_{j}").output for j in range(n)]
-        if m.attention != "none":
-            outputs.append(model.get_layer("encoder_outputs").output)
-        self.encoder = keras.Model(model.get_layer("source_embedding").input, outputs, name="encoder")
-        self.embedding = model.get_layer("target_embedding")
-        self.cell = model.get_layer(f"decoder_{m.cell}").cell
-        self.attention = model.get_layer("attention") if m.attention != "none" else None
-        self.combine = model.get_layer("combine") if m.attention != "none" else None
-        self.logits = model.get_layer("logits")
-        self.n_states = n
-        never = np.zeros(len(prep.target_vocab), np.float32)
-        never[[0, 1, prep.start_id]] = -1e9  # padding, [UNK] and [START] are never produced
-        self.never = tf.constant(never)
-        self.vocab = tf.constant(prep.target_vocab)
-
-    def step(self, tokens, state):
-        embedded = tf.gather(self.embedding.embeddings, tokens)  # the layer would attach a mask
-        out, new = self.cell(embedded, [state[f"s{j}"] for j in range(self.n_states)], training=False)
-        new_state = {**state, **{f"s{j}": s for j, s in enumerate(new)}}
-        extras = {}
-        if self.attention is not None:
-            context, weights = self.attention(out, state["values"], mask=state["mask"], keys=state.get("keys"))
-            out = self.combine(tf.concat([out, context], axis=-1))
-            extras = {"attention": weights}
-        return self.logits(out) + self.never, new_state, extras
-
-    def source_ids(self, text):
-        return textlib.clip_and_pad(self.vectorizer(text), self.prep.max_length)
-
-    def decode(self, text, beam_width, length_penalty):
-        """-> dict of translation, tokens (ids), lengths, scores, attention, source ids."""
-        ids = self.source_ids(text)
-        mask = tf.not_equal(ids, 0)
-        source_lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-        encoded = self.encoder(ids, training=False)
-        encoded = encoded if isinstance(encoded, (list, tuple)) else [encoded]
-        state = {f"s{j}": s for j, s in enumerate(encoded[:self.n_states])}
-        if self.attention is not None:
-            state.update(values=encoded[self.n_states], mask=mask)
-            if self.kind == "additive":
-                state["keys"] = self.attention.project_values(state["values"])
-        max_steps = tf.minimum(self.prep.max_output_length, 2 * tf.reduce_max(tf.concat([source_lengths, [0]], 0)) + 10)
-        args = (self.step, state, self.prep.start_id, self.prep.end_id, max_steps)
-
-        def pack(out):
-            attn = out["extras"]["attention"] if self.attention is not None else \
-                tf.zeros([tf.shape(out["tokens"])[0], tf.shape(out["tokens"])[1], tf.shape(ids)[1]])
-            return out["tokens"], out["lengths"], out["scores"], attn
-
-        tokens, lengths, scores, attention = tf.cond(
-            tf.cast(beam_width, tf.int32) <= 1,
-            lambda: pack(decoding.greedy(*args)),
-            lambda: pack(decoding.beam_search(*args, beam_width=tf.cast(beam_width, tf.int32),
-                                              length_penalty=length_penalty)))
-        words = tf.gather(self.vocab, tokens)
-        joined = tf.strings.reduce_join(tf.RaggedTensor.from_tensor(words, lengths=lengths), axis=1, separator=" ")
-        translation = detokenize(joined, french_spacing=self.cfg.data.target_lang == "fr")
-        translation = tf.where(source_lengths > 0, translation, "")   # nothing to translate -> nothing
-        lengths = tf.where(source_lengths > 0, lengths, 0)
-        return {"translation": translation, "tokens": tokens, "lengths": lengths, "scores": scores,
-                "attention": attention, "source_ids": ids, "source_lengths": source_lengths, "words": words}
-
-    def source_tokens(self, text, width):
-        tokens = tf.strings.split(standardize(text))[:, :self.prep.max_length].to_tensor("")
-        return tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values="")
+def source_tokens(text, max_length, width):
+    tokens = tf.strings.split(standardize(text))[:, :max_length].to_tensor("")
+    return tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values="")
 
 
 # -- predictor ----------------------------------------------------------------------------------------
@@ -326,32 +235,40 @@ class Translation(Task):
 
     def build_model(self, cfg, prep):
         _check_config(cfg)
-        return build_seq2seq(cfg.model, len(prep.source_vocab), len(prep.target_vocab))
+        m = cfg.model
+        return Seq2Seq(len(prep.source_vocab), len(prep.target_vocab), cell=m.cell, units=m.units, layers=m.layers,
+                       bidirectional=m.bidirectional, embedding_dim=m.embedding_dim,
+                       embedding_dropout=m.embedding_dropout, dropout=m.dropout,
+                       recurrent_dropout=m.recurrent_dropout, attention=m.attention,
+                       attention_units=m.attention_units, output_dropout=m.output_dropout, name="translation")
 
     def compile(self, model, cfg, optimizer):
+        # the loss the recipes were measured with: with attention, the masked token losses summed over
+        # every position of the batch; attention=none averaged them over the real tokens only
+        reduction = "mean_with_sample_weight" if cfg.model.attention == "none" else "sum_over_batch_size"
         model.compile(optimizer=optimizer,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction),
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
     def endpoints(self, model, prep, cfg):
-        translator = Translator(model, prep, cfg)
+        decode = translator(model, prep, cfg)
         m = cfg.model
         text = tf.TensorSpec([None], tf.string, name="text")
         beam = tf.TensorSpec([], tf.int32, name="beam_width")
         penalty = tf.TensorSpec([], tf.float32, name="length_penalty")
 
         def serve(text):
-            out = translator.decode(text, m.beam_width, m.length_penalty)
+            out = decode(text, m.beam_width, m.length_penalty)
             return {"translation": out["translation"], "score": out["scores"]}
 
         def translate(text, beam_width, length_penalty):
-            out = translator.decode(text, beam_width, length_penalty)
+            out = decode(text, beam_width, length_penalty)
             return {"translation": out["translation"], "score": out["scores"]}
 
         def attention(text, beam_width):
-            out = translator.decode(text, beam_width, m.length_penalty)
+            out = decode(text, beam_width, m.length_penalty)
             return {"translation": out["translation"], "attention": out["attention"],
-                    "source_tokens": translator.source_tokens(text, tf.shape(out["source_ids"])[1]),
+                    "source_tokens": source_tokens(text, prep.max_length, tf.shape(out["source_ids"])[1]),
                     "source_lengths": out["source_lengths"], "output_tokens": out["words"],
                     "output_lengths": out["lengths"]}
 

@@ -84,7 +84,7 @@ def test_bleu_uses_every_reference():
 def test_model_shapes_and_attention(attention):
     import tensorflow as tf
 
-    from tasks.captioning import ImageCaptioner
+    from seqapps.models import ImageCaptioner
 
     model = ImageCaptioner(20, encoder="small_cnn", image_size=32, units=16, embedding_dim=8, feature_units=12,
                            attention=attention, attention_units=8, cell="gru")

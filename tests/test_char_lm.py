@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
 
 # -- batching ------------------------------------------------------------------------------
 def test_stateful_batches_continue_each_stream_in_the_same_row():
-    from tasks.char_lm import stateful_dataset, stream_windows
+    from seqapps.data.streams import stateful_dataset, stream_windows
 
     ids = np.arange(1, 200, dtype=np.int32)
     x, y = stream_windows(ids, batch_size=3, bptt=10)
@@ -41,7 +41,7 @@ def test_stateful_batches_continue_each_stream_in_the_same_row():
 
 def test_random_windows_are_shifted_pairs_and_too_short_text_fails():
     from seqapps.errors import DataError
-    from tasks.char_lm import random_window_dataset, stream_windows
+    from seqapps.data.streams import random_window_dataset, stream_windows
 
     ids = np.arange(1, 500, dtype=np.int32)
     batches = list(random_window_dataset(ids, 4, 16, seed=1).as_numpy_iterator())
@@ -57,7 +57,7 @@ def test_random_windows_are_shifted_pairs_and_too_short_text_fails():
 def test_reset_callback_zeroes_the_carried_state():
     import keras
 
-    from tasks.char_lm import ResetStates
+    from seqapps.data.streams import ResetStates
 
     inp = keras.Input(batch_shape=(2, None), dtype="int32")
     x = keras.layers.Embedding(5, 4)(inp)

@@ -177,3 +177,60 @@ def test_sample_logits_filters_and_seeds():
 def test_beam_search_rejects_a_bad_width():
     with pytest.raises(ValueError):
         decoding.beam_search(table_step(TOY), toy_state(1), START, END, 5, beam_width=0)
+
+
+def test_search_picks_greedy_or_beam_also_from_a_serving_input():
+    rnn = TinyRNN(seed=3)
+    init = rnn.init(6, seed=4)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    def run(width):
+        out = decoding.search(rnn.step, init, START, END, 8, beam_width=width, length_penalty=0.6)
+        return out["tokens"], out["scores"], out["extras"]["h"]
+
+    greedy = decoding.greedy(rnn.step, init, START, END, 8)
+    beam = decoding.beam_search(rnn.step, init, START, END, 8, beam_width=3, length_penalty=0.6)
+    for width, expected in ((1, greedy), (3, beam)):
+        tokens, scores, h = run(tf.constant(width))
+        np.testing.assert_array_equal(tokens.numpy(), expected["tokens"].numpy())
+        np.testing.assert_allclose(scores.numpy(), expected["scores"].numpy(), rtol=1e-5, atol=1e-5)
+        assert h.shape[:2] == tokens.shape
+        fixed = decoding.search(rnn.step, init, START, END, 8, beam_width=width, length_penalty=0.6)
+        np.testing.assert_array_equal(fixed["tokens"].numpy(), expected["tokens"].numpy())
+
+
+def test_read_stops_each_row_at_its_length_and_records_every_step():
+    rnn = TinyRNN()
+    init = rnn.init(3)
+    tokens = np.array([[3, 4, 5, 6], [4, 4, 0, 0], [5, 0, 0, 0]], np.int32)
+    out = decoding.read(rnn.step, init, tokens, lengths=[4, 2, 0], record=True)
+    for row, n in enumerate([4, 2, 0]):
+        state = {k: v[row:row + 1] for k, v in init.items()}
+        for t in range(n):
+            logits, state, _ = rnn.step(tf.constant(tokens[row:row + 1, t]), state)
+            np.testing.assert_allclose(out["all_logits"].numpy()[row, t], logits.numpy()[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out["state"]["h"].numpy()[row], state["h"].numpy()[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out["all_states"]["h"].numpy()[row, -1], state["h"].numpy()[0], atol=1e-6)
+    assert not out["logits"].numpy()[2].any()  # a row that read nothing has no prediction yet
+
+
+def test_banned_ids_are_never_chosen_and_rows_may_start_differently():
+    rnn = TinyRNN(seed=5)
+    init = rnn.init(8, seed=6)
+    plain = decoding.greedy(rnn.step, init, START, END, 10)
+    favourite = int(np.bincount(plain["tokens"].numpy().ravel(), minlength=rnn.vocab)[3:].argmax()) + 3
+    banned = decoding.greedy(decoding.banned(rnn.step, [favourite]), init, START, END, 10)
+    assert favourite in plain["tokens"].numpy() and favourite not in banned["tokens"].numpy()
+    starts = tf.constant([START, A, B, START, A, B, START, A])
+    per_row = decoding.sample(rnn.step, init, starts, -1, 5, temperature=0.0)
+    assert per_row["tokens"].shape == (8, 5) and (per_row["lengths"].numpy() == 5).all()  # no end token: 5 steps
+    for row in range(8):
+        one = decoding.greedy(rnn.step, {k: v[row:row + 1] for k, v in init.items()}, int(starts[row]), -1, 5)
+        np.testing.assert_array_equal(one["tokens"].numpy()[0], per_row["tokens"].numpy()[row])
+
+
+def test_join_words_keeps_each_rows_words():
+    vocab = tf.constant(["", "[UNK]", "the", "cat", "sat"])
+    joined, words = decoding.join_words(vocab, tf.constant([[2, 3, 4], [3, 0, 0], [0, 0, 0]]), tf.constant([3, 1, 0]))
+    assert [s.decode() for s in joined.numpy()] == ["the cat sat", "cat", ""]
+    assert words.numpy()[1].tolist() == [b"cat", b"", b""]

@@ -8,11 +8,12 @@ Sources (``data.source``):
   caption) or a COCO-style ``*.json``, with the images beside it or in ``images/``;
 - a captions CSV/TSV file, or a COCO-style JSON file (``{"images": [{"id", "file_name"}],
   "annotations": [{"image_id", "caption"}]}``), images resolved next to it or in ``images/``;
-- ``tfds:coco_captions`` (downloads once, needs internet).
+- ``tfds:coco_captions`` (downloads once, needs internet): its train / val / test splits.
 
-Images are split by sorted file name: the first part trains, the next validates, the
-last tests (``data.val_fraction`` / ``data.test_fraction``; 800/100/100 for 1,000).
-Every caption of a training image is a training example.
+A source of one piece is split by sorted file name (:func:`seqapps.data.splits.split`):
+the first part trains, the next validates, the last tests (``data.val_fraction`` /
+``data.test_fraction``; 800/100/100 for 1,000). Every caption of a training image is a
+training example.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import numpy as np
 
 from seqapps.data import text as textlib
 from seqapps.data.readers import pick_column, read_table
-from seqapps.data.sources import resolve, tfds_load
+from seqapps.data.preprocessing import Preprocessing, save_vocab
+from seqapps.data.sources import Reader, load_splits
+from seqapps.data.splits import split
 from seqapps.errors import DataError
 from seqapps.task import Splits
 
@@ -65,19 +68,22 @@ class CaptionSet:
 
 
 def load_caption_data(data_cfg, task: str, data_dir=None) -> Splits:
-    source = resolve(data_cfg.source, task, data_dir)
-    if source.kind == "demo":
+    """Images and their captions per split (see the module docstring)."""
+    def demo(cfg):
         from seqapps.data.demo.captioning import examples
 
-        rows = examples(size=max(32, int(getattr(data_cfg, "demo_image_size", 64))))
-        full = CaptionSet([b for b, _ in rows], [c for _, c in rows], [f"demo-{i:04d}.png" for i in range(len(rows))])
-        return _split(full, data_cfg)
-    if source.kind == "tfds":
-        return _from_tfds(source.tfds_name, data_cfg)
-    columns = (getattr(data_cfg, "image_column", ""), getattr(data_cfg, "caption_column", ""))
-    if "captions" in source.paths:
-        return _split(read_caption_table(source.paths["captions"], source.paths.get("images"), *columns), data_cfg)
-    return _split(read_path(source.paths["path"], *columns), data_cfg)
+        rows = examples(size=max(32, int(getattr(cfg, "demo_image_size", 64))))
+        return CaptionSet([b for b, _ in rows], [c for _, c in rows], [f"demo-{i:04d}.png" for i in range(len(rows))])
+
+    def read(path, cfg, options):
+        return read_path(path, getattr(cfg, "image_column", ""), getattr(cfg, "caption_column", ""))
+
+    def in_order(data, val_fraction, test_fraction):
+        return split(data, val_fraction, test_fraction, what=data_cfg.source, unit="images")
+
+    parts, _ = load_splits(data_cfg, task, Reader(demo, read, _from_tfds, (), in_order, "images"), data_dir)
+    sizes = {k: len(v) if v is not None else 0 for k, v in parts.items()}
+    return Splits(parts["train"], parts["val"], parts["test"] if sizes["test"] else None, {"images": sizes})
 
 
 def read_path(path: Path, image_column: str = "", caption_column: str = "") -> CaptionSet:
@@ -178,38 +184,17 @@ def read_coco_json(path, image_dir=None) -> CaptionSet:
     return _collect(pairs, folder, path)
 
 
-def split_sorted(n: int, val_fraction: float, test_fraction: float):
-    """Index ranges (train, val, test) over ``n`` items in their (sorted) order."""
-    n_test = int(round(n * test_fraction))
-    n_val = int(round(n * val_fraction))
-    if n - n_val - n_test < 1 or (val_fraction and n_val < 1):
-        raise DataError(f"{n} images are too few to split into train/val/test "
-                        f"with data.val_fraction={val_fraction}, data.test_fraction={test_fraction}")
-    n_train = n - n_val - n_test
-    return range(n_train), range(n_train, n_train + n_val), range(n_train + n_val, n)
-
-
-def _split(full: CaptionSet, data_cfg) -> Splits:
-    tr, va, te = split_sorted(len(full), data_cfg.val_fraction, data_cfg.test_fraction)
-    return Splits(full.subset(tr), full.subset(va), full.subset(te) if len(te) else None,
-                  {"images": {"train": len(tr), "val": len(va), "test": len(te)}})
-
-
-def _from_tfds(name, data_cfg) -> Splits:
+def _from_tfds(examples, name, split_name, data_cfg) -> CaptionSet:
     import tensorflow as tf
-    import tensorflow_datasets as tfds
 
-    def read(split):
-        images, captions, names = [], [], []
-        for i, ex in enumerate(tfds.as_numpy(tfds_load(name, split))):
-            if "image" not in ex or "captions" not in ex:
-                raise DataError(f"tfds:{name}: expected 'image' and 'captions' features, got {sorted(ex)}")
-            images.append(tf.io.encode_jpeg(ex["image"]).numpy())
-            captions.append([t.decode("utf-8") for t in np.atleast_1d(ex["captions"]["text"])])
-            names.append(f"{name}-{split}-{i}")
-        return CaptionSet(images, captions, names)
-
-    return Splits(read("train"), read("val"), read("test"), {})
+    images, captions, names = [], [], []
+    for i, ex in enumerate(examples):
+        if "image" not in ex or "captions" not in ex:
+            raise DataError(f"tfds:{name}: expected 'image' and 'captions' features, got {sorted(ex)}")
+        images.append(tf.io.encode_jpeg(ex["image"]).numpy())
+        captions.append([t.decode("utf-8") for t in np.atleast_1d(ex["captions"]["text"])])
+        names.append(f"{name}-{split_name}-{i}")
+    return CaptionSet(images, captions, names)
 
 
 # -- vocabulary ------------------------------------------------------------------------------
@@ -220,29 +205,33 @@ def tokenize(captions) -> list[list[str]]:
     return [t.decode("utf-8").split() for t in textlib.standardize(list(captions)).numpy()]
 
 
-class CaptionVocab:
+class CaptionVocab(Preprocessing):
     """Word list (``vocab.txt``): ``PAD, [UNK], [START], [END]`` then words by frequency."""
 
     def __init__(self, words: list[str], max_length: int):
         self.words, self.max_length = list(words), int(max_length)
         self.index = {w: i for i, w in enumerate(self.words)}
 
+    task = "captioning"
+
     @classmethod
-    def fit(cls, captions_per_image, max_words: int, min_count: int, max_length: int) -> "CaptionVocab":
+    def fit(cls, cfg, splits) -> "CaptionVocab":
+        d = cfg.data
+        return cls.from_captions(splits.train.captions, d.vocab_size, d.min_count, d.max_length)
+
+    @classmethod
+    def from_captions(cls, captions_per_image, max_words: int, min_count: int, max_length: int) -> "CaptionVocab":
         counts = collections.Counter(w for caps in captions_per_image for toks in tokenize(caps) for w in toks)
         words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                  if c >= min_count and w not in SPECIALS]
         return cls(SPECIALS + words[:max(0, max_words - len(SPECIALS))], max_length)
 
     def save(self, run_dir) -> None:
-        textlib.save_lines(Path(run_dir) / "vocab.txt", self.words)
+        save_vocab(run_dir, "vocab.txt", self.words)
 
     @classmethod
-    def load(cls, run_dir, max_length: int) -> "CaptionVocab":
-        path = Path(run_dir) / "vocab.txt"
-        if not path.exists():
-            raise DataError(f"{path}: missing; the run directory is incomplete")
-        return cls(textlib.load_lines(path), max_length)
+    def load(cls, run_dir, cfg=None) -> "CaptionVocab":
+        return cls(cls.read_vocab(run_dir, "vocab.txt"), cfg.data.max_length)
 
     def __len__(self):
         return len(self.words)

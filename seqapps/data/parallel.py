@@ -36,7 +36,6 @@ and clitics into tokens (``l'homme`` -> ``l' homme``, ``don't`` -> ``do n't``,
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import re
 from pathlib import Path
@@ -46,12 +45,13 @@ import numpy as np
 import tensorflow as tf
 
 from seqapps.data import text as textlib
-from seqapps.data.sources import resolve, tfds_load
+from seqapps.data.preprocessing import Preprocessing, save_vocab
+from seqapps.data.sources import Reader, load_splits, resolve
+from seqapps.data.splits import split
 from seqapps.errors import DataError
 from seqapps.task import Splits
 
 START, END = "[START]", "[END]"
-SPLIT_NAMES = {"train": ["train"], "val": ["dev", "valid", "val", "validation"], "test": ["test"]}
 _LANG = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
 
 _ELISION = r"(?i)(^|[^\pL])([cdjlmnst]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'"
@@ -131,24 +131,6 @@ def read_pairs_file(path, columns: list[str] | None, source_lang: str, target_la
     return sources, targets
 
 
-def _aligned_files(folder: Path, source_lang: str, target_lang: str) -> dict:
-    """``NAME.src`` + ``NAME.tgt`` pairs in a folder -> {split or "all": (src_path, tgt_path)}."""
-    stems = {p.stem for p in folder.iterdir() if p.suffix == f".{source_lang}"}
-    stems &= {p.stem for p in folder.iterdir() if p.suffix == f".{target_lang}"}
-    found = {}
-    for stem in sorted(stems):
-        split = next((s for s, names in SPLIT_NAMES.items() if stem.lower() in names), None)
-        found[split or stem] = (folder / f"{stem}.{source_lang}", folder / f"{stem}.{target_lang}")
-    if not found:
-        raise DataError(f"{folder}: expected aligned files NAME.{source_lang} and NAME.{target_lang} "
-                        "(or a tab-separated pairs file)")
-    if "train" in found:
-        return {k: v for k, v in found.items() if k in SPLIT_NAMES}
-    if len(found) > 1:
-        raise DataError(f"{folder}: several aligned file pairs ({', '.join(found)}); name them train/dev/test")
-    return {"all": next(iter(found.values()))}
-
-
 def _read_aligned(src_path: Path, tgt_path: Path):
     src, tgt = _read_lines(src_path), _read_lines(tgt_path)
     if len(src) != len(tgt):
@@ -157,20 +139,20 @@ def _read_aligned(src_path: Path, tgt_path: Path):
     return [s.strip() for s in src], [t.strip() for t in tgt]
 
 
-def md5_bucket(sentence: str) -> int:
-    """The MD5 hex digest of the sentence's UTF-8 bytes, as an integer, modulo 100."""
-    return int(hashlib.md5(sentence.encode("utf-8")).hexdigest(), 16) % 100
-
-
-def split_by_hash(sources, targets, keys, val_fraction: float, test_fraction: float) -> dict:
-    n_test, n_val = round(100 * test_fraction), round(100 * val_fraction)
-    out = {name: ([], []) for name in ("train", "val", "test")}
-    for s, t, key in zip(sources, targets, keys):
-        bucket = md5_bucket(key)
-        name = "test" if bucket < n_test else "val" if bucket < n_test + n_val else "train"
-        out[name][0].append(s)
-        out[name][1].append(t)
-    return out
+def _read_path(path: Path, columns, source_lang: str, target_lang: str):
+    """A pairs file, one side of aligned files (``train.fr`` beside ``train.en``), or a
+    folder holding one pair of aligned files (``corpus.fr``, ``corpus.en``)."""
+    if path.is_dir():
+        stems = sorted({p.stem for p in path.glob(f"*.{source_lang}")} & {p.stem for p in path.glob(f"*.{target_lang}")})
+        if not stems:
+            raise DataError(f"{path}: expected aligned files NAME.{source_lang} and NAME.{target_lang} "
+                            "(or a tab-separated pairs file)")
+        if len(stems) > 1:
+            raise DataError(f"{path}: several aligned file pairs ({', '.join(stems)}); name them train/dev/test")
+        return _read_aligned(path / f"{stems[0]}.{source_lang}", path / f"{stems[0]}.{target_lang}")
+    if path.suffix == f".{source_lang}" and path.with_suffix(f".{target_lang}").is_file():
+        return _read_aligned(path, path.with_suffix(f".{target_lang}"))
+    return read_pairs_file(path, columns, source_lang, target_lang)
 
 
 def load_parallel(data_cfg, task: str, data_dir=None) -> Splits:
@@ -179,85 +161,55 @@ def load_parallel(data_cfg, task: str, data_dir=None) -> Splits:
     src_lang, tgt_lang = data_cfg.source_lang, data_cfg.target_lang
     if src_lang == tgt_lang:
         raise DataError(f"data.source_lang and data.target_lang are both {src_lang!r}")
-    options = dict(source.options)
-    columns = list(data_cfg.columns or options.get("columns") or [])
-    split_by = data_cfg.split_by or options.get("split_by") or tgt_lang
-    val_fraction = options.get("val_fraction", data_cfg.val_fraction)
-    test_fraction = options.get("test_fraction", data_cfg.test_fraction)
+    split_by = data_cfg.split_by or source.options.get("split_by") or tgt_lang
     if split_by not in (src_lang, tgt_lang):
         raise DataError(f"data.split_by must be the source or target language ({src_lang} or {tgt_lang}), "
                         f"got {split_by!r}")
 
-    parts = None
-    if source.kind == "demo":
-        demo = importlib.import_module(f"seqapps.data.demo.{task}")
-        rows = demo.pairs()
-        langs = list(demo.LANGUAGES)
-        for lang in (src_lang, tgt_lang):
-            if lang not in langs:
-                raise DataError(f"the demo pairs are in {' and '.join(langs)}; data.source_lang/target_lang "
-                                f"{lang!r} is not one of them")
-        table = {lang: [r[langs.index(lang)] for r in rows] for lang in langs}
-        everything = (table[src_lang], table[tgt_lang])
-    elif source.kind == "tfds":
-        parts = _from_tfds(source.tfds_name, src_lang, tgt_lang)
-        everything = None
-    else:
-        path = source.paths.get("path") or source.paths.get("all")
-        if path.is_dir():
-            files = _aligned_files(path, src_lang, tgt_lang)
-            read = {k: _read_aligned(*v) for k, v in files.items()}
-            if "all" in read:
-                everything = read["all"]
-            else:
-                parts, everything = read, None
-        else:
-            everything = read_pairs_file(path, columns, src_lang, tgt_lang)
-    if parts is None:
-        sources, targets = everything
-        keys = sources if split_by == src_lang else targets
-        parts = split_by_hash(sources, targets, keys, val_fraction, test_fraction)
-    elif "val" not in parts:
-        sources, targets = parts["train"]
-        keys = sources if split_by == src_lang else targets
-        extra = split_by_hash(sources, targets, keys, val_fraction, 0.0)
-        parts = {**parts, "train": extra["train"], "val": extra["val"]}
+    def by_hash(pairs, val_fraction, test_fraction):
+        return split(pairs, val_fraction, test_fraction, keys=pairs[0] if split_by == src_lang else pairs[1])
+
+    def read(path, cfg, options):
+        return _read_path(path, list(cfg.columns or options.get("columns") or []), src_lang, tgt_lang)
+
+    reader = Reader(lambda cfg: _demo_pairs(task, src_lang, tgt_lang), read, _from_tfds, (f".{src_lang}",),
+                    by_hash, "sentence pairs", folder_piece=True)
+    parts, _ = load_splits(data_cfg, task, reader, data_dir, source)
 
     def clean(pair):
         keep = [i for i, (s, t) in enumerate(zip(*pair)) if s and t]
         return [pair[0][i] for i in keep], [pair[1][i] for i in keep]
 
-    parts = {k: clean(v) for k, v in parts.items()}
+    parts = {k: clean(v) for k, v in parts.items() if v is not None}
     if not parts["train"][0]:
         raise DataError(f"{data_cfg.source}: no non-empty sentence pairs for training")
-    if not parts.get("val", ([],))[0]:
+    if not parts["val"][0]:
         raise DataError(f"{data_cfg.source}: the validation split is empty ({len(parts['train'][0])} training "
                         "pairs); raise data.val_fraction or give a dev file")
     return Splits(parts["train"], parts["val"], parts.get("test") or None,
                   {"source_lang": src_lang, "target_lang": tgt_lang})
 
 
-def _from_tfds(name, src_lang, tgt_lang):
-    import tensorflow_datasets as tfds
+def _demo_pairs(task, src_lang, tgt_lang):
+    demo = importlib.import_module(f"seqapps.data.demo.{task}")
+    rows, langs = demo.pairs(), list(demo.LANGUAGES)
+    for lang in (src_lang, tgt_lang):
+        if lang not in langs:
+            raise DataError(f"the demo pairs are in {' and '.join(langs)}; data.source_lang/target_lang "
+                            f"{lang!r} is not one of them")
+    return [r[langs.index(src_lang)] for r in rows], [r[langs.index(tgt_lang)] for r in rows]
 
-    def read(split):
-        sources, targets = [], []
-        for ex in tfds.as_numpy(tfds_load(name, split)):
-            if src_lang not in ex or tgt_lang not in ex:
-                raise DataError(f"tfds:{name} has features {sorted(ex)}; set data.source_lang and "
-                                "data.target_lang to two of them")
-            sources.append(ex[src_lang].decode("utf-8", "replace"))
-            targets.append(ex[tgt_lang].decode("utf-8", "replace"))
-        return sources, targets
 
-    parts = {"train": read("train")}
-    for split, name_ in (("val", "validation"), ("test", "test")):
-        try:
-            parts[split] = read(name_)
-        except DataError as e:
-            if "no split" not in str(e):
-                raise
-    return parts
+def _from_tfds(examples, name, split_name, data_cfg):
+    src_lang, tgt_lang = data_cfg.source_lang, data_cfg.target_lang
+    sources, targets = [], []
+    for ex in examples:
+        if src_lang not in ex or tgt_lang not in ex:
+            raise DataError(f"tfds:{name} has features {sorted(ex)}; set data.source_lang and "
+                            "data.target_lang to two of them")
+        sources.append(ex[src_lang].decode("utf-8", "replace"))
+        targets.append(ex[tgt_lang].decode("utf-8", "replace"))
+    return sources, targets
 
 
 # -- vocabularies and encoding ---------------------------------------------------------------
@@ -268,7 +220,7 @@ def token_counts(texts, standardize_fn=standardize) -> np.ndarray:
     return tf.strings.split(standardize_fn(tf.constant(list(texts)))).row_lengths().numpy()
 
 
-class ParallelVocab:
+class ParallelVocab(Preprocessing):
     """Source and target vocabularies; files ``source_vocab.txt``, ``target_vocab.txt``.
 
     The target vocabulary holds ``""`` (0, padding), ``[UNK]`` (1), ``[START]`` (2) and
@@ -281,8 +233,11 @@ class ParallelVocab:
         self.lowercase_target = bool(lowercase_target)
         self.start_id, self.end_id = self.target_vocab.index(START), self.target_vocab.index(END)
 
+    task = "translation"
+
     @classmethod
-    def fit(cls, sources, targets, data_cfg) -> "ParallelVocab":
+    def fit(cls, cfg, splits) -> "ParallelVocab":
+        (sources, targets), data_cfg = splits.train, cfg.data
         target_std = standardize if data_cfg.lowercase_target else standardize_cased
         src = textlib.fit_vocabulary(sources, data_cfg.source_vocab_size, standardize)
         tgt = textlib.fit_vocabulary(targets, max(data_cfg.target_vocab_size - 2, 3), target_std)
@@ -290,15 +245,15 @@ class ParallelVocab:
         return cls(src, tgt, data_cfg.max_length, data_cfg.max_output_length, data_cfg.lowercase_target)
 
     def save(self, run_dir) -> None:
-        textlib.save_lines(Path(run_dir) / "source_vocab.txt", self.source_vocab)
-        textlib.save_lines(Path(run_dir) / "target_vocab.txt", self.target_vocab)
+        save_vocab(run_dir, "source_vocab.txt", self.source_vocab)
+        save_vocab(run_dir, "target_vocab.txt", self.target_vocab)
 
     @classmethod
-    def load(cls, run_dir, data_cfg) -> "ParallelVocab":
-        run_dir = Path(run_dir)
+    def load(cls, run_dir, cfg=None) -> "ParallelVocab":
+        d = cfg.data
+        vocabs = cls.read_vocab(run_dir, "source_vocab.txt"), cls.read_vocab(run_dir, "target_vocab.txt")
         try:
-            return cls(textlib.load_lines(run_dir / "source_vocab.txt"), textlib.load_lines(run_dir / "target_vocab.txt"),
-                       data_cfg.max_length, data_cfg.max_output_length, data_cfg.lowercase_target)
+            return cls(*vocabs, d.max_length, d.max_output_length, d.lowercase_target)
         except ValueError:
             raise DataError(f"{run_dir}/target_vocab.txt lacks {START} or {END}") from None
 

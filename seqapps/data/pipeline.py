@@ -8,16 +8,6 @@ import numpy as np
 import tensorflow as tf
 
 
-def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int = 0):
-    """Deterministic shuffled index split into (train, val, test)."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction)) if test_fraction else 0
-    n_val = int(round(n * val_fraction)) if val_fraction else 0
-    if n - n_test - n_val < 1:
-        raise ValueError("too few examples to split")
-    return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
-
-
 def default_boundaries(max_length: int) -> list[int]:
     """Bucket edges 4, 8, 12, 16, 24, 32, 48, 64, ... up to ``max_length``."""
     edges, edge = [], 4

@@ -113,8 +113,10 @@ class Reader:
 
     ``demo(data_cfg)``: the demo data, whole. ``read(path, data_cfg, options)``: one file
     (or a folder, when ``suffixes`` is empty) as one piece; ``options`` are the named
-    dataset's reader options from the catalog (``{}`` for a path). ``suffixes``: a folder is searched
-    for split files with these suffixes (:func:`~seqapps.data.splits.find_split_files`).
+    dataset's reader options from the catalog (``{}`` for a path). ``suffixes``: a folder
+    is searched for split files with these suffixes
+    (:func:`~seqapps.data.splits.find_split_files`); with ``folder_piece``, a folder without
+    a training file is read by ``read`` as one piece instead of failing.
     ``tfds(examples, name, split, data_cfg)``: a TFDS split's numpy examples (None: the
     task reads no TFDS data). ``split(data, val_fraction, test_fraction)``: ``(train,
     val, test)`` of a piece, by :func:`seqapps.data.splits.split`."""
@@ -125,11 +127,14 @@ class Reader:
     suffixes: tuple = ()
     split: Callable = split
     unit: str = "examples"
+    folder_piece: bool = False
 
 
-def load_splits(data_cfg, task: str, reader: Reader, data_dir=None) -> tuple[dict, Source]:
-    """``({"train", "val", "test"}, source)`` for ``data_cfg.source`` (rules in the module docstring)."""
-    source = resolve(data_cfg.source, task, data_dir)
+def load_splits(data_cfg, task: str, reader: Reader, data_dir=None, source: Source | None = None
+                ) -> tuple[dict, Source]:
+    """``({"train", "val", "test"}, source)`` for ``data_cfg.source`` (rules in the module
+    docstring); ``source`` is the already resolved source, if the caller has it."""
+    source = source or resolve(data_cfg.source, task, data_dir)
     fractions = (source.options.get("val_fraction", data_cfg.val_fraction),
                  source.options.get("test_fraction", data_cfg.test_fraction))
     if source.kind == "tfds":
@@ -138,15 +143,21 @@ def load_splits(data_cfg, task: str, reader: Reader, data_dir=None) -> tuple[dic
                             "expected demo, a named dataset or a path")
         convert = lambda examples, split_name: reader.tfds(examples, source.tfds_name, split_name, data_cfg)  # noqa: E731
         return read_tfds(source.tfds_name, convert, fractions[0], reader.split), source
+    return complete_splits(read_pieces(data_cfg, source, reader), *fractions, reader.split), source
+
+
+def read_pieces(data_cfg, source: Source, reader: Reader) -> dict:
+    """The raw pieces of a demo, named or path source, before any split: ``{"all": data}``
+    or ``{"train": ..., "val"?: ..., "test"?: ...}``."""
     if source.kind == "demo":
-        parts = {"all": reader.demo(data_cfg)}
-    else:
-        files = dict(source.paths)
-        if "path" in files:
-            path = files.pop("path")
-            files = find_split_files(path, reader.suffixes) if path.is_dir() and reader.suffixes else {"all": path}
-        parts = {name: reader.read(path, data_cfg, source.options) for name, path in files.items()}
-    return complete_splits(parts, *fractions, reader.split), source
+        return {"all": reader.demo(data_cfg)}
+    files = dict(source.paths)
+    if "path" in files:
+        path = files.pop("path")
+        found = (find_split_files(path, reader.suffixes, required=not reader.folder_piece)
+                 if path.is_dir() and reader.suffixes else {})
+        files = found or {"all": path}
+    return {name: reader.read(path, data_cfg, source.options) for name, path in files.items()}
 
 
 def complete_splits(parts: dict, val_fraction: float, test_fraction: float, split_fn=split) -> dict:

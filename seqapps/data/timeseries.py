@@ -42,7 +42,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqapps.data.preprocessing import Preprocessing, save_json
+from seqapps.data.sources import Reader, read_pieces, resolve
+from seqapps.data.splits import split_sizes
 from seqapps.errors import ConfigError, DataError
+from seqapps.task import Splits
 
 NA_STRINGS = {"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a"}
 DATE_NAMES = ["date", "datetime", "time", "timestamp", "month", "day", "period", "ds", "week"]
@@ -324,8 +328,9 @@ def split_points(n: int, *, window: int, horizon: int, val_size: int = 0, test_s
     takes the fraction of the series."""
     if window < 1 or horizon < 1:
         raise ConfigError(f"data.window and data.horizon must be >= 1, got {window} and {horizon}")
-    n_test = test_size or int(round(n * test_fraction))
-    n_val = val_size or int(round(n * val_fraction))
+    _, n_val, n_test = split_sizes(n, 0.0 if val_size else val_fraction, 0.0 if test_size else test_fraction,
+                                   where, "steps")
+    n_test, n_val = test_size or n_test, val_size or n_val
     train_stop = n - n_test - n_val
     if train_stop - window < horizon:
         raise DataError(f"{where}: data.window={window} is too long for this series: {n} steps, of which "
@@ -467,18 +472,97 @@ class Encoding:
         return cls(data["target"], data["columns"], list(data["mean"]), list(data["std"]))
 
 
-def load_source_frame(source, where=None) -> tuple[pd.DataFrame, str]:
-    """Raw rows for a resolved :class:`~seqapps.data.sources.Source` (demo or a CSV path)."""
-    if source.kind == "demo":
+# -- loading a forecasting source -----------------------------------------------------------------
+DEMO_DEFAULTS = {"target": "load", "features": ["all"]}   # what the demo series means when unset
+
+
+def series_reader() -> Reader:
+    """Demo rows or one CSV file (a folder holding exactly one); no TFDS source."""
+    def demo(cfg):
         from seqapps.data.demo.forecasting import frame as demo_frame
 
-        return demo_frame().astype(str), "demo"
+        return demo_frame().astype(str)
+
+    def read(path, cfg, options):
+        path = Path(path)
+        if path.is_dir():
+            csvs = sorted(path.glob("*.csv"))
+            if len(csvs) != 1:
+                raise DataError(f"{path}: a folder; expected one CSV file (found {len(csvs)})")
+            path = csvs[0]
+        return read_csv(path)
+
+    return Reader(demo, read, None, (), unit="steps")
+
+
+def _source_path(source) -> str:
+    return "demo" if source.kind == "demo" else str(next(iter(source.paths.values())))
+
+
+def load_series_splits(data_cfg, task: str, data_dir=None) -> Splits:
+    """Chronological train / validation / test parts of one series (:func:`split_points`).
+    Sets ``data_cfg.target`` (and ``features``, when empty) to what the series resolved to."""
+    d = data_cfg
+    source = resolve(d.source, task, data_dir)
     if source.kind == "tfds":
-        raise DataError(f"{source.spec}: the forecasting task reads CSV files; expected demo, a named dataset or a path")
-    path = Path(next(iter(source.paths.values())))
-    if path.is_dir():
-        csvs = sorted(path.glob("*.csv"))
-        if len(csvs) != 1:
-            raise DataError(f"{path}: a folder; expected one CSV file (found {len(csvs)})")
-        path = csvs[0]
-    return read_csv(path), str(where or path)
+        raise DataError(f"{source.spec}: the {task} task reads CSV files; expected demo, a named dataset or a path")
+    raw, where = read_pieces(d, source, series_reader())["all"], _source_path(source)
+    defaults = DEMO_DEFAULTS if source.kind == "demo" else source.options
+    d.target = d.target or defaults.get("target", "")
+    d.features = list(d.features or defaults.get("features", []))
+    series = prepare(raw, target=d.target, features=d.features, date_column=d.date_column, missing=d.missing,
+                     where=where)
+    d.target = series.target   # the resolved config names the column it picked
+    season = d.season or infer_season(series.dates)
+    if season < 1:
+        raise DataError(f"data.season must be >= 1 (or 0 to infer it), got {season}")
+    train_stop, val_stop = split_points(len(series), window=d.window, horizon=d.horizon, val_size=d.val_size,
+                                        test_size=d.test_size, val_fraction=d.val_fraction,
+                                        test_fraction=d.test_fraction, where=where)
+    scale = mase_scale(series.y, series.observed, train_stop, season)
+    part = lambda a, b, name: SeriesSplit(series, a, b, name, d.window, d.horizon, season, scale)  # noqa: E731
+    splits = Splits(part(0, train_stop, "train"), part(train_stop, val_stop, "val") if val_stop > train_stop
+                    else None, part(val_stop, len(series), "test") if len(series) > val_stop else None,
+                    info={"series": series, "season": season, "train_stop": train_stop, "val_stop": val_stop})
+    for split_part in (splits.train, splits.val):
+        if split_part is not None and not len(split_part):
+            raise DataError(f"{where}: no {split_part.name} window has all {d.horizon} target(s) observed; "
+                            "lower data.window or data.horizon, or change data.val_size")
+    if splits.val is None:
+        raise DataError(f"{where}: no validation part; set data.val_size or data.val_fraction above 0")
+    return splits
+
+
+@dataclasses.dataclass
+class ForecastingPrep(Preprocessing):
+    """What training fitted: the column encoding and scaling, and the window shape (``series.json``)."""
+
+    encoding: Encoding
+    window: int
+    horizon: int
+    season: int
+    freq: str | None
+    FILE = "series.json"
+    task = "forecasting"
+
+    @classmethod
+    def fit(cls, cfg, splits) -> "ForecastingPrep":
+        series = splits.info["series"]
+        encoding = Encoding.fit(series.frame.iloc[:splits.info["train_stop"]], series.target)
+        return cls(encoding, cfg.data.window, cfg.data.horizon, splits.info["season"], series.freq)
+
+    def to_dict(self) -> dict:
+        return {"encoding": self.encoding.to_dict(), "window": self.window, "horizon": self.horizon,
+                "season": self.season, "freq": self.freq}
+
+    def save(self, run_dir) -> None:
+        save_json(run_dir, self.FILE, self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ForecastingPrep":
+        return cls(Encoding.from_dict(d["encoding"]), int(d["window"]), int(d["horizon"]), int(d["season"]),
+                   d.get("freq"))
+
+    @classmethod
+    def load(cls, run_dir, cfg=None) -> "ForecastingPrep":
+        return cls.from_dict(cls.read_json(run_dir, cls.FILE))

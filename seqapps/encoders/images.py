@@ -83,3 +83,13 @@ def decode_batch(images, size: int):
     valid = tf.scatter_nd(idx[:, None], tf.ones_like(idx, tf.bool), [n])
     full = tf.scatter_nd(idx[:, None], pixels, [n, size, size, 3])
     return full, valid
+
+
+def augment(pixels, size: int):
+    """A training-time variant of one image ``[size, size, 3]``: a random crop of 85-100% of the
+    side resized back, random brightness and contrast; values stay in [0, 255]."""
+    crop = tf.cast(tf.cast(size, tf.float32) * tf.random.uniform([], 0.85, 1.0), tf.int32)
+    pixels = tf.image.random_crop(pixels, [crop, crop, 3])
+    pixels = tf.image.resize(pixels, (size, size))
+    pixels = tf.image.random_brightness(pixels, 20.0)
+    return tf.clip_by_value(tf.image.random_contrast(pixels, 0.85, 1.15), 0.0, 255.0)
