@@ -20,7 +20,9 @@ from seqapps.config import Config
 
 @dataclasses.dataclass
 class Splits:
-    """Raw examples per split, in whatever form the task reads (lists, frames...)."""
+    """Raw examples per split, in whatever form the task reads (lists, frames...), as
+    :func:`seqapps.data.sources.load_splits` made them: ``test`` is None when the source
+    has no test split; ``info`` holds what the task learned while reading (labels...)."""
 
     train: Any
     val: Any
