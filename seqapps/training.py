@@ -16,7 +16,8 @@ from pathlib import Path
 
 from seqapps import registry
 from seqapps.errors import ConfigError, SeqappsError
-from seqapps.run import Run, versions
+from seqapps.run import versions
+from seqapps.serving.trained import TrainedRun as Run  # a run directory that can predict and export
 
 
 def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), strategy=None):
@@ -30,6 +31,7 @@ def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), 
     if strategy is not None:
         cfg.train.strategy = strategy
     cfg.override(overrides)
+    task.validate(cfg)  # one ConfigError line for a value the task cannot use
     if cfg.train.epochs < 0 or cfg.train.batch_size < 1:
         raise ConfigError("train.epochs must be >= 0 and train.batch_size >= 1")
     return cfg
@@ -174,7 +176,7 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         train_ds, val_ds = even_batches(train_ds, replicas), even_batches(val_ds, replicas)
     with strategy_obj.scope():
         model = task_obj.build_model(cfg, prep)
-        task_obj.compile(model, cfg, make_optimizer(cfg.train, _total_steps(cfg, train_ds, steps)))
+        task_obj.compile(model, cfg, make_optimizer(cfg.train, _total_steps(cfg, train_ds, steps)), prep)
 
     monitor, mode = task_obj.monitor, task_obj.monitor_mode
     extra_callbacks = list(callbacks)

@@ -205,6 +205,7 @@ class Captioning(Task):
     default_data = "flickr8k_1000"
     config_class = CaptioningConfig
     predictor_class = CaptionPredictor
+    unused = {"model.bidirectional": "the decoder reads forwards", "model.layers": "the decoder is one recurrent cell"}
 
     def load_data(self, cfg, data_dir=None):
         _check(cfg)
@@ -258,7 +259,7 @@ class Captioning(Task):
                               attention=m.attention, attention_units=m.attention_units, dropout=m.dropout,
                               recurrent_dropout=m.recurrent_dropout, name="captioner")
 
-    def compile(self, model, cfg, optimizer):
+    def compile(self, model, cfg, optimizer, prep):
         model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
 

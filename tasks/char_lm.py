@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from seqapps import decoding
-from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps import commands
+from seqapps.config import AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
 from seqapps.data.readers import read_text_file
 from seqapps.data.sources import resolve, tfds_load
 from seqapps.errors import ConfigError, DataError
@@ -285,6 +286,11 @@ class CharLM(Task):
     default_data = "tinyshakespeare"
     config_class = CharLMConfig
     predictor_class = CharLMPredictor
+    unused = {"data.max_length": "it reads the text in train.bptt windows"}
+    ranges = {"train.bptt": AT_LEAST_1, "data.eval_streams": AT_LEAST_1}
+
+    def cli_commands(self):
+        return [commands.GENERATE, commands.INSPECT]  # python -m seqapps generate | inspect
 
     def load_data(self, cfg, data_dir=None):
         return load_texts(cfg, self.name, data_dir)
@@ -316,7 +322,7 @@ class CharLM(Task):
                                  dropout=m.dropout, recurrent_dropout=m.recurrent_dropout,
                                  batch_size=cfg.train.batch_size if cfg.train.stateful else 0, name="char_lm")
 
-    def compile(self, model, cfg, optimizer):
+    def compile(self, model, cfg, optimizer, prep):
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     def callbacks(self, cfg, prep):

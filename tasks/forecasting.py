@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.config import AT_LEAST_0, AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
 from seqapps.data import timeseries as ts
 from seqapps.data.timeseries import ForecastingPrep
 from seqapps.errors import DataError
@@ -167,6 +167,10 @@ class Forecasting(Task):
     config_class = ForecastingConfig
     monitor, monitor_mode = "val_loss", "min"
     predictor_class = ForecastingPredictor
+    unused = {"data.max_length": "its inputs are data.window steps"}
+    ranges = {"data.window": AT_LEAST_1, "data.horizon": AT_LEAST_1, "data.season": AT_LEAST_0,
+              "data.val_size": AT_LEAST_0, "data.test_size": AT_LEAST_0}
+    choices = {"data.missing": ts.MISSING}
     prep_class = ForecastingPrep
 
     # -- data ------------------------------------------------------------------------------
@@ -205,11 +209,11 @@ class Forecasting(Task):
         out = keras.layers.Rescaling(enc.target_std, offset=enc.target_mean, dtype="float32", name="unscale")(out)
         return keras.Model(window, out, name="forecasting")
 
-    def compile(self, model, cfg, optimizer):
+    def compile(self, model, cfg, optimizer, prep):
         # The loss is the MSE in standardized units (weighted by 1 / target variance), so
         # its size and the gradient clipping do not depend on the target's units; MAE is
         # reported in the original units.
-        std = float(model.get_layer("unscale").scale)
+        std = float(prep.encoding.target_std)
         model.compile(optimizer=optimizer, loss="mse", loss_weights=1.0 / std ** 2, metrics=["mae"])
 
     # -- serving and scoring -----------------------------------------------------------------

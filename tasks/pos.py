@@ -251,6 +251,7 @@ class Pos(Task):
     config_class = PosConfig
     monitor, monitor_mode = "val_accuracy", "max"
     predictor_class = PosPredictor
+    choices = {"data.tagset": TAGSETS, "model.char_encoder": ("cnn", "rnn", "none")}
     prep_class = TaggerData
 
     def load_data(self, cfg, data_dir=None):
@@ -309,7 +310,7 @@ class Pos(Task):
             vectors.set_weights([np.concatenate([np.zeros((2, matrix.shape[1]), np.float32), matrix])])
         return model
 
-    def compile(self, model, cfg, optimizer):
+    def compile(self, model, cfg, optimizer, prep):
         crf = cfg.model.crf
         model.compile(optimizer=optimizer, loss=CRFLoss() if crf else MaskedTagLoss(), metrics=[TagAccuracy(crf)])
 

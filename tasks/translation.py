@@ -242,7 +242,7 @@ class Translation(Task):
                        recurrent_dropout=m.recurrent_dropout, attention=m.attention,
                        attention_units=m.attention_units, output_dropout=m.output_dropout, name="translation")
 
-    def compile(self, model, cfg, optimizer):
+    def compile(self, model, cfg, optimizer, prep):
         # the loss the recipes were measured with: with attention, the masked token losses summed over
         # every position of the batch; attention=none averaged them over the real tokens only
         reduction = "mean_with_sample_weight" if cfg.model.attention == "none" else "sum_over_batch_size"

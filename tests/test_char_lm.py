@@ -140,7 +140,7 @@ def test_tiny_batch_overfits():
     vocab = CharVocab.fit(text)
     x, y = stream_windows(vocab.encode(text), batch_size=2, bptt=60)
     model = task.build_model(cfg, vocab)
-    task.compile(model, cfg, keras.optimizers.Adam(0.02))
+    task.compile(model, cfg, keras.optimizers.Adam(0.02), vocab)
     history = model.fit(x[0], y[0], epochs=80, verbose=0)
     assert history.history["loss"][-1] < 0.3 < history.history["loss"][0]
 

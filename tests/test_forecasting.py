@@ -176,7 +176,7 @@ def test_small_batch_is_overfit(tmp_path):
     y = rng.uniform(0, 55, (16, 1))                                       # only memorising fits them
     keras.utils.set_random_seed(0)
     model = task.build_model(cfg, prep)
-    task.compile(model, cfg, keras.optimizers.Adam(0.03))
+    task.compile(model, cfg, keras.optimizers.Adam(0.03), prep)
     before = model.evaluate(x, y, verbose=0)[1]
     model.fit(x, y, epochs=100, batch_size=16, verbose=0)
     after = model.evaluate(x, y, verbose=0)[1]

@@ -143,7 +143,8 @@ def _read_path(path: Path, columns, source_lang: str, target_lang: str):
     """A pairs file, one side of aligned files (``train.fr`` beside ``train.en``), or a
     folder holding one pair of aligned files (``corpus.fr``, ``corpus.en``)."""
     if path.is_dir():
-        stems = sorted({p.stem for p in path.glob(f"*.{source_lang}")} & {p.stem for p in path.glob(f"*.{target_lang}")})
+        stems = sorted({p.stem for p in path.glob(f"*.{source_lang}")}
+                       & {p.stem for p in path.glob(f"*.{target_lang}")})
         if not stems:
             raise DataError(f"{path}: expected aligned files NAME.{source_lang} and NAME.{target_lang} "
                             "(or a tab-separated pairs file)")
@@ -226,14 +227,14 @@ class ParallelVocab(Preprocessing):
     The target vocabulary holds ``""`` (0, padding), ``[UNK]`` (1), ``[START]`` (2) and
     ``[END]`` (3) first. Targets keep their case unless ``lowercase_target``."""
 
+    task = "translation"
+
     def __init__(self, source_vocab, target_vocab, max_length: int, max_output_length: int,
                  lowercase_target: bool = False):
         self.source_vocab, self.target_vocab = list(source_vocab), list(target_vocab)
         self.max_length, self.max_output_length = int(max_length), int(max_output_length)
         self.lowercase_target = bool(lowercase_target)
         self.start_id, self.end_id = self.target_vocab.index(START), self.target_vocab.index(END)
-
-    task = "translation"
 
     @classmethod
     def fit(cls, cfg, splits) -> "ParallelVocab":

@@ -141,7 +141,8 @@ def load_splits(data_cfg, task: str, reader: Reader, data_dir=None, source: Sour
         if reader.tfds is None:
             raise DataError(f"{source.spec}: the {task} task reads no TFDS datasets; "
                             "expected demo, a named dataset or a path")
-        convert = lambda examples, split_name: reader.tfds(examples, source.tfds_name, split_name, data_cfg)  # noqa: E731
+        def convert(examples, split_name):
+            return reader.tfds(examples, source.tfds_name, split_name, data_cfg)
         return read_tfds(source.tfds_name, convert, fractions[0], reader.split), source
     return complete_splits(read_pieces(data_cfg, source, reader), *fractions, reader.split), source
 

@@ -58,8 +58,8 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, *, order: s
     if keys is not None:
         n_test, n_val = round(100 * test_fraction), round(100 * val_fraction)
         buckets = np.fromiter((md5_bucket(k) for k in keys), dtype=np.int64, count=n)
-        return (np.flatnonzero(buckets >= n_test + n_val), np.flatnonzero((buckets >= n_test) & (buckets < n_test + n_val)),
-                np.flatnonzero(buckets < n_test))
+        val = (buckets >= n_test) & (buckets < n_test + n_val)
+        return np.flatnonzero(buckets >= n_test + n_val), np.flatnonzero(val), np.flatnonzero(buckets < n_test)
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     n_train, n_val, n_test = split_sizes(n, val_fraction, test_fraction, what, unit)
