@@ -112,7 +112,7 @@ def main(argv=None):
 
 def _rescore(run_dir):
     """Score a finished run's validation text again through the current serving code."""
-    from seqapps.run import Run
+    from seqapps.serving.trained import TrainedRun as Run
 
     run = Run.open(run_dir)
     task, cfg = run.task, run.config

@@ -151,7 +151,7 @@ print(json.dumps({"p50_ms_batch1": 1000 * float(np.percentile(lat, 50)), "p95_ms
 
 
 def export_speed(run_dir: str, out: Path, texts):
-    from seqapps.run import Run
+    from seqapps.serving.trained import TrainedRun as Run
 
     export_dir = Run(Path(run_dir).resolve()).export(out / "export")
     (out / "texts.json").write_text(json.dumps(texts))

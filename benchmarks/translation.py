@@ -150,7 +150,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from seqapps import registry
-    from seqapps.run import Run
+    from seqapps.serving.trained import TrainedRun as Run
     from seqapps.training import resolve_config, train
 
     out = Path(args.out)

@@ -1,14 +1,19 @@
-"""Command line: ``python -m seqapps train|evaluate|export|predict|tasks|datasets``.
+"""Command line: ``python -m seqapps train|evaluate|export|predict|tasks|datasets|diagnose``.
 
-Errors in what the user typed or pointed at print one line and exit with code 2;
-``--debug`` shows the traceback instead.
+Tasks add their own subcommands (char_lm: ``generate``, ``inspect``) through
+``Task.cli_commands()``. Errors in what the user typed or pointed at print one line
+and exit with code 2; ``--debug`` (before or after the subcommand) shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+
+from seqapps.commands import positive_int as _positive_int
+from seqapps.commands import table as _table
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -42,22 +47,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(task_commands=()) -> argparse.ArgumentParser:
+    """The parser for the built-in commands plus ``task_commands`` (:class:`seqapps.commands.Command`)."""
     parser = _Parser(prog="python -m seqapps", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    debug = _Parser(add_help=False)  # --debug after the subcommand too; SUPPRESS keeps one given before it
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add = functools.partial(sub.add_parser, parents=[debug])
 
-    p = sub.add_parser("train", help="train a task by name")
+    p = add("train", help="train a task by name")
     p.add_argument("task")
     p.add_argument("--data", help="demo | a named dataset | a path | tfds:NAME (default: the task's own)")
     p.add_argument("--data-dir", help="where named datasets live (default: $SEQAPPS_DATA)")
@@ -67,9 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. model.cell=gru (repeatable)")
     p.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<data>)")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
+    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
+                   help="the Keras backend that trains (default: the task's measured fastest); exports always "
+                        "use TensorFlow")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
 
-    p = sub.add_parser("evaluate", help="score a run or an export on a dataset")
+    p = add("evaluate", help="score a run or an export on a dataset")
     p.add_argument("path", help="run directory or export")
     p.add_argument("--data", help="dataset to score on (default: the one it was trained on)")
     p.add_argument("--data-dir")
@@ -77,37 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for plots (default: the run or export folder)")
     p.add_argument("--plot", action="store_true", help="also write the task's extra plots (attention maps...)")
 
-    p = sub.add_parser("export", help="write a raw-input SavedModel from a run")
+    p = add("export", help="write a raw-input SavedModel from a run")
     p.add_argument("run_dir")
     p.add_argument("out_dir")
 
-    p = sub.add_parser("predict", help="predict with an export (or a run directory)")
+    p = add("predict", help="predict with an export (or a run directory)")
     p.add_argument("path")
     p.add_argument("inputs", nargs="*", help="inputs; none reads --input or stdin, one per line")
     p.add_argument("--input", help="file with one input per line")
 
-    p = sub.add_parser("generate", help="generate text with a char_lm export (or run directory)")
-    p.add_argument("path")
-    p.add_argument("--prime", default="", help="text to continue (default: empty, as after a line break)")
-    p.add_argument("--length", type=_positive_int, default=200, help="characters to generate")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 picks the most likely character")
-    p.add_argument("--top-k", type=_positive_int, default=0, help="sample among the k most likely (0: off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: off)")
-    p.add_argument("--seed", type=int, help="the same seed gives the same text")
-
-    p = sub.add_parser("inspect", help="colour a text by a recurrent unit's activation (char_lm)")
-    p.add_argument("path", help="char_lm run directory or export")
-    p.add_argument("--text", required=True, help="UTF-8 text file to read through the model")
-    p.add_argument("--find", choices=["quotes", "line-position", "indent"],
-                   help="rank the units by how well they track this, and show the best")
-    p.add_argument("--unit", type=_positive_int, help="unit to colour by (default: the best found, else 0)")
-    p.add_argument("--layer", type=_positive_int, default=1)
-    p.add_argument("--state", choices=["hidden", "cell"], default="hidden", help="cell: the LSTM cell state")
-    p.add_argument("--top", type=_positive_int, default=10, help="units to list with --find")
-    p.add_argument("--max-chars", type=_positive_int, default=20000, help="read at most this many characters")
-    p.add_argument("--out", default="inspect", help="folder for inspect.html, inspect.png, states.npz")
-
-    p = sub.add_parser("diagnose", help="gradient norm through time for rnn/lstm/gru cells")
+    p = add("diagnose", help="gradient norm through time for rnn/lstm/gru cells")
     p.add_argument("what", choices=["gradients"])
     p.add_argument("--cells", default="rnn,lstm,gru")
     p.add_argument("--length", type=_positive_int, default=100, help="steps unrolled")
@@ -118,19 +99,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="diagnose", help="folder for gradients.csv and gradients.png")
 
-    sub.add_parser("tasks", help="list the tasks")
-    p = sub.add_parser("datasets", help="list the named datasets")
+    add("tasks", help="list the tasks")
+    p = add("datasets", help="list the named datasets")
     p.add_argument("--data-dir")
+    for command in task_commands:
+        command.add_arguments(add(command.name, help=command.help))
     return parser
 
 
+def task_commands() -> list:
+    """Every task's own subcommands (each once, however many tasks offer it)."""
+    from seqapps import registry
+
+    found = {}
+    for task in registry.all_tasks():
+        for command in task.cli_commands():
+            if command.name in COMMANDS or found.get(command.name, command) != command:
+                raise RuntimeError(f"task {task.name} adds a subcommand {command.name!r} that already exists")
+            found[command.name] = command
+    return list(found.values())
+
+
+def _wants_task_commands(argv) -> bool:
+    """False when the subcommand is a built-in one: those run without importing every task."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return command not in COMMANDS
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if next((a for a in argv if not a.startswith("-")), None) != "train":
+        from seqapps import engine
+
+        engine.select("tensorflow")  # serving graphs, exports and predictors are TensorFlow; train picks its own
+    extra = []
+    if _wants_task_commands(argv):
+        import_tensorflow_quietly()  # the task modules import it
+        extra = task_commands()
+    args = build_parser(extra).parse_args(argv)
     import_tensorflow_quietly()
     from seqapps.errors import SeqappsError
 
+    run = COMMANDS.get(args.command) or next(c.run for c in extra if c.name == args.command)
     try:
-        return COMMANDS[args.command](args) or 0
+        return run(args) or 0
     except SeqappsError as e:
         if args.debug:
             raise
@@ -142,12 +154,16 @@ def main(argv=None) -> int:
 
 
 def cmd_train(args):
+    from seqapps import engine
+
+    engine.select(args.backend or _override(args.overrides, "train.backend") or engine.default_backend(args.task))
     from seqapps import registry
     from seqapps.data import catalog
     from seqapps.training import resolve_config, train
 
     data = args.data
-    resolve_config(registry.get(args.task), data, overrides=args.overrides)  # bad options fail first
+    resolve_config(registry.get(args.task), data, epochs=args.epochs, batch_size=args.batch_size,
+                   overrides=args.overrides, strategy=args.strategy)  # bad options fail first
     if data is None:
         task = registry.get(args.task)
         entry = catalog.CATALOG.get(task.default_data)
@@ -155,8 +171,14 @@ def cmd_train(args):
             print(f"note: {task.default_data} is not under the data directory ($SEQAPPS_DATA or --data-dir); "
                   "training on the built-in demo data", file=sys.stderr)
             data = "demo"
-    train(args.task, data, epochs=args.epochs, batch_size=args.batch_size, overrides=args.overrides,
+    train(args.task, data, backend=args.backend, epochs=args.epochs, batch_size=args.batch_size, overrides=args.overrides,
           run_dir=args.run_dir, data_dir=args.data_dir, strategy=args.strategy, overwrite=args.overwrite)
+
+
+def _override(overrides, key):
+    """The last ``--set KEY=VALUE`` for ``key``, before any config is built."""
+    values = [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == key and "=" in o]
+    return values[-1] if values else None
 
 
 def cmd_evaluate(args):
@@ -215,39 +237,6 @@ def cmd_datasets(args):
     print("also: any local file or folder path, or tfds:NAME (downloads once, needs internet)")
 
 
-def _table(header, rows):
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    for row in [header, *rows]:
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
-
-
-def cmd_generate(args):
-    from seqapps.errors import SeqappsError
-    from seqapps.predict import load
-
-    predictor = load(args.path)
-    if not hasattr(predictor, "generate"):
-        raise SeqappsError(f"{args.path}: a {predictor.task.name} model does not generate text; "
-                           "expected a char_lm run or export")
-    print(args.prime + predictor.generate(args.prime, length=args.length, temperature=args.temperature,
-                                          top_k=args.top_k, top_p=args.top_p, seed=args.seed))
-
-
-def cmd_inspect(args):
-    from seqapps.inspect import inspect
-
-    result = inspect(args.path, args.text, args.out, unit=args.unit, layer=args.layer, state=args.state,
-                     find=args.find, top=args.top, max_chars=args.max_chars)
-    if result["ranking"]:
-        print(f"units tracking {args.find} (Pearson r over {result['chars']} characters):")
-        _table(["state", "layer", "unit", "r"],
-               [(u["state"], u["layer"], u["unit"], f"{u['r']:+.3f}") for u in result["ranking"]])
-    shown = result["shown"]
-    print(f"coloured by layer {shown['layer']} {shown['state']} unit {shown['unit']}")
-    for path in result["written"].values():
-        print(f"wrote {path}")
-
-
 def cmd_diagnose(args):
     from seqapps.diagnose import diagnose_gradients, summary
     from seqapps.errors import ConfigError
@@ -263,5 +252,4 @@ def cmd_diagnose(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "predict": cmd_predict,
-            "tasks": cmd_tasks, "datasets": cmd_datasets, "generate": cmd_generate, "inspect": cmd_inspect,
-            "diagnose": cmd_diagnose}
+            "tasks": cmd_tasks, "datasets": cmd_datasets, "diagnose": cmd_diagnose}

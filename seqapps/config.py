@@ -44,6 +44,7 @@ class TrainConfig:
     clipnorm: float = 1.0       # 0 disables gradient clipping
     patience: int = 3           # early stopping on the monitored metric; 0 disables
     seed: int = 1
+    backend: str = ""           # tensorflow | jax | torch: the Keras backend that trains ("": the task's default)
     strategy: str = "default"   # default | mirrored | multiworker
     mixed_precision: bool = False
     ema: float = 0.0            # > 0: keep an exponential moving average of the weights (momentum)
@@ -162,3 +163,77 @@ def _update(cfg, data: dict, prefix: str) -> None:
             _update(current, value, prefix + name + ".")
         else:
             setattr(cfg, name, parse_value(value, hints[name], prefix + name))
+
+
+# -- documented ranges ---------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Numbers from ``low`` to ``high`` (``None``: unbounded); ``open`` ends are excluded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.high_open and value == self.high))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+AT_LEAST_0, AT_LEAST_1, POSITIVE = Range(0), Range(1), Range(0, low_open=True)
+FRACTION = Range(0, 1, high_open=True)  # [0, 1): a dropout rate, a share of the data, a momentum
+
+#: every shared option's documented range, checked by :func:`check` (keys a config lacks are skipped);
+#: a task adds its own in ``Task.ranges``
+RANGES: dict[str, Range] = {
+    "data.val_fraction": FRACTION, "data.test_fraction": FRACTION, "data.max_length": AT_LEAST_1,
+    "model.units": AT_LEAST_1, "model.layers": AT_LEAST_1, "model.embedding_dim": AT_LEAST_1,
+    "model.dropout": FRACTION, "model.recurrent_dropout": FRACTION, "model.embedding_dropout": FRACTION,
+    "model.attention_units": AT_LEAST_1, "model.beam_width": AT_LEAST_1,
+    "train.epochs": AT_LEAST_1, "train.batch_size": AT_LEAST_1, "train.learning_rate": POSITIVE,
+    "train.clipnorm": AT_LEAST_0, "train.patience": AT_LEAST_0, "train.ema": FRACTION,
+    "train.backup_every": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0,
+}
+
+#: the values a shared string option may take; a task adds its own in ``Task.choices``
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.cell": ("rnn", "lstm", "gru"),
+    "model.pooling": ("last", "max", "mean", "max_mean"),
+    "model.attention": ("additive", "multiplicative", "none"),
+    "train.optimizer": ("adam", "adamw", "sgd", "rmsprop"),
+    "train.decay": ("none", "cosine"),
+    "train.strategy": ("default", "mirrored", "multiworker"),
+}
+
+
+def get_value(cfg, key: str, default=None):
+    """``cfg.<key>`` for a dotted key, or ``default`` when the config has no such key."""
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(cfg) or not hasattr(cfg, part):
+            return default
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def check(cfg, ranges: dict | None = None, choices: dict | None = None) -> None:
+    """Raise one :class:`ConfigError` line for the first value outside its documented range or
+    choices: the shared :data:`RANGES` / :data:`CHOICES`, updated by ``ranges`` / ``choices``."""
+    missing = object()
+    for key, allowed in {**RANGES, **(ranges or {})}.items():
+        value = get_value(cfg, key, missing)
+        if value is missing or value is None or isinstance(value, (str, bool, list, tuple)):
+            continue
+        if value != value or value not in allowed:  # NaN is in no range
+            raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+    for key, allowed in {**CHOICES, **(choices or {})}.items():
+        value = get_value(cfg, key, missing)
+        if value is not missing and value not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")

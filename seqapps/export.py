@@ -13,8 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from seqapps import engine
 from seqapps.errors import ExportError
-from seqapps.run import Run
+from seqapps.serving.bundle import Bundle, signature_name
 
 
 def build_archive(model, endpoints: dict, trackables=()):
@@ -25,32 +26,28 @@ def build_archive(model, endpoints: dict, trackables=()):
     for layer in trackables:
         archive.track(layer)
     for i, (name, endpoint) in enumerate(endpoints.items()):
-        archive.add_endpoint("serving_default" if i == 0 else name, endpoint.fn,
-                             input_signature=endpoint.input_signature)
+        archive.add_endpoint(signature_name(i, name), endpoint.fn, input_signature=endpoint.input_signature)
     return archive
 
 
-def signature_docs(endpoints: dict) -> dict:
-    return {("serving_default" if i == 0 else name): {
-        "description": e.description,
-        "inputs": {s.name: {"dtype": s.dtype.name, "shape": s.shape.as_list()} for s in e.input_signature}}
-        for i, (name, e) in enumerate(endpoints.items())}
-
-
 def export(run_dir, out_dir) -> Path:
-    """Export the best checkpoint of ``run_dir`` to ``out_dir``; returns ``out_dir``."""
-    run = Run.open(run_dir)
-    task, cfg = run.task, run.config
-    prep = task.load_preprocessing(cfg, run.dir)
-    model = run.load_model()
-    endpoints = task.endpoints(model, prep, cfg)
+    """Export the best checkpoint of ``run_dir`` to ``out_dir``; returns ``out_dir``.
+
+    Always written with the TensorFlow backend: from a process that runs another one, the
+    export is written by a child process that runs TensorFlow."""
+    if engine.current_backend() != "tensorflow":
+        run_dir = run_dir.run.dir if isinstance(run_dir, Bundle) else getattr(run_dir, "dir", run_dir)
+        engine.run_elsewhere("tensorflow", ["export", run_dir, out_dir], "export")
+        return Path(out_dir)
+    bundle = run_dir if isinstance(run_dir, Bundle) else Bundle(run_dir)
+    endpoints = bundle.endpoints  # loads the model; a run without a checkpoint fails before anything is written
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        archive = build_archive(model, endpoints, task.trackables(prep))
+        archive = build_archive(bundle.model, endpoints, bundle.trackables())
         archive.write_out(str(tmp), verbose=False)
-        metadata = {**run.metadata(prep), "signatures": signature_docs(endpoints)}
+        metadata = bundle.metadata(signatures=True)
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         _swap_into_place(tmp, out_dir)
     except BaseException:

@@ -26,13 +26,23 @@ class Predictor:
     def in_memory(cls, task, endpoints: dict, metadata: dict) -> "Predictor":
         import tensorflow as tf
 
+        from seqapps.serving.bundle import signature_name
+
         signatures = {}
         for i, (name, e) in enumerate(endpoints.items()):
             fn = tf.function(e.fn, input_signature=e.input_signature)
             specs = {s.name: s for s in e.input_signature}
-            signatures["serving_default" if i == 0 else name] = (
+            signatures[signature_name(i, name)] = (
                 lambda _fn=fn, _specs=specs, **kw: _fn(*[kw[k] for k in _specs]), specs)
         return (task.predictor_class or cls)(task, signatures, metadata)
+
+    @classmethod
+    def from_run(cls, run_dir) -> "Predictor":
+        """An in-memory Predictor over a run's best checkpoint (the same endpoints an export holds)."""
+        from seqapps.serving.bundle import Bundle
+
+        bundle = run_dir if isinstance(run_dir, Bundle) else Bundle(run_dir)
+        return cls.in_memory(bundle.task, bundle.endpoints, bundle.metadata())
 
     @classmethod
     def from_export(cls, path) -> "Predictor":
@@ -60,10 +70,14 @@ class Predictor:
         if signature not in self.signatures:
             raise ExportError(f"no signature {signature!r}; this export has: {', '.join(self.signatures)}")
         fn, specs = self.signatures[signature]
+        unknown = sorted(set(inputs) - set(specs))
+        if unknown:
+            raise ExportError(f"signature {signature!r} has no input {unknown[0]!r}; "
+                              f"its inputs are: {', '.join(specs)}")
         missing = set(specs) - set(inputs)
         if missing:
             raise ExportError(f"signature {signature!r} needs inputs: {', '.join(sorted(missing))}")
-        tensors = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype) for k, v in inputs.items() if k in specs}
+        tensors = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype) for k, v in inputs.items()}
         return {k: v.numpy() for k, v in fn(**tensors).items()}
 
     def predict(self, inputs):
@@ -95,9 +109,7 @@ def load(path) -> Predictor:
     """Load an export (or a run directory) as a :class:`Predictor`."""
     path = Path(path)
     if (path / "run.json").exists():
-        from seqapps.run import Run
-
-        return Run.open(path).predictor()
+        return Predictor.from_run(path)
     if not path.exists():
         raise ExportError(f"{path}: no such export or run directory")
     return Predictor.from_export(path)

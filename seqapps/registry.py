@@ -1,16 +1,25 @@
 """Task name -> Task class.
 
-Every module in the top-level ``tasks`` package registers its task with
-:func:`register`; the module's file name is the task name, so ``get("pos")``
-imports only ``tasks/pos.py``.
+Tasks are found two ways, neither depending on the current directory:
+
+* every module of the ``tasks`` package installed beside seqapps (``pip install .``
+  installs both; from a checkout, ``python -m seqapps`` imports the checkout's);
+  the module's file name is the task name, so ``get("pos")`` imports only ``tasks/pos.py``;
+* entry points in the group ``seqapps.tasks`` (name = task name, value = its module),
+  for tasks that other installed distributions add.
+
+A task module registers its Task subclass with :func:`register`.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from importlib import metadata
 
 from seqapps.errors import SeqappsError
+
+ENTRY_POINT_GROUP = "seqapps.tasks"
 
 _TASKS: dict[str, type] = {}
 
@@ -23,18 +32,26 @@ def register(cls):
     return cls
 
 
-def names() -> list[str]:
+def _modules() -> dict[str, str]:
+    """Task name -> the module that defines it."""
     import tasks
 
-    found = {m.name for m in pkgutil.iter_modules(tasks.__path__) if not m.name.startswith("_")}
-    return sorted(found | set(_TASKS))
+    found = {m.name: f"tasks.{m.name}" for m in pkgutil.iter_modules(tasks.__path__) if not m.name.startswith("_")}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value.split(":")[0])
+    return found
+
+
+def names() -> list[str]:
+    return sorted(set(_modules()) | set(_TASKS))
 
 
 def get(name: str):
     """Return an instance of the task called ``name``."""
     if name not in _TASKS:
-        if name in names():
-            importlib.import_module(f"tasks.{name}")
+        module = _modules().get(name)
+        if module is not None:
+            importlib.import_module(module)
         if name not in _TASKS:
             raise SeqappsError(f"unknown task {name!r}; expected one of: {', '.join(names())}")
     return _TASKS[name]()

@@ -7,6 +7,10 @@
     history.csv     per-epoch metrics            logs/        TensorBoard
     curves.png      training curves              metrics.json validation and test scores
     backup/         resumable state while training runs (deleted when it ends)
+
+A leaf: only the directory's paths and files. What a run *means* (its task, model,
+endpoints and metadata) is built by :mod:`seqapps.serving.bundle`; the conveniences
+``run.predictor()`` / ``run.export()`` live on :class:`seqapps.serving.trained.TrainedRun`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import json
 import platform
 from pathlib import Path
 
-from seqapps import registry
 from seqapps.errors import ExportError
 
 
@@ -55,12 +58,12 @@ class Run:
         return json.loads(self.info_path.read_text())
 
     @property
-    def task(self):
-        return registry.get(self.info["task"])
+    def task_name(self) -> str:
+        return self.info["task"]
 
-    @property
-    def config(self):
-        return self.task.config_class.load(self.config_path)
+    def read_config(self, config_class):
+        """config.json as an instance of ``config_class`` (the task's)."""
+        return config_class.load(self.config_path)
 
     @property
     def metrics(self) -> dict:
@@ -70,32 +73,8 @@ class Run:
     def finished(self) -> bool:
         return self.metrics_path.exists() and not self.backup_dir.exists()
 
-    def load_model(self):
-        import keras
-
+    def check_model(self) -> Path:
+        """The checkpoint's path; an :class:`ExportError` when there is none yet."""
         if not self.model_path.exists():
             raise ExportError(f"{self.dir}: no checkpoint yet ({self.model_path.name}); train at least one epoch")
-        self.task  # imports the task module so its custom layers are registered
-        return keras.saving.load_model(self.model_path)
-
-    def export(self, out_dir):
-        """Export the best checkpoint as a raw-input SavedModel (see :mod:`seqapps.export`)."""
-        from seqapps.export import export
-
-        return export(self.dir, out_dir)
-
-    def predictor(self):
-        """An in-memory Predictor over the best checkpoint (same code path as an export)."""
-        from seqapps.predict import Predictor
-
-        task, cfg = self.task, self.config
-        prep = task.load_preprocessing(cfg, self.dir)
-        return Predictor.in_memory(task, task.endpoints(self.load_model(), prep, cfg),
-                                   metadata=self.metadata(prep))
-
-    def metadata(self, prep=None) -> dict:
-        task, cfg = self.task, self.config
-        prep = prep if prep is not None else task.load_preprocessing(cfg, self.dir)
-        return {"task": task.name, "topology": task.topology, "description": task.description,
-                "dataset": self.info.get("data"), **task.metadata(prep), "metrics": self.metrics,
-                "config": cfg.to_dict(), "versions": versions()}
+        return self.model_path

@@ -15,7 +15,9 @@ from typing import Any, Callable
 import keras
 import tensorflow as tf
 
+from seqapps import config as configlib
 from seqapps.config import Config
+from seqapps.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -49,12 +51,33 @@ class Task:
     monitor_mode: str = "min"
     predictor_class: type | None = None  # a seqapps.predict.Predictor subclass
     prep_class: type | None = None     # a seqapps.data.preprocessing.Preprocessing subclass
+    #: documented ranges / choices of this task's own keys, checked with the shared ones in
+    #: seqapps.config.RANGES / CHOICES (``{"train.bptt": config.AT_LEAST_1}``, ``{"data.missing": (...)}``)
+    ranges: dict = {}
+    choices: dict = {}
+    #: shared keys this task cannot use -> why; any value but the task's default is rejected
+    unused: dict = {}
 
     # -- configuration ---------------------------------------------------------------
     def default_config(self) -> Config:
         cfg = self.config_class()
         cfg.data.source = self.default_data
         return cfg
+
+    def validate(self, cfg: Config) -> None:
+        """Reject, with one :class:`ConfigError` line naming the key, a value this task cannot
+        use. Training calls it on the resolved config before anything is written."""
+        configlib.check(cfg, self.ranges, self.choices)
+        defaults = self.config_class()
+        for key, why in self.unused.items():
+            value = configlib.get_value(cfg, key)
+            if value != configlib.get_value(defaults, key):
+                raise ConfigError(f"{key} is not used by {self.name} ({why}); got {value!r}, leave it unset")
+
+    def cli_commands(self) -> list:
+        """Subcommands this task adds to ``python -m seqapps``: :class:`seqapps.commands.Command`
+        entries (name, help, add_arguments(parser), run(args))."""
+        return []
 
     # -- data ----------------------------------------------------------------------------
     def load_data(self, cfg: Config, data_dir=None) -> Splits:
@@ -75,7 +98,8 @@ class Task:
     def build_model(self, cfg: Config, prep) -> keras.Model:
         raise NotImplementedError
 
-    def compile(self, model: keras.Model, cfg: Config, optimizer) -> None:
+    def compile(self, model: keras.Model, cfg: Config, optimizer, prep) -> None:
+        """Compile ``model`` with ``optimizer``; ``prep`` is what ``fit_preprocessing`` returned."""
         raise NotImplementedError
 
     def callbacks(self, cfg: Config, prep) -> list:

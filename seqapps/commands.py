@@ -1,0 +1,96 @@
+"""Subcommands a task can add to the command line, and the helpers commands share.
+
+A task lists its own subcommands in ``Task.cli_commands()`` (char_lm: ``generate`` and
+``inspect``); ``seqapps.cli`` collects them from the registry. Each is a :class:`Command`:
+a name, a help line, ``add_arguments(parser)`` and ``run(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable  # (argparse.ArgumentParser) -> None
+    run: Callable            # (argparse.Namespace) -> int | None
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+# -- generate: text from a model whose Predictor has generate() ----------------------------------
+def _generate_arguments(p):
+    p.add_argument("path")
+    p.add_argument("--prime", default="", help="text to continue (default: empty, as after a line break)")
+    p.add_argument("--length", type=positive_int, default=200, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 picks the most likely character")
+    p.add_argument("--top-k", type=positive_int, default=0, help="sample among the k most likely (0: off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: off)")
+    p.add_argument("--seed", type=int, help="the same seed gives the same text")
+
+
+def _generate(args):
+    from seqapps.errors import SeqappsError
+    from seqapps.predict import load
+
+    predictor = load(args.path)
+    if not hasattr(predictor, "generate"):
+        raise SeqappsError(f"{args.path}: a {predictor.task.name} model does not generate text; "
+                           "expected a char_lm run or export")
+    print(args.prime + predictor.generate(args.prime, length=args.length, temperature=args.temperature,
+                                          top_k=args.top_k, top_p=args.top_p, seed=args.seed))
+
+
+GENERATE = Command("generate", "generate text with a char_lm export (or run directory)", _generate_arguments,
+                   _generate)
+
+
+# -- inspect: colour a text by a recurrent unit (seqapps.inspect) ----------------------------------
+def _inspect_arguments(p):
+    p.add_argument("path", help="char_lm run directory or export")
+    p.add_argument("--text", required=True, help="UTF-8 text file to read through the model")
+    p.add_argument("--find", choices=["quotes", "line-position", "indent"],
+                   help="rank the units by how well they track this, and show the best")
+    p.add_argument("--unit", type=positive_int, help="unit to colour by (default: the best found, else 0)")
+    p.add_argument("--layer", type=positive_int, default=1)
+    p.add_argument("--state", choices=["hidden", "cell"], default="hidden", help="cell: the LSTM cell state")
+    p.add_argument("--top", type=positive_int, default=10, help="units to list with --find")
+    p.add_argument("--max-chars", type=positive_int, default=20000, help="read at most this many characters")
+    p.add_argument("--out", default="inspect", help="folder for inspect.html, inspect.png, states.npz")
+
+
+def _inspect(args):
+    from seqapps.inspect import inspect
+
+    result = inspect(args.path, args.text, args.out, unit=args.unit, layer=args.layer, state=args.state,
+                     find=args.find, top=args.top, max_chars=args.max_chars)
+    if result["ranking"]:
+        print(f"units tracking {args.find} (Pearson r over {result['chars']} characters):")
+        table(["state", "layer", "unit", "r"],
+              [(u["state"], u["layer"], u["unit"], f"{u['r']:+.3f}") for u in result["ranking"]])
+    shown = result["shown"]
+    print(f"coloured by layer {shown['layer']} {shown['state']} unit {shown['unit']}")
+    for path in result["written"].values():
+        print(f"wrote {path}")
+
+
+INSPECT = Command("inspect", "colour a text by a recurrent unit's activation (char_lm)", _inspect_arguments,
+                  _inspect)
