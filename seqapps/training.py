@@ -8,13 +8,14 @@ live here once.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from seqapps import registry
+from seqapps import engine, registry
 from seqapps.errors import ConfigError, SeqappsError
 from seqapps.run import versions
 from seqapps.serving.trained import TrainedRun as Run  # a run directory that can predict and export
@@ -30,7 +31,8 @@ def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), 
         cfg.train.batch_size = int(batch_size)
     if strategy is not None:
         cfg.train.strategy = strategy
-    cfg.override(overrides)
+    cfg.override(_as_list(overrides, "overrides"))
+    cfg.train.backend = engine.check_backend(cfg.train.backend or engine.default_backend(task.name))
     task.validate(cfg)  # one ConfigError line for a value the task cannot use
     if cfg.train.epochs < 0 or cfg.train.batch_size < 1:
         raise ConfigError("train.epochs must be >= 0 and train.batch_size >= 1")
@@ -138,48 +140,124 @@ def _best_so_far(run: Run, monitor: str, mode: str):
 
 
 def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, overrides=(), run_dir=None,
-          data_dir=None, strategy=None, overwrite=False, verbose=None, callbacks=()) -> Run:
+          data_dir=None, strategy=None, overwrite=False, verbose=None, callbacks=(), backend=None) -> Run:
     """Train ``task`` and return its :class:`~seqapps.run.Run`.
 
     Re-running the same call after an interruption resumes from the last backup.
-    ``callbacks`` are extra Keras callbacks (timers, custom logging...).
+    ``callbacks`` are extra Keras callbacks (timers, custom logging...). ``backend`` (or
+    ``train.backend``) picks the Keras backend that trains; when this process runs another
+    one, the training runs in a child process that does (``callbacks`` cannot go there).
     """
-    import keras
-    import tensorflow as tf
-
     task_obj = registry.get(task)
+    if backend is not None:
+        overrides = [*_as_list(overrides, "overrides"), f"train.backend={backend}"]
     cfg = resolve_config(task_obj, data, epochs, batch_size, overrides, strategy)
     run = Run(run_dir or default_run_dir(task, cfg.data.source))
+    if not engine.select(cfg.train.backend):
+        if callbacks:
+            raise ConfigError(f"callbacks= need the training to run in this process, whose Keras backend is "
+                              f"{engine.current_backend()}, not train.backend={cfg.train.backend}")
+        argv = ["train", task, "--run-dir", run.dir, "--backend", cfg.train.backend,
+                *_cli_flags(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size, strategy=strategy),
+                *[a for o in _as_list(overrides, "overrides") for a in ("--set", o)], *(["--overwrite"] * overwrite)]
+        engine.run_elsewhere(cfg.train.backend, argv, f"training {task}")
+        return Run(run.dir)
     splits = task_obj.load_data(cfg, data_dir)  # bad data fails before anything is written
     resuming = _prepare_run_dir(run, cfg, task, overwrite)
-    keras.utils.set_random_seed(cfg.train.seed)
-    if cfg.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    with _precision(cfg.train.mixed_precision):
+        model, prep, started = _fit(task_obj, cfg, run, splits, resuming, verbose, callbacks)
+    from seqapps.viz import plot_history
 
-    prep = None
-    if resuming:
-        try:
-            prep = task_obj.load_preprocessing(cfg, run.dir)
-        except (OSError, SeqappsError):
-            prep = None  # killed before the vocabularies were written
-    if prep is None:
-        prep = task_obj.fit_preprocessing(cfg, splits)
-        prep.save(run.dir)
+    plot_history(run.history_path, run.curves_path)
+    seconds = round(time.time() - started, 2)
+    if engine.current_backend() == "tensorflow":
+        score(run, splits, seconds, verbose=verbose is None or bool(verbose))
+    else:  # serving graphs are TensorFlow: score the checkpoint where they can be built
+        engine.run_elsewhere("tensorflow", ["score", run.dir, "--seconds", seconds, *_cli_flags(data_dir=data_dir)],
+                             f"scoring {task}", module="seqapps.training")
+    return run
+
+
+def _as_list(value, name):
+    if isinstance(value, str):
+        raise ConfigError(f"{name} expects a list of KEY=VALUE strings, got the string {value!r}; "
+                          f"write [{value!r}]")
+    return list(value or ())
+
+
+def _cli_flags(**values) -> list:
+    return [a for k, v in values.items() if v is not None for a in (f"--{k.replace('_', '-')}", v)]
+
+
+class _precision:
+    """``mixed_float16`` inside the block when asked, and the previous policy back after it."""
+
+    def __init__(self, mixed: bool):
+        self.mixed = mixed
+
+    def __enter__(self):
+        import keras
+
+        self.before = keras.mixed_precision.global_policy()
+        if self.mixed:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+
+    def __exit__(self, *exc):
+        import keras
+
+        keras.mixed_precision.set_global_policy(self.before)
+
+
+def _fit(task_obj, cfg, run, splits, resuming, verbose, extra_callbacks):
+    """Preprocessing, datasets, model and ``model.fit``; returns (model, prep, start time)."""
+    import keras
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    prep = _preprocessing(task_obj, cfg, run, splits, resuming)
     train_ds, val_ds = task_obj.datasets(cfg, prep, splits)
     steps = cfg.train.steps_per_epoch or None
     if steps:
         train_ds = train_ds.repeat()
-
     strategy_obj = make_strategy(cfg.train.strategy)
     replicas = strategy_obj.num_replicas_in_sync
+    run.info_path.write_text(json.dumps({**run.info, "replicas": replicas, "backend": cfg.train.backend},
+                                        indent=2) + "\n")  # what it ran on
     if replicas > 1:  # a batch must split evenly over the replicas
         train_ds, val_ds = even_batches(train_ds, replicas), even_batches(val_ds, replicas)
     with strategy_obj.scope():
         model = task_obj.build_model(cfg, prep)
         task_obj.compile(model, cfg, make_optimizer(cfg.train, _total_steps(cfg, train_ds, steps)), prep)
+    callbacks = _callbacks(task_obj, cfg, run, prep, extra_callbacks)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    if resuming:
+        print(f"resuming the interrupted run in {run.dir}", file=sys.stderr)
+    started = time.time()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, steps_per_epoch=steps,
+                        callbacks=callbacks, verbose=verbose, shuffle=False)
+    if any(v and not math.isfinite(float(v[-1])) for v in history.history.values()):
+        raise SeqappsError(f"training diverged (loss is NaN); lower train.learning_rate or set train.clipnorm "
+                           f"(run kept in {run.dir})")
+    if not run.model_path.exists():
+        model.save(run.model_path)
+    return model, prep, started
+
+
+def _preprocessing(task_obj, cfg, run, splits, resuming):
+    if resuming:
+        try:
+            return task_obj.load_preprocessing(cfg, run.dir)
+        except (OSError, SeqappsError):
+            pass  # killed before the vocabularies were written
+    prep = task_obj.fit_preprocessing(cfg, splits)
+    prep.save(run.dir)
+    return prep
+
+
+def _callbacks(task_obj, cfg, run, prep, extra) -> list:
+    import keras
 
     monitor, mode = task_obj.monitor, task_obj.monitor_mode
-    extra_callbacks = list(callbacks)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq=cfg.train.backup_every or "epoch",
                                          double_checkpoint=True),
@@ -189,30 +267,23 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         keras.callbacks.TensorBoard(str(run.logs_dir)),
         keras.callbacks.TerminateOnNaN(),
         *task_obj.callbacks(cfg, prep),
-        *extra_callbacks,
+        *extra,
     ]
     if cfg.train.ema:  # validate and checkpoint with the averaged weights
         callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if cfg.train.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.patience))
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
-    if resuming:
-        print(f"resuming the interrupted run in {run.dir}", file=sys.stderr)
-    started = time.time()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, steps_per_epoch=steps,
-                        callbacks=callbacks, verbose=verbose, shuffle=False)
-    if history.history and any(not tf.math.is_finite(v[-1]) for v in history.history.values() if v):
-        raise SeqappsError(f"training diverged (loss is NaN); lower train.learning_rate or set train.clipnorm "
-                           f"(run kept in {run.dir})")
-    if not run.model_path.exists():
-        model.save(run.model_path)
+    return callbacks
 
-    from seqapps.viz import plot_history
 
-    plot_history(run.history_path, run.curves_path)
+def score(run, splits=None, train_seconds=None, data_dir=None, verbose=True) -> dict:
+    """Score the best checkpoint through the serving path on the validation and test
+    splits; writes ``metrics.json`` (with ``train_seconds``) and returns it."""
+    task_obj, cfg = run.task, run.config
+    if splits is None:
+        splits = task_obj.load_data(cfg, data_dir)
     predictor = run.predictor()
-    metrics = {"train_seconds": round(time.time() - started, 2)}
+    metrics = {"train_seconds": train_seconds}
     for split in ("val", "test"):
         examples = getattr(splits, split)
         if examples is not None:
@@ -223,4 +294,27 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
             if split in metrics:
                 print(f"{split}:\n{task_obj.format_metrics(metrics[split])}")
         print(f"run directory: {run.dir}")
-    return run
+    return metrics
+
+
+def main(argv=None) -> int:
+    """``python -m seqapps.training score RUN_DIR [--seconds S] [--data-dir D]``: the scoring
+    step of a run trained on another backend (run with the TensorFlow backend)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m seqapps.training")
+    parser.add_argument("step", choices=["score"])
+    parser.add_argument("run_dir")
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    try:
+        score(Run.open(args.run_dir), train_seconds=args.seconds, data_dir=args.data_dir)
+    except SeqappsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

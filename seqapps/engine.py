@@ -1,0 +1,83 @@
+"""Which Keras backend trains a task, and running a step of the work on another one.
+
+Keras picks its backend once, when it is first imported (``KERAS_BACKEND``). Models,
+layers, losses and metrics are written in ``keras.ops`` so they train on any of them;
+tf.data feeds every backend; exports are always written with the TensorFlow backend
+(their signatures are TensorFlow graphs). A step asked for on a backend other than the
+one this process runs goes to a child process that runs it, with the same arguments.
+
+The default backend of each task is what ``benchmarks/engine.py`` measured fastest for
+that task on the benchmark machine (2 x86_64 CPU cores), kept in :data:`DEFAULT_BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+from seqapps.errors import ConfigError, SeqappsError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+#: what to install for a backend (the pins in requirements.txt)
+PACKAGES = {"tensorflow": "tensorflow-cpu==2.21.0", "jax": "jax==0.10.2", "torch": "torch==2.13.0"}
+#: measured by benchmarks/engine.py (see benchmarks/RESULTS.md); tasks not listed train on tensorflow
+DEFAULT_BACKENDS: dict[str, str] = {}
+
+
+def default_backend(task_name: str) -> str:
+    return DEFAULT_BACKENDS.get(task_name, "tensorflow")
+
+
+def check_backend(name: str) -> str:
+    """``name`` if it is a known, installed backend; else one ConfigError line saying what to do."""
+    if name not in BACKENDS:
+        raise ConfigError(f"train.backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[name]
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"the {name} backend is not installed; install it with: pip install {PACKAGES[name]}")
+    return name
+
+
+def current_backend() -> str | None:
+    """The backend of this process: Keras' if it is imported, else the one it will pick."""
+    if "keras" in sys.modules:
+        import keras
+
+        return keras.backend.backend()
+    return os.environ.get("KERAS_BACKEND") or _configured_backend()
+
+
+def _configured_backend() -> str:
+    import json
+    from pathlib import Path
+
+    path = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        return json.loads(path.read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def select(name: str) -> bool:
+    """Make ``name`` this process's backend if Keras is not imported yet; True when this
+    process now runs it (else the caller hands the work to :func:`run_elsewhere`)."""
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = name
+    return current_backend() == name
+
+
+def run_elsewhere(backend: str, argv: list, what: str, module: str = "seqapps") -> None:
+    """Run ``python -m MODULE ARGV`` with ``backend``, its output going where ours goes.
+
+    A child that fails on bad input has printed its one line already; this raises a
+    SeqappsError that says which step failed, for callers from Python."""
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    code = subprocess.call([sys.executable, "-m", module, *map(str, argv)], env=env)
+    if code:
+        raise SeqappsError(f"{what} on the {backend} backend failed (exit code {code}); see the lines above")
