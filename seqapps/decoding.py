@@ -359,7 +359,7 @@ def search(step, init_state, start_token, end_token, max_length, beam_width=1, l
 
 
 def read(step, init_state, tokens, lengths=None, record=False):
-    """Feed ``tokens`` int ``[batch, time]`` through ``step`` one at a time (teacher forcing).
+    """Feed ``tokens`` int ``[batch, time >= 1]`` through ``step`` one at a time (teacher forcing).
 
     Row ``r`` reads its first ``lengths[r]`` tokens (all of them without ``lengths``); its
     state and logits then stay as they were. Returns ``state`` (after each row's last
