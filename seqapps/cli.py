@@ -66,6 +66,8 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
                    help="override a config value, e.g. model.cell=gru (repeatable)")
     p.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<data>)")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
+    p.add_argument("--preset", help="a named recipe of the task (see `presets`; default: the recipe of the "
+                                    "--data dataset if it has one; none: the task defaults)")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
                    help="the Keras backend that trains (default: the task's measured fastest); exports always "
                         "use TensorFlow")
@@ -100,6 +102,8 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("--out", default="diagnose", help="folder for gradients.csv and gradients.png")
 
     add("tasks", help="list the tasks")
+    p = add("presets", help="list the tasks' named recipes (train TASK --preset NAME)")
+    p.add_argument("task", nargs="?", help="only this task's")
     p = add("datasets", help="list the named datasets")
     p.add_argument("--data-dir")
     for command in task_commands:
@@ -163,7 +167,7 @@ def cmd_train(args):
 
     data = args.data
     resolve_config(registry.get(args.task), data, epochs=args.epochs, batch_size=args.batch_size,
-                   overrides=args.overrides, strategy=args.strategy)  # bad options fail first
+                   overrides=args.overrides, strategy=args.strategy, preset=args.preset)  # bad options fail first
     if data is None:
         task = registry.get(args.task)
         entry = catalog.CATALOG.get(task.default_data)
@@ -171,7 +175,7 @@ def cmd_train(args):
             print(f"note: {task.default_data} is not under the data directory ($SEQAPPS_DATA or --data-dir); "
                   "training on the built-in demo data", file=sys.stderr)
             data = "demo"
-    train(args.task, data, backend=args.backend, epochs=args.epochs, batch_size=args.batch_size, overrides=args.overrides,
+    train(args.task, data, backend=args.backend, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, overrides=args.overrides,
           run_dir=args.run_dir, data_dir=args.data_dir, strategy=args.strategy, overwrite=args.overwrite)
 
 
@@ -219,6 +223,15 @@ def cmd_predict(args):
         print(line)
 
 
+def cmd_presets(args):
+    from seqapps import presets, registry
+
+    tasks = [registry.get(args.task)] if args.task else registry.all_tasks()
+    _table(["task", "preset", "default for", "recipe"], presets.rows(tasks))
+    print("\na preset whose 'default for' is a dataset is used when training that dataset; --preset none keeps "
+          "the task defaults")
+
+
 def cmd_tasks(args):
     from seqapps import registry
 
@@ -252,4 +265,4 @@ def cmd_diagnose(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "predict": cmd_predict,
-            "tasks": cmd_tasks, "datasets": cmd_datasets, "diagnose": cmd_diagnose}
+            "tasks": cmd_tasks, "presets": cmd_presets, "datasets": cmd_datasets, "diagnose": cmd_diagnose}

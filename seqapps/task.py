@@ -57,6 +57,8 @@ class Task:
     choices: dict = {}
     #: shared keys this task cannot use -> why; any value but the task's default is rejected
     unused: dict = {}
+    #: named recipes (seqapps.presets.Preset); one whose ``data`` is a dataset is that dataset's default
+    presets: tuple = ()
 
     # -- configuration ---------------------------------------------------------------
     def default_config(self) -> Config:
@@ -128,3 +130,17 @@ class Task:
     def format_metrics(self, metrics: dict) -> str:
         return "\n".join(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}"
                          for k, v in metrics.items() if not isinstance(v, (dict, list)))
+
+    # -- the contract tests' hooks --------------------------------------------------------------
+    #: ``--set`` overrides that shrink the task to seconds of training on ``--data demo``
+    #: (tiny units, few steps); the contract harness in tests/ trains every task with them.
+    tiny_overrides: list[str] | None = None
+
+    def sample_inputs(self, rng, n: int, metadata: dict, signature: str = "serving_default") -> list[dict]:
+        """``n`` random raw examples for ``signature`` of an export described by ``metadata``
+        (its metadata.json): one ``{input name: value}`` dict each. A batched input holds one
+        example's value (a str, image bytes, a token list, a ``[window, features]`` array);
+        a scalar input (beam width, seed...) the value to call with, the same in every dict
+        and deterministic (temperature 0 for sampling). ``rng`` is a ``numpy.random.Generator``.
+        The contract tests check that each example's outputs do not depend on the batch."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to draw sample inputs")

@@ -15,16 +15,22 @@ import sys
 import time
 from pathlib import Path
 
-from seqapps import engine, registry
+from seqapps import engine, presets, registry
 from seqapps.errors import ConfigError, SeqappsError
 from seqapps.run import versions
 from seqapps.serving.trained import TrainedRun as Run  # a run directory that can predict and export
 
 
-def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), strategy=None):
+def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), strategy=None, preset=None):
+    """The config a run trains with: the task's defaults, then the preset (``preset``, else
+    the recipe of the dataset ``data`` if the task has one), then the explicit arguments and
+    ``overrides``. Every value is checked before anything is written."""
     cfg = task.default_config()
     if data is not None:
         cfg.data.source = data
+    chosen = presets.choose(task, cfg.data.source, preset)
+    if chosen is not None:
+        cfg.override(chosen.overrides)
     if epochs is not None:
         cfg.train.epochs = int(epochs)
     if batch_size is not None:
@@ -140,29 +146,37 @@ def _best_so_far(run: Run, monitor: str, mode: str):
 
 
 def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, overrides=(), run_dir=None,
-          data_dir=None, strategy=None, overwrite=False, verbose=None, callbacks=(), backend=None) -> Run:
+          data_dir=None, strategy=None, overwrite=False, verbose=None, callbacks=(), backend=None,
+          preset=None) -> Run:
     """Train ``task`` and return its :class:`~seqapps.run.Run`.
 
     Re-running the same call after an interruption resumes from the last backup.
-    ``callbacks`` are extra Keras callbacks (timers, custom logging...). ``backend`` (or
+    ``preset`` names one of the task's recipes (default: the recipe of the dataset ``data``,
+    if the task has one; ``"none"``: the bare defaults); explicit arguments and ``overrides``
+    apply over it. ``callbacks`` are extra Keras callbacks (timers, custom logging...). ``backend`` (or
     ``train.backend``) picks the Keras backend that trains; when this process runs another
     one, the training runs in a child process that does (``callbacks`` cannot go there).
     """
     task_obj = registry.get(task)
     if backend is not None:
         overrides = [*_as_list(overrides, "overrides"), f"train.backend={backend}"]
-    cfg = resolve_config(task_obj, data, epochs, batch_size, overrides, strategy)
+    cfg = resolve_config(task_obj, data, epochs, batch_size, overrides, strategy, preset)
     run = Run(run_dir or default_run_dir(task, cfg.data.source))
+    chosen = presets.choose(task_obj, cfg.data.source, preset)
     if not engine.select(cfg.train.backend):
         if callbacks:
             raise ConfigError(f"callbacks= need the training to run in this process, whose Keras backend is "
                               f"{engine.current_backend()}, not train.backend={cfg.train.backend}")
         argv = ["train", task, "--run-dir", run.dir, "--backend", cfg.train.backend,
-                *_cli_flags(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size, strategy=strategy),
+                *_cli_flags(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size, strategy=strategy,
+                           preset=preset),
                 *[a for o in _as_list(overrides, "overrides") for a in ("--set", o)], *(["--overwrite"] * overwrite)]
         engine.run_elsewhere(cfg.train.backend, argv, f"training {task}")
         return Run(run.dir)
     splits = task_obj.load_data(cfg, data_dir)  # bad data fails before anything is written
+    if chosen is not None and preset is None:
+        print(f"note: training {cfg.data.source} with its preset {chosen.name!r} ({chosen.description}); "
+              "--preset none keeps the task defaults", file=sys.stderr)
     resuming = _prepare_run_dir(run, cfg, task, overwrite)
     with _precision(cfg.train.mixed_precision):
         model, prep, started = _fit(task_obj, cfg, run, splits, resuming, verbose, callbacks)

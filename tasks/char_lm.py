@@ -17,29 +17,24 @@ of the training text (see ``CharVocab``): ``serving_default`` primes on raw text
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import json
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from seqapps import decoding
-from seqapps import commands
+from seqapps import commands, decoding
 from seqapps.config import AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
-from seqapps.data.readers import read_text_file
-from seqapps.data.sources import resolve, tfds_load
+from seqapps.data.plaintext import CharVocab, load_texts
 from seqapps.errors import ConfigError, DataError
 from seqapps.data.streams import ResetStates, random_window_dataset, stateful_dataset, stream_windows
 from seqapps.models import CharLanguageModel
+from seqapps.presets import Preset
 from seqapps.predict import Predictor, decode_strings
 from seqapps.registry import register
-from seqapps.task import Endpoint, Splits, Task
+from seqapps.task import Endpoint, Task
 
 MAX_GENERATE = 20_000       # characters one generate call may produce
-TEXT_SUFFIXES = {"", ".txt", ".text", ".md", ".rst", ".csv", ".tsv", ".py", ".tex", ".html", ".xml", ".json"}
 
 
 @dataclasses.dataclass
@@ -73,121 +68,6 @@ class CharLMConfig(Config):
     data: CharLMData = dataclasses.field(default_factory=CharLMData)
     model: CharLMModel = dataclasses.field(default_factory=CharLMModel)
     train: CharLMTrain = dataclasses.field(default_factory=CharLMTrain)
-
-
-# -- reading text ------------------------------------------------------------------------------
-def read_text_source(path: Path) -> str:
-    """A text file, or every text file in a folder (sorted, recursively), joined by blank lines."""
-    if path.is_file():
-        return read_text_file(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
-        part.startswith(".") for part in p.relative_to(path).parts) and p.suffix.lower() in TEXT_SUFFIXES)
-    if not files:
-        raise DataError(f"{path}: no text files in the folder (expected .txt files or files without suffix)")
-    return "\n\n".join(read_text_file(p) for p in files)
-
-
-def split_text(text: str, cfg: CharLMData, source: str) -> tuple[str, str, str | None]:
-    """First part trains, then validation, then (if ``test_fraction``) test; contiguous."""
-    n = len(text)
-    n_test = int(n * cfg.test_fraction)
-    n_val = int(n * cfg.val_fraction)
-    n_train = n - n_val - n_test
-    if n_train < 2 or n_val < 2:
-        raise DataError(f"{source}: {n} characters are too few to split into training and validation text")
-    return text[:n_train], text[n_train:n_train + n_val], (text[n_train + n_val:] if n_test else None)
-
-
-def load_texts(cfg: CharLMConfig, task: str, data_dir=None) -> Splits:
-    source = resolve(cfg.data.source, task, data_dir)
-    if source.kind == "tfds":
-        return _from_tfds(source.tfds_name, cfg.data)
-    if source.kind == "demo":
-        text = importlib.import_module(f"seqapps.data.demo.{task}").text()
-    else:
-        text = read_text_source(source.paths.get("all") or source.paths["path"])
-    if not text.strip():
-        raise DataError(f"{cfg.data.source}: the text is empty")
-    train, val, test = split_text(text, cfg.data, cfg.data.source)
-    return Splits(train, val, test)
-
-
-def _from_tfds(name: str, data_cfg) -> Splits:
-    import tensorflow_datasets as tfds
-
-    def read(split):
-        pieces = []
-        for ex in tfds.as_numpy(tfds_load(name, split)):
-            if "text" not in ex:
-                raise DataError(f"tfds:{name}: no 'text' feature (features: {', '.join(sorted(ex))})")
-            pieces.append(ex["text"].decode("utf-8", "replace"))
-        return "\n".join(pieces)
-
-    train = read("train")
-    try:
-        val, test = read("validation"), read("test")
-    except DataError:
-        train, val, test = split_text(train, data_cfg, f"tfds:{name}")
-    return Splits(train, val, test or None)
-
-
-# -- the character vocabulary --------------------------------------------------------------------
-class CharVocab:
-    """Characters of the training text; id 0 is the unknown character. File ``chars.json``.
-
-    ``warmup`` is a passage of the training text ending at a paragraph break. Every
-    serving function reads it before its input, so reading starts from the state the
-    model is used to: a model trained with carried state almost never saw the zero
-    state, and a stateful LSTM primed from zero can babble for a hundred characters.
-    """
-
-    FILE = "chars.json"
-    WARMUP = 256
-
-    def __init__(self, chars: list[str], start: str, warmup: str = ""):
-        self.chars, self.start = list(chars), start
-        self.index = {c: i + 1 for i, c in enumerate(self.chars)}
-        self.warmup = warmup or start
-
-    @classmethod
-    def fit(cls, text: str) -> "CharVocab":
-        counts: dict[str, int] = {}
-        for c in text:
-            counts[c] = counts.get(c, 0) + 1
-        start = "\n" if "\n" in counts else max(counts, key=counts.get)
-        end = text.rfind("\n\n")
-        end = end + 2 if end + 2 >= cls.WARMUP else len(text)
-        return cls(sorted(counts), start, text[max(0, end - cls.WARMUP):end])
-
-    @property
-    def size(self) -> int:
-        return len(self.chars) + 1
-
-    @property
-    def start_id(self) -> int:
-        return self.index[self.start]
-
-    def save(self, run_dir) -> None:
-        (Path(run_dir) / self.FILE).write_text(json.dumps(
-            {"chars": self.chars, "start": self.start, "warmup": self.warmup}, ensure_ascii=False) + "\n",
-            encoding="utf-8")
-
-    @classmethod
-    def load(cls, run_dir) -> "CharVocab":
-        data = json.loads((Path(run_dir) / cls.FILE).read_text(encoding="utf-8"))
-        return cls(data["chars"], data["start"], data.get("warmup", ""))
-
-    def encode(self, text: str) -> np.ndarray:
-        get = self.index.get
-        return np.fromiter((get(c, 0) for c in text), dtype=np.int32, count=len(text))
-
-    def lookup(self):
-        """char -> id in the graph (unknown -> 0); built once per vocabulary object."""
-        if not hasattr(self, "_lookup"):
-            self._lookup = keras.layers.StringLookup(vocabulary=self.chars, num_oov_indices=1, mask_token=None,
-                                                     output_mode="int", name="char_lookup")
-            self._lookup.build(None)
-        return self._lookup
 
 
 # -- serving ------------------------------------------------------------------------------------------------
@@ -286,20 +166,18 @@ class CharLM(Task):
     default_data = "tinyshakespeare"
     config_class = CharLMConfig
     predictor_class = CharLMPredictor
+    prep_class = CharVocab
     unused = {"data.max_length": "it reads the text in train.bptt windows"}
     ranges = {"train.bptt": AT_LEAST_1, "data.eval_streams": AT_LEAST_1}
+    presets = (Preset("shakespeare", "GRU 256, batch 32, 100-character windows, 10 epochs, cosine decay",
+                      ("model.cell=gru", "model.units=256", "train.batch_size=32", "train.bptt=100", "train.epochs=10",
+                       "train.decay=cosine"), data="tinyshakespeare"),)
 
     def cli_commands(self):
         return [commands.GENERATE, commands.INSPECT]  # python -m seqapps generate | inspect
 
     def load_data(self, cfg, data_dir=None):
-        return load_texts(cfg, self.name, data_dir)
-
-    def fit_preprocessing(self, cfg, splits):
-        return CharVocab.fit(splits.train)
-
-    def load_preprocessing(self, cfg, run_dir):
-        return CharVocab.load(run_dir)
+        return load_texts(cfg.data, self.name, data_dir)
 
     def datasets(self, cfg, prep, splits):
         t = cfg.train
@@ -382,3 +260,15 @@ class CharLM(Task):
 
     def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
         return predictor.score(examples, streams=cfg.data.eval_streams)
+
+    tiny_overrides = ["model.units=8", "model.embedding_dim=8", "train.batch_size=8", "train.bptt=16",
+                      "train.epochs=1", "train.steps_per_epoch=5", "train.patience=0", "data.eval_streams=4"]
+
+    def sample_inputs(self, rng, n, metadata, signature="serving_default"):
+        from seqapps.testing import random_texts
+
+        texts = random_texts(rng, n, list(metadata.get("chars", "")), long_words=60)
+        if signature == "serving_default":  # greedy (temperature 0): sampling draws would depend on the row
+            fixed = {"length": 12, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 1}
+            return [{"prime": t, **fixed} for t in texts]
+        return [{"text": t} for t in texts]

@@ -29,6 +29,7 @@ from seqapps.errors import DataError
 from seqapps.layers import recurrent_stack
 from seqapps.metrics import regression_scores
 from seqapps.predict import Predictor
+from seqapps.presets import Preset
 from seqapps.registry import register
 from seqapps.task import Endpoint, Task
 
@@ -167,11 +168,23 @@ class Forecasting(Task):
     config_class = ForecastingConfig
     monitor, monitor_mode = "val_loss", "min"
     predictor_class = ForecastingPredictor
+    prep_class = ForecastingPrep
     unused = {"data.max_length": "its inputs are data.window steps"}
     ranges = {"data.window": AT_LEAST_1, "data.horizon": AT_LEAST_1, "data.season": AT_LEAST_0,
               "data.val_size": AT_LEAST_0, "data.test_size": AT_LEAST_0}
     choices = {"data.missing": ts.MISSING}
-    prep_class = ForecastingPrep
+    presets = (  # the benchmark protocol of each series: its test span, a window of one season, a budget
+        Preset("airline", "last 24 months test, 24-month windows, up to 150 epochs",
+               ("data.window=24", "data.horizon=1", "data.test_size=24", "data.val_size=12", "data.season=12",
+                "train.epochs=150", "train.batch_size=16", "train.patience=15"), data="airline_passengers"),
+        Preset("temperatures", "last 365 days test, 30-day windows, up to 40 epochs",
+               ("data.window=30", "data.horizon=1", "data.test_size=365", "data.val_size=365", "data.season=365",
+                "train.epochs=40", "train.batch_size=64", "train.patience=6"), data="daily_min_temperatures"),
+        Preset("pollution", "next hour's pm2.5 from 24 hours of all variables, last 20% test",
+               ("data.target=pm2.5", "data.features=all", "data.window=24", "data.horizon=1",
+                "data.test_fraction=0.2", "data.val_fraction=0.1", "data.season=24", "train.epochs=20",
+                "train.batch_size=128", "train.patience=4"), data="pollution"),
+    )
 
     # -- data ------------------------------------------------------------------------------
     def load_data(self, cfg, data_dir=None):
@@ -268,3 +281,13 @@ class Forecasting(Task):
         if "plot" in metrics:
             lines.append(f"plot: {metrics['plot']}")
         return "\n".join(lines)
+
+    tiny_overrides = ["model.units=8", "data.window=12", "data.horizon=2", "train.epochs=1"]
+
+    def sample_inputs(self, rng, n, metadata, signature="serving_default"):
+        enc = metadata["encoding"]
+        mean, std = np.asarray(enc["mean"], "float32"), np.asarray(enc["std"], "float32")
+        spread = rng.choice([0.1, 1.0, 5.0], size=(n, 1, 1))   # near the training values, and far from them
+        shape = (n, int(metadata["window"]), len(enc["features"]))
+        windows = mean + std * spread * rng.standard_normal(shape).astype("float32")
+        return [{"window": w.astype("float32")} for w in windows]

@@ -20,6 +20,7 @@ from seqapps.data.pipeline import bucketed_batches
 from seqapps.layers import MaskedPooling, recurrent_stack
 from seqapps.layers.subwords import SubwordEmbedding, char_ngram_ids, dense_char_ngram_ids
 from seqapps.metrics import classification_report, format_classification
+from seqapps.presets import Preset
 from seqapps.predict import Predictor
 from seqapps.registry import register
 from seqapps.task import Endpoint, Task
@@ -85,6 +86,7 @@ class Sentiment(Task):
     monitor, monitor_mode = "val_accuracy", "max"
     predictor_class = SentimentPredictor
     prep_class = TextClassificationData
+    presets = (Preset("sst2", "the task defaults: 3 epochs, best by dev accuracy", (), data="sst2"),)
 
     def load_data(self, cfg, data_dir=None):
         return load_labelled_texts(cfg.data, self.name, data_dir)

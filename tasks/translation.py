@@ -31,6 +31,7 @@ from seqapps.errors import ConfigError, DataError
 from seqapps.layers.attention import KINDS
 from seqapps.models import Seq2Seq
 from seqapps.predict import Predictor, decode_strings
+from seqapps.presets import Preset
 from seqapps.registry import register
 from seqapps.task import Endpoint, Task
 
@@ -210,16 +211,15 @@ class Translation(Task):
     config_class = TranslationConfig
     monitor, monitor_mode = "val_loss", "min"
     predictor_class = TranslationPredictor
+    prep_class = ParallelVocab
+    presets = (Preset("fr-en", "French -> English, the task defaults (5 passes, no early stop)", ("train.patience=0",),
+                      data="anki_fra_eng"),
+               Preset("en-fr", "English -> French with the same recipe",
+                      ("data.source_lang=en", "data.target_lang=fr", "train.patience=0")))
 
     def load_data(self, cfg, data_dir=None):
         _check_config(cfg)
         return load_parallel(cfg.data, self.name, data_dir)
-
-    def fit_preprocessing(self, cfg, splits):
-        return ParallelVocab.fit(*splits.train, cfg.data)
-
-    def load_preprocessing(self, cfg, run_dir):
-        return ParallelVocab.load(run_dir, cfg.data)
 
     def datasets(self, cfg, prep, splits):
         def make(split, shuffle):
@@ -330,3 +330,13 @@ class Translation(Task):
         for p in metrics.get("attention_plots", []):
             lines.append(f"attention map: {p}")
         return "\n".join(lines)
+
+    tiny_overrides = ["model.units=8", "model.embedding_dim=8", "model.attention_units=8", "train.epochs=1",
+                      "train.batch_size=16", "train.steps_per_epoch=3", "data.max_output_length=12"]
+
+    def sample_inputs(self, rng, n, metadata, signature="serving_default"):
+        from seqapps.testing import random_texts
+
+        scalars = {"translate": {"beam_width": 2, "length_penalty": 0.6}, "attention": {"beam_width": 2}}
+        words = ["je", "suis", "le", "chat", "il", "fait", "froid", "où", "est", "la", "gare", "c'est"]
+        return [{"text": t, **scalars.get(signature, {})} for t in random_texts(rng, n, words)]

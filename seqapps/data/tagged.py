@@ -24,7 +24,7 @@ from seqapps.data.conllu import TAGGED_SUFFIXES, TAGSETS, read_tagged
 from seqapps.data.preprocessing import Preprocessing, save_vocab
 from seqapps.data.sources import Reader, load_splits
 from seqapps.data.splits import split
-from seqapps.data.vectors import read_vectors
+from seqapps.data.vectors import read_vectors, resolve_vectors
 from seqapps.errors import ConfigError, DataError
 from seqapps.task import Splits
 
@@ -87,6 +87,12 @@ def _from_tfds(examples, name, split_name, data_cfg):
 
 # -- tokenization (in the graph) -------------------------------------------------------------
 _KEEP = r"\pL\pN\pM_"   # letters, digits, combining marks: the inside of words
+
+
+def word_vectors_file(spec: str):
+    """``model.word_vectors``: a vectors file, or ``count:NAME+...`` (built from those datasets'
+    text with this tagger's tokenizer, once; see :func:`seqapps.data.vectors.resolve_vectors`)."""
+    return resolve_vectors(spec, lambda texts: tokenize(tf.constant(texts)))
 
 
 def tokenize(text):
@@ -158,7 +164,7 @@ class TaggerData(Preprocessing):
         chars = sorted({c for words, _ in sentences for w in words for c in w})
         tags = sorted({t for _, tags in sentences for t in tags})
         word_vectors = cfg.model.word_vectors
-        vector_words, matrix = read_vectors(word_vectors) if word_vectors else ([], None)
+        vector_words, matrix = read_vectors(word_vectors_file(word_vectors)) if word_vectors else ([], None)
         return cls(words, chars, tags, data_cfg.max_word_length, vector_words, matrix)
 
     def save(self, run_dir) -> None:

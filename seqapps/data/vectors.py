@@ -106,3 +106,74 @@ def count_vectors(sentences, dim: int = 100, window: int = 2, min_count: int = 2
     matrix = u * np.sqrt(s)
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-9)
     return words, matrix.astype(np.float32)
+
+
+# -- count vectors from the offline datasets' unlabeled English text, built once and cached ---------------
+COUNT_PREFIX = "count:"
+#: dataset -> its unlabeled English text, one string per line (no labels are read)
+UNLABELED = {
+    "sst2": lambda paths: _table_column(paths["train"], "sentence"),
+    "anki_fra_eng": lambda paths: [line.split("\t", 1)[0] for line in _lines(paths["all"])],
+    "tinyshakespeare": lambda paths: _lines(paths["all"]),
+}
+
+
+def resolve_vectors(spec: str, tokenize, dim: int = 100) -> Path:
+    """The vectors file ``spec`` names: a path, or ``count:NAME+NAME...`` for count vectors
+    built from those named datasets' unlabeled English text, split into words by ``tokenize``
+    (strings -> ragged words, the model's own tokenizer). Built once, then read from the cache
+    folder ($SEQAPPS_CACHE, else ~/.cache/seqapps)."""
+    if not spec.startswith(COUNT_PREFIX):
+        return Path(spec)
+    names = [n for n in spec[len(COUNT_PREFIX):].split("+") if n]
+    unknown = [n for n in names if n not in UNLABELED]
+    if not names or unknown:
+        raise DataError(f"{spec!r}: count vectors read the text of {', '.join(UNLABELED)}, joined with +; "
+                        f"got {', '.join(unknown) or 'none'}")
+    path = _cache_dir() / f"count-{'+'.join(names)}-{dim}d.txt"
+    if not path.exists():
+        _build_count_vectors(path, names, tokenize, dim)
+    return path
+
+
+def _build_count_vectors(path: Path, names, tokenize, dim: int) -> None:
+    import sys
+    import time
+
+    started = time.time()
+    print(f"building count vectors from {', '.join(names)} (once; cached in {path.parent})", file=sys.stderr)
+    texts = [line for name in names for line in read_unlabeled(name)]
+    sentences = []
+    for i in range(0, len(texts), 20000):
+        sentences += [[w.decode("utf-8") for w in row] for row in tokenize(texts[i:i + 20000]).to_list()]
+    words, matrix = count_vectors(sentences, dim=dim, window=2, min_count=2)
+    tmp = path.with_name(path.name + ".tmp")
+    write_vectors(tmp, words, matrix)
+    tmp.replace(path)  # whole or absent: a killed build leaves no half-written vectors
+    print(f"count vectors: {len(words)} words x {dim} from {sum(map(len, sentences))} tokens in "
+          f"{time.time() - started:.0f} s", file=sys.stderr)
+
+
+def read_unlabeled(name: str) -> list[str]:
+    """The unlabeled English lines of the named dataset ``name`` (a key of :data:`UNLABELED`)."""
+    from seqapps.data import catalog
+
+    return UNLABELED[name](catalog.named(name)[1])
+
+
+def _cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("SEQAPPS_CACHE") or Path.home() / ".cache" / "seqapps").expanduser()
+
+
+def _lines(path) -> list[str]:
+    from seqapps.data.readers import read_text_file
+
+    return [x for x in read_text_file(path).splitlines() if x.strip()]
+
+
+def _table_column(path, column) -> list[str]:
+    from seqapps.data.readers import read_table
+
+    return read_table(path, [column])[column].astype(str).tolist()
