@@ -211,6 +211,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("adam", "adamw", "sgd", "rmsprop"),
     "train.decay": ("none", "cosine"),
     "train.strategy": ("default", "mirrored", "multiworker"),
+    "train.backend": ("", "tensorflow", "jax", "torch"),  # "": the task's default (seqapps.engine checks it is installed)
 }
 
 
