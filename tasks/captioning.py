@@ -224,6 +224,17 @@ class Captioning(Task):
         fn = tf.function(lambda x: encoder(x, training=False))
         return caplib.encoder_features(data, fn, m.image_size, _cache_dir(cfg))
 
+    tiny_overrides = ["model.encoder=small_cnn", "model.encoder_weights=none", "model.encoder_trainable=true",
+                      "model.image_size=32", "model.units=8", "model.embedding_dim=8", "model.feature_units=8",
+                      "model.attention_units=8", "model.beam_width=2", "data.max_length=8", "data.min_count=1",
+                      "data.augment=false", "data.demo_image_size=32", "train.epochs=1", "train.batch_size=32"]
+
+    def sample_inputs(self, rng, n, metadata, signature="serving_default"):
+        from seqapps.testing import random_images
+
+        size = int(metadata.get("config", {}).get("model", {}).get("image_size", 32))
+        return [{"image": b} for b in random_images(rng, n, size)]
+
     def datasets(self, cfg, prep, splits):
         m, bs = cfg.model, cfg.train.batch_size
 
