@@ -15,9 +15,10 @@ process that loads it with TensorFlow only: sentences per second at batch 64
     SEQAPPS_DATA=../shared/datasets python benchmarks/translation.py
     python benchmarks/translation.py --epochs 2 --steps-per-epoch 300 --only fr-en-additive   # a quick look
 
-Options left unset take the task's own defaults, its benchmarked recipe (GRU 256
-per direction, 5 passes over the training pairs, Adam 2e-3 with cosine decay,
-batch 128): about 40 minutes a model on 2 CPU cores.
+Each model trains with a translation preset (``fr-en``, the dataset's default, or
+``en-fr``): the task's benchmarked recipe (GRU 256 per direction, 5 passes over the
+training pairs, Adam 2e-3 with cosine decay, batch 128), about 40 minutes a model on
+2 CPU cores; ``fr-en-none`` is that preset with ``model.attention=none``.
 
 Results land in ``--out`` (default runs/bench-translation): one run directory and
 export per model and ``results.json``.
@@ -38,10 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MODELS = {  # name -> (source_lang, target_lang, attention)
-    "fr-en-additive": ("fr", "en", "additive"),
-    "fr-en-none": ("fr", "en", "none"),
-    "en-fr-additive": ("en", "fr", "additive"),
+DATA = "anki_fra_eng"
+
+MODELS = {  # name -> (translation preset, the variant this benchmark compares over it)
+    "fr-en-additive": ("fr-en", []),
+    "fr-en-none": ("fr-en", ["model.attention=none"]),
+    "en-fr-additive": ("en-fr", []),
 }
 
 SPEED = r"""
@@ -83,20 +86,17 @@ def speed(export, sentences, n) -> dict:
 
 
 def model_overrides(name, args) -> list[str]:
-    src, tgt, attention = MODELS[name]
-    chosen = {"model.cell": args.cell, "model.units": args.units, "model.embedding_dim": args.embedding_dim,
-              "model.attention_units": args.units and args.units * 2, "data.source_vocab_size": args.source_vocab,
-              "data.target_vocab_size": args.target_vocab, "train.steps_per_epoch": args.steps_per_epoch}
-    return [f"data.source_lang={src}", f"data.target_lang={tgt}", f"model.attention={attention}",
-            *(f"{key}={value}" for key, value in chosen.items() if value is not None),
-            "train.patience=0", *args.overrides]
+    """The variant of ``name``, then the quick-look budget and ``--set``."""
+    _, variant = MODELS[name]
+    budget = [] if args.steps_per_epoch is None else [f"train.steps_per_epoch={args.steps_per_epoch}"]
+    return [*variant, *budget, *args.overrides]
 
 
 def score_run(run, task, overrides, export_dir, speed_sentences) -> dict:
     """Test BLEU (beam 4 from the run's metrics, greedy here), then the export's speed."""
     from seqapps import load
     from seqapps.training import resolve_config
-    from tasks.translation import score_translations
+    from seqapps.metrics import score_translations
 
     export = run.export(export_dir)
     cfg = resolve_config(task, "anki_fra_eng", overrides=overrides)
@@ -130,48 +130,49 @@ def print_table(results):
                                         for b in buckets))
 
 
+def train_model(name, args, out, task):
+    """The run of ``name``: its preset and variant, trained (or, with ``--reuse``, the finished run of that config)."""
+    from seqapps.serving.trained import TrainedRun as Run
+    from seqapps.training import resolve_config, train
+
+    preset, _ = MODELS[name]
+    overrides = model_overrides(name, args)
+    print(f"== {name}: preset {preset} {' '.join(overrides)}", flush=True)
+    started, previous = time.time(), Run(out / name)
+    wanted = resolve_config(task, DATA, args.epochs, None, overrides, preset=preset).to_dict()
+    if args.reuse and previous.finished and previous.config.to_dict() == wanted:
+        print(f"reusing the finished run in {previous.dir}", flush=True)
+        return previous, None
+    run = train("translation", DATA, epochs=args.epochs, preset=preset, overrides=overrides, run_dir=out / name,
+                overwrite=True, verbose=2)
+    return run, round(time.time() - started, 1)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/bench-translation")
     p.add_argument("--only", nargs="*", choices=list(MODELS), help="train only these models")
-    # left unset, each of these is the task's own default (its config in tasks/translation.py)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--steps-per-epoch", type=int, help="0 = whole training set each epoch")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--cell")
-    p.add_argument("--units", type=int, help="per encoder direction; additive attention gets twice as many")
-    p.add_argument("--embedding-dim", type=int)
-    p.add_argument("--source-vocab", type=int)
-    p.add_argument("--target-vocab", type=int)
+    # left unset, the budget is the preset's (the headline figures); these are for a quick look
+    p.add_argument("--epochs", type=int, help="a shorter budget than the preset's 5 passes")
+    p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (0 = whole training set, the preset's)")
     p.add_argument("--speed-sentences", type=int, default=640)
-    p.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="a variant over every model's preset")
     p.add_argument("--reuse", action="store_true", help="score finished runs in --out with the same config "
                    "instead of training them again")
     args = p.parse_args(argv)
 
     from seqapps import registry
-    from seqapps.serving.trained import TrainedRun as Run
-    from seqapps.training import resolve_config, train
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     task = registry.get("translation")
     results = {"args": vars(args), "models": {}}
     for name in args.only or list(MODELS):
-        src, tgt, attention = MODELS[name]
-        overrides = model_overrides(name, args)
-        print(f"== {name}: {' '.join(overrides)}", flush=True)
-        started, previous = time.time(), Run(out / name)
-        wanted = resolve_config(task, "anki_fra_eng", args.epochs, args.batch_size, overrides).to_dict()
-        if args.reuse and previous.finished and previous.config.to_dict() == wanted:
-            print(f"reusing the finished run in {previous.dir}", flush=True)
-            run, wall = previous, None
-        else:
-            run = train("translation", "anki_fra_eng", epochs=args.epochs, batch_size=args.batch_size,
-                        overrides=overrides, run_dir=out / name, overwrite=True, verbose=2)
-            wall = round(time.time() - started, 1)
-        entry = score_run(run, task, overrides, out / f"{name}-export", args.speed_sentences)
-        entry.update(direction=f"{src}->{tgt}", attention=attention, train_command_seconds=wall)
+        run, wall = train_model(name, args, out, task)
+        entry = score_run(run, task, out / f"{name}-export", args.speed_sentences)
+        cfg = run.config
+        entry.update(direction=f"{cfg.data.source_lang}->{cfg.data.target_lang}", attention=cfg.model.attention,
+                     preset=MODELS[name][0], train_command_seconds=wall)
         results["models"][name] = entry
         if args.only and (out / "results.json").exists():  # keep the other models' entries
             kept = json.loads((out / "results.json").read_text())["models"]

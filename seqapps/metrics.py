@@ -101,3 +101,72 @@ def format_tagging(report: dict) -> str:
     line += f"\nsentence accuracy {report['sentence_accuracy']:.4f}"
     table = format_classification({**report, "examples": report["tokens"]}).split("\n", 1)[1]
     return line + "\n" + table
+
+
+# -- translation ------------------------------------------------------------------------------------
+LENGTH_BUCKETS = [(1, 5), (6, 10), (11, 15), (16, 20), (21, None)]  # source words
+
+
+def bucket_name(lo, hi) -> str:
+    return f"{lo}-{hi}" if hi else f"{lo}+"
+
+
+def length_buckets(sources, buckets=LENGTH_BUCKETS) -> dict[str, list[int]]:
+    """``{"1-5": [indices of the sources of 1 to 5 words], ...}`` for the non-empty buckets, in order."""
+    lengths = [len(s.split()) for s in sources]
+    named = {bucket_name(lo, hi): [i for i, n in enumerate(lengths) if n >= lo and (hi is None or n <= hi)]
+             for lo, hi in buckets}
+    return {name: idx for name, idx in named.items() if idx}
+
+
+def bleu_chrf(hypotheses, references) -> dict:
+    """Corpus BLEU and chrF of single-reference ``hypotheses`` (sacreBLEU defaults, 13a, cased)."""
+    import sacrebleu
+
+    if not hypotheses:
+        return {"bleu": 0.0, "chrf": 0.0, "examples": 0}
+    return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
+            "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score), "examples": len(hypotheses)}
+
+
+def score_translations(sources, hypotheses, references) -> dict:
+    """Corpus BLEU and chrF (sacreBLEU defaults, 13a tokenization), overall and by source length in words."""
+    report = bleu_chrf(hypotheses, references)
+    report["by_source_length"] = {name: bleu_chrf([hypotheses[i] for i in idx], [references[i] for i in idx])
+                                  for name, idx in length_buckets(sources).items()}
+    return report
+
+
+def format_translation(metrics: dict) -> str:
+    """A readable summary of :func:`score_translations` (with ``decoding``, ``samples`` and plots when present)."""
+    lines = [f"BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  ({metrics['examples']} sentences, "
+             f"{metrics.get('decoding', '')}; sacreBLEU 13a, cased)", "", "by source length (words):"]
+    for name, m in metrics.get("by_source_length", {}).items():
+        lines.append(f"  {name:>6}  BLEU {m['bleu']:6.2f}  chrF {m['chrf']:6.2f}  ({m['examples']} sentences)")
+    for s in metrics.get("samples", [])[:3]:
+        lines += ["", f"  source:      {s['source']}", f"  reference:   {s['reference']}",
+                  f"  translation: {s['translation']}"]
+    for p in metrics.get("attention_plots", []):
+        lines.append(f"attention map: {p}")
+    return "\n".join(lines)
+
+
+# -- forecasts beside their baselines ------------------------------------------------------------
+def forecast_report(y_true, forecasts: dict, mase_scale: float | None = None, **facts) -> dict:
+    """``facts`` and, per method (``{"model": ..., "naive": ...}``), :func:`regression_scores` on ``y_true``."""
+    return {**facts, **{name: regression_scores(y_true, values, mase_scale) for name, values in forecasts.items()}}
+
+
+def format_forecast(metrics: dict) -> str:
+    """A table of :func:`forecast_report` (MAE, RMSE, MASE of the model and each baseline)."""
+    rows = [k for k in ("model", "naive", "seasonal_naive") if k in metrics]
+    lines = [f"{metrics['target']}, {metrics['split']} part: {metrics['windows']} windows, horizon "
+             f"{metrics['horizon']}, season {metrics['season']} steps",
+             f"{'':<16}{'MAE':>12}{'RMSE':>12}{'MASE':>9}"]
+    for k in rows:
+        s = metrics[k]
+        lines.append(f"{'seqapps' if k == 'model' else k:<16}{s['mae']:>12.4f}{s['rmse']:>12.4f}"
+                     f"{s.get('mase', float('nan')):>9.4f}")
+    if "plot" in metrics:
+        lines.append(f"plot: {metrics['plot']}")
+    return "\n".join(lines)

@@ -119,3 +119,16 @@ def decode_strings(array) -> list:
     """numpy bytes array -> nested lists of str."""
     return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(array).tolist() if np.size(array) \
         else np.asarray(array).astype(str).tolist()
+
+
+def length_batches(indices, inputs, batch_size: int) -> list[list[int]]:
+    """``indices`` ordered by the length of ``inputs[i]``, in chunks of ``batch_size``: each
+    call then pads its rows to about the same length."""
+    order = sorted(indices, key=lambda i: len(inputs[i]))
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def pad_strings(rows, fill: str = "") -> np.ndarray:
+    """Lists of str -> an object array ``[rows, longest (at least 1)]`` padded with ``fill`` on the right."""
+    width = max([len(r) for r in rows] + [1])
+    return np.array([list(r) + [fill] * (width - len(r)) for r in rows], dtype=object)

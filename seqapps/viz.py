@@ -57,6 +57,13 @@ def plot_confusion(matrix, labels, out_png, title="confusion matrix") -> Path:
     return Path(out_png)
 
 
+def plot_report_confusion(report: dict, out_dir, title="confusion matrix") -> Path:
+    """``out_dir/confusion.png`` from a classification or tagging report's ``confusion_matrix``."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    confusion = report["confusion_matrix"]
+    return plot_confusion(confusion["matrix"], confusion["labels"], Path(out_dir) / "confusion.png", title=title)
+
+
 def plot_forecast(x, actual, forecasts: dict, out_png, title="forecast", ylabel="value") -> Path:
     """A series and its forecasts over the same time axis (``x``: dates or step numbers).
 

@@ -155,10 +155,9 @@ class Sentiment(Task):
         predicted = [r["label"] for r in predictor.predict(texts)]
         report = classification_report(gold, predicted, predictor.metadata["labels"])
         if out_dir is not None:
-            from seqapps.viz import plot_confusion
+            from seqapps.viz import plot_report_confusion
 
-            plot_confusion(report["confusion_matrix"]["matrix"], report["confusion_matrix"]["labels"],
-                           f"{out_dir}/confusion.png")
+            plot_report_confusion(report, out_dir)
         return report
 
     def format_metrics(self, metrics):

@@ -22,21 +22,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seqapps import decoding
-from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
-from seqapps.data import text as textlib
-from seqapps.data.parallel import ParallelVocab, detokenize, load_parallel, standardize
+from seqapps.config import Config, DataConfig, ModelConfig, Range, TrainConfig
+from seqapps.data.parallel import ParallelVocab, load_parallel
 from seqapps.data.pipeline import bucketed_batches
-from seqapps.errors import ConfigError, DataError
-from seqapps.layers.attention import KINDS
+from seqapps.errors import DataError
+from seqapps.metrics import format_translation, length_buckets, score_translations
 from seqapps.models import Seq2Seq
 from seqapps.predict import Predictor, decode_strings
 from seqapps.presets import Preset
 from seqapps.registry import register
-from seqapps.task import Endpoint, Task
-
-LENGTH_BUCKETS = [(1, 5), (6, 10), (11, 15), (16, 20), (21, None)]  # source words
-
+from seqapps.serving.seq2seq import seq2seq_endpoints
+from seqapps.task import Task
 
 @dataclasses.dataclass
 class TranslationData(DataConfig):
@@ -78,48 +74,6 @@ class TranslationConfig(Config):
     data: TranslationData = dataclasses.field(default_factory=TranslationData)
     model: TranslationModel = dataclasses.field(default_factory=TranslationModel)
     train: TranslationTrain = dataclasses.field(default_factory=TranslationTrain)
-
-
-def _check_config(cfg) -> None:
-    m, d = cfg.model, cfg.data
-    if m.attention not in KINDS:
-        raise ConfigError(f"model.attention must be one of {', '.join(KINDS)}, got {m.attention!r}")
-    if m.beam_width < 1:
-        raise ConfigError(f"model.beam_width must be >= 1, got {m.beam_width}")
-    if d.max_length < 1 or d.max_output_length < 2:
-        raise ConfigError("data.max_length must be >= 1 and data.max_output_length >= 2")
-    if d.source_vocab_size < 3 or d.target_vocab_size < 5:
-        raise ConfigError("data.source_vocab_size must be >= 3 and data.target_vocab_size >= 5")
-
-
-# -- serving -----------------------------------------------------------------------------------------
-def translator(model, prep, cfg):
-    """``decode(text, beam_width, length_penalty)`` -> dict of translation, scores, lengths, words,
-    attention ``[batch, output, source]`` (zeros for ``attention=none``), source ids and lengths."""
-    vectorizer, vocab = prep.source_vectorizer(), tf.constant(prep.target_vocab)
-    step = decoding.banned(model.step, [0, 1, prep.start_id])  # padding, [UNK] and [START] are never produced
-
-    def decode(text, beam_width, length_penalty):
-        ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
-        source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1)
-        max_steps = tf.minimum(prep.max_output_length, 2 * tf.reduce_max(tf.concat([source_lengths, [0]], 0)) + 10)
-        out = decoding.search(step, model.initial_state(ids), prep.start_id, prep.end_id, max_steps,
-                              beam_width=beam_width, length_penalty=length_penalty)
-        joined, words = decoding.join_words(vocab, out["tokens"], out["lengths"])
-        translation = detokenize(joined, french_spacing=cfg.data.target_lang == "fr")
-        attention = out["extras"].get("attention")
-        if attention is None:
-            shape = tf.shape(out["tokens"])
-            attention = tf.zeros([shape[0], shape[1], tf.shape(ids)[1]])
-        return {"translation": tf.where(source_lengths > 0, translation, ""),  # nothing to translate -> nothing
-                "lengths": tf.where(source_lengths > 0, out["lengths"], 0), "scores": out["scores"],
-                "words": words, "attention": attention, "source_ids": ids, "source_lengths": source_lengths}
-    return decode
-
-
-def source_tokens(text, max_length, width):
-    tokens = tf.strings.split(standardize(text))[:, :max_length].to_tensor("")
-    return tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values="")
 
 
 # -- predictor ----------------------------------------------------------------------------------------
@@ -175,33 +129,6 @@ class TranslationPredictor(Predictor):
         return [str(r) for r in results]
 
 
-# -- scoring -------------------------------------------------------------------------------------------
-def bleu_chrf(hypotheses, references) -> dict:
-    import sacrebleu
-
-    if not hypotheses:
-        return {"bleu": 0.0, "chrf": 0.0, "examples": 0}
-    return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
-            "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score), "examples": len(hypotheses)}
-
-
-def bucket_name(lo, hi) -> str:
-    return f"{lo}-{hi}" if hi else f"{lo}+"
-
-
-def score_translations(sources, hypotheses, references) -> dict:
-    """Corpus BLEU and chrF (sacreBLEU defaults, 13a tokenization), overall and by source length in words."""
-    report = bleu_chrf(hypotheses, references)
-    lengths = [len(s.split()) for s in sources]
-    report["by_source_length"] = {}
-    for lo, hi in LENGTH_BUCKETS:
-        idx = [i for i, n in enumerate(lengths) if n >= lo and (hi is None or n <= hi)]
-        if idx:
-            report["by_source_length"][bucket_name(lo, hi)] = bleu_chrf(
-                [hypotheses[i] for i in idx], [references[i] for i in idx])
-    return report
-
-
 @register
 class Translation(Task):
     name = "translation"
@@ -212,13 +139,14 @@ class Translation(Task):
     monitor, monitor_mode = "val_loss", "min"
     predictor_class = TranslationPredictor
     prep_class = ParallelVocab
+    ranges = {"data.max_output_length": Range(2), "data.source_vocab_size": Range(3),
+              "data.target_vocab_size": Range(5)}
     presets = (Preset("fr-en", "French -> English, the task defaults (5 passes, no early stop)", ("train.patience=0",),
                       data="anki_fra_eng"),
                Preset("en-fr", "English -> French with the same recipe",
                       ("data.source_lang=en", "data.target_lang=fr", "train.patience=0")))
 
     def load_data(self, cfg, data_dir=None):
-        _check_config(cfg)
         return load_parallel(cfg.data, self.name, data_dir)
 
     def datasets(self, cfg, prep, splits):
@@ -234,7 +162,6 @@ class Translation(Task):
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):
-        _check_config(cfg)
         m = cfg.model
         return Seq2Seq(len(prep.source_vocab), len(prep.target_vocab), cell=m.cell, units=m.units, layers=m.layers,
                        bidirectional=m.bidirectional, embedding_dim=m.embedding_dim,
@@ -251,36 +178,8 @@ class Translation(Task):
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
     def endpoints(self, model, prep, cfg):
-        decode = translator(model, prep, cfg)
         m = cfg.model
-        text = tf.TensorSpec([None], tf.string, name="text")
-        beam = tf.TensorSpec([], tf.int32, name="beam_width")
-        penalty = tf.TensorSpec([], tf.float32, name="length_penalty")
-
-        def serve(text):
-            out = decode(text, m.beam_width, m.length_penalty)
-            return {"translation": out["translation"], "score": out["scores"]}
-
-        def translate(text, beam_width, length_penalty):
-            out = decode(text, beam_width, length_penalty)
-            return {"translation": out["translation"], "score": out["scores"]}
-
-        def attention(text, beam_width):
-            out = decode(text, beam_width, m.length_penalty)
-            return {"translation": out["translation"], "attention": out["attention"],
-                    "source_tokens": source_tokens(text, prep.max_length, tf.shape(out["source_ids"])[1]),
-                    "source_lengths": out["source_lengths"], "output_tokens": out["words"],
-                    "output_lengths": out["lengths"]}
-
-        decoding_name = "greedy" if m.beam_width == 1 else f"beam {m.beam_width}, length penalty {m.length_penalty}"
-        return {
-            "serving_default": Endpoint(serve, [text], f"text -> translation (string), score; decoding: {decoding_name}"),
-            "translate": Endpoint(translate, [text, beam, penalty],
-                                  "text, beam_width (1 = greedy), length_penalty -> translation, score"),
-            "attention": Endpoint(attention, [text, beam],
-                                  "text, beam_width -> translation, attention [batch, output, source], "
-                                  "source_tokens, source_lengths, output_tokens, output_lengths"),
-        }
+        return seq2seq_endpoints(model, prep, m.beam_width, m.length_penalty, cfg.data.target_lang == "fr")
 
     def trackables(self, prep):
         return [prep.source_vectorizer()]
@@ -305,10 +204,7 @@ class Translation(Task):
         """Heatmaps for the first sentence(s) of each source-length bucket."""
         from seqapps.viz import plot_attention
 
-        chosen = []
-        for lo, hi in LENGTH_BUCKETS:
-            picks = [s for s in sources if len(s.split()) >= lo and (hi is None or len(s.split()) <= hi)]
-            chosen += picks[:per_bucket]
+        chosen = [sources[i] for idx in length_buckets(sources).values() for i in idx[:per_bucket]]
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -320,16 +216,7 @@ class Translation(Task):
         return paths
 
     def format_metrics(self, metrics):
-        lines = [f"BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  ({metrics['examples']} sentences, "
-                 f"{metrics.get('decoding', '')}; sacreBLEU 13a, cased)", "", "by source length (words):"]
-        for name, m in metrics.get("by_source_length", {}).items():
-            lines.append(f"  {name:>6}  BLEU {m['bleu']:6.2f}  chrF {m['chrf']:6.2f}  ({m['examples']} sentences)")
-        for s in metrics.get("samples", [])[:3]:
-            lines += ["", f"  source:      {s['source']}", f"  reference:   {s['reference']}",
-                      f"  translation: {s['translation']}"]
-        for p in metrics.get("attention_plots", []):
-            lines.append(f"attention map: {p}")
-        return "\n".join(lines)
+        return format_translation(metrics)
 
     tiny_overrides = ["model.units=8", "model.embedding_dim=8", "model.attention_units=8", "train.epochs=1",
                       "train.batch_size=16", "train.steps_per_epoch=3", "data.max_output_length=12"]

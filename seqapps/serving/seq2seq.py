@@ -1,0 +1,82 @@
+"""The serving functions of a text-to-text encoder-decoder: strings in, strings out.
+
+Standardization, vocabulary lookup, the decoding loop over the model's ``step``
+(greedy or beam search with a length penalty) and detokenization all run in the graph.
+The preprocessing ``prep`` gives ``source_vectorizer()``, ``target_vocab``,
+``start_id`` / ``end_id``, ``max_length`` (source tokens read) and
+``max_output_length`` (decoding steps at most).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from seqapps import decoding
+from seqapps.data import text as textlib
+from seqapps.data.parallel import detokenize, standardize
+from seqapps.task import Endpoint
+
+
+def text_decoder(model, prep, french_spacing: bool = False):
+    """``decode(text, beam_width, length_penalty)`` -> dict of translation, scores, lengths, words,
+    attention ``[batch, output, source]`` (zeros without attention), source ids and lengths."""
+    vectorizer, vocab = prep.source_vectorizer(), tf.constant(prep.target_vocab)
+    step = decoding.banned(model.step, [0, 1, prep.start_id])  # padding, [UNK] and [START] are never produced
+
+    def decode(text, beam_width, length_penalty):
+        ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
+        source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1)
+        max_steps = tf.minimum(prep.max_output_length, 2 * tf.reduce_max(tf.concat([source_lengths, [0]], 0)) + 10)
+        out = decoding.search(step, model.initial_state(ids), prep.start_id, prep.end_id, max_steps,
+                              beam_width=beam_width, length_penalty=length_penalty)
+        joined, words = decoding.join_words(vocab, out["tokens"], out["lengths"])
+        translation = detokenize(joined, french_spacing=french_spacing)
+        attention = out["extras"].get("attention")
+        if attention is None:
+            shape = tf.shape(out["tokens"])
+            attention = tf.zeros([shape[0], shape[1], tf.shape(ids)[1]])
+        return {"translation": tf.where(source_lengths > 0, translation, ""),  # nothing to translate -> nothing
+                "lengths": tf.where(source_lengths > 0, out["lengths"], 0), "scores": out["scores"],
+                "words": words, "attention": attention, "source_ids": ids, "source_lengths": source_lengths}
+    return decode
+
+
+def source_tokens(text, max_length, width):
+    """The standardized source words the model read, ``""``-padded to ``width``."""
+    tokens = tf.strings.split(standardize(text))[:, :max_length].to_tensor("")
+    return tf.pad(tokens, [[0, 0], [0, width - tf.shape(tokens)[1]]], constant_values="")
+
+
+def seq2seq_endpoints(model, prep, beam_width: int, length_penalty: float,
+                      french_spacing: bool = False) -> dict[str, Endpoint]:
+    """``serving_default`` (the default decoding), ``translate`` (beam width and length penalty as
+    inputs) and ``attention`` (the weights and the tokens they align)."""
+    decode = text_decoder(model, prep, french_spacing)
+    text = tf.TensorSpec([None], tf.string, name="text")
+    beam = tf.TensorSpec([], tf.int32, name="beam_width")
+    penalty = tf.TensorSpec([], tf.float32, name="length_penalty")
+
+    def translate(text, beam_width, length_penalty):
+        out = decode(text, beam_width, length_penalty)
+        return {"translation": out["translation"], "score": out["scores"]}
+
+    def attention(text, beam_width):
+        out = decode(text, beam_width, length_penalty)
+        return {"translation": out["translation"], "attention": out["attention"],
+                "source_tokens": source_tokens(text, prep.max_length, tf.shape(out["source_ids"])[1]),
+                "source_lengths": out["source_lengths"], "output_tokens": out["words"],
+                "output_lengths": out["lengths"]}
+
+    def serve(text):
+        return translate(text, beam_width, length_penalty)
+
+    name = "greedy" if beam_width == 1 else f"beam {beam_width}, length penalty {length_penalty}"
+    return {
+        "serving_default": Endpoint(serve, [text],
+                                    f"text -> translation (string), score; decoding: {name}"),
+        "translate": Endpoint(translate, [text, beam, penalty],
+                              "text, beam_width (1 = greedy), length_penalty -> translation, score"),
+        "attention": Endpoint(attention, [text, beam],
+                              "text, beam_width -> translation, attention [batch, output, source], "
+                              "source_tokens, source_lengths, output_tokens, output_lengths"),
+    }

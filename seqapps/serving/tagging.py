@@ -1,0 +1,46 @@
+"""The serving functions of a word tagger: raw sentences or token lists in, one tag per word out.
+
+Both signatures return ``tokens`` and ``tags`` (``tf.string [batch, time]``, padded
+with ``""``), ``lengths`` (``int32 [batch]``) and ``in_vocabulary`` (``bool [batch,
+time]``: the word had an id of its own, not the unknown id 1).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from seqapps.data.tagged import pad_tokens, token_lengths, tokenize
+from seqapps.layers.tagging import decode_tags
+from seqapps.task import Endpoint
+
+OUTPUTS = "tokens, tags (tf.string [batch, time], padded with ''), lengths (int32 [batch]), in_vocabulary"
+
+
+def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, Endpoint]:
+    """``serving_default`` (``text``, tokenized in the graph by :func:`tokenize`) and ``tag_tokens``
+    (``tokens`` padded with ``""``) over ``model``, which reads ``encode(tokens, lengths)`` (a
+    feature dict with ``words`` ids) and scores ``tags`` (CRF potentials when ``crf``)."""
+    names = tf.constant(tags)
+
+    def tag(tokens, lengths):
+        tokens = pad_tokens(tokens)
+        lengths = tf.cast(lengths, tf.int32)
+        feats = encode(tokens, lengths)
+        mask = tf.sequence_mask(lengths, tf.shape(tokens)[1])
+        ids = decode_tags(model(feats, training=False), mask, crf)
+        return {"tokens": tf.where(mask, tokens, ""), "tags": tf.where(mask, tf.gather(names, tf.maximum(ids, 0)), ""),
+                "lengths": lengths, "in_vocabulary": tf.logical_and(mask, feats["words"] > 1)}
+
+    def serve_text(text):
+        ragged = tokenize(text)
+        return tag(ragged.to_tensor(""), ragged.row_lengths())
+
+    def serve_tokens(tokens):
+        return tag(tokens, token_lengths(tokens))
+
+    return {
+        "serving_default": Endpoint(serve_text, [tf.TensorSpec([None], tf.string, name="text")],
+                                    f"raw sentences, tokenized in the graph -> {OUTPUTS}"),
+        "tag_tokens": Endpoint(serve_tokens, [tf.TensorSpec([None, None], tf.string, name="tokens")],
+                               f"pre-tokenized sentences padded with '' -> {OUTPUTS}"),
+    }
