@@ -13,8 +13,6 @@ in :mod:`seqapps.data.timeseries`.
 from __future__ import annotations
 
 import dataclasses
-import io
-import sys
 from pathlib import Path
 
 import keras
@@ -27,7 +25,8 @@ from seqapps.data import timeseries as ts
 from seqapps.data.timeseries import ForecastingPrep
 from seqapps.errors import DataError
 from seqapps.layers import recurrent_stack
-from seqapps.metrics import regression_scores
+from seqapps.data.series_inputs import check_windows, last_window, next_dates, read_recent
+from seqapps.metrics import forecast_report, format_forecast
 from seqapps.predict import Predictor
 from seqapps.presets import Preset
 from seqapps.registry import register
@@ -77,14 +76,7 @@ class ForecastingPredictor(Predictor):
 
     def predict_array(self, windows, batch_size: int = 2048) -> np.ndarray:
         prep = self.prep
-        windows = np.asarray(windows, dtype="float32")
-        want = (prep.window, len(prep.encoding.features))
-        if windows.ndim != 3 or windows.shape[1:] != want:
-            raise DataError(f"windows have shape {list(windows.shape)}; expected [batch, {want[0]}, {want[1]}] "
-                            f"(inputs: {', '.join(prep.encoding.features)})")
-        if not np.isfinite(windows).all():
-            i = int(np.flatnonzero(~np.isfinite(windows).reshape(len(windows), -1).all(axis=1))[0])
-            raise DataError(f"window {i} holds NaN or inf; expected finite values in every step")
+        windows = check_windows(windows, prep.window, prep.encoding.features)
         if not len(windows):
             return np.zeros([0, prep.horizon], "float32")
         return np.concatenate([self.call(window=windows[s:s + batch_size])["forecast"]
@@ -96,25 +88,9 @@ class ForecastingPredictor(Predictor):
         return self.predict_array(windows).astype(float).tolist()
 
     def _window(self, frame: pd.DataFrame, where):
-        """The last ``window`` rows of ``frame`` (date-ordered when it has dates), encoded."""
-        prep = self.prep
-        if not isinstance(frame, pd.DataFrame):
-            raise DataError(f"{where}: expected a pandas DataFrame with columns "
-                            f"{', '.join(c['name'] for c in prep.encoding.columns)}")
+        """The last ``window`` rows of ``frame`` (date-ordered when it has dates), encoded; the last date."""
         date_column = self.metadata.get("config", {}).get("data", {}).get("date_column", "")
-        if date_column and date_column.lower() != "none" and ts.find_column(frame, date_column) is None:
-            date_column = ""
-        if isinstance(frame.index, pd.DatetimeIndex):
-            dates = frame.index
-        else:
-            dates, _ = ts.parse_dates(frame.reset_index(drop=True), date_column, where)
-        if dates is not None and not dates.is_monotonic_increasing:
-            order = np.argsort(dates.to_numpy(), kind="stable")
-            frame, dates = frame.iloc[order], dates[order]
-        if len(frame) < prep.window:
-            raise DataError(f"{where}: {len(frame)} rows; the model needs the last {prep.window} steps")
-        values = prep.encoding.encode(frame.iloc[-prep.window:], where=where)
-        return values, (dates[-1] if dates is not None else None)
+        return last_window(frame, self.prep, date_column, where)
 
     def forecast(self, frame: pd.DataFrame) -> list[float]:
         """The next ``horizon`` values of the target after the last row of ``frame``,
@@ -123,39 +99,13 @@ class ForecastingPredictor(Predictor):
         values, _ = self._window(frame, "forecast input")
         return self.predict_array(values[None])[0].astype(float).tolist()
 
-    def next_dates(self, last) -> list[str] | None:
-        freq = self.metadata.get("freq")
-        if last is None or not freq:
-            return None
-        dates = pd.date_range(last, periods=self.prep.horizon + 1, freq=freq)
-        whole_days = all(d == d.normalize() for d in dates)
-        return [str(d.date()) if whole_days else d.isoformat(sep=" ") for d in dates[1:]]
-
     def cli_predict(self, inputs, input_file):
         """``--input recent.csv`` (or a CSV path argument, or CSV on stdin) -> one line
         per future step: date (when known) or step, then the forecast."""
-        from seqapps.data.readers import read_table
-
-        if input_file or inputs:
-            if len(inputs) > 1 or (input_file and inputs):
-                raise DataError("forecasting reads one CSV window: pass --input FILE.csv (or CSV on stdin)")
-            path = input_file or inputs[0]
-            frame, where = read_table(path), path
-        else:
-            text = sys.stdin.read()
-            if not text.strip():
-                raise DataError("no input: pass --input FILE.csv with the last steps of the series, or CSV on stdin")
-            try:
-                frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-                raise DataError(f"stdin: not a CSV table ({str(e).strip().splitlines()[-1]})") from None
-            frame.columns = [str(c).strip() for c in frame.columns]
-            where = "stdin"
-        values, last = self._window(frame, where)
+        values, last = self._window(*read_recent(inputs, input_file))
         forecast = self.predict_array(values[None])[0]
-        dates = self.next_dates(last)
-        target = self.prep.encoding.target
-        head = f"{'date' if dates else 'step'}\t{target}"
+        dates = next_dates(last, self.metadata.get("freq"), self.prep.horizon)
+        head = f"{'date' if dates else 'step'}\t{self.prep.encoding.target}"
         return [head] + [f"{dates[i] if dates else i + 1}\t{v:.6g}" for i, v in enumerate(forecast)]
 
 
@@ -254,10 +204,8 @@ class Forecasting(Task):
         baselines = {"naive": ts.naive_forecast(series.y, times, prep.horizon)}
         if times.min() - season * int(np.ceil(prep.horizon / season)) >= 0:
             baselines["seasonal_naive"] = ts.seasonal_naive_forecast(series.y, times, prep.horizon, season)
-        metrics = {"split": split.name, "windows": int(len(times)), "horizon": prep.horizon, "season": season,
-                   "target": series.target, "model": regression_scores(y, forecast, split.mase_scale)}
-        for name, values in baselines.items():
-            metrics[name] = regression_scores(y, values, split.mase_scale)
+        metrics = forecast_report(y, {"model": forecast, **baselines}, split.mase_scale, split=split.name,
+                                  windows=int(len(times)), horizon=prep.horizon, season=season, target=series.target)
         if out_dir is not None:
             from seqapps.viz import plot_forecast
 
@@ -270,17 +218,7 @@ class Forecasting(Task):
         return metrics
 
     def format_metrics(self, metrics):
-        rows = [k for k in ("model", "naive", "seasonal_naive") if k in metrics]
-        lines = [f"{metrics['target']}, {metrics['split']} part: {metrics['windows']} windows, horizon "
-                 f"{metrics['horizon']}, season {metrics['season']} steps",
-                 f"{'':<16}{'MAE':>12}{'RMSE':>12}{'MASE':>9}"]
-        for k in rows:
-            s = metrics[k]
-            lines.append(f"{'seqapps' if k == 'model' else k:<16}{s['mae']:>12.4f}{s['rmse']:>12.4f}"
-                         f"{s.get('mase', float('nan')):>9.4f}")
-        if "plot" in metrics:
-            lines.append(f"plot: {metrics['plot']}")
-        return "\n".join(lines)
+        return format_forecast(metrics)
 
     tiny_overrides = ["model.units=8", "data.window=12", "data.horizon=2", "train.epochs=1"]
 
