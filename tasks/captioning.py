@@ -15,21 +15,18 @@ import dataclasses
 from pathlib import Path
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from seqapps import decoding
-from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.config import Config, DataConfig, ModelConfig, Range, TrainConfig
 from seqapps.data import captions as caplib
-from seqapps.encoders import build_encoder
-from seqapps.encoders.image_inputs import read_items, size_warning, why_undecodable
-from seqapps.encoders.images import augment, decode_batch, decode_one
+from seqapps.encoders.features import image_batches
+from seqapps.encoders.image_inputs import image_paths, run_images, size_warning
 from seqapps.errors import ConfigError, DataError
-from seqapps.layers.attention import KINDS
 from seqapps.models import ImageCaptioner
 from seqapps.predict import Predictor, decode_strings
+from seqapps.presets import Preset
 from seqapps.registry import register
-from seqapps.task import Endpoint, Task
+from seqapps.serving.captions import caption_endpoints
+from seqapps.task import Task
 
 
 @dataclasses.dataclass
@@ -76,38 +73,11 @@ class CaptioningConfig(Config):
     train: CaptioningTrain = dataclasses.field(default_factory=CaptioningTrain)
 
 
-# -- preprocessing ----------------------------------------------------------------------------
 def _check(cfg):
     m = cfg.model
     if not m.encoder_trainable and m.encoder_weights.lower() in ("none", ""):
         raise ConfigError("a frozen encoder needs pretrained weights: set model.encoder_weights=imagenet|PATH "
                           "or model.encoder_trainable=true")
-    if m.image_size < 16:
-        raise ConfigError(f"model.image_size must be >= 16, got {m.image_size}")
-    if m.attention not in KINDS:
-        raise ConfigError(f"model.attention must be one of {', '.join(KINDS)}, got {m.attention!r}")
-    if m.cell not in ("rnn", "lstm", "gru"):
-        raise ConfigError(f"model.cell must be one of rnn, lstm, gru, got {m.cell!r}")
-    if m.beam_width < 1:
-        raise ConfigError(f"model.beam_width must be >= 1, got {m.beam_width}")
-
-
-def _cache_dir(cfg) -> Path | None:
-    """Feature cache folder for a frozen pretrained encoder (keyed by encoder, weights, size)."""
-    m = cfg.model
-    weights = m.encoder_weights
-    if weights.lower() == "imagenet":
-        tag = "imagenet"
-    else:
-        p = Path(weights)
-        if not p.is_file():
-            return None
-        stat = p.stat()
-        tag = f"{p.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
-    import hashlib
-
-    key = hashlib.sha1(f"{m.encoder}|{tag}|{m.image_size}|v1".encode()).hexdigest()[:16]
-    return caplib.cache_root(cfg.data.feature_cache) / f"{m.encoder}-{m.image_size}-{key}"
 
 
 # -- predictor ----------------------------------------------------------------------------------
@@ -134,20 +104,11 @@ class CaptionPredictor(Predictor):
     def caption(self, items, beam: int | None = None, batch_size: int = 16) -> list[dict]:
         if isinstance(items, (str, bytes, Path)):
             items = [items]
-        beam = self.beam_width if beam is None else beam
-        signature = self._signature(beam)
-        blobs, info = read_items(list(items), "caption")
-        todo = [i for i, b in enumerate(blobs) if b is not None]
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            out = self.call(signature, image=np.asarray([blobs[i] for i in chunk], dtype=object))
-            for i, text, ok in zip(chunk, decode_strings(out["caption"]), out["valid"]):
-                if ok:
-                    info[i]["caption"] = text
-                    info[i]["warning"] = size_warning(blobs[i])
-                else:
-                    info[i]["error"] = why_undecodable(blobs[i])
-        return info
+        signature = self._signature(self.beam_width if beam is None else beam)
+
+        def fill(info, out, row, blob):
+            info.update(caption=decode_strings(out["caption"][row:row + 1])[0], warning=size_warning(blob))
+        return run_images(lambda images: self.call(signature, image=images), items, fill, batch_size, "caption")
 
     def predict(self, inputs):
         return self.caption(inputs)
@@ -156,34 +117,15 @@ class CaptionPredictor(Predictor):
         """Greedy captions with, per word, the attention over the feature grid ``[words, h, w]``."""
         if "attention" not in self.signatures:
             raise ConfigError("this model has no attention (model.attention=none)")
-        blobs, info = read_items(list(items), "caption")
-        todo = [i for i, b in enumerate(blobs) if b is not None]
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            out = self.call("attention", image=np.asarray([blobs[i] for i in chunk], dtype=object))
-            words = decode_strings(out["words"])
-            for row, i in enumerate(chunk):
-                if not out["valid"][row]:
-                    info[i]["error"] = why_undecodable(blobs[i])
-                    continue
-                n = int(out["length"][row])
-                info[i].update(caption=decode_strings(out["caption"][row:row + 1])[0], words=words[row][:n],
-                               attention=out["attention"][row, :n])
-        return info
+
+        def fill(info, out, row, blob):
+            n = int(out["length"][row])
+            info.update(caption=decode_strings(out["caption"][row:row + 1])[0],
+                        words=decode_strings(out["words"][row])[:n], attention=out["attention"][row, :n])
+        return run_images(lambda images: self.call("attention", image=images), items, fill, batch_size, "caption")
 
     def cli_predict(self, inputs, input_file):
-        if input_file:
-            try:
-                inputs = inputs + [line.strip() for line in Path(input_file).read_text().splitlines() if line.strip()]
-            except OSError as e:
-                raise DataError(f"{input_file}: {e.strerror}") from None
-        elif not inputs:
-            import sys
-
-            if not sys.stdin.isatty():
-                inputs = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
-        if not inputs:
-            raise DataError("give image files to caption (or --input FILE, or stdin, listing one path a line)")
+        inputs = image_paths(inputs, input_file, "caption")
         return self.format(inputs, self.caption(inputs))
 
     def format(self, inputs, results):
@@ -205,6 +147,9 @@ class Captioning(Task):
     default_data = "flickr8k_1000"
     config_class = CaptioningConfig
     predictor_class = CaptionPredictor
+    ranges = {"model.image_size": Range(16)}
+    presets = (Preset("flickr8k", "frozen EfficientNet-Lite0 features, LSTM 256 + additive attention, up to 15 epochs",
+                      ("train.epochs=15",), data="flickr8k_1000"),)
     unused = {"model.bidirectional": "the decoder reads forwards", "model.layers": "the decoder is one recurrent cell"}
 
     def load_data(self, cfg, data_dir=None):
@@ -217,49 +162,10 @@ class Captioning(Task):
     def load_preprocessing(self, cfg, run_dir):
         return caplib.CaptionVocab.load(run_dir, cfg.data.max_length)
 
-    def cached_features(self, cfg, data):
-        """Encoder features ``[images, cells, channels]`` of a CaptionSet (frozen encoder only)."""
-        m = cfg.model
-        encoder = build_encoder(m.encoder, m.encoder_weights, m.image_size)
-        fn = tf.function(lambda x: encoder(x, training=False))
-        return caplib.encoder_features(data, fn, m.image_size, _cache_dir(cfg))
-
-    tiny_overrides = ["model.encoder=small_cnn", "model.encoder_weights=none", "model.encoder_trainable=true",
-                      "model.image_size=32", "model.units=8", "model.embedding_dim=8", "model.feature_units=8",
-                      "model.attention_units=8", "model.beam_width=2", "data.max_length=8", "data.min_count=1",
-                      "data.augment=false", "data.demo_image_size=32", "train.epochs=1", "train.batch_size=32"]
-
-    def sample_inputs(self, rng, n, metadata, signature="serving_default"):
-        from seqapps.testing import random_images
-
-        size = int(metadata.get("config", {}).get("model", {}).get("image_size", 32))
-        return [{"image": b} for b in random_images(rng, n, size)]
-
     def datasets(self, cfg, prep, splits):
-        m, bs = cfg.model, cfg.train.batch_size
-
         def make(data, shuffle):
-            image_ids, inputs, targets = prep.pairs(data)
-            n = len(image_ids)
-            ds = tf.data.Dataset.from_tensor_slices((image_ids, inputs, targets))
-            if shuffle:
-                ds = ds.shuffle(n, seed=cfg.train.seed, reshuffle_each_iteration=True)
-            if not m.encoder_trainable:
-                feats = tf.constant(self.cached_features(cfg, data))
-                ds = ds.batch(bs).map(lambda i, x, y: ({"features": tf.gather(feats, i), "tokens": x}, y))
-            else:
-                blobs = tf.constant([data.read(i) for i in range(len(data))])
-                size = m.image_size
-
-                def load(i, x, y):
-                    pixels = decode_one(blobs[i], size)
-                    if shuffle and cfg.data.augment:
-                        pixels = augment(pixels, size)
-                    return {"image": pixels, "tokens": x}, y
-                ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(bs)
-            n_batches = -(-n // bs)
-            return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)
-
+            return image_batches(data, prep.pairs(data), cfg.model, cfg.train.batch_size, shuffle, cfg.train.seed,
+                                 shuffle and cfg.data.augment, cfg.data.feature_cache)
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):
@@ -277,40 +183,9 @@ class Captioning(Task):
     # serving ---------------------------------------------------------------------------------
     def endpoints(self, model, prep, cfg):
         m = cfg.model
-        words = tf.constant(prep.words)
         start, end = caplib.SPECIALS.index(caplib.START), caplib.SPECIALS.index(caplib.END)
-
-        def caption(image, beam_width):
-            pixels, valid = decode_batch(image, m.image_size)
-            state = model.initial_state(model.image_features(pixels))
-            out = decoding.search(model.step, state, start, end, prep.max_length + 1, beam_width=beam_width,
-                                  length_penalty=m.length_penalty)
-            joined, strings = decoding.join_words(words, out["tokens"], out["lengths"])
-            joined = tf.strings.strip(tf.strings.regex_replace(joined, r"\s+", " "))
-            joined = tf.strings.regex_replace(joined, r" ([.,!?;:]|'s|n't)( |$)", r"\1\2")
-            return {"caption": tf.where(valid, joined, ""), "valid": valid,
-                    "length": tf.where(valid, out["lengths"], 0), "score": tf.where(valid, out["scores"], 0.0),
-                    "words": strings, "attention": out["extras"].get("attention")}
-
-        def pick(*keys):
-            return lambda width: lambda image: {k: v for k, v in caption(image, width).items() if k in keys}
-        result = pick("caption", "valid", "length", "score")
-        spec = [tf.TensorSpec([None], tf.string, name="image")]
-        endpoints = {
-            "serving_default": Endpoint(result(1), spec, "image bytes (JPEG/PNG/GIF/BMP) -> caption, greedy "
-                                                         "decoding; valid=false (and an empty caption) for undecodable items"),
-            "beam": Endpoint(result(m.beam_width), spec, f"image bytes -> caption, beam search of width {m.beam_width}"),
-        }
-        if m.attention != "none":
-            def attention(image):
-                out = pick("caption", "valid", "length", "words", "attention")(1)(image)
-                maps = out["attention"]
-                out["attention"] = tf.reshape(maps, tf.concat([tf.shape(maps)[:2], list(model.grid)], 0))
-                return out
-
-            endpoints["attention"] = Endpoint(attention, spec, "image bytes -> greedy caption, words "
-                                              "[batch, steps] and attention maps [batch, steps, grid_h, grid_w]")
-        return endpoints
+        return caption_endpoints(model, prep.words, start, end, prep.max_length + 1, m.image_size, m.beam_width,
+                                 m.length_penalty, attention=m.attention != "none")
 
     def metadata(self, prep):
         return {"vocabulary_size": len(prep), "max_length": prep.max_length}
@@ -353,3 +228,14 @@ class Captioning(Task):
             if key.startswith("bleu"):
                 lines.append(f"  {key}: {value:.2f}")
         return "\n".join(lines)
+
+    tiny_overrides = ["model.encoder=small_cnn", "model.encoder_weights=none", "model.encoder_trainable=true",
+                      "model.image_size=32", "model.units=8", "model.embedding_dim=8", "model.feature_units=8",
+                      "model.attention_units=8", "model.beam_width=2", "data.max_length=8", "data.min_count=1",
+                      "data.augment=false", "data.demo_image_size=32", "train.epochs=1", "train.batch_size=32"]
+
+    def sample_inputs(self, rng, n, metadata, signature="serving_default"):
+        from seqapps.testing import random_images
+
+        size = int(metadata.get("config", {}).get("model", {}).get("image_size", 32))
+        return [{"image": b} for b in random_images(rng, n, size)]

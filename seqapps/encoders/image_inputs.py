@@ -2,15 +2,20 @@
 
 ``read_items`` reads each item (a path, or bytes as they are) without failing the
 others; ``why_undecodable`` says in words why bytes did not decode in the graph;
-``size_warning`` flags images too small for a result to mean much.
+``size_warning`` flags images too small for a result to mean much; ``run_images`` batches
+them through a signature and ``image_paths`` reads the paths a command line names.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
+import numpy as np
+
 from seqapps.encoders.images import MAX_PIXELS, sniff
+from seqapps.errors import DataError
 
 
 def read_items(items, result_key: str = "result") -> tuple[list, list[dict]]:
@@ -58,3 +63,35 @@ def size_warning(blob: bytes, smallest: int = 16, what: str = "the caption") -> 
     if min(w, h) < smallest:
         return f"the image is only {w}x{h} pixels; {what} is unlikely to mean much"
     return None
+
+
+def run_images(call, items, fill, batch_size: int = 16, result_key: str = "result") -> list[dict]:
+    """Read ``items`` (paths or bytes; see :func:`read_items`), send the readable ones in batches of
+    ``batch_size`` to ``call(image_bytes_array) -> outputs`` (with a ``valid`` row flag), and
+    ``fill(info, outputs, row, blob)`` each decoded item's entry; undecodable ones get an ``error``."""
+    blobs, info = read_items(list(items), result_key)
+    todo = [i for i, b in enumerate(blobs) if b is not None]
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        out = call(np.asarray([blobs[i] for i in chunk], dtype=object))
+        for row, i in enumerate(chunk):
+            if out["valid"][row]:
+                fill(info[i], out, row, blobs[i])
+            else:
+                info[i]["error"] = why_undecodable(blobs[i])
+    return info
+
+
+def image_paths(inputs: list[str], input_file: str | None, what: str = "caption") -> list[str]:
+    """The images a CLI ``predict`` names: its arguments, then ``--input FILE`` or (piped) stdin
+    listing one path a line; blank lines are skipped."""
+    if input_file:
+        try:
+            inputs = inputs + [line.strip() for line in Path(input_file).read_text().splitlines() if line.strip()]
+        except OSError as e:
+            raise DataError(f"{input_file}: {e.strerror}") from None
+    elif not inputs and not sys.stdin.isatty():
+        inputs = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    if not inputs:
+        raise DataError(f"give image files to {what} (or --input FILE, or stdin, listing one path a line)")
+    return inputs

@@ -1,0 +1,59 @@
+"""The serving functions of an image-to-text model: encoded image bytes in, a sentence out.
+
+Image decoding, resizing and normalization, the greedy and beam-search loops over the
+model's ``step`` and the joining of words all run in the graph. The model gives
+``image_features(pixels)``, ``initial_state(features)``, ``step`` and, with attention,
+its feature ``grid`` ``(h, w)``. Undecodable items get ``valid=false`` and an empty caption.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from seqapps import decoding
+from seqapps.encoders.images import decode_batch
+from seqapps.task import Endpoint
+
+
+def join_caption(joined):
+    """Words joined by spaces -> a sentence: single spaces, punctuation and clitics attached."""
+    joined = tf.strings.strip(tf.strings.regex_replace(joined, r"\s+", " "))
+    return tf.strings.regex_replace(joined, r" ([.,!?;:]|'s|n't)( |$)", r"\1\2")
+
+
+def caption_endpoints(model, words: list[str], start: int, end: int, max_steps: int, image_size: int,
+                      beam_width: int, length_penalty: float = 0.0, attention: bool = True) -> dict[str, Endpoint]:
+    """``serving_default`` (greedy), ``beam`` (beam search of ``beam_width``) and, with ``attention``,
+    ``attention`` (greedy, with per-word maps over the feature grid) over vocabulary ``words``."""
+    vocab = tf.constant(words)
+
+    def caption(image, width):
+        pixels, valid = decode_batch(image, image_size)
+        state = model.initial_state(model.image_features(pixels))
+        out = decoding.search(model.step, state, start, end, max_steps, beam_width=width,
+                              length_penalty=length_penalty)
+        joined, strings = decoding.join_words(vocab, out["tokens"], out["lengths"])
+        return {"caption": tf.where(valid, join_caption(joined), ""), "valid": valid,
+                "length": tf.where(valid, out["lengths"], 0), "score": tf.where(valid, out["scores"], 0.0),
+                "words": strings, "attention": out["extras"].get("attention")}
+
+    def pick(width, *keys):
+        return lambda image: {k: v for k, v in caption(image, width).items() if k in keys}
+    spec = [tf.TensorSpec([None], tf.string, name="image")]
+    endpoints = {
+        "serving_default": Endpoint(pick(1, "caption", "valid", "length", "score"), spec,
+                                    "image bytes (JPEG/PNG/GIF/BMP) -> caption, greedy decoding; "
+                                    "valid=false (and an empty caption) for undecodable items"),
+        "beam": Endpoint(pick(beam_width, "caption", "valid", "length", "score"), spec,
+                         f"image bytes -> caption, beam search of width {beam_width}"),
+    }
+    if attention:
+        def attend(image):
+            out = pick(1, "caption", "valid", "length", "words", "attention")(image)
+            maps = out["attention"]
+            out["attention"] = tf.reshape(maps, tf.concat([tf.shape(maps)[:2], list(model.grid)], 0))
+            return out
+
+        endpoints["attention"] = Endpoint(attend, spec, "image bytes -> greedy caption, words "
+                                          "[batch, steps] and attention maps [batch, steps, grid_h, grid_w]")
+    return endpoints
