@@ -40,8 +40,3 @@ def run_cli(*args, cwd=None, input=None, timeout=600):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "seqapps", *map(str, args)], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, input=input, timeout=timeout)
-
-
-@pytest.fixture
-def fresh(tmp_path):
-    return lambda code: run_fresh(code, tmp_path)

@@ -1,5 +1,5 @@
 """forecasting: CSV series reading, leak-free windows, scaling, baselines, and end to end
-train -> export -> fresh-process load on the demo data."""
+train -> export -> forecast on the demo data (the shared contract is in test_contract.py)."""
 
 from __future__ import annotations
 
@@ -226,30 +226,17 @@ def test_run_and_export_describe_the_model(trained):
     assert set(test) >= {"model", "naive", "seasonal_naive"} and set(test["model"]) == {"mae", "rmse", "mase"}
 
 
-def test_export_in_fresh_process_gives_the_same_forecast(trained, fresh):
-    run, export_dir, _ = trained
-    predictor = run.predictor()
+def test_export_forecasts_a_frame_and_its_signature_refuses_nan(trained):
+    import tensorflow as tf
+
+    _, export_dir, _ = trained
+    predictor = seqapps.load(export_dir)
     window = predictor.prep.encoding.encode(recent_rows(12))[None]
-    in_memory = predictor.predict(window)
-    from_frame = seqapps.load(export_dir).forecast(recent_rows())
-    code = f"""
-import json, numpy as np, tensorflow as tf
-m = tf.saved_model.load({str(export_dir)!r})
-sig = m.signatures['serving_default']
-out = sig(window=tf.constant({window.tolist()!r}, tf.float32))['forecast'].numpy()
-empty = sig(window=tf.zeros([0, 12, 4]))['forecast'].numpy()
-try:
-    sig(window=tf.fill([1, 12, 4], float('nan')))
-    nan = 'accepted'
-except tf.errors.InvalidArgumentError:
-    nan = 'refused'
-print(json.dumps({{'forecast': out.tolist(), 'empty': list(empty.shape), 'nan': nan}}))
-"""
-    out = fresh(code)
-    np.testing.assert_allclose(out["forecast"], in_memory, rtol=1e-5)
-    np.testing.assert_allclose(from_frame, in_memory[0], rtol=1e-5)
-    assert out["empty"] == [0, 2] and out["nan"] == "refused"
+    from_frame = predictor.forecast(recent_rows())
+    np.testing.assert_allclose(from_frame, predictor.predict(window)[0], rtol=1e-5)
     assert 30 < from_frame[0] < 90                                  # in the original units of the load
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):  # the raw signature, too
+        predictor.call(window=np.full([1, 12, 4], np.nan, "float32"))
 
 
 def test_forecast_rejects_bad_windows(trained):
