@@ -66,6 +66,7 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
                    help="override a config value, e.g. model.cell=gru (repeatable)")
     p.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<data>)")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
+    p.add_argument("--no-eval", action="store_true", help="skip scoring the validation and test splits at the end")
     p.add_argument("--preset", help="a named recipe of the task (see `presets`; default: the recipe of the "
                                     "--data dataset if it has one; none: the task defaults)")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
@@ -175,7 +176,8 @@ def cmd_train(args):
             print(f"note: {task.default_data} is not under the data directory ($SEQAPPS_DATA or --data-dir); "
                   "training on the built-in demo data", file=sys.stderr)
             data = "demo"
-    train(args.task, data, backend=args.backend, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, overrides=args.overrides,
+    train(args.task, data, backend=args.backend, preset=args.preset, evaluate=not args.no_eval,
+          epochs=args.epochs, batch_size=args.batch_size, overrides=args.overrides,
           run_dir=args.run_dir, data_dir=args.data_dir, strategy=args.strategy, overwrite=args.overwrite)
 
 

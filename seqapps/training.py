@@ -147,13 +147,14 @@ def _best_so_far(run: Run, monitor: str, mode: str):
 
 def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, overrides=(), run_dir=None,
           data_dir=None, strategy=None, overwrite=False, verbose=None, callbacks=(), backend=None,
-          preset=None) -> Run:
+          preset=None, evaluate=True) -> Run:
     """Train ``task`` and return its :class:`~seqapps.run.Run`.
 
     Re-running the same call after an interruption resumes from the last backup.
     ``preset`` names one of the task's recipes (default: the recipe of the dataset ``data``,
     if the task has one; ``"none"``: the bare defaults); explicit arguments and ``overrides``
-    apply over it. ``callbacks`` are extra Keras callbacks (timers, custom logging...). ``backend`` (or
+    apply over it. ``evaluate=False`` skips scoring the validation and test splits at the end
+    (``metrics.json`` then holds only ``train_seconds``). ``callbacks`` are extra Keras callbacks (timers, custom logging...). ``backend`` (or
     ``train.backend``) picks the Keras backend that trains; when this process runs another
     one, the training runs in a child process that does (``callbacks`` cannot go there).
     """
@@ -170,7 +171,8 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         argv = ["train", task, "--run-dir", run.dir, "--backend", cfg.train.backend,
                 *_cli_flags(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size, strategy=strategy,
                            preset=preset),
-                *[a for o in _as_list(overrides, "overrides") for a in ("--set", o)], *(["--overwrite"] * overwrite)]
+                *[a for o in _as_list(overrides, "overrides") for a in ("--set", o)], *(["--overwrite"] * overwrite),
+                *(["--no-eval"] * (not evaluate))]
         engine.run_elsewhere(cfg.train.backend, argv, f"training {task}")
         return Run(run.dir)
     splits = task_obj.load_data(cfg, data_dir)  # bad data fails before anything is written
@@ -184,7 +186,9 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
 
     plot_history(run.history_path, run.curves_path)
     seconds = round(time.time() - started, 2)
-    if engine.current_backend() == "tensorflow":
+    if not evaluate:
+        run.metrics_path.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
+    elif engine.current_backend() == "tensorflow":
         score(run, splits, seconds, verbose=verbose is None or bool(verbose))
     else:  # serving graphs are TensorFlow: score the checkpoint where they can be built
         engine.run_elsewhere("tensorflow", ["score", run.dir, "--seconds", seconds, *_cli_flags(data_dir=data_dir)],
@@ -271,8 +275,11 @@ def _preprocessing(task_obj, cfg, run, splits, resuming):
 def _callbacks(task_obj, cfg, run, prep, extra) -> list:
     import keras
 
+    from seqapps.callbacks import EpochTimer
+
     monitor, mode = task_obj.monitor, task_obj.monitor_mode
     callbacks = [
+        EpochTimer(),  # first, so CSVLogger and TensorBoard see epoch_seconds
         keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq=cfg.train.backup_every or "epoch",
                                          double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(str(run.model_path), monitor=monitor, mode=mode, save_best_only=True,
