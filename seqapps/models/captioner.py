@@ -17,9 +17,10 @@ from seqapps.encoders import build_encoder
 from seqapps.errors import ConfigError
 from seqapps.layers import recurrent_cell
 from seqapps.layers.attention import make_attention
+from seqapps.models.base import SettingsModel
 
 @keras.saving.register_keras_serializable(package="seqapps")
-class ImageCaptioner(keras.Model):
+class ImageCaptioner(SettingsModel):
     """Encoder + attentive recurrent decoder; ``step`` is the one decoding step used both by
     teacher-forced training (``call``) and by the greedy/beam loops of the export.
 
@@ -122,17 +123,8 @@ class ImageCaptioner(keras.Model):
             outputs.append(logits)
         return ops.stack(outputs, axis=1)
 
-    def get_config(self):
-        return {**super().get_config(), **self.settings}
-
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config.setdefault("load_weights", False)  # the saved weights follow
         return cls(**config)
-
-    def get_build_config(self):
-        return {}
-
-    def build_from_config(self, config):
-        pass

@@ -16,10 +16,11 @@ from keras import ops
 
 from seqapps.errors import ConfigError
 from seqapps.layers import recurrent_layer, state_size
+from seqapps.models.base import SettingsModel
 
 
 @keras.saving.register_keras_serializable(package="seqapps")
-class CharLanguageModel(keras.Model):
+class CharLanguageModel(SettingsModel):
     """``call(ids [batch, time])`` -> logits ``[batch, time, vocab]``.
 
     ``initial_state(batch)`` is the zero state ``{"h": [batch, layers, units]}`` (plus
@@ -90,16 +91,3 @@ class CharLanguageModel(keras.Model):
         for layer in self.rnns:
             if layer.stateful:
                 layer.reset_state()
-
-    def get_config(self):
-        return {**super().get_config(), **self.settings}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def get_build_config(self):
-        return {}
-
-    def build_from_config(self, config):
-        pass

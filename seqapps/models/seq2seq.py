@@ -22,10 +22,11 @@ from keras import ops
 from seqapps.errors import ConfigError
 from seqapps.layers import recurrent_layer, state_size
 from seqapps.layers.attention import make_attention
+from seqapps.models.base import SettingsModel
 
 
 @keras.saving.register_keras_serializable(package="seqapps")
-class Seq2Seq(keras.Model):
+class Seq2Seq(SettingsModel):
     """``call({"source", "target_in"})`` -> next-token logits ``[batch, time, target_vocab]``.
 
     ``initial_state(source)`` encodes the source ids ``[batch, time]`` once and returns the
@@ -136,16 +137,3 @@ class Seq2Seq(keras.Model):
         if self.attention is not None:
             context, _ = self.attention(h, values, mask=mask)
         return self._head(h, context, training)
-
-    def get_config(self):
-        return {**super().get_config(), **self.settings}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def get_build_config(self):
-        return {}
-
-    def build_from_config(self, config):
-        pass
