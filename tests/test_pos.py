@@ -1,4 +1,4 @@
-"""pos: train tiny on the demo data -> export -> load in a fresh process -> same tags."""
+"""pos: tokenizer, padding, CRF and word vectors, data sources (the shared contract is in test_contract.py)."""
 
 from __future__ import annotations
 
@@ -63,27 +63,19 @@ def test_learns_the_demo(runs):
         assert set(metrics["test"]["per_class"]) >= {"NOUN", "VERB", "DET", "PUNCT"}
 
 
-def test_export_fresh_process_matches_in_memory(runs, fresh):
-    exports = {name: str(runs[name].export(runs["root"] / f"export-{name}")) for name in ("softmax", "crf")}
+def _plain(outputs):
+    return {k: [[x.decode("utf-8") for x in r] for r in v] if v.dtype == object else v.tolist()
+            for k, v in outputs.items()}
+
+
+def test_export_tokenizes_tags_and_pads_like_the_run(runs):
+    """Both variants (the CRF one with frozen word vectors) export and tag as their runs do."""
     rows = [["The", "dog", "sleeps", "."], ["Tom", "", "sings", ""], ["", "", "", ""], ["cat", "", "", ""]]
-    code = f"""
-import json
-import tensorflow as tf
-
-def plain(outputs):
-    decode = lambda row: [x.decode("utf-8") for x in row]
-    return {{k: [decode(r) for r in v.numpy()] if v.dtype == tf.string else v.numpy().tolist()
-             for k, v in outputs.items()}}
-
-out = {{}}
-for name, path in {json.dumps(exports)}.items():
-    m = tf.saved_model.load(path)
-    text = tf.constant({json.dumps(SENTENCES, ensure_ascii=False)})
-    out[name] = {{"text": plain(m.signatures["serving_default"](text=text)),
-                  "tokens": plain(m.signatures["tag_tokens"](tokens=tf.constant({json.dumps(rows)})))}}
-print(json.dumps(out))
-"""
-    loaded = fresh(code)
+    loaded = {}
+    for name in ("softmax", "crf"):
+        p = seqapps.load(runs[name].export(runs["root"] / f"export-{name}"))
+        loaded[name] = {"text": _plain(p.call("serving_default", text=np.array(SENTENCES, dtype=object))),
+                        "tokens": _plain(p.call("tag_tokens", tokens=np.array(rows, dtype=object)))}
     for name in ("softmax", "crf"):
         text, tokens = loaded[name]["text"], loaded[name]["tokens"]
         assert text["lengths"] == [6, 8, 3, 1, 12]
