@@ -147,6 +147,7 @@ class Captioning(Task):
     default_data = "flickr8k_1000"
     config_class = CaptioningConfig
     predictor_class = CaptionPredictor
+    prep_class = caplib.CaptionVocab
     ranges = {"model.image_size": Range(16)}
     presets = (Preset("flickr8k", "frozen EfficientNet-Lite0 features, LSTM 256 + additive attention, up to 15 epochs",
                       ("train.epochs=15",), data="flickr8k_1000"),)
@@ -155,12 +156,6 @@ class Captioning(Task):
     def load_data(self, cfg, data_dir=None):
         _check(cfg)
         return caplib.load_caption_data(cfg.data, self.name, data_dir)
-
-    def fit_preprocessing(self, cfg, splits):
-        return caplib.CaptionVocab.fit(splits.train.captions, cfg.data.vocab_size, cfg.data.min_count, cfg.data.max_length)
-
-    def load_preprocessing(self, cfg, run_dir):
-        return caplib.CaptionVocab.load(run_dir, cfg.data.max_length)
 
     def datasets(self, cfg, prep, splits):
         def make(data, shuffle):
