@@ -30,11 +30,7 @@ TASKS = registry.names()
 BATCH_DEPENDENT: dict[tuple[str, str], str] = {}
 
 #: tasks that do not train and export under ``train.mixed_precision=true`` yet
-MIXED_PRECISION_FAILS: dict[str, str] = {
-    "char_lm": "CellStepper.read carries float32 zero states and logits while the cells return float16 ones "
-               "under mixed_float16: tf.where fails (SelectV2 half vs float) in warm_start when training builds "
-               "the run's predictor",
-}
+MIXED_PRECISION_FAILS: dict[str, str] = {}
 
 
 def tiny(task) -> list[str]:
@@ -266,7 +262,7 @@ def test_an_inputs_answer_does_not_depend_on_its_batch(trained):
     failures = {}
     for signature in predictor.signatures:
         try:
-            check_batch_independence(trained, signature, max_examples=8)
+            check_batch_independence(trained, signature, max_examples=6)
         except AssertionError as e:
             failures[(name, signature)] = " ".join(str(e).split())[:600]
     known = {k: v for k, v in BATCH_DEPENDENT.items() if k[0] == name}
