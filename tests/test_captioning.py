@@ -1,4 +1,4 @@
-"""captioning: data readers, model shapes, train -> export -> fresh-process load, bad input."""
+"""captioning: data readers, model shapes, train -> export -> caption, bad input, the default encoder."""
 
 from __future__ import annotations
 
@@ -138,35 +138,29 @@ def test_demo_learns_and_scores(trained):
     assert len(test["samples"]) == 10
 
 
-def test_export_in_a_fresh_process_gives_the_same_captions(trained, fresh):
+def test_export_signatures_caption_files_and_mark_undecodable_items(trained):
+    import seqapps
+
     run, export, root = trained
     rows = examples(n=4, size=64, seed=11)
     paths = []
     for i, (blob, _) in enumerate(rows):
         (root / f"x{i}.png").write_bytes(blob)
         paths.append(str(root / f"x{i}.png"))
-    memory = run.predictor()
-    greedy = [r["caption"] for r in memory.caption(paths, beam=1)]
-    beam = [r["caption"] for r in memory.caption(paths, beam=3)]
-    attention = memory.attention(paths[:2])
+    p = seqapps.load(export)
+    greedy = [r["caption"] for r in p.caption(paths, beam=1)]
+    beam = [r["caption"] for r in p.caption(paths, beam=3)]
+    attention = p.attention(paths[:2])
     assert all(greedy) and all(beam)
-    out = fresh(f"""
-import json, tensorflow as tf
-m = tf.saved_model.load({str(export)!r})
-images = tf.constant([open(p, "rb").read() for p in {paths!r}] + [b"", b"not an image"])
-g = m.signatures["serving_default"](image=images)
-b = m.signatures["beam"](image=images)
-a = m.signatures["attention"](image=images[:2])
-print(json.dumps({{"greedy": [s.decode() for s in g["caption"].numpy()], "beam": [s.decode() for s in b["caption"].numpy()],
-                  "valid": g["valid"].numpy().tolist(), "att": a["attention"].shape.as_list(),
-                  "att_sum": a["attention"].numpy().sum(-1).sum(-1).tolist(), "len": a["length"].numpy().tolist()}}))
-""")
-    assert out["greedy"] == greedy + ["", ""]
-    assert out["beam"] == beam + ["", ""]
-    assert out["valid"] == [True] * 4 + [False, False]
-    steps = out["att"][1]
-    assert out["att"] == [2, steps, 2, 2]
-    for row, n in zip(out["att_sum"], out["len"]):
+    images = np.array([open(path, "rb").read() for path in paths] + [b"", b"not an image"], dtype=object)
+    g, b = p.call("serving_default", image=images), p.call("beam", image=images)
+    a = p.call("attention", image=images[:2])
+    assert [s.decode() for s in g["caption"]] == greedy + ["", ""]
+    assert [s.decode() for s in b["caption"]] == beam + ["", ""]
+    assert g["valid"].tolist() == [True] * 4 + [False, False]
+    steps = a["attention"].shape[1]
+    assert list(a["attention"].shape) == [2, steps, 2, 2]
+    for row, n in zip(a["attention"].sum(-1).sum(-1), a["length"]):
         np.testing.assert_allclose(row[:n], 1.0, rtol=1e-4)
     for r, caption in zip(attention, greedy):
         assert r["caption"] == caption and r["words"] and r["attention"].shape == (len(r["words"]), 2, 2)
@@ -209,3 +203,28 @@ def test_cli_predict_and_bad_option(trained):
     proc = run_cli("train", "captioning", "--data", "demo", "--set", "model.attention=sideways", "--run-dir",
                    root / "never")
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: model.attention must be one of")
+
+
+def test_default_encoder_is_frozen_imagenet_efficientnet_with_a_feature_cache(tmp_path):
+    """The default path: EfficientNet-Lite0 with ImageNet weights, frozen, its features cached once."""
+    import keras
+
+    import seqapps
+    from seqapps import registry
+    from seqapps.encoders import build_encoder
+
+    cache = tmp_path / "cache"
+    run = seqapps.train("captioning", "demo", run_dir=tmp_path / "run", verbose=0, overrides=[
+        "model.image_size=64", "model.units=8", "model.embedding_dim=8", "model.feature_units=8",
+        "model.attention_units=8", "model.beam_width=2", "data.max_length=8", "data.min_count=1", "train.epochs=1",
+        f"data.feature_cache={cache}"])
+    model_cfg = json.loads((run.dir / "config.json").read_text())["model"]
+    assert (model_cfg["encoder"], model_cfg["encoder_weights"], model_cfg["encoder_trainable"]) == (
+        "efficientnet_lite0", "imagenet", False)
+    assert [p for p in cache.rglob("*") if p.is_file()], "no features were cached"
+    registry.get("captioning")  # registers the model class
+    trained = keras.saving.load_model(run.dir / "best.keras").encoder.get_weights()
+    imagenet = build_encoder("efficientnet_lite0", "imagenet", 64).get_weights()
+    assert len(trained) == len(imagenet) and all(np.array_equal(a, b) for a, b in zip(trained, imagenet))
+    results = seqapps.load(run.dir).caption([image_bytes(("circle", "red"), ("square", "blue"), "above", 64)])
+    assert results[0]["error"] is None and isinstance(results[0]["caption"], str)
