@@ -65,7 +65,7 @@ def test_coco_json_and_bad_tables(tmp_path):
 
 
 def test_vocabulary_encodes_teacher_forcing_pairs():
-    vocab = caplib.CaptionVocab.fit([["A red circle .", "a red square"], ["a blue circle"]], 100, 1, max_length=3)
+    vocab = caplib.CaptionVocab.from_captions([["A red circle .", "a red square"], ["a blue circle"]], 100, 1, max_length=3)
     assert vocab.words[:4] == caplib.SPECIALS and vocab.words[4] == "a"
     inputs, targets = vocab.encode(["A red circle .", "zebra"])
     a, red, circle = (vocab.index[w] for w in ("a", "red", "circle"))

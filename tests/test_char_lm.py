@@ -77,20 +77,23 @@ def test_reset_callback_zeroes_the_carried_state():
 
 # -- reading text ---------------------------------------------------------------------------
 def test_text_sources_and_contiguous_split(tmp_path):
-    from tasks.char_lm import CharLMData, read_text_source, split_text
+    from seqapps.data.plaintext import read_text_source
+    from seqapps.data.splits import split
+    from tasks.char_lm import CharLMData
 
     (tmp_path / "b.txt").write_text("second file\n")
     (tmp_path / "a.txt").write_text("first file\n")
     (tmp_path / ".hidden.txt").write_text("not read")
     assert read_text_source(tmp_path) == "first file\n\n\nsecond file\n"
     text = "".join(chr(97 + i % 26) for i in range(1000))
-    train, val, test = split_text(text, CharLMData(), "x")
+    data = CharLMData()
+    train, val, test = split(text, data.val_fraction, data.test_fraction)
     assert train + val == text and len(val) == 100 and test is None
 
 
 def test_binary_and_undecodable_files_fail_with_one_line(tmp_path):
     from seqapps.errors import DataError
-    from tasks.char_lm import read_text_source
+    from seqapps.data.plaintext import read_text_source
 
     (tmp_path / "bin.txt").write_bytes(b"abc\x00\x01\x02")
     (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
@@ -141,7 +144,7 @@ def test_tiny_batch_overfits():
     task = CharLM()
     cfg = task.default_config().override(["model.units=32", "train.batch_size=2", "train.stateful=false"])
     text = "to be or not to be, that is the question. " * 3
-    vocab = CharVocab.fit(text)
+    vocab = CharVocab.from_text(text)
     x, y = stream_windows(vocab.encode(text), batch_size=2, bptt=60)
     model = task.build_model(cfg, vocab)
     task.compile(model, cfg, keras.optimizers.Adam(0.02), vocab)
@@ -200,15 +203,15 @@ def test_score_matches_the_training_loss_scale(trained):
     assert metrics["chars"] == len(run.task.load_data(run.config).val) - 1
     assert 0 < metrics["nats_per_char"] < np.log(len(run.task.load_preprocessing(run.config, run.dir).chars))
     assert metrics["bits_per_char"] == pytest.approx(metrics["nats_per_char"] / np.log(2))
-
-
-def test_export_samples_like_the_run_with_a_seed_and_its_signatures_shapes(trained):
-    """Seeded sampling (not only greedy, which the contract tests cover) and the raw signatures' outputs."""
     # the export's score reads the validation text as Keras' validation loss did (same nats per character)
     import pandas as pd
 
     best_val_loss = float(pd.read_csv(run.history_path)["val_loss"].min())  # the kept checkpoint's
     assert metrics["nats_per_char"] == pytest.approx(best_val_loss, rel=0.05)
+
+
+def test_export_samples_like_the_run_with_a_seed_and_its_signatures_shapes(trained):
+    """Seeded sampling (not only greedy, which the contract tests cover) and the raw signatures' outputs."""
     run, export_dir = trained
     import seqapps
 
