@@ -406,6 +406,21 @@ def banned(step, ids):
     return wrapped
 
 
+def capped(step, init_state, caps, end_token):
+    """``(step, state)`` under which row ``i`` ends at step ``caps[i]`` at the latest: from that
+    step on its only choice is ``end_token``. Each row's limit is its own, so its answer does
+    not depend on the rest of the batch; decode for ``max(caps) + 1`` steps. The state carries
+    the step count and the limits (beam search tiles and reorders them like any state)."""
+    def wrapped(tokens, state):
+        logits, inner, extras = step(tokens, state["inner"])
+        over = tf.expand_dims(state["t"] >= state["cap"], -1)
+        only_end = tf.where(tf.equal(tf.range(tf.shape(logits)[-1]), tf.cast(end_token, tf.int32)),
+                            tf.zeros_like(logits), tf.fill(tf.shape(logits), tf.cast(NEG_INF, logits.dtype)))
+        return tf.where(over, only_end, logits), {"inner": inner, "cap": state["cap"], "t": state["t"] + 1}, extras
+    caps = tf.cast(caps, tf.int32)
+    return wrapped, {"inner": init_state, "cap": caps, "t": tf.zeros_like(caps)}
+
+
 def join_words(vocab, tokens, lengths, separator=" "):
     """Ids ``[batch, steps]`` -> (the first ``lengths`` words of each row joined by ``separator``
     ``[batch]``, the words ``[batch, steps]`` with ``""`` past each row's length)."""

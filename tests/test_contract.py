@@ -27,14 +27,7 @@ TASKS = registry.names()
 
 #: (task, signature) pairs whose answer is known to depend on the batch: the property
 #: test expects exactly these to fail (and fails if one of them starts passing).
-_STEP_CAP = ("the decoding loop stops after min(data.max_output_length, 2 * the batch's longest source + 10) steps, "
-             "so a translation that has not ended is cut at 2n+10 steps alone but runs on beside a longer source "
-             "(different output_lengths, translation and score)")
-BATCH_DEPENDENT: dict[tuple[str, str], str] = {
-    ("translation", "serving_default"): _STEP_CAP,
-    ("translation", "translate"): _STEP_CAP,
-    ("translation", "attention"): _STEP_CAP,
-}
+BATCH_DEPENDENT: dict[tuple[str, str], str] = {}
 
 #: tasks that do not train and export under ``train.mixed_precision=true`` yet
 MIXED_PRECISION_FAILS: dict[str, str] = {}
@@ -154,10 +147,7 @@ print(json.dumps({{"signatures": sorted(m.signatures)}}))
 """
 
 #: tasks whose export does not answer an empty batch yet
-EMPTY_BATCH_FAILS: dict[str, str] = {
-    "captioning": "the small_cnn encoder's batch normalization fails on a batch of 0 images in the exported graph "
-                  "(Incompatible shapes: [32] vs. [0,32,32,3] at small_cnn/bn1/batchnorm/mul_1)",
-}
+EMPTY_BATCH_FAILS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

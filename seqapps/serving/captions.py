@@ -28,14 +28,19 @@ def caption_endpoints(model, words: list[str], start: int, end: int, max_steps: 
     vocab = tf.constant(words)
 
     def caption(image, width):
-        pixels, valid = decode_batch(image, image_size)
+        n = tf.shape(image)[0]  # a batch of 0 runs one blank item (layers such as batch norm need a row)
+        pixels, valid = decode_batch(tf.cond(n > 0, lambda: image, lambda: tf.constant([""])), image_size)
         state = model.initial_state(model.image_features(pixels))
         out = decoding.search(model.step, state, start, end, max_steps, beam_width=width,
                               length_penalty=length_penalty)
         joined, strings = decoding.join_words(vocab, out["tokens"], out["lengths"])
-        return {"caption": tf.where(valid, join_caption(joined), ""), "valid": valid,
-                "length": tf.where(valid, out["lengths"], 0), "score": tf.where(valid, out["scores"], 0.0),
-                "words": strings, "attention": out["extras"].get("attention")}
+        answer = {"caption": tf.where(valid, join_caption(joined), ""), "valid": valid,
+                  "length": tf.where(valid, out["lengths"], 0), "score": tf.where(valid, out["scores"], 0.0),
+                  "words": tf.where(tf.expand_dims(valid, -1), strings, "")}  # no words for undecodable items
+        if out["extras"].get("attention") is not None:
+            maps = out["extras"]["attention"]
+            answer["attention"] = maps * tf.cast(valid, maps.dtype)[:, None, None]
+        return {k: v[:n] for k, v in answer.items()}
 
     def pick(width, *keys):
         return lambda image: {k: v for k, v in caption(image, width).items() if k in keys}

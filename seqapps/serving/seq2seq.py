@@ -26,8 +26,10 @@ def text_decoder(model, prep, french_spacing: bool = False):
     def decode(text, beam_width, length_penalty):
         ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
         source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1)
-        max_steps = tf.minimum(prep.max_output_length, 2 * tf.reduce_max(tf.concat([source_lengths, [0]], 0)) + 10)
-        out = decoding.search(step, model.initial_state(ids), prep.start_id, prep.end_id, max_steps,
+        caps = tf.minimum(prep.max_output_length, 2 * source_lengths + 10)  # each row's own step limit
+        row_step, state = decoding.capped(step, model.initial_state(ids), caps, prep.end_id)
+        max_steps = tf.reduce_max(tf.concat([caps, [0]], 0)) + 1
+        out = decoding.search(row_step, state, prep.start_id, prep.end_id, max_steps,
                               beam_width=beam_width, length_penalty=length_penalty)
         joined, words = decoding.join_words(vocab, out["tokens"], out["lengths"])
         translation = detokenize(joined, french_spacing=french_spacing)
