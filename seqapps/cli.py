@@ -161,7 +161,8 @@ def main(argv=None) -> int:
 def cmd_train(args):
     from seqapps import engine
 
-    engine.select(args.backend or _override(args.overrides, "train.backend") or engine.default_backend(args.task))
+    backend = args.backend or _override(args.overrides, "train.backend") or engine.default_backend(args.task)
+    engine.select(engine.check_backend(backend))  # before anything imports Keras
     from seqapps import registry
     from seqapps.data import catalog
     from seqapps.training import resolve_config, train

@@ -15,11 +15,13 @@ endpoints and metadata) is built by :mod:`seqapps.serving.bundle`; the convenien
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 from pathlib import Path
 
-from seqapps.errors import ExportError
+from seqapps.errors import ExportError, SeqappsError
 
 
 def versions() -> dict:
@@ -78,3 +80,32 @@ class Run:
         if not self.model_path.exists():
             raise ExportError(f"{self.dir}: no checkpoint yet ({self.model_path.name}); train at least one epoch")
         return self.model_path
+
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """Hold an exclusive OS lock on ``run_dir`` for the block, through the hidden file
+    ``.<name>.lock`` beside it (which keeps the holder's process id). The kernel releases it
+    when the process ends, however it ends, so a killed run never blocks its own resume; a
+    second process asking for it meanwhile gets one error line naming the holder."""
+    import fcntl
+
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir.parent / f".{run_dir.name}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise SeqappsError(f"{run_dir} is in use by process {holder} (a training into the same run directory); "
+                           "wait for it to end or pass another --run-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    try:
+        yield run_dir
+    finally:
+        handle.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from seqapps import engine, presets, registry
 from seqapps.errors import ConfigError, SeqappsError
-from seqapps.run import versions
+from seqapps.run import locked, versions
 from seqapps.serving.trained import TrainedRun as Run  # a run directory that can predict and export
 
 
@@ -179,20 +179,21 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
     if chosen is not None and preset is None:
         print(f"note: training {cfg.data.source} with its preset {chosen.name!r} ({chosen.description}); "
               "--preset none keeps the task defaults", file=sys.stderr)
-    resuming = _prepare_run_dir(run, cfg, task, overwrite)
-    with _precision(cfg.train.mixed_precision):
-        model, prep, started = _fit(task_obj, cfg, run, splits, resuming, verbose, callbacks)
-    from seqapps.viz import plot_history
+    with locked(run.dir):  # one training per run directory at a time
+        resuming = _prepare_run_dir(run, cfg, task, overwrite)
+        with _precision(cfg.train.mixed_precision):
+            model, prep, started = _fit(task_obj, cfg, run, splits, resuming, verbose, callbacks)
+        from seqapps.viz import plot_history
 
-    plot_history(run.history_path, run.curves_path)
-    seconds = round(time.time() - started, 2)
-    if not evaluate:
-        run.metrics_path.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
-    elif engine.current_backend() == "tensorflow":
-        score(run, splits, seconds, verbose=verbose is None or bool(verbose))
-    else:  # serving graphs are TensorFlow: score the checkpoint where they can be built
-        engine.run_elsewhere("tensorflow", ["score", run.dir, "--seconds", seconds, *_cli_flags(data_dir=data_dir)],
-                             f"scoring {task}", module="seqapps.training")
+        plot_history(run.history_path, run.curves_path)
+        seconds = round(time.time() - started, 2)
+        if not evaluate:
+            run.metrics_path.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
+        elif engine.current_backend() == "tensorflow":
+            score(run, splits, seconds, verbose=verbose is None or bool(verbose))
+        else:  # serving graphs are TensorFlow: score the checkpoint where they can be built
+            engine.run_elsewhere("tensorflow", ["score", run.dir, "--seconds", seconds, *_cli_flags(data_dir=data_dir)],
+                                 f"scoring {task}", module="seqapps.training")
     return run
 
 

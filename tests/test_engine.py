@@ -1,0 +1,104 @@
+"""The training engine: the Keras backend that trains is a setting; exports are TensorFlow whatever it was."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import seqapps
+from conftest import ROOT, run_cli
+from seqapps import engine, registry
+from seqapps.errors import ConfigError
+from seqapps.training import Run, resolve_config
+from test_contract import assert_same_outputs, make_batch, tiny
+
+TASKS = registry.names()
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+TRAIN_ALL = """
+import json, sys
+import seqapps
+from seqapps import registry
+import keras
+assert keras.backend.backend() == "jax"
+for name, run_dir in json.loads(sys.argv[1]).items():
+    seqapps.train(name, "demo", overrides=registry.get(name).tiny_overrides, run_dir=run_dir, verbose=0,
+                  evaluate=False)
+print(json.dumps({"backend": keras.backend.backend()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def jax_runs(tmp_path_factory):
+    """Every task's tiny demo run trained on the JAX backend, in one child process."""
+    root = tmp_path_factory.mktemp("jax-runs")
+    runs = {name: str(root / name) for name in TASKS}
+    for name in TASKS:
+        tiny(registry.get(name))  # a task without tiny overrides fails here, loudly
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", TRAIN_ALL, json.dumps(runs)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return runs
+
+
+@needs_jax
+@pytest.mark.parametrize("name", TASKS)
+def test_every_task_trains_on_jax_and_its_tensorflow_export_answers_like_the_run(name, jax_runs, tmp_path):
+    run_dir = jax_runs[name]
+    info = json.loads(open(os.path.join(run_dir, "run.json")).read())
+    assert info["backend"] == "jax"
+    assert json.loads(open(os.path.join(run_dir, "config.json")).read())["train"]["backend"] == "jax"
+    task = registry.get(name)
+    export = Run(run_dir).export(tmp_path / "export")  # this process runs TensorFlow
+    loaded, memory = seqapps.load(export), seqapps.load(run_dir)
+    meta = json.loads((export / "metadata.json").read_text())
+    for signature, (_, specs) in loaded.signatures.items():
+        batch = make_batch(specs, task.sample_inputs(np.random.default_rng(1), 3, meta, signature))
+        assert_same_outputs(loaded.call(signature, **batch), memory.call(signature, **batch),
+                            f"{name}:{signature} (trained on jax)")
+
+
+@needs_jax
+def test_train_from_python_with_another_backend_runs_a_child_process_and_scores_with_tensorflow(tmp_path):
+    import keras
+
+    assert keras.backend.backend() == "tensorflow"
+    run = seqapps.train("sentiment", "demo", backend="jax", run_dir=tmp_path / "run", verbose=0,
+                        overrides=registry.get("sentiment").tiny_overrides)
+    assert json.loads((run.dir / "run.json").read_text())["backend"] == "jax"
+    metrics = json.loads((run.dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0 and metrics["train_seconds"] > 0  # scored by a TF child
+    history = (run.dir / "history.csv").read_text().splitlines()
+    assert "epoch_seconds" in history[0] and len(history) == 2
+    with pytest.raises(ConfigError, match="callbacks= need the training to run in this process"):
+        seqapps.train("sentiment", "demo", backend="jax", run_dir=tmp_path / "other", callbacks=[object()])
+
+
+def test_unknown_or_missing_backend_is_one_line_and_writes_nothing(tmp_path):
+    bad = run_cli("train", "sentiment", "--data", "demo", "--set", "train.backend=theano", "--run-dir", tmp_path / "a")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["error: train.backend must be one of tensorflow, jax, torch, "
+                                               "got 'theano'"]
+    assert not (tmp_path / "a").exists()
+    flag = run_cli("train", "sentiment", "--backend", "theano")
+    assert flag.returncode == 2 and "invalid choice: 'theano'" in flag.stderr
+    if importlib.util.find_spec("torch") is None:
+        missing = run_cli("train", "sentiment", "--data", "demo", "--backend", "torch", "--run-dir", tmp_path / "b")
+        assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+            "error: the torch backend is not installed; install it with: pip install torch==2.13.0"]
+        assert not (tmp_path / "b").exists()
+
+
+def test_default_backends_name_known_tasks_and_backends():
+    assert set(engine.DEFAULT_BACKENDS) <= set(TASKS)
+    assert set(engine.DEFAULT_BACKENDS.values()) <= set(engine.BACKENDS)
+    for name in TASKS:
+        cfg = resolve_config(registry.get(name), "demo")
+        assert cfg.train.backend == engine.default_backend(name)
