@@ -120,6 +120,11 @@ class Task:
         """Task facts for metadata.json (labels, vocab sizes...)."""
         return {}
 
+    def decoding(self, cfg: Config) -> dict:
+        """The decoding settings an export uses by default (beam width...), written to
+        metadata.json as ``decoding`` so that helpers read them there, not from the config."""
+        return {}
+
     def evaluate(self, predictor, examples, cfg: Config, out_dir=None, plot: bool = False) -> dict:
         """Score raw ``examples`` through ``predictor``; returns JSON-able metrics.
 

@@ -90,7 +90,7 @@ class CaptionPredictor(Predictor):
 
     @property
     def beam_width(self) -> int:
-        return int(self.metadata.get("config", {}).get("model", {}).get("beam_width", 1))
+        return int(self.metadata["decoding"]["beam_width"])
 
     def _signature(self, beam):
         if beam in (None, 0, 1):
@@ -184,6 +184,9 @@ class Captioning(Task):
 
     def metadata(self, prep):
         return {"vocabulary_size": len(prep), "max_length": prep.max_length}
+
+    def decoding(self, cfg):
+        return {"beam_width": cfg.model.beam_width}
 
     # scoring ------------------------------------------------------------------------------------
     def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):

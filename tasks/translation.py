@@ -80,8 +80,8 @@ class TranslationConfig(Config):
 class TranslationPredictor(Predictor):
     @property
     def decoding_defaults(self) -> tuple[int, float]:
-        model = self.metadata.get("config", {}).get("model", {})
-        return int(model.get("beam_width", 4)), float(model.get("length_penalty", 0.6))
+        decoding = self.metadata["decoding"]
+        return int(decoding["beam_width"]), float(decoding["length_penalty"])
 
     def translate(self, texts, beam: int | None = None, length_penalty: float | None = None,
                   batch_size: int = 64) -> list[str]:
@@ -187,6 +187,9 @@ class Translation(Task):
     def metadata(self, prep):
         return {"source_vocabulary_size": len(prep.source_vocab), "target_vocabulary_size": len(prep.target_vocab),
                 "max_length": prep.max_length, "max_output_length": prep.max_output_length}
+
+    def decoding(self, cfg):
+        return {"beam_width": cfg.model.beam_width, "length_penalty": cfg.model.length_penalty}
 
     def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
         sources, references = examples

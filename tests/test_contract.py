@@ -199,6 +199,8 @@ def test_metadata_describes_task_signatures_and_config(trained):
         assert set(meta["signatures"][name]["inputs"]) == set(specs), name
     cfg = json.loads((trained["run_dir"] / "config.json").read_text())
     assert meta["config"] == cfg and meta["config"]["data"]["source"] == "demo"
+    loaded_cfg = task.config_class.from_dict(cfg)
+    assert meta["decoding"] == task.decoding(loaded_cfg)  # the export's default decoding, stated as such
 
 
 def test_bad_config_key_is_a_config_error(trained, tmp_path):

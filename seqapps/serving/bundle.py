@@ -73,7 +73,8 @@ class Bundle:
         """What an export's metadata.json holds; ``signatures`` adds each signature's inputs."""
         task, cfg = self.task, self.config
         meta = {"task": task.name, "topology": task.topology, "description": task.description,
-                "dataset": self.run.info.get("data"), **task.metadata(self.prep), "metrics": self.run.metrics,
+                "dataset": self.run.info.get("data"), **task.metadata(self.prep),
+                "decoding": task.decoding(cfg), "metrics": self.run.metrics,
                 "config": cfg.to_dict(), "versions": versions()}
         if signatures:
             meta["signatures"] = signature_docs(self.endpoints)
