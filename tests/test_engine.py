@@ -28,15 +28,15 @@ from seqapps import registry
 import keras
 assert keras.backend.backend() == "jax"
 for name, run_dir in json.loads(sys.argv[1]).items():
-    seqapps.train(name, "demo", overrides=registry.get(name).tiny_overrides, run_dir=run_dir, verbose=0,
-                  evaluate=False)
+    seqapps.train(name, "demo", overrides=[*registry.get(name).tiny_overrides, "train.steps_per_epoch=2"],
+                  run_dir=run_dir, verbose=0, evaluate=False, backend="jax")
 print(json.dumps({"backend": keras.backend.backend()}))
 """
 
 
 @pytest.fixture(scope="module")
 def jax_runs(tmp_path_factory):
-    """Every task's tiny demo run trained on the JAX backend, in one child process."""
+    """Every task's tiny demo run (two steps) trained on the JAX backend, in one child process."""
     root = tmp_path_factory.mktemp("jax-runs")
     runs = {name: str(root / name) for name in TASKS}
     for name in TASKS:
@@ -71,7 +71,7 @@ def test_train_from_python_with_another_backend_runs_a_child_process_and_scores_
 
     assert keras.backend.backend() == "tensorflow"
     run = seqapps.train("sentiment", "demo", backend="jax", run_dir=tmp_path / "run", verbose=0,
-                        overrides=registry.get("sentiment").tiny_overrides)
+                        overrides=[*registry.get("sentiment").tiny_overrides, "train.steps_per_epoch=2"])
     assert json.loads((run.dir / "run.json").read_text())["backend"] == "jax"
     metrics = json.loads((run.dir / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0 and metrics["train_seconds"] > 0  # scored by a TF child
