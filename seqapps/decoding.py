@@ -70,6 +70,8 @@ Built on the same step
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 NEG_INF = -1e9
@@ -232,57 +234,24 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
     and compete with the live ones on their length-penalised score. Output as in the
     module docstring, plus ``normalized_scores``.
     """
-    if not isinstance(beam_width, int) and tf.get_static_value(beam_width) is not None:
-        beam_width = int(tf.get_static_value(beam_width))
-    if isinstance(beam_width, int):
-        if beam_width < 1:
-            raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-        k, k_static = beam_width, beam_width
-    else:  # a tensor (a serving input, say): widths below 1 count as 1
-        k, k_static = tf.maximum(tf.cast(beam_width, tf.int32), 1), None
+    k, k_static = _beam_width(beam_width)
     batch = _batch_size(init_state)
-    end = tf.cast(end_token, tf.int32)
-    pad = tf.cast(pad_token, tf.int32)
+    end, pad = tf.cast(end_token, tf.int32), tf.cast(pad_token, tf.int32)
     max_length = tf.maximum(tf.cast(max_length, tf.int32), 1)
     alpha = tf.cast(length_penalty, tf.float32)
+    advance = functools.partial(_beam_advance, batch, k, pad, end, alpha)
 
     state = tf.nest.map_structure(lambda x: tile_beams(x, k), init_state)
     tokens = tile_beams(_start_tokens(start_token, batch), k)
     # only the first beam of each row is alive at the start, so the k beams differ
-    scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch])
-    scores = tf.reshape(scores, [batch, k])
-    finished = tf.zeros([batch, k], tf.bool)
-    lengths = tf.zeros([batch, k], tf.int32)
-
-    def advance(t, logits, state, extras, scores, finished, lengths):
-        """Expand every beam by every token, keep the k best; reorder state and extras."""
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-        vocab = tf.shape(log_probs)[-1]
-        log_probs = tf.reshape(log_probs, [batch, k, vocab])
-        # a finished beam extends only by padding, at no cost
-        only_pad = tf.where(tf.range(vocab) == pad, 0.0, NEG_INF)
-        log_probs = tf.where(finished[:, :, None], only_pad[None, None, :], log_probs)
-        total = scores[:, :, None] + log_probs                                        # [batch, k, vocab]
-        new_len = lengths + tf.cast(tf.logical_not(finished), tf.int32)
-        ranked = total / length_normalizer(tf.maximum(new_len, 1), alpha)[:, :, None]
-        _, flat = tf.math.top_k(tf.reshape(ranked, [batch, k * vocab]), k=k)          # [batch, k]
-        parent = flat // vocab
-        token = flat % vocab
-        new_scores = tf.gather(tf.reshape(total, [batch, k * vocab]), flat, batch_dims=1)
-        was_finished = tf.gather(finished, parent, batch_dims=1)
-        new_lengths = tf.gather(new_len, parent, batch_dims=1)
-        new_finished = tf.logical_or(was_finished, tf.equal(token, end))
-        rows = tf.reshape(parent + tf.range(batch)[:, None] * k, [-1])                # into [batch * k]
-        state = tf.nest.map_structure(lambda x: tf.gather(x, rows), state)
-        extras = tf.nest.map_structure(lambda x: tf.reshape(tf.gather(x, rows), tf.concat(
-            [[batch, k], tf.shape(x)[1:]], 0)), extras)
-        return token, parent, state, extras, new_scores, new_finished, new_lengths
+    scores = tf.reshape(tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch]), [batch, k])
+    finished, lengths = tf.zeros([batch, k], tf.bool), tf.zeros([batch, k], tf.int32)
 
     logits, new_state, extras = step(tokens, state)
     has_extras = not _empty_extras(extras)
     extras = extras if has_extras else ()
-    token, parent, state, extras, scores, finished, lengths = advance(
-        0, logits, new_state, extras, scores, finished, lengths)
+    token, parent, state, extras, scores, finished, lengths = advance(logits, new_state, extras, scores, finished,
+                                                                      lengths)
     tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, k_static]).write(0, token)
     parents_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, k_static]).write(0, parent)
     extras_ta = _write(_arrays_like(extras), 0, extras) if has_extras else ()
@@ -297,11 +266,9 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
 
     def body(t, token, state, scores, finished, lengths, tokens_ta, parents_ta, extras_ta):
         logits, new_state, extras = step(tf.reshape(token, [-1]), state)
-        extras = extras if has_extras else ()
         token, parent, new_state, extras, scores, finished, lengths = advance(
-            t, logits, new_state, extras, scores, finished, lengths)
-        tokens_ta = tokens_ta.write(t, token)
-        parents_ta = parents_ta.write(t, parent)
+            logits, new_state, extras if has_extras else (), scores, finished, lengths)
+        tokens_ta, parents_ta = tokens_ta.write(t, token), parents_ta.write(t, parent)
         if has_extras:
             extras_ta = _write(extras_ta, t, extras)
         return t + 1, token, new_state, scores, finished, lengths, tokens_ta, parents_ta, extras_ta
@@ -314,28 +281,63 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
     normalized = scores / length_normalizer(tf.maximum(lengths, 1), alpha)
     best = tf.argmax(normalized, axis=-1, output_type=tf.int32)                        # [batch]
     best_len = tf.gather(lengths - tf.cast(finished, tf.int32), best, batch_dims=1)
+    result_tokens, out_extras = _backtrack(steps, best, tokens_ta, parents_ta, extras_ta if has_extras else ())
+    valid = tf.sequence_mask(best_len, tf.shape(result_tokens)[1])
+    return {"tokens": tf.where(valid, result_tokens, pad), "lengths": best_len,
+            "scores": tf.gather(scores, best, batch_dims=1),
+            "normalized_scores": tf.gather(normalized, best, batch_dims=1),
+            "extras": _stack_time_major(out_extras) if has_extras else {}}
 
-    # follow the winning beam's parents back from the last step
+
+def _beam_width(beam_width):
+    """``(k, k if known when tracing else None)``; a tensor width below 1 counts as 1."""
+    if not isinstance(beam_width, int) and tf.get_static_value(beam_width) is not None:
+        beam_width = int(tf.get_static_value(beam_width))
+    if isinstance(beam_width, int):
+        if beam_width < 1:
+            raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+        return beam_width, beam_width
+    return tf.maximum(tf.cast(beam_width, tf.int32), 1), None
+
+
+def _beam_advance(batch, k, pad, end, alpha, logits, state, extras, scores, finished, lengths):
+    """Expand every beam by every token, keep the k best; reorder state and extras."""
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    vocab = tf.shape(log_probs)[-1]
+    log_probs = tf.reshape(log_probs, [batch, k, vocab])
+    # a finished beam extends only by padding, at no cost
+    only_pad = tf.where(tf.range(vocab) == pad, 0.0, NEG_INF)
+    log_probs = tf.where(finished[:, :, None], only_pad[None, None, :], log_probs)
+    total = scores[:, :, None] + log_probs                                        # [batch, k, vocab]
+    new_len = lengths + tf.cast(tf.logical_not(finished), tf.int32)
+    ranked = total / length_normalizer(tf.maximum(new_len, 1), alpha)[:, :, None]
+    _, flat = tf.math.top_k(tf.reshape(ranked, [batch, k * vocab]), k=k)          # [batch, k]
+    parent, token = flat // vocab, flat % vocab
+    new_scores = tf.gather(tf.reshape(total, [batch, k * vocab]), flat, batch_dims=1)
+    new_lengths = tf.gather(new_len, parent, batch_dims=1)
+    new_finished = tf.logical_or(tf.gather(finished, parent, batch_dims=1), tf.equal(token, end))
+    rows = tf.reshape(parent + tf.range(batch)[:, None] * k, [-1])                # into [batch * k]
+    state = tf.nest.map_structure(lambda x: tf.gather(x, rows), state)
+    extras = tf.nest.map_structure(lambda x: tf.reshape(tf.gather(x, rows), tf.concat(
+        [[batch, k], tf.shape(x)[1:]], 0)), extras)
+    return token, parent, state, extras, new_scores, new_finished, new_lengths
+
+
+def _backtrack(steps, best, tokens_ta, parents_ta, extras_ta):
+    """Follow the winning beam's parents back from the last step: tokens ``[batch, steps]``
+    and the extras' TensorArrays in time order (``()`` without extras)."""
     out_tokens = tf.TensorArray(tf.int32, size=steps, element_shape=[None])
-    out_extras = tf.nest.map_structure(lambda a: tf.TensorArray(a.dtype, size=steps), extras_ta) \
-        if has_extras else ()
+    out_extras = tf.nest.map_structure(lambda a: tf.TensorArray(a.dtype, size=steps), extras_ta)
 
     def back(t, beam, out_tokens, out_extras):
         out_tokens = out_tokens.write(t, tf.gather(tokens_ta.read(t), beam, batch_dims=1))
-        if has_extras:
-            out_extras = tf.nest.map_structure(
-                lambda o, a: o.write(t, tf.gather(a.read(t), beam, batch_dims=1)), out_extras, extras_ta)
+        out_extras = tf.nest.map_structure(
+            lambda o, a: o.write(t, tf.gather(a.read(t), beam, batch_dims=1)), out_extras, extras_ta)
         return t - 1, tf.gather(parents_ta.read(t), beam, batch_dims=1), out_tokens, out_extras
 
     _, _, out_tokens, out_extras = tf.while_loop(
         lambda t, *_: t >= 0, back, (steps - 1, best, out_tokens, out_extras))
-    result_tokens = tf.transpose(out_tokens.stack())                                    # [batch, steps]
-    valid = tf.sequence_mask(best_len, tf.shape(result_tokens)[1])
-    result_tokens = tf.where(valid, result_tokens, pad)
-    return {"tokens": result_tokens, "lengths": best_len,
-            "scores": tf.gather(scores, best, batch_dims=1),
-            "normalized_scores": tf.gather(normalized, best, batch_dims=1),
-            "extras": _stack_time_major(out_extras) if has_extras else {}}
+    return tf.transpose(out_tokens.stack()), out_extras
 
 
 # -- built on the same step ---------------------------------------------------------------------

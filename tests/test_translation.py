@@ -119,7 +119,8 @@ def test_every_attention_kind_serves_after_a_checkpoint_round_trip(attention, ce
     model = task.build_model(cfg, prep)
     model.save(tmp_path / "m.keras")
     model = keras.saving.load_model(tmp_path / "m.keras")
-    predictor = Predictor.in_memory(task, task.endpoints(model, prep, cfg), {"config": cfg.to_dict()})
+    predictor = Predictor.in_memory(task, task.endpoints(model, prep, cfg),
+                                    {"config": cfg.to_dict(), "decoding": task.decoding(cfg)})
     out = predictor.translate(["Je suis fatigué.", ""], beam=2)
     assert len(out) == 2 and out[1] == ""
     assert predictor.attention(["Je suis fatigué."])[0]["weights"].shape[1] == 4
