@@ -239,6 +239,23 @@ def pick_features(frame: pd.DataFrame, target: str, features, date_columns: list
     return [target] + [c for c in dict.fromkeys(chosen) if c != target]
 
 
+def _column_values(raw: pd.DataFrame, column: str, is_target: bool, where) -> pd.Series:
+    """One input column as numbers, or (an input that is not numeric) as category strings."""
+    numbers = to_numeric(raw[column], column, where) if is_target else _numeric_or_none(raw[column])
+    if numbers is None:
+        values = raw[column].astype(str).str.strip()
+        values = values.where(~is_missing(raw[column]), None)
+        n = values.dropna().nunique()
+        if n > MAX_CATEGORIES:
+            raise DataError(f"{where}: input column {column!r} is neither numeric nor categorical "
+                            f"({n} distinct text values, at most {MAX_CATEGORIES} are one-hot encoded)")
+        return values.astype(object)
+    if np.isinf(numbers.to_numpy()).any():
+        i = int(np.flatnonzero(np.isinf(numbers.to_numpy()))[0])
+        raise DataError(f"{where}: column {column!r} line {i + 2} is infinite; expected finite numbers")
+    return numbers
+
+
 def prepare(raw: pd.DataFrame, *, target: str = "", features=(), date_column: str = "", missing: str = "ffill",
             where="data") -> Series:
     """Turn a CSV's rows (strings) into a :class:`Series` (see the module notes)."""
@@ -257,23 +274,7 @@ def prepare(raw: pd.DataFrame, *, target: str = "", features=(), date_column: st
     target = pick_target(raw, target, date_columns, where)
     columns = pick_features(raw, target, features, date_columns, where)
 
-    data = {}
-    for column in columns:
-        numbers = to_numeric(raw[column], column, where) if column == target else _numeric_or_none(raw[column])
-        if numbers is None:
-            values = raw[column].astype(str).str.strip()
-            values = values.where(~is_missing(raw[column]), None)
-            n = values.dropna().nunique()
-            if n > MAX_CATEGORIES:
-                raise DataError(f"{where}: input column {column!r} is neither numeric nor categorical "
-                                f"({n} distinct text values, at most {MAX_CATEGORIES} are one-hot encoded)")
-            data[column] = values.astype(object)
-        else:
-            if np.isinf(numbers.to_numpy()).any():
-                i = int(np.flatnonzero(np.isinf(numbers.to_numpy()))[0])
-                raise DataError(f"{where}: column {column!r} line {i + 2} is infinite; expected finite numbers")
-            data[column] = numbers
-    frame = pd.DataFrame(data)
+    frame = pd.DataFrame({column: _column_values(raw, column, column == target, where) for column in columns})
     observed = frame[target].notna().to_numpy()
     if not observed.any():
         raise DataError(f"{where}: the target column {target!r} has no values")
