@@ -39,9 +39,7 @@ def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), 
         cfg.train.strategy = strategy
     cfg.override(_as_list(overrides, "overrides"))
     cfg.train.backend = engine.check_backend(cfg.train.backend or engine.default_backend(task.name))
-    task.validate(cfg)  # one ConfigError line for a value the task cannot use
-    if cfg.train.epochs < 0 or cfg.train.batch_size < 1:
-        raise ConfigError("train.epochs must be >= 0 and train.batch_size >= 1")
+    task.validate(cfg)  # every value in its documented range (train.epochs, train.batch_size >= 1 among them)
     return cfg
 
 
