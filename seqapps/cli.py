@@ -1,4 +1,4 @@
-"""Command line: ``python -m seqapps train|evaluate|export|predict|tasks|datasets|diagnose``.
+"""Command line: ``python -m seqapps train|evaluate|export|predict|serve|tasks|datasets|diagnose``.
 
 Tasks add their own subcommands (char_lm: ``generate``, ``inspect``) through
 ``Task.cli_commands()``. Errors in what the user typed or pointed at print one line
@@ -14,6 +14,7 @@ import sys
 
 from seqapps.commands import positive_int as _positive_int
 from seqapps.commands import table as _table
+from seqapps.server.command import SERVE
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -101,6 +102,8 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("--input-scale", type=float, default=1.0, help="standard deviation of the random inputs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="diagnose", help="folder for gradients.csv and gradients.png")
+
+    SERVE.add_arguments(add(SERVE.name, help=SERVE.help))
 
     add("tasks", help="list the tasks")
     p = add("presets", help="list the tasks' named recipes (train TASK --preset NAME)")
@@ -268,4 +271,5 @@ def cmd_diagnose(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "predict": cmd_predict,
-            "tasks": cmd_tasks, "presets": cmd_presets, "datasets": cmd_datasets, "diagnose": cmd_diagnose}
+            "tasks": cmd_tasks, "presets": cmd_presets, "datasets": cmd_datasets, "diagnose": cmd_diagnose,
+            "serve": SERVE.run}
