@@ -125,3 +125,30 @@ def plot_image_attention(image_bytes: bytes, words, maps, out_png) -> Path:
     fig.savefig(out_png, dpi=80)
     plt.close(fig)
     return Path(out_png)
+
+
+def plot_timeline(videos, labels: list[str], out_png, fps: float = 0.0, title="true and predicted labels") -> Path:
+    """Per-frame labels along time: for each ``(name, true, predicted)`` in ``videos`` two rows
+    of coloured frames (true above, predicted below), one colour per label of ``labels``."""
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    colours = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    index = {label: i for i, label in enumerate(labels)}
+    fig, axes = plt.subplots(len(videos), 1, figsize=(10, 0.9 * len(videos) + 1.2), squeeze=False)
+    for ax, (name, true, pred) in zip(axes[:, 0], videos):
+        rows = np.array([[index.get(x, -1) for x in true], [index.get(x, -1) for x in pred]], float)
+        rows = np.ma.masked_less(rows, 0)
+        scale = 1.0 / fps if fps else 1.0
+        ax.imshow(rows, aspect="auto", cmap=colours, vmin=0, vmax=colours.N - 1, interpolation="nearest",
+                  extent=(0, rows.shape[1] * scale, 1.5, -0.5))
+        ax.set_yticks([0, 1], ["true", "predicted"])
+        ax.set_title(name, fontsize=8, loc="left")
+    axes[-1, 0].set_xlabel("seconds" if fps else "frame")
+    fig.legend(handles=[Patch(color=colours(i), label=x) for i, x in enumerate(labels)], loc="upper right",
+               ncol=min(len(labels), 6), fontsize=8)
+    fig.suptitle(title, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
