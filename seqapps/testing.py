@@ -53,3 +53,27 @@ def random_images(rng, n: int, size: int = 32) -> list[bytes]:
         image.save(buf, "PNG" if rng.random() < 0.5 else "JPEG")
         out.append(buf.getvalue())
     return out
+
+
+def random_gifs(rng, n: int, size: int = 32) -> list[bytes]:
+    """``n`` animated GIFs of 1 to 8 random frames (mostly ``size`` x ``size``), and now and then
+    bytes that are no GIF (empty, text, a PNG, a truncated GIF)."""
+    from PIL import Image
+
+    out = []
+    for _ in range(n):
+        frames = int(rng.integers(1, 9))
+        w, h = (size, size) if rng.random() < 0.7 else (int(rng.integers(8, 3 * size)), int(rng.integers(8, 3 * size)))
+        images = [Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype="uint8")) for _ in range(frames)]
+        buf = io.BytesIO()
+        images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
+        kind = rng.random()
+        if kind < 0.06:
+            out.append(bytes(rng.choice([b"", b"not a gif", b"GIF89a broken"])))
+        elif kind < 0.1:
+            out.append(random_images(rng, 1, size)[0])
+        elif kind < 0.13:
+            out.append(buf.getvalue()[: len(buf.getvalue()) // 2])
+        else:
+            out.append(buf.getvalue())
+    return out
