@@ -1,0 +1,179 @@
+"""Routes: TF Serving's REST API under ``/v1/``, the pages under ``/`` and ``/models/NAME``.
+
+Every error is ``{"error": "..."}`` with a 4xx code for what the client sent and 5xx for
+the server's own failures; no error stops the server.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from seqapps.server import rest
+from seqapps.server.batching import Batching
+from seqapps.server.models import NAME, Store
+from seqapps.server.rest import RestError
+
+PAGES = Path(__file__).with_name("pages")
+URL = re.compile(r"^/v1/models/(?P<name>[^/:]*)(?:/versions/(?P<version>[^/:]*)|/labels/(?P<label>[^/:]*))?"
+                 r"(?P<verb>/metadata|:predict|:classify|:regress)?/?$")
+
+
+def json_response(obj, status: int = 200) -> Response:
+    return Response(json.dumps(obj, separators=(",", ":")), status_code=status, media_type="application/json")
+
+
+def error(message: str, status: int = 400) -> Response:
+    return json_response({"error": message}, status)
+
+
+def create_app(store: Store, batching: Batching, max_body: int = 10_000_000) -> Starlette:
+    async def api(request: Request) -> Response:
+        try:
+            return await _api(request)
+        except RestError as e:
+            return error(str(e), e.status)
+        except ClientDisconnect:
+            return error("the client disconnected before the request was read", 400)
+        except Exception as e:  # the server's own failure: say so, keep serving
+            print(f"error serving {request.url.path}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            return error(f"internal error: {type(e).__name__}: {_first_line(e)}", 500)
+
+    async def _api(request: Request) -> Response:
+        match = URL.match(request.url.path)
+        if not match:
+            raise RestError(f"no such endpoint: {request.method} {request.url.path}; see /v1/models/NAME, "
+                            "/v1/models/NAME/metadata and POST /v1/models/NAME:predict", 404)
+        name, version, label, verb = match.group("name", "version", "label", "verb")
+        model = _model(name, version, label)
+        if verb in (None, "/metadata"):
+            if request.method != "GET":
+                raise RestError(f"{request.url.path} answers GET, not {request.method}", 405)
+            if verb is None:
+                return json_response(rest.model_status(model, store.loading.get(name)))
+            return json_response(rest.model_metadata(model, version is not None))
+        if request.method != "POST":
+            raise RestError(f"{request.url.path} answers POST, not {request.method}", 405)
+        if verb != ":predict":
+            raise RestError(f"{verb[1:]} needs a classification or regression signature; seqapps exports have "
+                            "predict signatures: use :predict", 400)
+        body = await _read_json(request)
+        sig_name = body.get("signature_name", "serving_default") if isinstance(body, dict) else "serving_default"
+        if not isinstance(sig_name, str) or sig_name not in model.signatures:
+            raise RestError(f"model {name!r} has no signature {sig_name!r}; its signatures are: "
+                            f"{', '.join(model.signatures)}", 400)
+        sig = model.signatures[sig_name]
+        arrays, fmt = rest.parse_predict(body, sig)
+        outputs = await _call(model, sig, arrays)
+        return json_response(rest.format_predict(outputs, fmt))
+
+    def _model(name: str, version: str | None, label: str | None):
+        if not NAME.match(name) or ".." in name:
+            raise RestError(f"{name!r} is not a model name: names are letters, digits, '_', '-' and '.', "
+                            "starting with a letter or digit", 400)
+        model = store.get(name)
+        if model is None:
+            raise RestError(f"no model named {name!r}; serving: {', '.join(sorted(store.models)) or 'none'}", 404)
+        if label is not None:
+            raise RestError(f"model {name!r} has no version label {label!r}: versions here have numbers only", 404)
+        if version is not None and version != str(model.version):
+            raise RestError(f"model {name!r} has no version {version!r}; serving version {model.version}", 404)
+        return model
+
+    async def _read_json(request: Request):
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_body:
+            raise RestError(f"the request body is {int(length)} bytes; the limit is {max_body}", 413)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                raise RestError(f"the request body is over the limit of {max_body} bytes", 413)
+            chunks.append(chunk)
+        try:
+            text = b"".join(chunks).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RestError(f"the request body is not valid UTF-8 (byte {e.start})") from None
+        try:
+            body = json.loads(text)
+        except RecursionError:
+            raise RestError("the request body is nested too deeply") from None
+        except ValueError as e:
+            raise RestError(f"the request body is not valid JSON: {e}") from None
+        return body
+
+    async def _call(model, sig, arrays):
+        import tensorflow as tf
+
+        try:
+            return await batching.call(model, sig, arrays, rest.rows_of(arrays))
+        except tf.errors.InvalidArgumentError as e:
+            raise RestError(f"the model rejected the input: {_first_line(e.message)}", 400) from None
+        except tf.errors.OpError as e:
+            raise RestError(f"the model failed: {_first_line(e.message)}", 500) from None
+
+    async def index(request: Request) -> Response:
+        items = "\n".join(
+            f'<li><a href="/models/{html.escape(n)}">{html.escape(n)}</a> <span class="muted">'
+            f'{html.escape(str(m.metadata.get("task", "")))} · version {m.version} · '
+            f'{html.escape(str(m.metadata.get("description", "")))}</span></li>'
+            for n, m in sorted(store.models.items()))
+        page = (PAGES / "index.html").read_text().replace("{{models}}", items or "<li>no exports found</li>")
+        return HTMLResponse(page)
+
+    async def model_page(request: Request) -> Response:
+        name = request.path_params["name"]
+        if store.get(name) is None:
+            return HTMLResponse(f"<h1>No model named {html.escape(name)}</h1><p><a href='/'>models</a></p>", 404)
+        return FileResponse(PAGES / "model.html")
+
+    async def not_found(request: Request, exc: HTTPException) -> Response:
+        return error(f"no such endpoint: {request.method} {request.url.path}", exc.status_code)
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(batching.prometheus())
+
+    routes = [Route("/", index), Route("/models/{name}", model_page),
+              Route("/monitoring/prometheus/metrics", metrics),
+              Route("/v1/{rest:path}", api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+              Mount("/static", StaticFiles(directory=PAGES), name="static")]
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+
+
+def _first_line(e) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:500] if text else type(e).__name__
+
+
+def serve(args) -> None:
+    import uvicorn
+
+    from seqapps.errors import ExportError
+
+    root = Path(args.path)
+    if not root.exists():
+        raise ExportError(f"{root}: no such folder")
+    store = Store(root, log=lambda line: print(line, flush=True))
+    store.refresh()
+    if not store.models:
+        raise ExportError(f"{root}: no exports found (expected saved_model.pb in it or in its folders)")
+    if args.poll_seconds > 0:
+        store.watch(args.poll_seconds)
+    executor = ThreadPoolExecutor(max(1, args.threads), thread_name_prefix="seqapps-model")
+    batching = Batching(executor, args.batching == "on", args.max_batch_size, args.batch_timeout_ms)
+    app = create_app(store, batching, int(args.max_body_mb * 1_000_000))
+    print(f"listening on http://{args.host}:{args.port}/ (batching {args.batching}); Ctrl-C stops", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    store.stop()
+    executor.shutdown(wait=False, cancel_futures=True)
