@@ -125,8 +125,8 @@ class VideoPredictor(Predictor):
             results.append({"source": source, "frames": None, "segments": None, "error": None, "warning": None})
             try:
                 todo.append((len(results) - 1, videolib.clip_of(item, fps, int(data["max_length"]))))
-            except DataError as e:
-                results[-1]["error"] = str(e)
+            except DataError as e:  # the line names the source; the result says it once
+                results[-1]["error"] = str(e).removeprefix(f"{source}: ")
         todo.sort(key=lambda x: len(x[1][0]))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
@@ -163,7 +163,7 @@ class VideoPredictor(Predictor):
 
 
 # -- the task ------------------------------------------------------------------------------------------
-RECIPE = ("train.epochs=12", "train.patience=4", "train.backup_every=0")
+RECIPE = ("train.epochs=8", "train.decay=cosine", "train.patience=3", "train.backup_every=0")
 
 
 @register
@@ -180,7 +180,7 @@ class VideoFrames(Task):
     ranges = {"model.image_size": Range(8), "model.feature_units": AT_LEAST_1, "model.feature_dropout": FRACTION,
               "data.fps": AT_LEAST_0, "data.videos": AT_LEAST_1, "data.canvas": Range(8), "data.speed": AT_LEAST_1}
     presets = (
-        Preset("moving_digits", "small CNN per frame + bidirectional LSTM 64, up to 12 epochs", RECIPE,
+        Preset("moving_digits", "small CNN per frame + bidirectional LSTM 64, 8 epochs, cosine decay", RECIPE,
                data="moving_digits"),
         Preset("online", "the moving_digits recipe, unidirectional (causal: each label from past frames only)",
                RECIPE + ("model.bidirectional=false",)),
