@@ -304,7 +304,11 @@ def clip_of(item, fps: float, max_frames: int) -> tuple[list[bytes], list[int], 
     if isinstance(item, (list, tuple)) and all(isinstance(b, (bytes, bytearray)) for b in item):
         blobs = [bytes(b) for b in item]
     else:
-        frames = np.asarray(item)
+        try:
+            frames = np.asarray(item)
+        except ValueError:  # a list of arrays of different shapes
+            sizes = sorted({"x".join(map(str, np.shape(f)[:2][::-1])) for f in item})
+            raise DataError(f"frames of different sizes ({', '.join(sizes[:3])}); expected one size per video") from None
         if frames.ndim == 3:
             frames = frames[..., None]
         if frames.ndim != 4 or frames.shape[-1] not in (1, 3) or frames.dtype != np.uint8:
