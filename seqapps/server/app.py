@@ -68,15 +68,22 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000) -> 
         if verb != ":predict":
             raise RestError(f"{verb[1:]} needs a classification or regression signature; seqapps exports have "
                             "predict signatures: use :predict", 400)
-        body = await _read_json(request)
-        sig_name = body.get("signature_name", "serving_default") if isinstance(body, dict) else "serving_default"
-        if not isinstance(sig_name, str) or sig_name not in model.signatures:
-            raise RestError(f"model {name!r} has no signature {sig_name!r}; its signatures are: "
-                            f"{', '.join(model.signatures)}", 400)
-        sig = model.signatures[sig_name]
-        arrays, fmt = rest.parse_predict(body, sig)
+        batching.arriving += 1
+        try:
+            body = await _read_json(request)
+            sig, arrays, fmt = _parse(model, body)
+        finally:
+            batching.arriving -= 1
         outputs = await _call(model, sig, arrays)
         return json_response(rest.format_predict(outputs, fmt))
+
+    def _parse(model, body):
+        sig_name = body.get("signature_name", "serving_default") if isinstance(body, dict) else "serving_default"
+        if not isinstance(sig_name, str) or sig_name not in model.signatures:
+            raise RestError(f"model {model.name!r} has no signature {sig_name!r}; its signatures are: "
+                            f"{', '.join(model.signatures)}", 400)
+        sig = model.signatures[sig_name]
+        return (sig, *rest.parse_predict(body, sig))
 
     def _model(name: str, version: str | None, label: str | None):
         if not NAME.match(name) or ".." in name:

@@ -2,7 +2,9 @@
 
 Requests for the same signature of the same model version queue up; the first one waits at
 most ``timeout`` seconds for others to join, up to ``max_batch_size`` rows, then they run as
-one call and each gets its own rows back. While a call runs, the next batch gathers.
+one call and each gets its own rows back. While a call runs, the next batch gathers. Unlike
+TF Serving, a batch waits only while the server is still reading other requests
+(:attr:`Batching.arriving`): a lone client is never kept waiting for company that is not coming.
 
 A signature is batched only when that cannot change anyone's answer's shape: every input and
 output has the batch first and fixed sizes after it (a ``[batch, time]`` output would be
@@ -50,6 +52,7 @@ class Batching:
         self.max_batch_size = max(1, max_batch_size)
         self.timeout = max(0.0, timeout_ms) / 1000.0
         self.requests, self.calls = Counter(), Counter()  # by (model, signature): what was asked, what ran
+        self.arriving = 0  # predict requests being read and checked, not yet handed to call()
 
     async def call(self, model, sig, arrays: dict, rows: int) -> dict:
         loop = asyncio.get_running_loop()
@@ -88,7 +91,7 @@ class Batching:
                     item = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     left = deadline - loop.time()
-                    if left <= 0:
+                    if left <= 0 or not self.arriving:
                         break
                     try:
                         item = await asyncio.wait_for(queue.get(), left)
