@@ -217,6 +217,9 @@ def test_body_over_the_limit(server):
     big = {"instances": ["word " * 1000] * 300}  # 1.5 MB; the server was started with --max-body-mb 1
     status, answer = http(server["url"] + PREDICT, big)
     assert status == 413 and "limit" in answer["error"]
+    with socket.create_connection(("127.0.0.1", server["port"]), timeout=10) as s:  # far over: answered at once
+        s.sendall(b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+        assert s.recv(65536).split(b"\r\n", 1)[0].split()[1] == b"413"
     alive(server)
 
 

@@ -91,7 +91,8 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000) -> 
                             "starting with a letter or digit", 400)
         model = store.get(name)
         if model is None:
-            raise RestError(f"no model named {name!r}; serving: {', '.join(sorted(store.models)) or 'none'}", 404)
+            serving = ", ".join(sorted(store.models.copy())) or "none"
+            raise RestError(f"no model named {name!r}; serving: {serving}", 404)
         if label is not None:
             raise RestError(f"model {name!r} has no version label {label!r}: versions here have numbers only", 404)
         if version is not None and version != str(model.version):
@@ -99,15 +100,20 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000) -> 
         return model
 
     async def _read_json(request: Request):
+        """The body as JSON. One over the limit is read on (and dropped) up to 4 times the limit, so
+        a client that sends all of it before reading still gets the 413; beyond that, it is cut off."""
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_body:
+        if length.isdigit() and int(length) > 4 * max_body:
             raise RestError(f"the request body is {int(length)} bytes; the limit is {max_body}", 413)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > max_body:
-                raise RestError(f"the request body is over the limit of {max_body} bytes", 413)
-            chunks.append(chunk)
+            if size > 4 * max_body:
+                break
+            if size <= max_body:
+                chunks.append(chunk)
+        if size > max_body:
+            raise RestError(f"the request body is over the limit of {max_body} bytes", 413)
         try:
             text = b"".join(chunks).decode("utf-8")
         except UnicodeDecodeError as e:
@@ -135,7 +141,7 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000) -> 
             f'<li><a href="/models/{html.escape(n)}">{html.escape(n)}</a> <span class="muted">'
             f'{html.escape(str(m.metadata.get("task", "")))} · version {m.version} · '
             f'{html.escape(str(m.metadata.get("description", "")))}</span></li>'
-            for n, m in sorted(store.models.items()))
+            for n, m in sorted(store.models.copy().items()))  # a copy: the watcher may change it
         page = (PAGES / "index.html").read_text().replace("{{models}}", items or "<li>no exports found</li>")
         return HTMLResponse(page)
 

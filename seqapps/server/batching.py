@@ -37,6 +37,12 @@ def can_batch(inputs: dict, outputs: dict) -> bool:
 
 
 @dataclass
+class _Lane:
+    queue: asyncio.Queue
+    busy: int = 0  # requests of this lane queued or running
+
+
+@dataclass
 class _Item:
     arrays: dict
     rows: int
@@ -58,28 +64,37 @@ class Batching:
         loop = asyncio.get_running_loop()
         self.requests[model.name, sig.name] += 1
         if not (self.enabled and sig.batchable) or rows >= self.max_batch_size:
-            self.calls[model.name, sig.name] += 1
-            return await loop.run_in_executor(self.executor, sig, arrays)
+            return await self._direct(model, sig, arrays)
         key = (sig.name, tuple((k, a.item()) for k, a in sorted(arrays.items()) if a.ndim == 0))
-        queue = model.batchers.get(key)
-        if queue is None:
-            queue = model.batchers[key] = asyncio.Queue()
-            loop.create_task(self._gather(model, key, sig, queue))
-        item = _Item(arrays, rows, loop.create_future())
-        queue.put_nowait(item)
-        return await item.future
+        lane = model.batchers.get(key)
+        if lane is None:
+            lane = model.batchers[key] = _Lane(asyncio.Queue())
+            loop.create_task(self._gather(model, key, sig, lane))
+        lane.busy += 1
+        try:
+            if lane.busy == 1 and not self.arriving:  # nobody to share a call with: no queue, no wait
+                return await self._direct(model, sig, arrays)
+            item = _Item(arrays, rows, loop.create_future())
+            lane.queue.put_nowait(item)
+            return await item.future
+        finally:
+            lane.busy -= 1
 
-    async def _gather(self, model, key, sig, queue: asyncio.Queue) -> None:
+    async def _direct(self, model, sig, arrays: dict) -> dict:
+        self.calls[model.name, sig.name] += 1
+        return await asyncio.get_running_loop().run_in_executor(self.executor, sig, arrays)
+
+    async def _gather(self, model, key, sig, lane: _Lane) -> None:
         """Forms and runs batches from ``queue``; after 10 s idle it ends (so a replaced model's
         queues do not keep it loaded) and the next request starts a new one."""
         loop = asyncio.get_running_loop()
-        waiting = None
+        queue, waiting = lane.queue, None
         while True:
             if waiting is None:
                 try:
                     waiting = await asyncio.wait_for(queue.get(), 10.0)
                 except asyncio.TimeoutError:
-                    if queue.empty():  # no await between this check and the removal
+                    if queue.empty() and not lane.busy:  # no await between this check and the removal
                         model.batchers.pop(key, None)
                         return
                     continue
