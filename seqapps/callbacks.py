@@ -22,3 +22,42 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = self.trained if self.trained is not None else time.perf_counter() - self.started
+
+
+class ResumeReport(keras.callbacks.Callback):
+    """Placed after ``BackupAndRestore`` and before ``CSVLogger``: once the backup (if any) is
+    restored, says where training really continues, and drops the rows of ``history.csv``
+    for epochs that will run again, so the history keeps exactly one row per epoch."""
+
+    def __init__(self, history_path, run_dir, resuming: bool):
+        super().__init__()
+        self.history_path, self.run_dir, self.resuming = history_path, run_dir, resuming
+
+    def on_train_begin(self, logs=None):
+        import sys
+
+        start = int(getattr(self.model, "_initial_epoch", None) or 0)
+        if self.resuming:
+            print(f"resuming the interrupted run in {self.run_dir} after epoch {start} (its last backup)" if start
+                  else f"the interrupted run in {self.run_dir} had no backup yet; training again from epoch 1",
+                  file=sys.stderr)
+        trim_history(self.history_path, start)
+
+
+def trim_history(path, epochs: int) -> None:
+    """Keep the header and the rows of the first ``epochs`` epochs (0-based ``epoch`` < ``epochs``)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "epoch" not in rows[0]:
+        return
+    column = rows[0].index("epoch")
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[column].isdigit() and int(r[column]) < epochs]
+    if len(kept) != len(rows):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(kept)

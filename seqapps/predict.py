@@ -67,6 +67,8 @@ class Predictor:
         """Run one signature on Python/numpy inputs; returns numpy arrays by output name."""
         import tensorflow as tf
 
+        from seqapps.serving import checks
+
         if signature not in self.signatures:
             raise ExportError(f"no signature {signature!r}; this export has: {', '.join(self.signatures)}")
         fn, specs = self.signatures[signature]
@@ -77,32 +79,106 @@ class Predictor:
         missing = set(specs) - set(inputs)
         if missing:
             raise ExportError(f"signature {signature!r} needs inputs: {', '.join(sorted(missing))}")
-        tensors = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype) for k, v in inputs.items()}
-        return {k: v.numpy() for k, v in fn(**tensors).items()}
+        tensors = {k: _tensor(v, specs[k], k, signature) for k, v in inputs.items()}
+        try:
+            out = fn(**tensors)
+        except tf.errors.InvalidArgumentError as e:
+            text = checks.message(e)
+            if text is None:
+                raise
+            raise DataError(text) from None
+        return {k: v.numpy() for k, v in out.items()}
 
     def predict(self, inputs):
         """Task-specific: raw inputs -> list of plain Python results."""
         raise NotImplementedError
 
-    def cli_predict(self, inputs: list[str], input_file: str | None) -> list[str]:
-        """What ``python -m seqapps predict`` prints. Inputs come from the command line,
-        else ``--input FILE`` (one per line), else stdin. Tasks whose input is not a
-        line of text (a CSV window...) override this."""
-        if input_file:
-            try:
-                with open(input_file, encoding="utf-8") as f:
-                    inputs = inputs + f.read().splitlines()
-            except OSError as e:
-                raise DataError(f"{input_file}: {e.strerror}") from None
-        elif not inputs:
-            import sys
-
-            inputs = sys.stdin.read().splitlines()
-        return self.format(inputs, self.predict(inputs))
+    def cli_predict(self, inputs: list[str], input_file: str | None):
+        """The lines ``python -m seqapps predict`` prints, as they are ready. Inputs come from
+        the command line, then ``--input FILE`` (one per line), else stdin; files and stdin are
+        read and answered in chunks of :data:`CHUNK` lines, so memory stays bounded however
+        long they are. Tasks whose input is not a line of text (a CSV window...) override this."""
+        for chunk in input_chunks(inputs, input_file):
+            yield from self.format(chunk, self.predict(chunk))
 
     def format(self, inputs, results) -> list[str]:
         """Lines the CLI prints for ``predict``."""
         return [f"{r}" for r in results]
+
+
+def _tensor(value, spec, name: str, signature: str):
+    """``value`` as a tensor of the input's dtype and rank, or a DataError naming the input."""
+    import tensorflow as tf
+
+    try:
+        tensor = tf.convert_to_tensor(value, dtype=spec.dtype)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"input {name!r} of signature {signature!r} must be {spec.dtype.name} "
+                        f"{_shape_text(spec)}; got {type(value).__name__} ({str(e).splitlines()[0][:120]})") from None
+    if not spec.shape.is_compatible_with(tensor.shape):
+        raise DataError(f"input {name!r} of signature {signature!r} must be {spec.dtype.name} {_shape_text(spec)}; "
+                        f"got shape {tensor.shape.as_list()}")
+    return tensor
+
+
+def _shape_text(spec) -> str:
+    return "scalar" if spec.shape.rank == 0 else "[" + ", ".join("any" if d is None else str(d)
+                                                                  for d in spec.shape.as_list()) + "]"
+
+
+def text_items(inputs, name: str = "inputs", strings_only: bool = True) -> list:
+    """A list of inputs from ``inputs``: one string is one input; a list (or any iterable) is
+    several, each a string when ``strings_only``. ``None``, numbers, bytes and lists holding
+    anything else are a DataError naming ``name`` and the type expected. The helpers that take
+    texts return one result for one string and a list for a list."""
+    if isinstance(inputs, str):
+        return [inputs]
+    if isinstance(inputs, (bytes, bytearray, dict)) or inputs is None or not hasattr(inputs, "__iter__"):
+        raise DataError(f"{name} must be a string or a list of strings, got {type(inputs).__name__}")
+    items = list(inputs)
+    for i, item in enumerate(items if strings_only else ()):
+        if not isinstance(item, str):
+            raise DataError(f"{name}[{i}] must be a string, got {type(item).__name__}")
+    return items
+
+
+def one_or_many(inputs, results: list):
+    """``results[0]`` when ``inputs`` was one string, else ``results``."""
+    return results[0] if isinstance(inputs, str) else results
+
+
+CHUNK = 1024  # lines read, predicted and printed at a time by ``predict``
+
+
+def input_chunks(inputs: list[str], input_file: str | None, size: int = CHUNK):
+    """Lists of at most ``size`` inputs: ``inputs``, then the lines of ``input_file`` (or of
+    stdin when there are neither), read lazily. A line that is not UTF-8 is a DataError
+    naming the file and line."""
+    import sys
+
+    inputs = list(inputs)
+    for start in range(0, len(inputs), size):
+        yield inputs[start:start + size]
+    if not input_file and inputs:
+        return
+    name = input_file or "stdin"
+    try:
+        f = open(input_file, "rb") if input_file else sys.stdin.buffer
+    except OSError as e:
+        raise DataError(f"{input_file}: {e.strerror}") from None
+    with f:
+        chunk = []
+        for number, raw in enumerate(f, 1):
+            try:
+                chunk.append(raw.decode("utf-8").rstrip("\r\n"))
+            except UnicodeDecodeError as e:
+                raise DataError(f"{name} line {number} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                                "convert it, e.g. iconv -f latin1 -t utf-8") from None
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
 
 def load(path) -> Predictor:

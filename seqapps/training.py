@@ -7,6 +7,7 @@ live here once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from seqapps import engine, presets, registry
+from seqapps import distribute, engine, presets, registry
 from seqapps.errors import ConfigError, SeqappsError
 from seqapps.run import locked, versions
 from seqapps.serving.trained import TrainedRun as Run  # a run directory that can predict and export
@@ -40,24 +41,14 @@ def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), 
     cfg.override(_as_list(overrides, "overrides"))
     cfg.train.backend = engine.check_backend(cfg.train.backend or engine.default_backend(task.name))
     task.validate(cfg)  # every value in its documented range (train.epochs, train.batch_size >= 1 among them)
+    if cfg.train.strategy == "multiworker":
+        distribute.tf_config()
     return cfg
 
 
 def default_run_dir(task_name: str, data: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data).stem if ("/" in data or "." in data) else data)
     return Path("runs") / f"{task_name}-{slug.strip('_') or 'data'}"
-
-
-def make_strategy(name: str):
-    import tensorflow as tf
-
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ConfigError(f"train.strategy must be default, mirrored or multiworker, got {name!r}")
 
 
 def make_optimizer(train_cfg, total_steps: int | None = None):
@@ -104,27 +95,33 @@ def even_batches(ds, replicas: int):
     return ds.map(cut).filter(nonempty)
 
 
-def _prepare_run_dir(run: Run, cfg, task_name: str, overwrite: bool) -> bool:
-    """Create or reuse ``run.dir``; returns True when resuming an interrupted run."""
+def _resumable(run: Run, cfg, task_name: str, overwrite: bool) -> bool:
+    """Whether this training resumes an unfinished run in ``run.dir`` (nothing is written);
+    an unfinished run with another task or config is an error."""
+    if overwrite or not run.info_path.exists() or run.finished:
+        return False
+    saved = json.loads(run.config_path.read_text())
+    new = json.loads(json.dumps(cfg.to_dict()))  # as it would be saved (tuples become lists)
+    saved["train"].pop("epochs", None)
+    new["train"].pop("epochs", None)
+    if run.info.get("task") != task_name or saved != new:
+        raise SeqappsError(f"{run.dir} holds an unfinished run with a different task or config; "
+                           "repeat its command to resume it, or pass --overwrite or another --run-dir")
+    return True
+
+
+def _prepare_run_dir(run: Run, cfg, task_name: str, overwrite: bool, resuming: bool) -> None:
+    """Create ``run.dir`` (or reuse it when ``resuming``); a finished run there is kept aside."""
+    if resuming:
+        cfg.save(run.config_path)
+        return
     if overwrite and run.dir.exists():
         shutil.rmtree(run.dir)
-    if run.info_path.exists():
-        if run.finished:
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run.metrics_path.stat().st_mtime))
-            kept = run.dir.with_name(f"{run.dir.name}.{stamp}")
-            run.dir.rename(kept)
-            print(f"{run.dir} held a finished run; kept it as {kept}", file=sys.stderr)
-        else:
-            old = run.info
-            saved = json.loads(run.config_path.read_text())
-            new = json.loads(json.dumps(cfg.to_dict()))  # as it would be saved (tuples become lists)
-            saved["train"].pop("epochs", None)
-            new["train"].pop("epochs", None)
-            if old.get("task") != task_name or saved != new:
-                raise SeqappsError(f"{run.dir} holds an unfinished run with a different task or config; "
-                                   "repeat its command to resume it, or pass --overwrite or another --run-dir")
-            cfg.save(run.config_path)
-            return True
+    if run.info_path.exists() and run.finished:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run.metrics_path.stat().st_mtime))
+        kept = run.dir.with_name(f"{run.dir.name}.{stamp}")
+        run.dir.rename(kept)
+        print(f"{run.dir} held a finished run; kept it as {kept}", file=sys.stderr)
     run.dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run.config_path)
     run.info_path.write_text(json.dumps({"task": task_name, "data": cfg.data.source, "created": time.strftime(
@@ -177,14 +174,13 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
     if chosen is not None and preset is None:
         print(f"note: training {cfg.data.source} with its preset {chosen.name!r} ({chosen.description}); "
               "--preset none keeps the task defaults", file=sys.stderr)
+    if cfg.train.strategy == "multiworker":
+        distribute.make_strategy("multiworker")  # joins the cluster before any other TensorFlow work
+    if not distribute.is_chief(cfg.train.strategy):
+        return _train_as_worker(task_obj, cfg, run, splits, verbose, callbacks)
     with locked(run.dir):  # one training per run directory at a time
-        resuming = _prepare_run_dir(run, cfg, task, overwrite)
-        with _precision(cfg.train.mixed_precision):
-            model, prep, started = _fit(task_obj, cfg, run, splits, resuming, verbose, callbacks)
-        from seqapps.viz import plot_history
-
-        plot_history(run.history_path, run.curves_path)
-        seconds = round(time.time() - started, 2)
+        resuming = _resumable(run, cfg, task, overwrite)
+        seconds = _train_into(task_obj, cfg, run, splits, resuming, overwrite, verbose, callbacks)
         if not evaluate:
             run.metrics_path.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
         elif engine.current_backend() == "tensorflow":
@@ -193,6 +189,40 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
             engine.run_elsewhere("tensorflow", ["score", run.dir, "--seconds", seconds, *_cli_flags(data_dir=data_dir)],
                                  f"scoring {task}", module="seqapps.training")
     return run
+
+
+def _train_into(task_obj, cfg, run, splits, resuming, overwrite, verbose, callbacks) -> float:
+    """Preprocessing and datasets (the data checked against the config before anything is
+    written), the run directory, the fit and its curves; returns the training seconds."""
+    import keras
+
+    from seqapps.viz import plot_history
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    prep, fitted = _preprocessing(task_obj, cfg, run, splits, resuming)
+    datasets = task_obj.datasets(cfg, prep, splits)  # data too small for the config fails here, still unwritten
+    _prepare_run_dir(run, cfg, task_obj.name, overwrite, resuming)
+    if fitted:
+        prep.save(run.dir)
+    with _precision(cfg.train.mixed_precision):
+        _, started = _fit(task_obj, cfg, run, prep, datasets, resuming, verbose, callbacks)
+    plot_history(run.history_path, run.curves_path)
+    return round(time.time() - started, 2)
+
+
+def _train_as_worker(task_obj, cfg, run, splits, verbose, callbacks) -> Run:
+    """A worker that is not the chief trains the same steps in a temporary run directory,
+    restored from the chief's backup when there is one, and removes it at the end."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="seqapps-worker-") as tmp:
+        mine = Run(Path(tmp) / run.dir.name)
+        resuming = run.backup_dir.exists()
+        if resuming:
+            mine.dir.mkdir(parents=True)
+            shutil.copytree(run.backup_dir, mine.backup_dir)
+        _train_into(task_obj, cfg, mine, splits, False, False, verbose, callbacks)
+    return Run(run.dir)
 
 
 def _as_list(value, name):
@@ -225,30 +255,34 @@ class _precision:
         keras.mixed_precision.set_global_policy(self.before)
 
 
-def _fit(task_obj, cfg, run, splits, resuming, verbose, extra_callbacks):
-    """Preprocessing, datasets, model and ``model.fit``; returns (model, prep, start time)."""
-    import keras
-
-    keras.utils.set_random_seed(cfg.train.seed)
-    prep = _preprocessing(task_obj, cfg, run, splits, resuming)
-    train_ds, val_ds = task_obj.datasets(cfg, prep, splits)
+def _fit(task_obj, cfg, run, prep, datasets, resuming, verbose, extra_callbacks):
+    """The model and ``model.fit`` over ``datasets`` (train, validation); returns (model, start time)."""
+    train_ds, val_ds = datasets
     steps = cfg.train.steps_per_epoch or None
     if steps:
         train_ds = train_ds.repeat()
-    strategy_obj = make_strategy(cfg.train.strategy)
-    replicas = strategy_obj.num_replicas_in_sync
+    with contextlib.ExitStack() as stack:
+        if engine.current_backend() == "jax":
+            replicas = stack.enter_context(distribute.jax_data_parallel(cfg.train.strategy))
+        else:
+            strategy_obj = distribute.make_strategy(cfg.train.strategy)
+            replicas = strategy_obj.num_replicas_in_sync
+            stack.enter_context(strategy_obj.scope())
+        return _fit_with(task_obj, cfg, run, prep, train_ds, val_ds, steps, replicas, resuming, verbose,
+                         extra_callbacks)
+
+
+def _fit_with(task_obj, cfg, run, prep, train_ds, val_ds, steps, replicas, resuming, verbose, extra_callbacks):
+    """:func:`_fit` inside the strategy's scope, over ``replicas`` devices."""
     run.info_path.write_text(json.dumps({**run.info, "replicas": replicas, "backend": cfg.train.backend},
                                         indent=2) + "\n")  # what it ran on
     if replicas > 1:  # a batch must split evenly over the replicas
         train_ds, val_ds = even_batches(train_ds, replicas), even_batches(val_ds, replicas)
-    with strategy_obj.scope():
-        model = task_obj.build_model(cfg, prep)
-        task_obj.compile(model, cfg, make_optimizer(cfg.train, _total_steps(cfg, train_ds, steps)), prep)
-    callbacks = _callbacks(task_obj, cfg, run, prep, extra_callbacks)
+    model = task_obj.build_model(cfg, prep)
+    task_obj.compile(model, cfg, make_optimizer(cfg.train, _total_steps(cfg, train_ds, steps)), prep)
+    callbacks = _callbacks(task_obj, cfg, run, prep, extra_callbacks, resuming)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    if resuming:
-        print(f"resuming the interrupted run in {run.dir}", file=sys.stderr)
     started = time.time()
     history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, steps_per_epoch=steps,
                         callbacks=callbacks, verbose=verbose, shuffle=False)
@@ -257,30 +291,30 @@ def _fit(task_obj, cfg, run, splits, resuming, verbose, extra_callbacks):
                            f"(run kept in {run.dir})")
     if not run.model_path.exists():
         model.save(run.model_path)
-    return model, prep, started
+    return model, started
 
 
 def _preprocessing(task_obj, cfg, run, splits, resuming):
+    """(the preprocessing, whether it was fitted now and still has to be saved)."""
     if resuming:
         try:
-            return task_obj.load_preprocessing(cfg, run.dir)
+            return task_obj.load_preprocessing(cfg, run.dir), False
         except (OSError, SeqappsError):
             pass  # killed before the vocabularies were written
-    prep = task_obj.fit_preprocessing(cfg, splits)
-    prep.save(run.dir)
-    return prep
+    return task_obj.fit_preprocessing(cfg, splits), True
 
 
-def _callbacks(task_obj, cfg, run, prep, extra) -> list:
+def _callbacks(task_obj, cfg, run, prep, extra, resuming=False) -> list:
     import keras
 
-    from seqapps.callbacks import EpochTimer
+    from seqapps.callbacks import EpochTimer, ResumeReport
 
     monitor, mode = task_obj.monitor, task_obj.monitor_mode
     callbacks = [
         EpochTimer(),  # first, so CSVLogger and TensorBoard see epoch_seconds
         keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq=cfg.train.backup_every or "epoch",
                                          double_checkpoint=True),
+        ResumeReport(run.history_path, run.dir, resuming),  # after the restore, before the CSV log opens
         keras.callbacks.ModelCheckpoint(str(run.model_path), monitor=monitor, mode=mode, save_best_only=True,
                                         initial_value_threshold=_best_so_far(run, monitor, mode)),
         keras.callbacks.CSVLogger(str(run.history_path), append=True),

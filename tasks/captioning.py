@@ -102,13 +102,14 @@ class CaptionPredictor(Predictor):
         return "beam"
 
     def caption(self, items, beam: int | None = None, batch_size: int = 16) -> list[dict]:
-        if isinstance(items, (str, bytes, Path)):
-            items = [items]
+        """Per image (a path or bytes; one item gives one dict, a list a list): ``source``,
+        ``caption``, ``error`` (why it could not be read or decoded) and ``warning``."""
         signature = self._signature(self.beam_width if beam is None else beam)
 
         def fill(info, out, row, blob):
             info.update(caption=decode_strings(out["caption"][row:row + 1])[0], warning=size_warning(blob))
-        return run_images(lambda images: self.call(signature, image=images), items, fill, batch_size, "caption")
+        results = run_images(lambda images: self.call(signature, image=images), items, fill, batch_size, "caption")
+        return results[0] if isinstance(items, (str, bytes, Path)) else results
 
     def predict(self, inputs):
         return self.caption(inputs)

@@ -30,7 +30,7 @@ from seqapps.errors import ConfigError, DataError
 from seqapps.data.streams import ResetStates, random_window_dataset, stateful_dataset, stream_windows
 from seqapps.models import CharLanguageModel
 from seqapps.presets import Preset
-from seqapps.predict import Predictor, decode_strings
+from seqapps.predict import Predictor, decode_strings, text_items
 from seqapps.registry import register
 from seqapps.serving.lm import MAX_GENERATE, check_generate_args, lm_endpoints
 from seqapps.task import Task
@@ -75,7 +75,7 @@ class CharLMPredictor(Predictor):
                  seed: int | None = None):
         """The continuation of ``prime`` (a str, or a list of str for a list of continuations)."""
         check_generate_args(length, temperature, top_k, top_p)
-        primes = [prime] if isinstance(prime, str) else list(prime)
+        primes = text_items(prime, "prime")
         if seed is None:
             seed = int(np.random.default_rng().integers(0, 2 ** 31 - 1))
         out = self.call(prime=primes, length=int(length), temperature=float(temperature), top_k=int(top_k),
@@ -108,7 +108,7 @@ class CharLMPredictor(Predictor):
         return {"chars": list(text)[:n], "hidden": out["hidden"][0, :n], "cell": cell}
 
     def predict(self, inputs):
-        return self.generate(list(inputs))
+        return self.generate(inputs)
 
     def format(self, inputs, results):
         return [p + r for p, r in zip(inputs, results)]

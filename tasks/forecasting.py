@@ -30,6 +30,7 @@ from seqapps.metrics import forecast_report, format_forecast
 from seqapps.predict import Predictor
 from seqapps.presets import Preset
 from seqapps.registry import register
+from seqapps.serving import checks
 from seqapps.task import Endpoint, Task
 
 @dataclasses.dataclass
@@ -182,13 +183,15 @@ class Forecasting(Task):
     # -- serving and scoring -----------------------------------------------------------------
     def endpoints(self, model, prep, cfg):
         def serve(window):
-            window = tf.debugging.assert_all_finite(window, "the window holds NaN or inf")
+            window = checks.shaped(window, "window", [None, prep.window, len(prep.encoding.features)])
+            window = checks.require(window, checks.finite(window), "the window holds NaN or inf")
             return {"forecast": model(window, training=False)}
 
         spec = tf.TensorSpec([None, prep.window, len(prep.encoding.features)], tf.float32, name="window")
         return {"serving_default": Endpoint(
             serve, [spec], f"window: raw values [batch, {prep.window}, features] in the order of metadata "
-                           f"'features' -> forecast [batch, {prep.horizon}] in the target's units")}
+                           f"'features' -> forecast [batch, {prep.horizon}] in the target's units; another shape or a NaN/inf "
+                           "value fails the call with 'invalid input: ...'")}
 
     def metadata(self, prep):
         return {**prep.to_dict(), "target": prep.encoding.target, "features": prep.encoding.features}

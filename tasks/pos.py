@@ -41,7 +41,7 @@ from seqapps.layers.crf import CRF
 from seqapps.layers.tagging import compile_tagger
 from seqapps.metrics import format_tagging, tagging_report
 from seqapps.presets import Preset
-from seqapps.predict import Predictor, decode_strings, length_batches, pad_strings
+from seqapps.predict import Predictor, decode_strings, length_batches, one_or_many, pad_strings, text_items
 from seqapps.registry import register
 from seqapps.serving.tagging import tagger_endpoints
 from seqapps.task import Task
@@ -100,6 +100,7 @@ class PosPredictor(Predictor):
     def analyze(self, inputs, batch_size: int = 128) -> list[dict]:
         """``[{"tokens": [...], "tags": [...], "in_vocabulary": [...]}, ...]`` for raw strings
         (tokenized in the graph) or token lists (tagged as given); batches by length."""
+        single, inputs = isinstance(inputs, str), text_items(inputs, "inputs", strings_only=False)
         results = [None] * len(inputs)
         for signature, idx in _by_kind(inputs).items():
             for chunk in length_batches(idx, inputs, batch_size):
@@ -112,11 +113,14 @@ class PosPredictor(Predictor):
                     tokens = list(inputs[i]) if signature == "tag_tokens" else decode_strings(out["tokens"][row][:n])
                     results[i] = {"tokens": tokens, "tags": decode_strings(out["tags"][row][:n]),
                                   "in_vocabulary": out["in_vocabulary"][row][:n].tolist()}
-        return results
+        return results[0] if single else results
 
     def predict(self, inputs, batch_size: int = 128) -> list[list[tuple[str, str]]]:
-        """One ``[(word, tag), ...]`` list per input (a sentence string or a token list)."""
-        return [list(zip(r["tokens"], r["tags"])) for r in self.analyze(list(inputs), batch_size)]
+        """One ``[(word, tag), ...]`` list per input (a sentence string or a token list); one
+        string gives one list."""
+        results = self.analyze(text_items(inputs, "inputs", strings_only=False), batch_size)
+        pairs = [list(zip(r["tokens"], r["tags"])) for r in results]
+        return one_or_many(inputs, pairs)
 
     def format(self, inputs, results):
         return [" ".join(f"{w}/{t}" for w, t in pairs) for pairs in results]

@@ -16,12 +16,13 @@ import tensorflow as tf
 from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
 from seqapps.data import text as textlib
 from seqapps.data.classification import TextClassificationData, load_labelled_texts
+from seqapps.errors import DataError
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.layers import MaskedPooling, recurrent_stack
 from seqapps.layers.subwords import SubwordEmbedding, char_ngram_ids, dense_char_ngram_ids
 from seqapps.metrics import classification_report, format_classification
 from seqapps.presets import Preset
-from seqapps.predict import Predictor
+from seqapps.predict import Predictor, one_or_many, text_items
 from seqapps.registry import register
 from seqapps.task import Endpoint, Task
 
@@ -62,15 +63,16 @@ class SentimentConfig(Config):
 
 class SentimentPredictor(Predictor):
     def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:
-        """``[{"label": str, "probability": float, "probabilities": {label: float}}, ...]``"""
-        labels, results = self.metadata["labels"], []
-        for start in range(0, len(texts), batch_size):
-            out = self.call(text=list(texts[start:start + batch_size]))
+        """``[{"label": str, "probability": float, "probabilities": {label: float}}, ...]``
+        (one dict for one string)."""
+        labels, results, items = self.metadata["labels"], [], text_items(texts, "texts")
+        for start in range(0, len(items), batch_size):
+            out = self.call(text=items[start:start + batch_size])
             for probs in out["probabilities"]:
                 best = int(np.argmax(probs))
                 results.append({"label": labels[best], "probability": float(probs[best]),
                                 "probabilities": {k: float(p) for k, p in zip(labels, probs)}})
-        return results
+        return one_or_many(texts, results)
 
     def format(self, inputs, results):
         return [f"{r['label']}\t{r['probability']:.3f}\t{text}" for text, r in zip(inputs, results)]
@@ -152,8 +154,13 @@ class Sentiment(Task):
 
     def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
         texts, gold = examples
+        labels = predictor.metadata["labels"]
+        unknown = sorted(set(gold) - set(labels))
+        if unknown:
+            raise DataError(f"the data has labels {unknown[:5]} this model was not trained on (its labels: "
+                            f"{', '.join(labels)}); map them, or set data.label_names for integer labels")
         predicted = [r["label"] for r in predictor.predict(texts)]
-        report = classification_report(gold, predicted, predictor.metadata["labels"])
+        report = classification_report(gold, predicted, labels)
         if out_dir is not None:
             from seqapps.viz import plot_report_confusion
 

@@ -28,7 +28,8 @@ from seqapps.data.pipeline import bucketed_batches
 from seqapps.errors import DataError
 from seqapps.metrics import format_translation, length_buckets, score_translations
 from seqapps.models import Seq2Seq
-from seqapps.predict import Predictor, decode_strings
+from seqapps.predict import Predictor, decode_strings, one_or_many, text_items
+from seqapps.serving.checks import MAX_BEAM
 from seqapps.presets import Preset
 from seqapps.registry import register
 from seqapps.serving.seq2seq import seq2seq_endpoints
@@ -87,7 +88,7 @@ class TranslationPredictor(Predictor):
                   batch_size: int = 64) -> list[str]:
         """Translations of ``texts`` (a list of str). ``beam`` 1 is greedy; ``None`` uses the
         export's default width (``model.beam_width``) and length penalty."""
-        return [r["translation"] for r in self._run(texts, beam, length_penalty, batch_size)]
+        return one_or_many(texts, [r["translation"] for r in self._run(texts, beam, length_penalty, batch_size)])
 
     def predict(self, texts, beam: int | None = None) -> list[str]:
         return self.translate(texts, beam=beam)
@@ -95,15 +96,13 @@ class TranslationPredictor(Predictor):
     def attention(self, texts, beam: int = 1, batch_size: int = 64) -> list[dict]:
         """Per text: ``translation``, ``source_tokens``, ``output_tokens`` and ``weights``
         (numpy ``[output tokens, source tokens]``; zeros for ``attention=none``)."""
-        return self._run(texts, beam, None, batch_size, signature="attention")
+        return one_or_many(texts, self._run(texts, beam, None, batch_size, signature="attention"))
 
     def _run(self, texts, beam, length_penalty, batch_size, signature=None):
-        if isinstance(texts, str):
-            raise DataError("translate() takes a list of strings, not one string")
-        texts = [str(t) for t in texts]
+        texts = text_items(texts, "texts")
         default_beam, default_penalty = self.decoding_defaults
-        if beam is not None and int(beam) < 1:
-            raise DataError(f"beam must be >= 1, got {beam}")
+        if beam is not None and not 1 <= int(beam) <= MAX_BEAM:
+            raise DataError(f"beam must be between 1 and {MAX_BEAM}, got {beam}")
         results = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]

@@ -15,13 +15,12 @@ import pickle
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 import seqapps
 from conftest import run_fresh
 from seqapps import registry
 from seqapps.errors import ConfigError
+from seqapps.testing import batch_independence, empty_batch, make_batch
 
 TASKS = registry.names()
 
@@ -51,55 +50,6 @@ def trained(request, tmp_path_factory):
     meta = json.loads((export / "metadata.json").read_text())
     return {"task": task, "run_dir": root / "run", "export": export, "root": root, "meta": meta,
             "memory": seqapps.load(root / "run"), "loaded": seqapps.load(export)}
-
-
-# -- assembling batches and comparing rows -------------------------------------------------------
-def make_batch(specs: dict, examples: list[dict], pad: int = 0) -> dict:
-    """Examples (``{input: value}``) -> the signature's inputs for one call; ``[batch, time]``
-    token inputs get ``pad`` extra columns of ``""`` padding."""
-    out = {}
-    for name, spec in specs.items():
-        values = [e[name] for e in examples]
-        if spec.shape.rank == 0:
-            assert all(v == values[0] for v in values), f"scalar input {name!r} differs between examples"
-            out[name] = values[0]
-        elif spec.dtype.name == "string" and spec.shape.rank == 2:
-            width = max([len(v) for v in values] + [0]) + pad
-            rows = np.empty((len(values), width), dtype=object)
-            rows[:] = ""
-            for i, v in enumerate(values):
-                rows[i, :len(v)] = v
-            out[name] = rows
-        elif spec.dtype.name == "string":
-            out[name] = np.array(values + [""], dtype=object)[:-1]  # 1-D even when all values are equal
-        else:
-            shape = [len(values), *[int(d) for d in spec.shape[1:]]]
-            out[name] = np.asarray(values, dtype=spec.dtype.as_numpy_dtype).reshape(shape)
-    return out
-
-
-def empty_batch(specs: dict, example: dict) -> dict:
-    batch = make_batch(specs, [example])
-    for name, spec in specs.items():
-        if spec.shape.rank:
-            batch[name] = batch[name][:0]
-    return batch
-
-
-def assert_row_matches(batch_out: dict, row: int, alone_out: dict, what: str) -> None:
-    """Row ``row`` of a batch's outputs equals the single-input outputs (float within 1e-5);
-    time-like axes may be longer in the batch (its padding), never shorter."""
-    assert set(batch_out) == set(alone_out), what
-    for key, alone in alone_out.items():
-        alone, got = np.asarray(np.asarray(alone)[0]), np.asarray(np.asarray(batch_out[key])[row])
-        assert got.ndim == alone.ndim, f"{what}: output {key!r} has shape {got.shape}, alone {alone.shape}"
-        assert all(g >= a for g, a in zip(got.shape, alone.shape)), \
-            f"{what}: output {key!r} has shape {got.shape} in the batch but {alone.shape} alone"
-        got = got[tuple(slice(0, n) for n in alone.shape)]
-        if np.issubdtype(alone.dtype, np.floating):
-            np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-5, err_msg=f"{what}: output {key!r}")
-        else:
-            np.testing.assert_array_equal(got, alone, err_msg=f"{what}: output {key!r}")
 
 
 def assert_same_outputs(a: dict, b: dict, what: str) -> None:
@@ -235,33 +185,12 @@ def test_mixed_precision_trains_and_exports(name, tmp_path):
 
 
 # -- the property: an input's answer does not depend on its batch -----------------------------------
-def check_batch_independence(t, signature: str, max_examples: int) -> None:
-    task, predictor, meta = t["task"], t["loaded"], t["meta"]
-    specs = predictor.signatures[signature][1]
-
-    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(seed=st.integers(0, 2 ** 32 - 1), data=st.data())
-    def prop(seed, data):
-        n = data.draw(st.integers(1, 6), label="batch size")
-        examples = task.sample_inputs(np.random.default_rng(seed), n, meta, signature)
-        order = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=6), label="rows")
-        pad = data.draw(st.integers(0, 5), label="extra padding")
-        batch = predictor.call(signature, **make_batch(specs, [examples[i] for i in order], pad))
-        alone = {i: predictor.call(signature, **make_batch(specs, [examples[i]])) for i in set(order)}
-        for row, i in enumerate(order):
-            assert_row_matches(batch, row, alone[i], f"{task.name}:{signature} input {examples[i]!r:.200} "
-                                                  f"(row {row} of {len(order)}, padding +{pad})")
-
-    prop()
-
-
 def test_an_inputs_answer_does_not_depend_on_its_batch(trained):
     name, predictor = trained["task"].name, trained["loaded"]
     failures = {}
     for signature in predictor.signatures:
         try:
-            check_batch_independence(trained, signature, max_examples=6)
+            batch_independence(trained["task"], trained["loaded"], trained["meta"], signature, max_examples=6)
         except AssertionError as e:
             failures[(name, signature)] = " ".join(str(e).split())[:600]
     known = {k: v for k, v in BATCH_DEPENDENT.items() if k[0] == name}
@@ -271,3 +200,78 @@ def test_an_inputs_answer_does_not_depend_on_its_batch(trained):
     assert not fixed, f"{fixed} no longer depend on the batch: remove them from BATCH_DEPENDENT"
     if known:
         pytest.xfail("; ".join(f"{k[1]}: {v}" for k, v in known.items()))
+
+
+# -- bad input: refused by name, never a different answer ---------------------------------------------
+#: per task, calls whose arguments are out of their documented range: (signature, {input: value})
+OUT_OF_RANGE = {
+    "translation": [("translate", {"beam_width": 0}), ("translate", {"beam_width": 10 ** 7}),
+                    ("attention", {"beam_width": -3})],
+    "char_lm": [("serving_default", {"top_p": 0.0}), ("serving_default", {"top_p": -1.0}),
+                ("serving_default", {"temperature": -1.0}), ("serving_default", {"top_k": -1})],
+}
+
+
+def refused(predictor, signature, inputs, name) -> str:
+    """The raw signature (as a server calls it, no Python checks in front) refuses ``inputs``
+    with the documented 'invalid input: ...' error naming ``name``."""
+    from seqapps.serving import checks
+
+    fn, specs = predictor.signatures[signature]
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})
+    text = checks.message(info.value)
+    assert text and name in text, f"{signature} {name}: {' '.join(str(info.value).split())[:300]}"
+    return text
+
+
+def test_arguments_out_of_range_are_refused_by_name(trained):
+    """Every float argument refuses NaN and inf, every fixed axis its wrong size, and each
+    task's documented limits hold, in the export itself (not only in the Python helpers)."""
+    task, predictor, meta = trained["task"], trained["loaded"], trained["meta"]
+    for i, (signature, (_, specs)) in enumerate(predictor.signatures.items()):
+        good = make_batch(specs, task.sample_inputs(np.random.default_rng(i), 2, meta, signature))
+        for name, spec in specs.items():
+            if spec.dtype.is_floating:
+                for bad in (float("nan"), float("inf")):
+                    value = np.full_like(np.asarray(good[name], dtype=np.float32), bad)
+                    refused(predictor, signature, {**good, name: value if spec.shape.rank else bad}, name)
+            fixed = [a for a, d in enumerate(spec.shape.as_list()) if d is not None and a > 0]
+            for axis in fixed:
+                wrong = np.concatenate([good[name], np.take(good[name], [0], axis=axis)], axis=axis)
+                refused(predictor, signature, {**good, name: wrong}, name)
+    for signature, change in OUT_OF_RANGE.get(task.name, []):
+        specs = predictor.signatures[signature][1]
+        good = make_batch(specs, task.sample_inputs(np.random.default_rng(0), 2, meta, signature))
+        refused(predictor, signature, {**good, **change}, next(iter(change)))
+
+
+def test_python_helpers_refuse_wrong_types_by_name(trained):
+    from seqapps.errors import SeqappsError
+
+    predictor = trained["loaded"]
+    for bad in (None, 5, [object()]):
+        with pytest.raises(SeqappsError):
+            predictor.predict(bad)
+
+
+def test_every_signature_survives_hostile_inputs(trained):
+    """A bounded fuzz of each signature (random bytes, NaN/inf, extreme integers, batches of
+    0..5): each call answers one row per input or raises seqapps' own error."""
+    from seqapps.testing import fuzz_signature
+
+    for signature in trained["loaded"].signatures:
+        counts = fuzz_signature(trained["loaded"], signature, max_examples=6, seed=0)
+        assert counts["tried"] == 6, counts
+
+
+def test_exports_are_readable_by_other_users(trained):
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [trained["export"], *trained["export"].rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        wanted = (0o777 if path.is_dir() else 0o666) & ~mask & 0o444
+        assert mode & wanted == wanted, f"{path} has mode {oct(mode)}"

@@ -29,7 +29,10 @@ def load_labelled_texts(data_cfg, task: str, data_dir=None) -> Splits:
     """``(texts, labels)`` per split; pieces are split in a seeded shuffled order."""
     parts, source = load_splits(data_cfg, task, reader(data_cfg, task), data_dir)
     label_names = list(data_cfg.label_names or source.options.get("label_names") or [])
-    parts = {k: (list(v[0]), [_name(y, label_names) for y in v[1]]) for k, v in parts.items() if v is not None}
+    parts = {k: (list(v[0]), list(v[1])) for k, v in parts.items() if v is not None}
+    if label_names:
+        _check_label_ids([y for _, labels in parts.values() for y in labels], label_names, data_cfg.source)
+        parts = {k: (texts, [label_names[int(y)] for y in labels]) for k, (texts, labels) in parts.items()}
     train_texts, train_labels = parts["train"]
     keep = [i for i, t in enumerate(train_texts) if t.strip()]
     parts["train"] = ([train_texts[i] for i in keep], [train_labels[i] for i in keep])
@@ -71,10 +74,13 @@ def _from_tfds(examples, name, split_name, data_cfg):
     return texts, labels
 
 
-def _name(label: str, names: list[str]) -> str:
-    if names and label.lstrip("-").isdigit() and 0 <= int(label) < len(names):
-        return names[int(label)]
-    return label
+def _check_label_ids(labels: list[str], names: list[str], source: str) -> None:
+    """With ``data.label_names``, every label must be an integer id ``0..len(names)-1``."""
+    bad = sorted({y for y in labels if not (y.lstrip("-").isdigit() and 0 <= int(y) < len(names))}, key=_label_key)
+    if bad:
+        raise DataError(f"{source}: data.label_names names the label ids 0..{len(names) - 1} "
+                        f"({', '.join(names)}), but the data has labels {bad[:5]}; give one name per id from 0, "
+                        "or leave data.label_names empty to use the labels as they are")
 
 
 def _label_key(label: str):

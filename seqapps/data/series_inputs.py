@@ -20,7 +20,11 @@ from seqapps.errors import DataError
 
 def check_windows(windows, window: int, features: list[str]) -> np.ndarray:
     """``windows`` as float32 ``[batch, window, len(features)]`` with finite values, else a DataError."""
-    windows = np.asarray(windows, dtype="float32")
+    try:
+        windows = np.asarray(windows, dtype="float32")
+    except (TypeError, ValueError):
+        raise DataError("windows must be numbers [batch, window, features] (a list of lists or an array), "
+                        f"got {type(windows).__name__}") from None
     want = (window, len(features))
     if windows.ndim != 3 or windows.shape[1:] != want:
         raise DataError(f"windows have shape {list(windows.shape)}; expected [batch, {want[0]}, {want[1]}] "
@@ -47,7 +51,7 @@ def last_window(frame: pd.DataFrame, prep, date_column: str, where) -> tuple[np.
         frame, dates = frame.iloc[order], dates[order]
     if len(frame) < prep.window:
         raise DataError(f"{where}: {len(frame)} rows; the model needs the last {prep.window} steps")
-    values = prep.encoding.encode(frame.iloc[-prep.window:], where=where)
+    values = prep.encoding.encode(frame.iloc[-prep.window:], where=where, unseen_ok=False)
     return values, (dates[-1] if dates is not None else None)
 
 
@@ -60,7 +64,10 @@ def read_recent(inputs: list[str], input_file: str | None) -> tuple[pd.DataFrame
             raise DataError("forecasting reads one CSV window: pass --input FILE.csv (or CSV on stdin)")
         path = input_file or inputs[0]
         return read_table(path), path
-    text = sys.stdin.read()
+    try:
+        text = sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"stdin is not UTF-8 text ({e.reason} at byte {e.start})") from None
     if not text.strip():
         raise DataError("no input: pass --input FILE.csv with the last steps of the series, or CSV on stdin")
     try:

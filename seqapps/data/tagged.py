@@ -134,7 +134,8 @@ def pad_tokens(tokens, min_width: int = 1):
 def token_lengths(tokens):
     """Lengths of ``""``-padded token rows: up to the last non-empty token."""
     positions = tf.range(1, tf.shape(tokens)[1] + 1)[None, :]
-    return tf.reduce_max(tf.where(tokens != "", positions, 0), axis=1)
+    # a leading zero column keeps rows of no tokens at 0 (reduce_max over nothing is the lowest int)
+    return tf.reduce_max(tf.pad(tf.where(tokens != "", positions, 0), [[0, 0], [1, 0]]), axis=1)
 
 
 # -- vocabularies and encoding ---------------------------------------------------------------

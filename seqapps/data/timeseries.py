@@ -14,7 +14,8 @@ How a CSV becomes a series
   adds every column except the dates and a row-number column (``No``, ``index``, ``id``).
   Numeric columns are used as they are; a non-numeric input column with at most
   :data:`MAX_CATEGORIES` values (a wind direction...) is one-hot encoded with the
-  categories seen in the training part (unseen ones encode as all zeros). The target
+  categories seen in the training part (unseen ones encode as all zeros in the validation and test parts, and are
+  an error in a window given to forecast). The target
   must be numeric: a value that is neither a number nor a missing marker is an error.
 * **Missing values** (empty, ``NA``, ``NaN``, ``null``, ``?``), by ``missing``:
   ``ffill`` (default) carries the last observed value forward, so an input never looks
@@ -435,8 +436,9 @@ class Encoding:
         enc.mean, enc.std = [float(v) for v in mean], [float(v) for v in std]
         return enc
 
-    def encode(self, frame: pd.DataFrame, where="data", check: bool = True) -> np.ndarray:
-        """float32 ``[rows, features]``; with ``check``, a missing or non-finite value is an error."""
+    def encode(self, frame: pd.DataFrame, where="data", check: bool = True, unseen_ok: bool = True) -> np.ndarray:
+        """float32 ``[rows, features]``; with ``check``, a missing or non-finite value is an error;
+        without ``unseen_ok``, so is a category the training part did not have (else all zeros)."""
         blocks = []
         for c in self.columns:
             column = find_column(frame, c["name"]) if c["name"] not in frame.columns else c["name"]
@@ -449,6 +451,10 @@ class Encoding:
                 raw = frame[column].reset_index(drop=True)
                 missing = is_missing(raw)
                 text = raw.astype(str).str.strip().to_numpy()
+                unseen = sorted(set(text[~missing]) - set(map(str, c["categories"])))
+                if unseen and not unseen_ok:
+                    raise DataError(f"{where}: column {column!r} has {unseen[:3]}, not among the categories the "
+                                    f"model was trained with ({', '.join(map(str, c['categories'][:10]))})")
                 values = np.stack([(text == v) & ~missing for v in c["categories"]], axis=1).astype("float64")
                 values[missing] = np.nan
             if check and not np.isfinite(values).all():

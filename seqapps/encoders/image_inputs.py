@@ -21,8 +21,14 @@ from seqapps.errors import DataError
 def read_items(items, result_key: str = "result") -> tuple[list, list[dict]]:
     """``(blobs, info)``: the bytes of each item (None where it could not be read) and per item
     ``{"source", result_key: None, "error", "warning"}``, with ``error`` set for unreadable files."""
+    if isinstance(items, (str, bytes, bytearray, memoryview, Path)):
+        items = [items]
+    if items is None or not hasattr(items, "__iter__"):
+        raise DataError(f"images must be a path, bytes, or a list of them; got {type(items).__name__}")
     blobs, info = [], []
     for item in items:
+        if not isinstance(item, (str, bytes, bytearray, memoryview, Path)):
+            raise DataError(f"each image must be a path (str or Path) or bytes, got {type(item).__name__}")
         if isinstance(item, (bytes, bytearray, memoryview)):
             blobs.append(bytes(item))
             info.append({"source": f"<{len(bytes(item))} bytes>", result_key: None, "error": None, "warning": None})
@@ -69,7 +75,7 @@ def run_images(call, items, fill, batch_size: int = 16, result_key: str = "resul
     """Read ``items`` (paths or bytes; see :func:`read_items`), send the readable ones in batches of
     ``batch_size`` to ``call(image_bytes_array) -> outputs`` (with a ``valid`` row flag), and
     ``fill(info, outputs, row, blob)`` each decoded item's entry; undecodable ones get an ``error``."""
-    blobs, info = read_items(list(items), result_key)
+    blobs, info = read_items(items, result_key)
     todo = [i for i, b in enumerate(blobs) if b is not None]
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
@@ -85,13 +91,11 @@ def run_images(call, items, fill, batch_size: int = 16, result_key: str = "resul
 def image_paths(inputs: list[str], input_file: str | None, what: str = "caption") -> list[str]:
     """The images a CLI ``predict`` names: its arguments, then ``--input FILE`` or (piped) stdin
     listing one path a line; blank lines are skipped."""
-    if input_file:
-        try:
-            inputs = inputs + [line.strip() for line in Path(input_file).read_text().splitlines() if line.strip()]
-        except OSError as e:
-            raise DataError(f"{input_file}: {e.strerror}") from None
-    elif not inputs and not sys.stdin.isatty():
-        inputs = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    from seqapps.predict import input_chunks
+
+    if input_file or (not inputs and not sys.stdin.isatty()):
+        listed = [line.strip() for chunk in input_chunks([], input_file) for line in chunk if line.strip()]
+        inputs = list(inputs) + listed
     if not inputs:
         raise DataError(f"give image files to {what} (or --input FILE, or stdin, listing one path a line)")
     return inputs

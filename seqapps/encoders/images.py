@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-MAX_PIXELS = 10_000 * 10_000  # PNG/GIF/BMP above this are refused rather than decoded
+MAX_PIXELS = 10_000 * 10_000  # images whose header claims more pixels are refused rather than decoded
 FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP"}
 
 
@@ -56,6 +56,10 @@ def decode_one(b, size: int):
 
     def jpeg():
         shape = tf.io.extract_jpeg_shape(b)
+        pixels = tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64)
+        check = tf.debugging.assert_less_equal(pixels, tf.constant(MAX_PIXELS, tf.int64), message="image too large")
+        with tf.control_dependencies([check]):
+            shape = tf.identity(shape)
         short = tf.minimum(shape[0], shape[1])
         branch = tf.reduce_sum(tf.cast(short // tf.constant([2, 4, 8]) >= size, tf.int32))  # 0..3
         return tf.switch_case(branch, [lambda r=r: tf.io.decode_jpeg(b, channels=3, ratio=r) for r in (1, 2, 4, 8)])

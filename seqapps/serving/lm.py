@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqapps import decoding
+from seqapps.serving import checks
 from seqapps.errors import ConfigError
 from seqapps.task import Endpoint
 
@@ -51,8 +52,9 @@ def check_generate_args(length, temperature, top_k, top_p) -> None:
     """The documented limits of ``generate``; everything else is an error naming the argument."""
     if not 0 <= int(length) <= MAX_GENERATE:
         raise ConfigError(f"length must be between 0 and {MAX_GENERATE} characters, got {length}")
-    if not float(temperature) >= 0:
-        raise ConfigError(f"temperature must be >= 0 (0 picks the most likely character), got {temperature}")
+    if not 0 <= float(temperature) < float("inf"):
+        raise ConfigError(f"temperature must be a finite number >= 0 (0 picks the most likely character), "
+                          f"got {temperature}")
     if int(top_k) < 0:
         raise ConfigError(f"top_k must be >= 0 (0 switches it off), got {top_k}")
     if not 0 < float(top_p) <= 1:
@@ -66,6 +68,9 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
     step = decoding.banned(model.step, [0])  # never sample the unknown id
 
     def generate(prime, length, temperature, top_k, top_p, seed):
+        temperature = checks.in_range(temperature, "temperature", low=0)
+        top_k = checks.in_range(top_k, "top_k", low=0, what="an integer")
+        top_p = checks.in_range(top_p, "top_p", low=0, high=1, low_open=True)
         # an empty prime continues straight after the warm-up passage (a paragraph break)
         ids, lengths, state = read(prime, skip_unknown=True)
         state = decoding.read(model.step, state, ids, lengths)["state"]  # all but each row's last character
@@ -96,7 +101,8 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
             scalar(tf.float32, "temperature"), scalar(tf.int32, "top_k"), scalar(tf.float32, "top_p"),
             scalar(tf.int64, "seed")],
             f"prime text [batch] -> text: the generated continuation [batch], length [batch]; "
-            f"length is clipped to 0..{MAX_GENERATE}, temperature 0 is greedy, top_k 0 and top_p 1 are off, "
+            f"length is clipped to 0..{MAX_GENERATE}; temperature (finite, >= 0; 0 is greedy), top_k (>= 0; 0 is off) "
+            "and top_p (in (0, 1]; 1 is off) outside their ranges fail the call with 'invalid input: ...'; "
             "the same seed (and batch) gives the same text; characters outside the vocabulary are skipped; "
             "reading starts after the warm-up passage in metadata.json, so an empty prime starts a new paragraph"),
         "score": Endpoint(score, [tf.TensorSpec([None], tf.string, name="text")],

@@ -14,6 +14,7 @@ import tensorflow as tf
 from seqapps import decoding
 from seqapps.data import text as textlib
 from seqapps.data.parallel import detokenize, standardize
+from seqapps.serving import checks
 from seqapps.task import Endpoint
 
 
@@ -24,6 +25,8 @@ def text_decoder(model, prep, french_spacing: bool = False):
     step = decoding.banned(model.step, [0, 1, prep.start_id])  # padding, [UNK] and [START] are never produced
 
     def decode(text, beam_width, length_penalty):
+        beam_width = checks.in_range(beam_width, "beam_width", low=1, high=checks.MAX_BEAM, what="an integer")
+        length_penalty = checks.in_range(length_penalty, "length_penalty")
         ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
         source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1)
         caps = tf.minimum(prep.max_output_length, 2 * source_lengths + 10)  # each row's own step limit
@@ -77,7 +80,8 @@ def seq2seq_endpoints(model, prep, beam_width: int, length_penalty: float,
         "serving_default": Endpoint(serve, [text],
                                     f"text -> translation (string), score; decoding: {name}"),
         "translate": Endpoint(translate, [text, beam, penalty],
-                              "text, beam_width (1 = greedy), length_penalty -> translation, score"),
+                              f"text, beam_width (1 = greedy .. {checks.MAX_BEAM}), length_penalty (finite) -> translation, "
+                              "score; an argument out of range fails the call with 'invalid input: ...'"),
         "attention": Endpoint(attention, [text, beam],
                               "text, beam_width -> translation, attention [batch, output, source], "
                               "source_tokens, source_lengths, output_tokens, output_lengths"),

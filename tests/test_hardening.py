@@ -1,0 +1,147 @@
+"""Bad input is one line, before anything is written; resume and exports are honest."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import seqapps
+from seqapps.errors import DataError, ExportError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, env=None, stdin=None):
+    return subprocess.run([sys.executable, "-m", "seqapps", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, input=stdin,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def one_error_line(proc, *fragments):
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+# -- labels -------------------------------------------------------------------------------------------
+def test_label_names_must_name_every_label_id(tmp_path):
+    from seqapps.data.classification import load_labelled_texts
+    from tasks.sentiment import Sentiment
+
+    table = tmp_path / "reviews.csv"
+    table.write_text("text,label\n" + "".join(f"review number {i},{1 + i % 2}\n" for i in range(40)))
+    cfg = Sentiment.config_class()
+    cfg.data.source, cfg.data.label_names = str(table), ["negative", "positive"]
+    with pytest.raises(DataError, match=r"label ids 0\.\.1 .*\['2'\]"):
+        load_labelled_texts(cfg.data, "sentiment")
+    cfg.data.label_names = ["none", "negative", "positive"]  # ids 0..2: every label named
+    splits = load_labelled_texts(cfg.data, "sentiment")
+    assert splits.info["labels"] == ["negative", "positive"]
+
+
+# -- the command line ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("tf_config,fragment", [(None, "needs TF_CONFIG"), ("{not json", "TF_CONFIG is not valid"),
+                                                ('{"cluster": {"worker": ["127.0.0.1:1"]}, '
+                                                 '"task": {"type": "worker", "index": 3}}', "is not in its cluster")])
+def test_multiworker_without_a_valid_tf_config_is_one_line(tmp_path, tf_config, fragment):
+    env = {"TF_CONFIG": tf_config} if tf_config else {}
+    if tf_config is None:
+        os.environ.pop("TF_CONFIG", None)
+    proc = cli("train", "sentiment", "--data", "demo", "--strategy", "multiworker", "--run-dir", tmp_path / "r",
+               env=env)
+    one_error_line(proc, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_data_too_small_for_the_config_fails_before_the_run_directory_is_written(tmp_path):
+    with pytest.raises(DataError, match="too short|fewer than"):
+        seqapps.train("char_lm", "demo", overrides=["train.batch_size=4096", "model.units=8"],
+                      run_dir=tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def sentiment_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hardening")
+    run = seqapps.train("sentiment", "demo", overrides=["model.units=4", "train.epochs=1", "model.subwords=false"],
+                        run_dir=root / "run", verbose=0)
+    return run, run.export(root / "export")
+
+
+def test_predict_reads_a_non_utf8_file_as_one_line(sentiment_export, tmp_path):
+    bad = tmp_path / "reviews.txt"
+    bad.write_bytes("fine\nstill fine\ncaf\xe9 au lait\n".encode("latin-1"))
+    proc = cli("predict", sentiment_export[1], "--input", bad)
+    one_error_line(proc, "line 3 is not UTF-8")
+
+
+def test_predict_streams_long_inputs_in_chunks(tmp_path):
+    from seqapps.predict import CHUNK, input_chunks
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"line {i}\r\n" for i in range(2 * CHUNK + 5)))
+    chunks = input_chunks(["first"], str(lines))
+    assert next(chunks) == ["first"]
+    sizes = [len(c) for c in chunks]
+    assert sizes == [CHUNK, CHUNK, 5]
+    assert list(input_chunks([], str(lines)))[-1][-1] == f"line {2 * CHUNK + 4}"  # no "\r" left
+
+
+def test_evaluate_with_labels_the_model_does_not_know_is_one_line(sentiment_export, tmp_path):
+    table = tmp_path / "new.csv"
+    table.write_text("text,label\nwhat a film,positive\nso dull,maybe\n" * 5)
+    proc = cli("evaluate", sentiment_export[1], "--data", table, "--split", "train")
+    one_error_line(proc, "maybe")
+
+
+# -- exports ----------------------------------------------------------------------------------------
+def test_export_onto_a_regular_file_is_refused(sentiment_export, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    with pytest.raises(ExportError, match="is a file"):
+        sentiment_export[0].export(target)
+    assert target.read_text() == "keep me"
+
+
+def test_an_export_cleans_what_killed_exports_left(sentiment_export, tmp_path):
+    from seqapps.export import remove_stale
+
+    target = tmp_path / "model"
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    stale = [tmp_path / f".model.{dead}.abc123.tmp", tmp_path / f".model.old-{dead}"]
+    alive = tmp_path / f".model.{os.getpid()}.xyz.tmp"  # an export in progress in a live process
+    other = tmp_path / f".modelx.{dead}.abc.tmp"  # another export's
+    for folder in [*stale, alive, other]:
+        folder.mkdir()
+    sentiment_export[0].export(target)
+    assert (target / "saved_model.pb").exists()
+    assert not any(p.exists() for p in stale) and alive.exists() and other.exists()
+    assert remove_stale(target) == []
+
+
+# -- resume -----------------------------------------------------------------------------------------
+class _Model:
+    def __init__(self, initial_epoch):
+        self._initial_epoch = initial_epoch
+
+
+def test_resume_says_where_it_continues_and_keeps_one_history_row_per_epoch(tmp_path, capsys):
+    from seqapps.callbacks import ResumeReport
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")  # the last backup followed epoch 1; epoch 2 runs again
+    report = ResumeReport(history, tmp_path, resuming=True)
+    report.set_model(_Model(2))
+    report.on_train_begin()
+    assert history.read_text().splitlines() == ["epoch,loss", "0,0.9", "1,0.8"]
+    assert "after epoch 2" in capsys.readouterr().err
+    report.set_model(_Model(None))  # killed before the first backup: everything starts again
+    report.on_train_begin()
+    assert history.read_text().splitlines() == ["epoch,loss"]
+    assert "no backup yet; training again from epoch 1" in capsys.readouterr().err
