@@ -430,3 +430,39 @@ def test_serve_a_missing_folder_is_one_error_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["serve", tmp_path / "empty"]) == 2
     assert "no exports found" in capsys.readouterr().err
+
+
+# -- finding exports, in process ---------------------------------------------------------------------
+def test_store_finds_replaces_and_drops_exports(exports, tmp_path):
+    from seqapps.server.models import Store, find_exports
+
+    forecasting = exports["models"] / "forecasting"
+    assert list(find_exports(forecasting)) == ["forecasting"]  # one export, served under its folder name
+    root = tmp_path / "served"
+    (root / "tfs" / "1").mkdir(parents=True)
+    (root / "tfs" / "7").symlink_to(forecasting)  # TF Serving's layout: the highest number is served
+    (root / "tfs" / "3").symlink_to(forecasting)
+    (root / ".forecasting.123.abc.tmp").symlink_to(forecasting)  # an export being written: hidden
+    shutil.copytree(forecasting, root / "forecasting")
+    (root / "broken").mkdir()
+    (root / "broken" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    assert {n: (p.name, v) for n, (p, v) in find_exports(root).items()} == \
+        {"forecasting": ("forecasting", None), "tfs": ("7", 7), "broken": ("broken", None)}
+
+    store = Store(root, log=lambda line: None)
+    store.refresh()
+    assert sorted(store.models) == ["forecasting", "tfs"] and store.models["tfs"].version == 7
+    assert "broken" in store.errors  # one bad export does not stop the others
+    first = store.models["forecasting"]
+    store.refresh()
+    assert store.models["forecasting"] is first  # unchanged: not loaded again
+    shutil.copytree(forecasting, root / ".new")
+    shutil.rmtree(root / "forecasting")
+    (root / ".new").rename(root / "forecasting")  # replaced, as export swaps it in
+    store.refresh()
+    assert store.models["forecasting"] is not first and store.models["forecasting"].version > first.version
+    shutil.rmtree(root / "forecasting")
+    store.refresh()
+    assert "forecasting" in store.models  # absent once: perhaps mid-swap
+    store.refresh()
+    assert "forecasting" not in store.models and store.get("../forecasting") is None
