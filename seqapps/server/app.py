@@ -180,7 +180,9 @@ def serve(args) -> None:
     store = Store(root, log=lambda line: print(line, flush=True))
     store.refresh()
     if not store.models:
-        raise ExportError(f"{root}: no exports found (expected saved_model.pb in it or in its folders)")
+        why = "; ".join(f"{name}: {e}" for name, e in sorted(store.errors.items()))
+        raise ExportError(f"{root}: " + (f"no export could be loaded ({why})" if why else
+                                         "no exports found (expected saved_model.pb in it or in its folders)"))
     if args.poll_seconds > 0:
         store.watch(args.poll_seconds)
     executor = ThreadPoolExecutor(max(1, args.threads), thread_name_prefix="seqapps-model")
