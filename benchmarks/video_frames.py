@@ -38,6 +38,8 @@ def _git(*args) -> str:
 def train(name, preset_args, args, out) -> dict:
     command = [sys.executable, "-m", "seqapps", "train", "video_frames", "--data", "moving_digits", *preset_args,
                "--run-dir", str(out / name), "--overwrite", *[x for s in args.overrides for x in ("--set", s)]]
+    if args.rescore:  # score the finished run's best checkpoint again with the current scoring code
+        command = [sys.executable, "-m", "seqapps", "evaluate", str(out / name)]
     print("==", " ".join(["python", *command[1:]]), flush=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     t0 = time.time()
@@ -47,13 +49,14 @@ def train(name, preset_args, args, out) -> dict:
         print(f"{name}: training failed with exit code {code}", flush=True)
         return {"model": name, "failed": code}
     metrics = json.loads((out / name / "metrics.json").read_text())
-    test = metrics["test"]
+    test = json.loads((out / name / "evaluation-test.json").read_text()) if args.rescore else metrics["test"]
     row = {"model": name, "command": " ".join(["python", *command[1:]]).replace(str(out), "OUT"),
            "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_segment_f1": test["segment_f1"],
            "val_accuracy": metrics["val"]["accuracy"], "test_frames": test["frames"], "test_videos": test["videos"],
-           "accuracy_by_position": test["accuracy_by_position"], "train_seconds": metrics["train_seconds"],
-           "wall_seconds": round(wall, 1)}
-    print(json.dumps({k: v for k, v in row.items() if k != "accuracy_by_position"}), flush=True)
+           "accuracy_by_position": test["accuracy_by_position"], "accuracy_after_change": test.get("accuracy_after_change"),
+           "train_seconds": metrics["train_seconds"], "wall_seconds": None if args.rescore else round(wall, 1),
+           "rescored": args.rescore}
+    print(json.dumps({k: v for k, v in row.items() if not k.startswith("accuracy_")}), flush=True)
     return row
 
 
@@ -77,14 +80,18 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.5))
     for r in rows:
         ax.plot(range(len(r["accuracy_by_position"])), r["accuracy_by_position"], label=r["model"])
+        if r.get("accuracy_after_change"):
+            bx.plot(range(len(r["accuracy_after_change"])), r["accuracy_after_change"], marker="o", label=r["model"])
     ax.set_xlabel("frame index in the video")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("moving_digits: per-frame accuracy by position")
-    ax.legend()
+    bx.set_xlabel("frames since the true label changed")
+    for a, title in ((ax, "by position in the video"), (bx, "after a change of direction")):
+        a.set_ylabel("test accuracy")
+        a.set_ylim(0, 1.02)
+        a.set_title(f"moving_digits: per-frame accuracy {title}", fontsize=10)
+        a.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -111,8 +118,11 @@ def report(result) -> str:
                      f"against {result['chance']:.4f}")
     for name in ("online", "bidirectional"):
         if name in runs:
-            acc = runs[name]["accuracy_by_position"]
-            lines.append(f"{name}: accuracy at frames 0, 1, 2: {', '.join(f'{a:.4f}' for a in acc[:3])}")
+            acc, after = runs[name]["accuracy_by_position"], runs[name]["accuracy_after_change"] or []
+            lines.append(f"{name}: accuracy at frames 0, 1, 2: {', '.join(f'{a:.4f}' for a in acc[:3])}; "
+                         f"0, 1, 2, 3 frames after a change: {', '.join(f'{a:.4f}' for a in after[:4])}")
+    if result.get("trained_at"):
+        lines.append(f"rescored at commit {result['commit']}; trained at commit {result['trained_at']}")
     lines.append(f"commit {result['commit']}, {result['date']}, {result['machine']}, total {result['total_seconds']} s")
     return "\n".join(lines)
 
@@ -123,6 +133,8 @@ def main(argv=None):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a variant for every run (repeatable); not the headline figure")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "video_frames"))
+    p.add_argument("--rescore", action="store_true", help="do not train: score the finished runs in --out again "
+                   "(python -m seqapps evaluate RUN_DIR) with the current scoring code")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,8 +143,10 @@ def main(argv=None):
         "seqapps/data/video.py", "seqapps/data/moving_digits.py") else "")
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     started = time.time()
+    previous = out / "results.json"
+    trained_at = json.loads(previous.read_text()).get("commit") if args.rescore and previous.exists() else None
     rows = [train(name, preset, args, out) for name, preset in VARIANTS if not only or name in only]
-    result = {"args": vars(args), "runs": rows, "chance": chance(args), "commit": commit,
+    result = {"args": vars(args), "runs": rows, "chance": chance(args), "commit": commit, "trained_at": trained_at,
               "total_seconds": round(time.time() - started, 1),
               "machine": f"{os.cpu_count()} CPU cores {platform.machine()}",
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -25,7 +25,7 @@ import dataclasses
 from seqapps.config import AT_LEAST_0, AT_LEAST_1, FRACTION, Config, DataConfig, ModelConfig, Range, TrainConfig
 from seqapps.data import video as videolib
 from seqapps.data.preprocessing import Preprocessing, save_vocab
-from seqapps.data.segments import segment_scores, to_segments
+from seqapps.data.segments import position_scores, segment_scores, to_segments
 from seqapps.encoders.image_inputs import image_paths
 from seqapps.errors import DataError
 from seqapps.layers.tagging import compile_tagger
@@ -219,10 +219,7 @@ class VideoFrames(Task):
         labels = predictor.metadata["labels"]
         report = classification_report([x for y in true for x in y], [x for p in pred for x in p], labels)
         report.update(segment_scores(true, pred), videos=len(examples), frames=report.pop("examples"))
-        longest = max([len(y) for y in true] + [0])
-        report["accuracy_by_position"] = [
-            sum(y[t] == p[t] for y, p in zip(true, pred) if len(y) > t) / max(1, sum(len(y) > t for y in true))
-            for t in range(longest)]
+        report.update(position_scores(true, pred))
         if out_dir is not None:
             from seqapps.viz import plot_timeline
 

@@ -76,3 +76,22 @@ def segment_scores(true_labels, pred_labels, threshold: float = 0.5) -> dict:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"segment_precision": precision, "segment_recall": recall, "segment_f1": f1,
             "true_segments": true, "predicted_segments": predicted}
+
+
+def position_scores(true_labels, pred_labels, after: int = 10) -> dict:
+    """Accuracy by frame index in the video (``accuracy_by_position``) and by frames since the true
+    label last changed (``accuracy_after_change[k]``: frames ``k`` steps after a change, for ``k < after``;
+    a video's first frame is no change)."""
+    def rate(pairs):
+        pairs = list(pairs)
+        return sum(y == p for y, p in pairs) / len(pairs) if pairs else None
+    longest = max([len(y) for y in true_labels] + [0])
+    by_position = [rate((y[t], p[t]) for y, p in zip(true_labels, pred_labels) if len(y) > t) for t in range(longest)]
+    since: dict[int, list] = {}
+    for y, p in zip(true_labels, pred_labels):
+        last = None
+        for t in range(1, len(y)):
+            last = t if y[t] != y[t - 1] else last
+            if last is not None and t - last < after:
+                since.setdefault(t - last, []).append((y[t], p[t]))
+    return {"accuracy_by_position": by_position, "accuracy_after_change": [rate(since.get(k, [])) for k in range(after)]}
