@@ -106,7 +106,7 @@ def report(result) -> str:
             continue
         lines.append(f"| {r['model']} | {r['test_accuracy']:.4f} | {r['test_macro_f1']:.4f} | "
                      f"{r['test_segment_f1']:.4f} | {r['val_accuracy']:.4f} | {r['train_seconds']:.0f} | "
-                     f"{r['wall_seconds']:.0f} |")
+                     f"{'-' if r['wall_seconds'] is None else format(r['wall_seconds'], '.0f')} |")
     runs = {r["model"]: r for r in result["runs"] if not r.get("failed")}
     lines += ["", f"chance (most frequent test label): {result['chance']:.4f}"]
     if "bidirectional" in runs:
