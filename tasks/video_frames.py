@@ -119,7 +119,7 @@ class VideoPredictor(Predictor):
     def analyze(self, items, batch_size: int = 8) -> list[dict]:
         data = self.metadata["config"]["data"]
         fps, results, todo = float(data["fps"]), [], []
-        for item in items:
+        for item in videolib.video_items(items)[0]:
             source = str(item) if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else \
                 f"<video of {len(item)} frames>"
             results.append({"source": source, "frames": None, "segments": None, "error": None, "warning": None})
@@ -145,7 +145,9 @@ class VideoPredictor(Predictor):
         return results
 
     def predict(self, inputs):
-        return self.analyze(list(inputs))
+        items, single = videolib.video_items(inputs)
+        results = self.analyze(items)
+        return results[0] if single else results
 
     def cli_predict(self, inputs, input_file):
         inputs = image_paths(inputs, input_file, "label")

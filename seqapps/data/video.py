@@ -322,3 +322,18 @@ def clip_of(item, fps: float, max_frames: int) -> tuple[list[bytes], list[int], 
     if not isinstance(blobs, list):
         blobs = encode_frames(blobs)
     return blobs, list(range(len(blobs))), [i * step for i in range(len(blobs))], warning
+
+
+def video_items(inputs) -> tuple[list, bool]:
+    """``(items, single)``: one video (a path, or a frames array) is a list of one, flagged ``single``;
+    a list is several. ``None``, numbers, bytes and items of other types are a DataError naming them."""
+    if isinstance(inputs, (str, Path, np.ndarray)):
+        return [inputs], True
+    if inputs is None or isinstance(inputs, (bytes, bytearray, dict)) or not hasattr(inputs, "__iter__"):
+        raise DataError(f"videos must be a path, a frames array or a list of them, got {type(inputs).__name__}")
+    items = list(inputs)
+    for i, item in enumerate(items):
+        if not isinstance(item, (str, Path, np.ndarray, list, tuple)):
+            raise DataError(f"videos[{i}] must be a path (str or Path), a uint8 frames array or a list of encoded "
+                            f"frames, got {type(item).__name__}")
+    return items, False
