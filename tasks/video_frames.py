@@ -55,7 +55,7 @@ class VideoModel(ModelConfig):
     architecture: str = "rnn"  # rnn (recurrent context over the frames) | frame (each frame alone)
     units: int = 64
     encoder: str = "small_cnn"  # small_cnn | efficientnet_lite0 | a keras.applications name
-    encoder_weights: str = "none"   # none | imagenet | PATH (pretrained encoders stay frozen)
+    encoder_weights: str = "none"   # none | imagenet | PATH (encoder_trainable=false freezes it)
     encoder_trainable: bool = True
     cnn_filters: list[int] = dataclasses.field(default_factory=lambda: [16, 32, 64])
     image_size: int = 32        # frames are resized to image_size x image_size in the graph
