@@ -164,7 +164,7 @@ def main(argv=None) -> int:
 def cmd_train(args):
     from seqapps import engine
 
-    backend = args.backend or _override(args.overrides, "train.backend") or engine.default_backend(args.task)
+    backend = args.backend or _override(args.overrides, "train.backend") or engine.default_backend(args.task, args.data)
     engine.select(engine.check_backend(backend))  # before anything imports Keras
     from seqapps import registry
     from seqapps.data import catalog

@@ -59,6 +59,7 @@ def is_chief(strategy_name: str) -> bool:
     return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in conf["cluster"])
 
 
+_MIRRORED = []
 _MULTIWORKER = []  # made once per process: collective ops are configured before any other TensorFlow work
 
 
@@ -70,8 +71,10 @@ def make_strategy(name: str):
 
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+    if name == "mirrored":  # one per process: a second one's collectives clash with the first's (shape mismatch)
+        if not _MIRRORED:
+            _MIRRORED.append(tf.distribute.MirroredStrategy())
+        return _MIRRORED[0]
     if name == "multiworker":
         if not _MULTIWORKER:
             tf_config()
@@ -142,3 +145,19 @@ def _fix_keras_multiworker() -> None:
     trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
     trainer.reduce_per_replica = reduce_per_replica
     _FIXED.append(True)
+
+
+def per_replica(batch_size: int) -> int:
+    """``batch_size`` as each replica of the enclosing ``tf.distribute`` scope sees it (a
+    stateful layer's fixed batch size); it must split evenly."""
+    from seqapps import engine
+
+    if engine.current_backend() != "tensorflow":
+        return batch_size
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if batch_size % replicas:
+        raise ConfigError(f"train.batch_size={batch_size} does not split over {replicas} replicas; "
+                          f"use a multiple of {replicas}")
+    return batch_size // replicas

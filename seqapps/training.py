@@ -39,7 +39,7 @@ def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), 
     if strategy is not None:
         cfg.train.strategy = strategy
     cfg.override(_as_list(overrides, "overrides"))
-    cfg.train.backend = engine.check_backend(cfg.train.backend or engine.default_backend(task.name))
+    cfg.train.backend = engine.check_backend(cfg.train.backend or engine.default_backend(task.name, cfg.data.source))
     task.validate(cfg)  # every value in its documented range (train.epochs, train.batch_size >= 1 among them)
     if cfg.train.strategy == "multiworker":
         distribute.tf_config()

@@ -27,6 +27,7 @@ from seqapps import commands
 from seqapps.config import AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
 from seqapps.data.plaintext import CharVocab, load_texts
 from seqapps.errors import ConfigError, DataError
+from seqapps.distribute import per_replica
 from seqapps.data.streams import ResetStates, random_window_dataset, stateful_dataset, stream_windows
 from seqapps.models import CharLanguageModel
 from seqapps.presets import Preset
@@ -154,7 +155,8 @@ class CharLM(Task):
             raise ConfigError("model.bidirectional must be false for char_lm: a language model reads left to right")
         return CharLanguageModel(prep.size, cell=m.cell, units=m.units, layers=m.layers, embedding_dim=m.embedding_dim,
                                  dropout=m.dropout, recurrent_dropout=m.recurrent_dropout,
-                                 batch_size=cfg.train.batch_size if cfg.train.stateful else 0, name="char_lm")
+                                 batch_size=per_replica(cfg.train.batch_size) if cfg.train.stateful else 0,
+                                 name="char_lm")
 
     def compile(self, model, cfg, optimizer, prep):
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from seqapps.errors import DataError
 
 TINY = ["model.units=24", "model.embedding_dim=16", "train.batch_size=8", "train.bptt=24", "train.patience=0",
         "data.eval_streams=4"]
@@ -190,11 +191,13 @@ def test_bad_generation_inputs_have_documented_behaviour(trained):
                           ({"top_p": 0.0}, "top_p")]:
         with pytest.raises(ConfigError, match=match):
             p.generate("ALDA", **kwargs)
-    # the raw signature clips the length and treats a negative temperature as 0 (greedy)
+    # the raw signature clips the length, and refuses a temperature or top_p outside its range by name
     out = p.call(prime=["ALDA"], length=-5, temperature=1.0, top_k=0, top_p=1.0, seed=1)
     assert out["text"].tolist() == [b""] and out["length"].tolist() == [0]
-    out = p.call(prime=["ALDA"], length=20, temperature=-1.0, top_k=0, top_p=1.0, seed=1)
-    assert out["text"][0].decode() == p.generate("ALDA", length=20, temperature=0)
+    for bad, name in [({"temperature": -1.0}, "temperature"), ({"temperature": float("inf")}, "temperature"),
+                      ({"top_p": float("nan")}, "top_p")]:
+        with pytest.raises(DataError, match=name):
+            p.call(prime=["ALDA"], **{"length": 20, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 1, **bad})
 
 
 def test_score_matches_the_training_loss_scale(trained):
@@ -241,7 +244,7 @@ def test_cli_generate_and_predict(trained):
     proc = run_cli("generate", export_dir, "--length", 100000)
     assert proc.returncode == 2 and proc.stderr.startswith("error: length must be between 0 and")
     proc = run_cli("generate", export_dir, "--temperature", "-1")
-    assert proc.returncode == 2 and "temperature must be >= 0" in proc.stderr
+    assert proc.returncode == 2 and "temperature must be a finite number >= 0" in proc.stderr
     proc = run_cli("predict", export_dir, "ALDA:")
     assert proc.returncode == 0 and proc.stdout.startswith("ALDA:")
 

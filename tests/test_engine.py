@@ -96,9 +96,16 @@ def test_unknown_or_missing_backend_is_one_line_and_writes_nothing(tmp_path):
         assert not (tmp_path / "b").exists()
 
 
-def test_default_backends_name_known_tasks_and_backends():
+def test_default_backends_name_known_tasks_datasets_and_backends():
+    from seqapps.data import catalog
+
     assert set(engine.DEFAULT_BACKENDS) <= set(TASKS)
-    assert set(engine.DEFAULT_BACKENDS.values()) <= set(engine.BACKENDS)
-    for name in TASKS:
-        cfg = resolve_config(registry.get(name), "demo")
-        assert cfg.train.backend == engine.default_backend(name)
+    for name, by_data in engine.DEFAULT_BACKENDS.items():
+        assert set(by_data) <= {d.name for d in catalog.CATALOG.values() if d.task == name}, name
+        assert set(by_data.values()) <= set(engine.BACKENDS), name
+        for data, backend in by_data.items():  # a measured dataset trains on its backend unless told otherwise
+            assert resolve_config(registry.get(name), data).train.backend == backend
+            assert resolve_config(registry.get(name), data, overrides=["train.backend=tensorflow"]).train.backend \
+                == "tensorflow"
+    for name in TASKS:  # demo data trains on TensorFlow: no compile to earn back
+        assert resolve_config(registry.get(name), "demo").train.backend == "tensorflow"

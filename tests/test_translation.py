@@ -191,8 +191,9 @@ def test_predictor_api_and_attention_weights(trained):
     assert first["weights"].shape[1] == 4 and first["weights"].shape[0] >= len(first["output_tokens"])
     np.testing.assert_allclose(first["weights"].sum(-1), 1.0, rtol=1e-4)
     assert rows[1]["translation"] == "" and rows[1]["source_tokens"] == []
-    with pytest.raises(DataError):
-        predictor.translate("one string")
+    assert predictor.translate("Je suis fatigué.") == predictor.translate(["Je suis fatigué."])[0]  # one in, one out
+    with pytest.raises(DataError, match="texts"):
+        predictor.translate(None)
 
 
 def test_cli_predict_and_evaluate_with_plots(trained, tmp_path):
