@@ -12,7 +12,8 @@ import functools
 import os
 import sys
 
-from seqapps.commands import positive_int as _positive_int
+from seqapps.commands import at_least_one as _at_least_one
+from seqapps.commands import positive_int as _whole  # 0 reaches the config check, which names the key
 from seqapps.commands import table as _table
 from seqapps.server.command import SERVE
 
@@ -61,8 +62,8 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--data", help="demo | a named dataset | a path | tfds:NAME (default: the task's own)")
     p.add_argument("--data-dir", help="where named datasets live (default: $SEQAPPS_DATA)")
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--epochs", type=_whole)
+    p.add_argument("--batch-size", type=_whole)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. model.cell=gru (repeatable)")
     p.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<data>)")
@@ -95,8 +96,8 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p = add("diagnose", help="gradient norm through time for rnn/lstm/gru cells")
     p.add_argument("what", choices=["gradients"])
     p.add_argument("--cells", default="rnn,lstm,gru")
-    p.add_argument("--length", type=_positive_int, default=100, help="steps unrolled")
-    p.add_argument("--units", type=_positive_int, default=64)
+    p.add_argument("--length", type=_at_least_one, default=100, help="steps unrolled")
+    p.add_argument("--units", type=_at_least_one, default=64)
     p.add_argument("--scales", default="1,2", help="factors on the recurrent weights, e.g. 1,2,4")
     p.add_argument("--clip", type=float, default=1.0, help="global-norm clipping shown beside (0: off)")
     p.add_argument("--input-scale", type=float, default=1.0, help="standard deviation of the random inputs")

@@ -20,7 +20,16 @@ class Command:
     run: Callable            # (argparse.Namespace) -> int | None
 
 
+def at_least_one(text):
+    """A whole number >= 1 (sizes, steps, epochs)."""
+    value = positive_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    return value
+
+
 def positive_int(text):
+    """A whole number >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -70,9 +79,9 @@ def _inspect_arguments(p):
     p.add_argument("--find", choices=["quotes", "line-position", "indent"],
                    help="rank the units by how well they track this, and show the best")
     p.add_argument("--unit", type=positive_int, help="unit to colour by (default: the best found, else 0)")
-    p.add_argument("--layer", type=positive_int, default=1)
+    p.add_argument("--layer", type=at_least_one, default=1)
     p.add_argument("--state", choices=["hidden", "cell"], default="hidden", help="cell: the LSTM cell state")
-    p.add_argument("--top", type=positive_int, default=10, help="units to list with --find")
+    p.add_argument("--top", type=at_least_one, default=10, help="units to list with --find")
     p.add_argument("--max-chars", type=positive_int, default=20000, help="read at most this many characters")
     p.add_argument("--out", default="inspect", help="folder for inspect.html, inspect.png, states.npz")
 

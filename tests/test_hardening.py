@@ -145,3 +145,11 @@ def test_resume_says_where_it_continues_and_keeps_one_history_row_per_epoch(tmp_
     report.on_train_begin()
     assert history.read_text().splitlines() == ["epoch,loss"]
     assert "no backup yet; training again from epoch 1" in capsys.readouterr().err
+
+
+def test_diagnose_sizes_below_one_are_one_line():
+    from conftest import run_cli
+
+    for flag in ("--units", "--length"):
+        proc = run_cli("diagnose", "gradients", flag, "0")
+        assert proc.returncode == 2 and "expected a number >= 1" in proc.stderr and "Traceback" not in proc.stderr

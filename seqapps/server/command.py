@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seqapps.commands import Command, positive_int
+from seqapps.commands import Command, at_least_one, positive_int
 
 
 def add_arguments(p):
@@ -11,13 +11,13 @@ def add_arguments(p):
     p.add_argument("--port", type=positive_int, default=8501, help="HTTP port (default: 8501, as TF Serving's REST)")
     p.add_argument("--batching", choices=["on", "off"], default="on",
                    help="gather concurrent requests for a signature into one call (default: on)")
-    p.add_argument("--max-batch-size", type=positive_int, default=64, help="rows per gathered call (default: 64)")
+    p.add_argument("--max-batch-size", type=at_least_one, default=64, help="rows per gathered call (default: 64)")
     p.add_argument("--batch-timeout-ms", type=float, default=2.0,
                    help="how long a request waits for others to join its call (default: 2)")
     p.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body accepted (default: 10)")
     p.add_argument("--poll-seconds", type=float, default=1.0,
                    help="how often the folder is checked for new or replaced exports (default: 1; 0: never)")
-    p.add_argument("--threads", type=positive_int, default=2, help="threads that run model calls (default: 2)")
+    p.add_argument("--threads", type=at_least_one, default=2, help="threads that run model calls (default: 2)")
 
 
 def run(args):
