@@ -241,3 +241,25 @@ def test_cli_and_a_fresh_process_answer_like_the_run(runs, tmp_path):
     report = json.loads((tmp_path / "eval" / "evaluation-test.json").read_text())
     assert "per-frame accuracy" in scored.stdout and (tmp_path / "eval" / "timeline.png").stat().st_size > 1000
     assert report["accuracy"] == pytest.approx(runs["rnn"].metrics["test"]["accuracy"])
+
+
+def test_the_crf_head_trains_exports_and_answers_like_the_run(tmp_path):
+    """``model.crf=true`` (labels that come in segments): Viterbi decoding in the export, the
+    same labels and probabilities as the run, one valid label per frame."""
+    from seqapps import registry
+    from seqapps.testing import make_batch
+
+    task = registry.get("video_frames")
+    run = seqapps.train("video_frames", "demo", overrides=[*task.tiny_overrides, "model.crf=true"],
+                        run_dir=tmp_path / "run", verbose=0, evaluate=False)
+    export = run.export(tmp_path / "export")
+    memory, loaded = seqapps.load(run.dir), seqapps.load(export)
+    meta = json.loads((export / "metadata.json").read_text())
+    assert meta["config"]["model"]["crf"] is True
+    specs = loaded.signatures["serving_default"][1]
+    batch = make_batch(specs, task.sample_inputs(np.random.default_rng(0), 3, meta, "serving_default"))
+    a, b = loaded.call(**batch), memory.call(**batch)
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    np.testing.assert_allclose(a["probabilities"], b["probabilities"], rtol=1e-5, atol=1e-5)
+    names = {n.encode() for n in meta["labels"]} | {b""}
+    assert set(np.asarray(a["labels"]).ravel()) <= names
