@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from conftest import ROOT, needs_data, run_cli
 from seqapps import registry
-from seqapps.config import Config, keys
+from seqapps.config import keys
 from seqapps.data.pipeline import bucketed_batches, default_boundaries
 from seqapps.data.readers import read_table
 from seqapps.errors import ConfigError, DataError, SeqappsError
