@@ -112,7 +112,7 @@ def fuzz_signature(predictor, signature: str, max_examples: int = 20, seed: int 
             if spec.dtype.is_floating:
                 return st.sampled_from(_FLOATS)
             return st.sampled_from(_INT_SCALARS)
-        shape = [n] + [d if d is not None else None for d in dims[1:]]
+        shape = [n] + dims[1:]
         if spec.dtype.name == "string":
             if len(shape) == 1:
                 return st.lists(blob, min_size=n, max_size=n).map(lambda v: np.array(v + [b""], dtype=object)[:-1])

@@ -50,24 +50,25 @@ def _header_pixels(b):
                    default=lambda: tf.constant(0, tf.int64))
 
 
+def _not_too_large(pixels):
+    """An op that fails (dropping the item in :func:`decode_batch`) when ``pixels`` > MAX_PIXELS."""
+    return tf.debugging.assert_less_equal(pixels, tf.constant(MAX_PIXELS, tf.int64), message="image too large")
+
+
 def decode_one(b, size: int):
     """One encoded image -> float32 [size, size, 3] in [0, 255]; raises on bad bytes."""
     is_jpeg = tf.equal(tf.strings.substr(b, 0, 3), b"\xff\xd8\xff")
 
     def jpeg():
         shape = tf.io.extract_jpeg_shape(b)
-        pixels = tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64)
-        check = tf.debugging.assert_less_equal(pixels, tf.constant(MAX_PIXELS, tf.int64), message="image too large")
-        with tf.control_dependencies([check]):
+        with tf.control_dependencies([_not_too_large(tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64))]):
             shape = tf.identity(shape)
         short = tf.minimum(shape[0], shape[1])
         branch = tf.reduce_sum(tf.cast(short // tf.constant([2, 4, 8]) >= size, tf.int32))  # 0..3
         return tf.switch_case(branch, [lambda r=r: tf.io.decode_jpeg(b, channels=3, ratio=r) for r in (1, 2, 4, 8)])
 
     def other():
-        check = tf.debugging.assert_less_equal(_header_pixels(b), tf.constant(MAX_PIXELS, tf.int64),
-                                               message="image too large")
-        with tf.control_dependencies([check]):
+        with tf.control_dependencies([_not_too_large(_header_pixels(b))]):
             return tf.io.decode_image(b, channels=3, expand_animations=False, dtype=tf.uint8)
 
     image = tf.cond(is_jpeg, jpeg, other)

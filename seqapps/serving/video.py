@@ -34,7 +34,7 @@ def decode_frames(frames, size: int, max_length: int):
     """``tf.string [batch, time]`` -> ``(pixels [batch, time, size, size, 3], lengths, valid [batch, time])``."""
     frames = tf.convert_to_tensor(frames, tf.string)[:, :max_length]
     shape = tf.shape(frames)
-    lengths = tf.maximum(tf.cast(token_lengths(frames), tf.int32), 0)  # a [batch, 0] input reduces to int min
+    lengths = tf.cast(token_lengths(frames), tf.int32)
     pixels, ok = decode_batch(tf.reshape(frames, [-1]), size)
     mask = tf.sequence_mask(lengths, shape[1])
     return (tf.reshape(pixels, [shape[0], shape[1], size, size, 3]), lengths,
