@@ -14,8 +14,17 @@ budget (epochs x batches x characters), the comparison variants:
 Then three 300-character samples from the first cell's export at temperatures
 0.5, 0.8 and 1.2.
 
+Peers, on the same validation text (:mod:`benchmarks.peers.ngram_lm`): add-one unigram
+and bigram (the floor) and interpolated modified Kneser-Ney character n-grams of orders 3
+to 7, each fitted on the training text and scoring the same 111,538 characters as the
+seqapps rows (every validation character but the first, the history read from the
+validation text itself); the report gives each seqapps row's nats/char over the best
+order's (``--peers-only``: the peers alone, compared with the seqapps rows of an earlier
+run's ``results.json`` in ``--out`` if there is one).
+
     SEQAPPS_DATA=../shared/datasets python benchmarks/char_lm.py --cells gru --no-nonstateful   # the preset alone
     SEQAPPS_DATA=../shared/datasets python benchmarks/char_lm.py --epochs 5   # every cell, a shorter budget
+    SEQAPPS_DATA=../shared/datasets python benchmarks/char_lm.py --peers-only   # the n-gram rows alone, about 20 s
 """
 
 from __future__ import annotations
@@ -97,25 +106,60 @@ def main(argv=None):
     p.add_argument("--prime", default="ROMEO:")
     p.add_argument("--seed", type=int, default=1, help="the samples' seed")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "char_lm"))
+    p.add_argument("--no-peers", action="store_true", help="skip the n-gram peers")
+    p.add_argument("--peers-only", action="store_true",
+                   help="score the n-gram peers alone (written to peers.json in --out; the ratio uses an earlier "
+                        "run's results.json there, if any)")
     p.add_argument("--rescore", action="store_true",
                    help="do not train: score and sample the finished runs already in --out with the current serving "
                         "code (their vocabulary file is re-fitted from the same training text first)")
     args = p.parse_args(argv)
 
     commit = _git("rev-parse", "--short", "HEAD") + (" (uncommitted changes)" if _git(
-        "status", "--porcelain", "tasks/char_lm.py", "seqapps/models/char_lm.py", "seqapps/serving/lm.py") else "")
+        "status", "--porcelain", "tasks/char_lm.py", "seqapps/models/char_lm.py", "seqapps/serving/lm.py",
+        "benchmarks/peers/ngram_lm.py") else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     started = time.time()
+    stamp = {"commit": commit, "machine": f"{os.cpu_count()} CPU cores {platform.machine()}",
+             "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    if args.peers_only:
+        earlier = out / "results.json"
+        earlier = json.loads(earlier.read_text()) if earlier.is_file() else {}
+        result = {"args": vars(args), "runs": earlier.get("runs", []), "samples": [], "peers": peers(args),
+                  "runs_from": {k: earlier.get(k) for k in ("commit", "date")} if earlier else None,
+                  "total_seconds": round(time.time() - started, 1), **stamp}
+        (out / "peers.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(report(result))
+        return
     rows = [train_or_rescore(name, variant, args, out) for name, variant in plan_runs(cells, not args.no_nonstateful)]
     result = {"args": vars(args), "preset": PRESET, "runs": rows,
               "samples": samples(out / f"{cells[0]}-stateful", out / "export", args.prime, args.seed),
-              "total_seconds": round(time.time() - started, 1), "commit": commit,
-              "machine": f"{os.cpu_count()} CPU cores {platform.machine()}",
-              "date": time.strftime("%Y-%m-%d", time.gmtime())}
+              "peers": None if args.no_peers else peers(args),
+              "total_seconds": round(time.time() - started, 1), **stamp}
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     print(report(result))
+    for r in rows:
+        if result["peers"] and r["val_chars"] != result["peers"]["rows"][0]["val_chars"]:
+            raise SystemExit(f"{r['run']} scored {r['val_chars']} characters, the peers "
+                             f"{result['peers']['rows'][0]['val_chars']}: not the same validation text")
+
+
+def peers(args) -> dict:
+    """The n-gram rows on the task's own split of the same data (the runs' data config)."""
+    from benchmarks.peers.ngram_lm import peer_rows
+    from seqapps import registry
+    from seqapps.training import resolve_config
+
+    task = registry.get("char_lm")
+    splits = task.load_data(resolve_config(task, DATA, overrides=args.overrides))
+    print("== n-gram peers", flush=True)
+    out = peer_rows(splits.train, splits.val)
+    out.update(train_chars=len(splits.train), val_text_chars=len(splits.val))
+    for r in out["rows"]:
+        print(json.dumps(r), flush=True)
+    return out
 
 
 def _rescore(run_dir):
@@ -139,11 +183,34 @@ def report(result) -> str:
         wall = "-" if r["wall_seconds"] is None else f"{r['wall_seconds']:.0f}"
         lines.append(f"| {r['run']} | {r['epochs']} ({r['best_epoch']}) | {r['nats_per_char']:.4f} | "
                      f"{r['bits_per_char']:.4f} | {r['scored_after_training']:.4f} | {r['train_seconds']:.0f} | {wall} |")
+    if result.get("peers"):
+        lines += ["", *peer_report(result)]
     for s in result["samples"]:
         lines += ["", f"temperature {s['temperature']} (prime {s['prime']!r}, seed {s['seed']}):", "", "```",
                   s["prime"] + s["text"], "```"]
     lines.append(f"\ntotal {result['total_seconds']:.0f} s, commit {result['commit']}, {result['machine']}")
     return "\n".join(lines)
+
+
+def peer_report(result) -> list[str]:
+    p = result["peers"]
+    lines = ["| peer (fitted on the training text) | val nats/char | val bits/char | fit s | score s |",
+             "|---|---|---|---|---|"]
+    for r in p["rows"]:
+        name = f"**{r['model']}** (best)" if r == p["best"] else r["model"]
+        lines.append(f"| {name} | {r['nats_per_char']:.4f} | {r['bits_per_char']:.4f} | {r['fit_seconds']:.2f} | "
+                     f"{r['score_seconds']:.2f} |")
+    unseen = p["unseen_val_chars"]
+    lines.append(f"\n{p['rows'][0]['val_chars']:,} validation characters scored, vocabulary {p['vocabulary_size']} "
+                 f"(training characters and the unknown symbol), {unseen['count']} validation characters unseen "
+                 "in training")
+    source = result.get("runs_from")
+    for r in result["runs"]:
+        where = f" (from an earlier run: commit {source['commit']}, {source['date']})" if source else ""
+        lines.append(f"- {r['run']}{where}: {r['nats_per_char']:.4f} nats/char, "
+                     f"{r['nats_per_char'] / p['best']['nats_per_char']:.4f}x the best n-gram's "
+                     f"(order {p['best']['order']}, {p['best']['nats_per_char']:.4f})")
+    return lines
 
 
 def _git(*args) -> str:

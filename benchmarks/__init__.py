@@ -1,0 +1,1 @@
+"""Benchmark scripts and the classical peers they compare seqapps with."""

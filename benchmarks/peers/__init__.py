@@ -1,0 +1,1 @@
+"""Classical peers the benchmarks score beside seqapps on the same splits."""
