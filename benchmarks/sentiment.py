@@ -1,13 +1,16 @@
 """SST-2 sentiment benchmark (protocol: ../shared/datasets/README.md).
 
 Train on train.tsv, pick the checkpoint on dev.tsv, report accuracy on test.tsv, for
-seqapps' default configuration with LSTM, GRU and SimpleRNN cells, side by side with
-a TF-IDF + logistic-regression baseline and the plain Keras script a user would write
-by hand (TextVectorization -> Embedding(20000, 128) -> Bidirectional(LSTM(128)) ->
-Dropout(0.5) -> Dense, Adam, batch 64, best epoch by dev). Then the exported LSTM
-model's speed is measured in a separate process.
+seqapps' default configuration with LSTM, GRU and SimpleRNN cells and its one-to-one
+bag-of-words baseline (``--set model.architecture=bag`` over the defaults, and the
+``bag`` preset), side by side with a TF-IDF + logistic-regression baseline and the plain
+Keras script a user would write by hand (TextVectorization -> Embedding(20000, 128) ->
+Bidirectional(LSTM(128)) -> Dropout(0.5) -> Dense, Adam, batch 64, best epoch by dev).
+Then the exported LSTM model's speed is measured in a separate process. Beside the
+table, the best dev accuracy each system reached within a few training-time budgets.
 
     SEQAPPS_DATA=../shared/datasets python benchmarks/sentiment.py
+    SEQAPPS_DATA=../shared/datasets python benchmarks/sentiment.py --skip seqapps,speed   # the peers and the bags
 
 Writes benchmarks/out/sentiment/results.json and prints a Markdown summary.
 """
@@ -111,11 +114,15 @@ def plain_keras(train, dev, test, epochs: int):
             "examples_per_second": round(len(train[0]) / per_epoch, 1)}
 
 
-def seqapps_run(cell: str, out: Path, n_train: int, epochs: int | None):
+#: the bag-of-words rows: results key -> (overrides, preset), each trained by name on sst2
+BAGS = {"seqapps_bag": (["model.architecture=bag"], None), "seqapps_bag_preset": ([], "bag")}
+
+
+def seqapps_run(name: str, out: Path, n_train: int, epochs: int | None, overrides=(), preset=None):
     timer = TrainTimer()
     start = time.perf_counter()
-    run = seqapps.train("sentiment", "sst2", epochs=epochs, overrides=[f"model.cell={cell}"], run_dir=out / cell,
-                        overwrite=True, verbose=2, callbacks=[timer])
+    run = seqapps.train("sentiment", "sst2", epochs=epochs, overrides=list(overrides), preset=preset,
+                        run_dir=out / name, overwrite=True, verbose=2, callbacks=[timer])
     wall = time.perf_counter() - start
     cfg = run.config
     passes = len(timer.seconds) * (cfg.train.steps_per_epoch * cfg.train.batch_size / n_train
@@ -128,7 +135,9 @@ def seqapps_run(cell: str, out: Path, n_train: int, epochs: int | None):
             "epochs_run": len(timer.seconds), "best_epoch": int(history["val_accuracy"].idxmax()) + 1,
             "seconds_per_epoch": round(train_seconds / passes, 1),
             "examples_per_second": round(n_train * passes / train_seconds, 1),
-            "wall_seconds": round(wall, 1), "run_dir": str(run.dir)}
+            "wall_seconds": round(wall, 1), "run_dir": str(run.dir), "overrides": list(overrides), "preset": preset,
+            "curve": [{"train_seconds": round(float(sum(timer.seconds[:i + 1])), 1), "dev_accuracy": float(acc)}
+                      for i, acc in enumerate(history["val_accuracy"][:len(timer.seconds)])]}
 
 
 SPEED = r"""
@@ -167,7 +176,7 @@ def main():
     parser.add_argument("--cells", default="lstm,gru,rnn")
     parser.add_argument("--epochs", type=int, help="override the default train.epochs")
     parser.add_argument("--plain-epochs", type=int, default=3)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: tfidf,plain,seqapps,speed")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: tfidf,plain,seqapps,bag,speed")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "sentiment"))
     parser.add_argument("--reuse", action="store_true", help="keep the parts already in OUT/results.json")
     args = parser.parse_args()
@@ -192,14 +201,69 @@ def main():
         for cell in args.cells.split(","):
             if f"seqapps_{cell}" in results:
                 continue
-            results[f"seqapps_{cell}"] = seqapps_run(cell, out, len(train[0]), args.epochs)
+            results[f"seqapps_{cell}"] = seqapps_run(cell, out, len(train[0]), args.epochs, [f"model.cell={cell}"])
             print(cell, results[f"seqapps_{cell}"], flush=True)
+            (out / "results.json").write_text(json.dumps(results, indent=2))
+    if "bag" not in skip:
+        for key, (overrides, preset) in BAGS.items():
+            if key in results:
+                continue
+            results[key] = seqapps_run(key.removeprefix("seqapps_"), out, len(train[0]), args.epochs, overrides,
+                                       preset)
+            print(key, results[key], flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2))
     if "speed" not in skip and "seqapps_lstm" in results:
         results["export_speed"] = export_speed(results["seqapps_lstm"]["run_dir"], out, test[0])
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(summary(results))
+
+
+def curves(r) -> dict:
+    """System -> [(training seconds so far, dev accuracy, test accuracy or None)], one point per epoch
+    (TF-IDF: one point, its whole fit and C search)."""
+    out = {}
+    if "tfidf_logreg" in r:
+        t = r["tfidf_logreg"]
+        out["TF-IDF + logistic regression"] = [(t["seconds"], t["dev_accuracy"], t["test_accuracy"])]
+    if "plain_keras" in r:
+        total, points = 0.0, []
+        for e in r["plain_keras"]["epochs"]:
+            total += e["seconds"]
+            points.append((round(total, 1), e["dev_accuracy"], e["test_accuracy"]))
+        out["plain Keras BiLSTM"] = points
+    names = {"seqapps_lstm": "seqapps default (BiLSTM)", "seqapps_gru": "seqapps GRU", "seqapps_rnn": "seqapps SimpleRNN",
+             "seqapps_bag": "seqapps bag (defaults)", "seqapps_bag_preset": "seqapps bag (--preset bag)"}
+    for key, name in names.items():
+        if key in r and r[key].get("curve"):
+            s, best = r[key], r[key]["best_epoch"] - 1
+            out[name] = [(c["train_seconds"], c["dev_accuracy"], s["test_accuracy"] if i == best else None)
+                         for i, c in enumerate(s["curve"])]
+    return out
+
+
+def budgets(r, limits=(30, 60, 120, 300, 600, 1200)) -> list[str]:
+    """Per training-time budget: each system's best dev accuracy among the epochs it finished within
+    the budget (the test accuracy of that epoch where the run measured it), and which is ahead."""
+    points = curves(r)
+    if len(points) < 2:
+        return []
+    lines = ["", "best dev accuracy within a training-time budget (training steps only; test accuracy of that "
+             "epoch in brackets where measured):", "",
+             "| budget | " + " | ".join(points) + " | ahead on dev |", "|---" * (len(points) + 2) + "|"]
+    for limit in limits:
+        cells, best = [], None
+        for name, curve in points.items():
+            done = [p for p in curve if p[0] <= limit]
+            if not done:
+                cells.append("-")
+                continue
+            seconds, dev, test = max(done, key=lambda p: p[1])
+            cells.append(f"{dev:.4f}" + (f" ({test:.4f})" if test is not None else "") + f" at {seconds:.0f} s")
+            if best is None or dev > best[1]:
+                best = (name, dev)
+        lines.append(f"| {limit} s | " + " | ".join(cells) + f" | {best[0] if best else '-'} |")
+    return lines
 
 
 def summary(r) -> str:
@@ -218,6 +282,13 @@ def summary(r) -> str:
             lines.append(f"| seqapps sentiment, cell={cell}, best epoch {s['best_epoch']}/{s['epochs_run']} | "
                          f"{s['dev_accuracy']:.4f} | {s['test_accuracy']:.4f} | {s['seconds_per_epoch']} | "
                          f"{s['examples_per_second']} |")
+    for key, label in (("seqapps_bag", "seqapps sentiment, --set model.architecture=bag"),
+                       ("seqapps_bag_preset", "seqapps sentiment, --preset bag")):
+        if key in r:
+            s = r[key]
+            lines.append(f"| {label}, best epoch {s['best_epoch']}/{s['epochs_run']} | {s['dev_accuracy']:.4f} | "
+                         f"{s['test_accuracy']:.4f} | {s['seconds_per_epoch']} | {s['examples_per_second']} |")
+    lines += budgets(r)
     if "plain_keras" in r and "seqapps_lstm" in r:
         p, s = r["plain_keras"], r["seqapps_lstm"]
         lines.append(f"\nseqapps LSTM / plain Keras: accuracy ratio {s['test_accuracy'] / p['test_accuracy']:.3f}, "

@@ -3,6 +3,12 @@
 Word embedding plus hashed character n-gram vectors -> the shared recurrent stack (bidirectional LSTM by default) -> masked
 max+mean pooling over time -> dropout -> softmax. Text vectorization lives in the
 exported graph, so the export takes raw strings.
+
+``--set model.architecture=bag`` is the one-to-one, fastText-style baseline: the masked
+mean (``model.bag_pooling=sum``: sum) of the same word vectors, then ``model.layers``
+dense layers of ``model.units`` (ReLU, ``model.dropout``) -> dropout -> softmax; word
+order plays no part (``cell``, ``bidirectional`` and ``pooling`` are not used). The
+inputs, the export and its signatures are the same for both architectures.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from seqapps.data.classification import TextClassificationData, load_labelled_te
 from seqapps.errors import DataError
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.layers import MaskedPooling, recurrent_stack
+from seqapps.layers.bag import BAG_POOLING, bag_of_vectors
 from seqapps.layers.subwords import SubwordEmbedding, char_ngram_ids, dense_char_ngram_ids
 from seqapps.metrics import classification_report, format_classification
 from seqapps.presets import Preset
@@ -37,13 +44,15 @@ class SentimentData(DataConfig):
 
 @dataclasses.dataclass
 class SentimentModel(ModelConfig):
-    units: int = 64
+    architecture: str = "rnn"   # rnn (the recurrent stack, word order matters) | bag (word order plays no part)
+    bag_pooling: str = "mean"   # bag: mean | sum of the word vectors
+    units: int = 64             # rnn: units per direction; bag: the MLP's width (model.layers layers)
     embedding_dim: int = 128
     embedding_dropout: float = 0.3
     word_dropout: float = 0.0   # drop whole words (their embedding) during training
     subwords: bool = True       # add hashed character n-gram vectors (unseen words get one too)
     subword_buckets: int = 30000
-    pooling: str = "max_mean"   # last | max | mean | max_mean
+    pooling: str = "max_mean"   # rnn: last | max | mean | max_mean
     head_dropout: float = 0.5
 
 
@@ -88,7 +97,12 @@ class Sentiment(Task):
     monitor, monitor_mode = "val_accuracy", "max"
     predictor_class = SentimentPredictor
     prep_class = TextClassificationData
-    presets = (Preset("sst2", "the task defaults: 3 epochs, best by dev accuracy", (), data="sst2"),)
+    choices = {"model.architecture": ("rnn", "bag"), "model.bag_pooling": BAG_POOLING}
+    presets = (Preset("sst2", "the task defaults: 3 epochs, best by dev accuracy", (), data="sst2"),
+               Preset("bag", "the one-to-one baseline, deep-averaging style: mean of word + subword vectors, "
+                      "2 ReLU layers of 128, word dropout 0.3, 6 epochs (patience 2)",
+                      ("model.architecture=bag", "model.units=128", "model.layers=2", "model.word_dropout=0.3",
+                       "train.epochs=6", "train.patience=2")))
 
     def load_data(self, cfg, data_dir=None):
         return load_labelled_texts(cfg.data, self.name, data_dir)
@@ -122,9 +136,12 @@ class Sentiment(Task):
         if m.word_dropout:
             x = keras.layers.Dropout(m.word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
-        x = recurrent_stack(x, m, return_sequences=m.pooling != "last", name="encoder", mask=mask)
-        if m.pooling != "last":
-            x = MaskedPooling(m.pooling, name="pooling")(x, mask=mask)
+        if m.architecture == "bag":
+            x = bag_of_vectors(x, mask, m.bag_pooling, m.units, m.layers, m.dropout, name="bag")
+        else:
+            x = recurrent_stack(x, m, return_sequences=m.pooling != "last", name="encoder", mask=mask)
+            if m.pooling != "last":
+                x = MaskedPooling(m.pooling, name="pooling")(x, mask=mask)
         x = keras.layers.Dropout(m.head_dropout, name="head_dropout")(x)
         probs = keras.layers.Dense(len(prep.labels), activation="softmax", dtype="float32", name="probabilities")(x)
         return keras.Model(inputs, probs, name="sentiment")
