@@ -8,12 +8,16 @@ Trains, side by side on the same data and step budget:
 
 and for each reports test corpus BLEU and chrF (sacreBLEU, 13a, cased, single
 reference) with beam 4 (length penalty 0.6) and greedy decoding, BLEU by source
-length, the training wall time, and the export's speed measured in a separate
-process that loads it with TensorFlow only: sentences per second at batch 64
-(greedy and beam 4) and the p50 latency of one sentence.
+length, the same on the unseen-source pairs alone (test pairs whose source sentence,
+after the source standardization, is no training source: Tatoeba has several
+translations per sentence, so a French test sentence can be a training source with
+another English reference), the training wall time, and the export's speed measured
+in a separate process that loads it with TensorFlow only: sentences per second at
+batch 64 (greedy and beam 4) and the p50 latency of one sentence.
 
     SEQAPPS_DATA=../shared/datasets python benchmarks/translation.py
     python benchmarks/translation.py --epochs 2 --steps-per-epoch 300 --only fr-en-additive   # a quick look
+    python benchmarks/translation.py --count-unseen      # how many test sources are unseen; no training
 
 Each model trains with a translation preset (``fr-en``, the dataset's default, or
 ``en-fr``): the task's benchmarked recipe (GRU 256 per direction, 5 passes over the
@@ -92,21 +96,24 @@ def model_overrides(name, args) -> list[str]:
     return [*variant, *budget, *args.overrides]
 
 
-def score_run(run, task, overrides, export_dir, speed_sentences) -> dict:
+def score_run(run, task, export_dir, speed_sentences) -> dict:
     """Test BLEU (beam 4 from the run's metrics, greedy here), then the export's speed."""
     from seqapps import load
-    from seqapps.training import resolve_config
     from seqapps.metrics import score_translations
 
     export = run.export(export_dir)
-    cfg = resolve_config(task, "anki_fra_eng", overrides=overrides)
-    sources, references = task.load_data(cfg).test
+    sources, references = task.load_data(run.config).test  # the run's own direction and split
     predictor = load(export)
+    unseen = task.unseen(predictor, sources)
     t = time.time()
-    greedy = score_translations(sources, predictor.translate(sources, beam=1), references)
+    greedy = score_translations(sources, predictor.translate(sources, beam=1), references, unseen=unseen)
     greedy_seconds = time.time() - t
+    beam = {k: v for k, v in run.metrics["test"].items() if k != "samples"}
+    if "unseen_source" not in beam and unseen is not None:  # a run scored before the unseen figure existed
+        beam["unseen_source"] = score_translations(sources, predictor.translate(sources), references,
+                                                   unseen=unseen)["unseen_source"]
     return {"fit_seconds": run.metrics["train_seconds"],
-            "test_beam4": {k: v for k, v in run.metrics["test"].items() if k != "samples"},
+            "test_beam4": beam,
             "test_greedy": greedy, "greedy_eval_seconds": round(greedy_seconds, 1),
             "val_beam4_bleu": run.metrics["val"]["bleu"], "samples": run.metrics["test"]["samples"],
             "speed": speed(export, sources, speed_sentences)}
@@ -120,6 +127,13 @@ def print_table(results):
               f"{e['test_beam4']['chrf']:>10.2f}  {e['fit_seconds']:>6.0f}  "
               f"{s['sentences_per_second_batch64_beam1']:>10.1f} / {s['sentences_per_second_batch64_beam4']:<8.1f} "
               f"{s['p50_latency_ms_one_sentence_beam4']:>10.1f}")
+    print("\nunseen-source test pairs (source not in the training split, after the source standardization):")
+    print("model            pairs    BLEU beam4 / greedy   chrF beam4 / greedy")
+    for name, e in results["models"].items():
+        b, g = e["test_beam4"].get("unseen_source"), e["test_greedy"].get("unseen_source")
+        if b and g:
+            print(f"{name:<16} {b['examples']:>5} of {e['test_beam4']['examples']:<5} {b['bleu']:>6.2f} / "
+                  f"{g['bleu']:<6.2f}      {b['chrf']:>6.2f} / {g['chrf']:<6.2f}")
     print("\nBLEU by source length (words), beam 4:")
     buckets = sorted({b for e in results["models"].values() for b in e["test_beam4"]["by_source_length"]},
                      key=lambda b: int(b.split("-")[0].rstrip("+")))
@@ -128,6 +142,23 @@ def print_table(results):
         row = e["test_beam4"]["by_source_length"]
         print(f"{name:<16} " + "".join(f"{row[b]['bleu']:>8.2f} ({row[b]['examples']:>3})" if b in row else " " * 14
                                         for b in buckets))
+
+
+def count_unseen(task) -> dict:
+    """Per direction of the protocol's split: test pairs, and how many have a source that is no training
+    source, compared as the model reads them (standardized) and as exact strings."""
+    from seqapps.data.parallel import unseen_sources
+    from seqapps.training import resolve_config
+
+    out = {}
+    for preset in ("fr-en", "en-fr"):
+        splits = task.load_data(resolve_config(task, DATA, preset=preset))
+        (sources, _), train_sources = splits.test, splits.train[0]
+        exact = set(train_sources)
+        out[preset] = {"test_pairs": len(sources), "unseen": len(unseen_sources(sources, train_sources)),
+                       "unseen_exact_string": sum(s not in exact for s in sources),
+                       "distinct_test_sources": len(set(sources))}
+    return out
 
 
 def train_model(name, args, out, task):
@@ -159,10 +190,18 @@ def main(argv=None):
     p.add_argument("--set", dest="overrides", action="append", default=[], help="a variant over every model's preset")
     p.add_argument("--reuse", action="store_true", help="score finished runs in --out with the same config "
                    "instead of training them again")
+    p.add_argument("--count-unseen", action="store_true", help="print how many test pairs have a source that is "
+                   "no training source, per direction, and stop (no training)")
     args = p.parse_args(argv)
 
     from seqapps import registry
 
+    if args.count_unseen:
+        for preset, c in count_unseen(registry.get("translation")).items():
+            print(f"{preset}: {c['unseen']} of {c['test_pairs']} test pairs have an unseen source "
+                  f"({c['test_pairs'] - c['unseen']} seen; {c['unseen_exact_string']} unseen as exact strings; "
+                  f"{c['distinct_test_sources']} distinct test sources)")
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     task = registry.get("translation")

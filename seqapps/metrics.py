@@ -129,18 +129,27 @@ def bleu_chrf(hypotheses, references) -> dict:
             "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score), "examples": len(hypotheses)}
 
 
-def score_translations(sources, hypotheses, references) -> dict:
-    """Corpus BLEU and chrF (sacreBLEU defaults, 13a tokenization), overall and by source length in words."""
+def score_translations(sources, hypotheses, references, unseen=None) -> dict:
+    """Corpus BLEU and chrF (sacreBLEU defaults, 13a tokenization), overall and by source length in words;
+    with ``unseen`` (indices of the pairs whose source is no training source), ``unseen_source``: the
+    same over those pairs alone."""
     report = bleu_chrf(hypotheses, references)
     report["by_source_length"] = {name: bleu_chrf([hypotheses[i] for i in idx], [references[i] for i in idx])
                                   for name, idx in length_buckets(sources).items()}
+    if unseen is not None:
+        report["unseen_source"] = bleu_chrf([hypotheses[i] for i in unseen], [references[i] for i in unseen])
     return report
 
 
 def format_translation(metrics: dict) -> str:
     """A readable summary of :func:`score_translations` (with ``decoding``, ``samples`` and plots when present)."""
     lines = [f"BLEU {metrics['bleu']:.2f}  chrF {metrics['chrf']:.2f}  ({metrics['examples']} sentences, "
-             f"{metrics.get('decoding', '')}; sacreBLEU 13a, cased)", "", "by source length (words):"]
+             f"{metrics.get('decoding', '')}; sacreBLEU 13a, cased)"]
+    if "unseen_source" in metrics:
+        u = metrics["unseen_source"]
+        lines.append(f"unseen sources: BLEU {u['bleu']:.2f}  chrF {u['chrf']:.2f}  ({u['examples']} of "
+                     f"{metrics['examples']} sentences, source not in the training split)")
+    lines += ["", "by source length (words):"]
     for name, m in metrics.get("by_source_length", {}).items():
         lines.append(f"  {name:>6}  BLEU {m['bleu']:6.2f}  chrF {m['chrf']:6.2f}  ({m['examples']} sentences)")
     for s in metrics.get("samples", [])[:3]:

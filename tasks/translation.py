@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqapps.config import Config, DataConfig, ModelConfig, Range, TrainConfig
-from seqapps.data.parallel import ParallelVocab, load_parallel
+from seqapps.data.parallel import ParallelVocab, load_parallel, training_source_keys, unseen_sources
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.errors import DataError
 from seqapps.metrics import format_translation, length_buckets, score_translations
@@ -194,13 +194,22 @@ class Translation(Task):
         sources, references = examples
         beam, penalty = predictor.decoding_defaults
         hypotheses = predictor.translate(sources)
-        report = score_translations(sources, hypotheses, references)
+        report = score_translations(sources, hypotheses, references, unseen=self.unseen(predictor, sources))
         report["decoding"] = "greedy" if beam == 1 else f"beam {beam} (length penalty {penalty})"
         report["samples"] = [{"source": s, "reference": r, "translation": h}
                              for s, r, h in list(zip(sources, references, hypotheses))[:5]]
         if plot and out_dir is not None:
             report["attention_plots"] = self.plot_attention(predictor, sources, out_dir)
         return report
+
+    def unseen(self, predictor, sources) -> list[int] | None:
+        """Indices of ``sources`` that are no source of the model's training split, compared after the
+        source standardization (:func:`seqapps.data.parallel.source_keys`); None when that split cannot be read."""
+        try:
+            data = self.config_class.from_dict(predictor.metadata["config"]).data
+            return unseen_sources(sources, training_source_keys(data, self.name))
+        except (DataError, KeyError):
+            return None
 
     def plot_attention(self, predictor, sources, out_dir, per_bucket: int = 1) -> list[str]:
         """Heatmaps for the first sentence(s) of each source-length bucket."""

@@ -221,6 +221,39 @@ def token_counts(texts, standardize_fn=standardize) -> np.ndarray:
     return tf.strings.split(standardize_fn(tf.constant(list(texts)))).row_lengths().numpy()
 
 
+def source_keys(texts) -> list[bytes]:
+    """Each source text as the model reads it, before the vocabulary lookup: :func:`standardize`
+    (curly quotes to ``'``, lower-cased, zero-width characters dropped, runs of whitespace to one
+    space, punctuation and clitics split off), as UTF-8 bytes. Two sources with the same key are the
+    same input to the model (``data.max_length`` truncation aside)."""
+    if not len(texts):
+        return []
+    return standardize(tf.constant(list(texts), tf.string)).numpy().tolist()
+
+
+def unseen_sources(sources, seen) -> list[int]:
+    """Indices of ``sources`` whose :func:`source_keys` key is no key of ``seen`` (source texts,
+    or a set of keys such as :func:`training_source_keys` returns)."""
+    keys = seen if isinstance(seen, (set, frozenset)) else set(source_keys(seen))
+    return [i for i, key in enumerate(source_keys(sources)) if key not in keys]
+
+
+_TRAINING_KEYS: dict[str, frozenset] = {}
+
+
+def training_source_keys(data_cfg, task: str = "translation", data_dir=None) -> frozenset:
+    """The :func:`source_keys` of the training split that ``data_cfg`` reads (kept per config, so
+    scoring the validation and the test split reads the data once)."""
+    import dataclasses
+    import json
+
+    key = json.dumps([dataclasses.asdict(data_cfg), task, str(data_dir)], sort_keys=True)
+    if key not in _TRAINING_KEYS:
+        _TRAINING_KEYS.clear()
+        _TRAINING_KEYS[key] = frozenset(source_keys(load_parallel(data_cfg, task, data_dir).train[0]))
+    return _TRAINING_KEYS[key]
+
+
 class ParallelVocab(Preprocessing):
     """Source and target vocabularies; files ``source_vocab.txt``, ``target_vocab.txt``.
 
