@@ -15,7 +15,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -30,52 +30,60 @@ URL = re.compile(r"^/v1/models/(?P<name>[^/:]*)(?:/versions/(?P<version>[^/:]*)|
                  r"(?P<verb>/metadata|:predict|:classify|:regress)?/?$")
 
 
-def json_response(obj, status: int = 200) -> Response:
-    return Response(json.dumps(obj, separators=(",", ":")), status_code=status, media_type="application/json")
-
-
 def error(message: str, status: int = 400) -> Response:
-    return json_response({"error": message}, status)
+    return Response(json.dumps({"error": message}), status_code=status, media_type="application/json")
 
 
-def create_app(store: Store, batching: Batching, max_body: int = 10_000_000) -> Starlette:
-    async def api(request: Request) -> Response:
+def create_app(store: Store, batching: Batching, max_body: int = 10_000_000):
+    """The ASGI app: TF Serving's REST API under ``/v1/``, answered without a framework in the way
+    (it is the hot path: per request, only what the answer needs), and the pages through Starlette."""
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await api(scope, receive, send)
+        else:
+            await pages(scope, receive, send)
+
+    async def api(scope, receive, send):
         try:
-            return await _api(request)
+            status, answer = 200, await _api(scope, receive)
         except RestError as e:
-            return error(str(e), e.status)
-        except ClientDisconnect:
-            return error("the client disconnected before the request was read", 400)
+            status, answer = e.status, {"error": str(e)}
         except Exception as e:  # the server's own failure: say so, keep serving
-            print(f"error serving {request.url.path}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-            return error(f"internal error: {type(e).__name__}: {_first_line(e)}", 500)
+            print(f"error serving {scope['path']}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            status, answer = 500, {"error": f"internal error: {type(e).__name__}: {_first_line(e)}"}
+        body = json.dumps(answer, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
 
-    async def _api(request: Request) -> Response:
-        match = URL.match(request.url.path)
+    async def _api(scope, receive):
+        method, path = scope["method"], scope["path"]
+        match = URL.match(path)
         if not match:
-            raise RestError(f"no such endpoint: {request.method} {request.url.path}; see /v1/models/NAME, "
+            raise RestError(f"no such endpoint: {method} {path}; see /v1/models/NAME, "
                             "/v1/models/NAME/metadata and POST /v1/models/NAME:predict", 404)
         name, version, label, verb = match.group("name", "version", "label", "verb")
         model = _model(name, version, label)
         if verb in (None, "/metadata"):
-            if request.method != "GET":
-                raise RestError(f"{request.url.path} answers GET, not {request.method}", 405)
+            if method != "GET":
+                raise RestError(f"{path} answers GET, not {method}", 405)
             if verb is None:
-                return json_response(rest.model_status(model, store.loading.get(name)))
-            return json_response(rest.model_metadata(model, version is not None))
-        if request.method != "POST":
-            raise RestError(f"{request.url.path} answers POST, not {request.method}", 405)
+                return rest.model_status(model, store.loading.get(name))
+            return rest.model_metadata(model, version is not None)
+        if method != "POST":
+            raise RestError(f"{path} answers POST, not {method}", 405)
         if verb != ":predict":
             raise RestError(f"{verb[1:]} needs a classification or regression signature; seqapps exports have "
                             "predict signatures: use :predict", 400)
         batching.arriving += 1
         try:
-            body = await _read_json(request)
+            body = await _read_json(scope, receive)
             sig, arrays, fmt = _parse(model, body)
         finally:
             batching.arriving -= 1
         outputs = await _call(model, sig, arrays)
-        return json_response(rest.format_predict(outputs, fmt))
+        return rest.format_predict(outputs, fmt)
 
     def _parse(model, body):
         sig_name = body.get("signature_name", "serving_default") if isinstance(body, dict) else "serving_default"
@@ -99,14 +107,18 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000) -> 
             raise RestError(f"model {name!r} has no version {version!r}; serving version {model.version}", 404)
         return model
 
-    async def _read_json(request: Request):
+    async def _read_json(scope, receive):
         """The body as JSON. One over the limit is read on (and dropped) up to 4 times the limit, so
         a client that sends all of it before reading still gets the 413; beyond that, it is cut off."""
-        length = request.headers.get("content-length", "")
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
         if length.isdigit() and int(length) > 4 * max_body:
             raise RestError(f"the request body is {int(length)} bytes; the limit is {max_body}", 413)
-        chunks, size = [], 0
-        async for chunk in request.stream():
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RestError("the client disconnected before the request was read", 400)
+            chunk, more = message.get("body", b""), message.get("more_body", False)
             size += len(chunk)
             if size > 4 * max_body:
                 break
@@ -159,9 +171,9 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000) -> 
 
     routes = [Route("/", index), Route("/models/{name}", model_page),
               Route("/monitoring/prometheus/metrics", metrics),
-              Route("/v1/{rest:path}", api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
               Mount("/static", StaticFiles(directory=PAGES), name="static")]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    pages = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    return app
 
 
 def _first_line(e) -> str:
