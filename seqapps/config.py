@@ -35,6 +35,14 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
+class TransformerConfig:
+    """The settings a task's ``model.architecture=transformer`` adds (the width is ``model.units``,
+    the blocks ``model.layers``, the dropout ``model.dropout``)."""
+    heads: int = 4              # attention heads per block; must divide model.units
+    ff_units: int = 0           # feed-forward units per block (0: 4 x model.units)
+
+
+@dataclasses.dataclass
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
@@ -198,6 +206,7 @@ RANGES: dict[str, Range] = {
     "model.units": AT_LEAST_1, "model.layers": AT_LEAST_1, "model.embedding_dim": AT_LEAST_1,
     "model.dropout": FRACTION, "model.recurrent_dropout": FRACTION, "model.embedding_dropout": FRACTION,
     "model.attention_units": AT_LEAST_1, "model.beam_width": AT_LEAST_1,
+    "model.heads": AT_LEAST_1, "model.ff_units": AT_LEAST_0,
     "train.epochs": AT_LEAST_1, "train.batch_size": AT_LEAST_1, "train.learning_rate": POSITIVE,
     "train.clipnorm": AT_LEAST_0, "train.patience": AT_LEAST_0, "train.ema": FRACTION,
     "train.backup_every": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0,

@@ -4,6 +4,10 @@ Word embedding plus hashed character n-gram vectors -> the shared recurrent stac
 max+mean pooling over time -> dropout -> softmax. Text vectorization lives in the
 exported graph, so the export takes raw strings.
 
+``--set model.architecture=transformer`` replaces the recurrent stack by ``model.layers``
+pre-norm self-attention blocks of width ``model.units`` (``model.heads`` heads, ``model.ff_units``
+feed-forward units, sinusoidal positions, padding masked), pooled the same way.
+
 ``--set model.architecture=bag`` is the one-to-one, fastText-style baseline: the masked
 mean (``model.bag_pooling=sum``: sum) of the same word vectors, then ``model.layers``
 dense layers of ``model.units`` (ReLU, ``model.dropout``) -> dropout -> softmax; word
@@ -19,13 +23,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig, TransformerConfig
 from seqapps.data import text as textlib
 from seqapps.data.classification import TextClassificationData, load_labelled_texts
-from seqapps.errors import DataError
+from seqapps.errors import ConfigError, DataError
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.layers import MaskedPooling, recurrent_stack
 from seqapps.layers.bag import BAG_POOLING, bag_of_vectors
+from seqapps.layers.transformer import check_heads, transformer_encoder
 from seqapps.layers.subwords import SubwordEmbedding, char_ngram_ids, dense_char_ngram_ids
 from seqapps.metrics import classification_report, format_classification
 from seqapps.presets import Preset
@@ -43,16 +48,16 @@ class SentimentData(DataConfig):
 
 
 @dataclasses.dataclass
-class SentimentModel(ModelConfig):
-    architecture: str = "rnn"   # rnn (the recurrent stack, word order matters) | bag (word order plays no part)
+class SentimentModel(TransformerConfig, ModelConfig):
+    architecture: str = "rnn"   # rnn (the recurrent stack) | transformer (self-attention) | bag (no word order)
     bag_pooling: str = "mean"   # bag: mean | sum of the word vectors
-    units: int = 64             # rnn: units per direction; bag: the MLP's width (model.layers layers)
+    units: int = 64             # rnn: units per direction; transformer: the width; bag: the MLP's width
     embedding_dim: int = 128
     embedding_dropout: float = 0.3
     word_dropout: float = 0.0   # drop whole words (their embedding) during training
     subwords: bool = True       # add hashed character n-gram vectors (unseen words get one too)
     subword_buckets: int = 30000
-    pooling: str = "max_mean"   # rnn: last | max | mean | max_mean
+    pooling: str = "max_mean"   # rnn: last | max | mean | max_mean; transformer: max | mean | max_mean
     head_dropout: float = 0.5
 
 
@@ -97,12 +102,21 @@ class Sentiment(Task):
     monitor, monitor_mode = "val_accuracy", "max"
     predictor_class = SentimentPredictor
     prep_class = TextClassificationData
-    choices = {"model.architecture": ("rnn", "bag"), "model.bag_pooling": BAG_POOLING}
+    choices = {"model.architecture": ("rnn", "transformer", "bag"), "model.bag_pooling": BAG_POOLING}
     presets = (Preset("sst2", "the task defaults: 3 epochs, best by dev accuracy", (), data="sst2"),
                Preset("bag", "the one-to-one baseline, deep-averaging style: mean of word + subword vectors, "
                       "2 ReLU layers of 128, word dropout 0.3, 6 epochs (patience 2)",
                       ("model.architecture=bag", "model.units=128", "model.layers=2", "model.word_dropout=0.3",
                        "train.epochs=6", "train.patience=2")))
+
+    def validate(self, cfg):
+        super().validate(cfg)
+        m = cfg.model
+        if m.architecture == "transformer":
+            check_heads(m.units, m.heads)
+            if m.pooling == "last":
+                raise ConfigError("model.pooling=last reads a recurrent layer's final state; the transformer "
+                                  "pools its outputs: max, mean or max_mean")
 
     def load_data(self, cfg, data_dir=None):
         return load_labelled_texts(cfg.data, self.name, data_dir)
@@ -138,6 +152,8 @@ class Sentiment(Task):
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
         if m.architecture == "bag":
             x = bag_of_vectors(x, mask, m.bag_pooling, m.units, m.layers, m.dropout, name="bag")
+        elif m.architecture == "transformer":
+            x = MaskedPooling(m.pooling, name="pooling")(transformer_encoder(x, mask, m, name="encoder"), mask=mask)
         else:
             x = recurrent_stack(x, m, return_sequences=m.pooling != "last", name="encoder", mask=mask)
             if m.pooling != "last":

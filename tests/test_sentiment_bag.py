@@ -126,7 +126,8 @@ def test_a_bad_architecture_or_bag_pooling_is_one_line(tmp_path):
     out = run_cli("train", "sentiment", "--data", "demo", "--set", "model.architecture=cnn",
                   "--run-dir", tmp_path / "r")
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == ["error: model.architecture must be one of rnn, bag, got 'cnn'"]
+    assert out.stderr.strip().splitlines() == [
+        "error: model.architecture must be one of rnn, transformer, bag, got 'cnn'"]
     assert not (tmp_path / "r").exists()
     with pytest.raises(ConfigError, match=r"^model.bag_pooling must be one of mean, sum, got 'max'$"):
         seqapps.train("sentiment", "demo", overrides=["model.architecture=bag", "model.bag_pooling=max"],
