@@ -179,3 +179,102 @@ def format_forecast(metrics: dict) -> str:
     if "plot" in metrics:
         lines.append(f"plot: {metrics['plot']}")
     return "\n".join(lines)
+
+
+# -- captioning: the COCO caption evaluation ---------------------------------------------------------
+COCO_NEEDS_JAVA = ("COCO caption figures (BLEU, METEOR, ROUGE-L, CIDEr-D) need a Java runtime "
+                   "(apt-get install default-jre-headless); sacreBLEU figures only")
+
+
+class JavaMissing(RuntimeError):
+    """The COCO caption evaluation's tokenizer and METEOR run in Java, and none is on PATH."""
+
+
+def java_missing() -> str | None:
+    """None when a working ``java`` is on PATH, else :data:`COCO_NEEDS_JAVA`."""
+    import shutil
+    import subprocess
+
+    java = shutil.which("java")
+    if java is None:
+        return COCO_NEEDS_JAVA
+    try:
+        subprocess.run([java, "-version"], capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return COCO_NEEDS_JAVA
+    return None
+
+
+def coco_caption_scores(hypotheses, references) -> dict[str, float]:
+    """The COCO caption evaluation (``pycocoevalcap``, the coco-caption code) of one caption per
+    image against all of its references: ``bleu1``..``bleu4``, ``meteor`` (METEOR 1.5),
+    ``rouge_l`` and ``cider_d`` (coco-caption's CIDEr is CIDEr-D: sigma 6, clipped counts,
+    document frequencies from these references), each x100 like sacreBLEU's figures.
+
+    Captions and references are lower-cased and split by Stanford's PTB tokenizer with the
+    punctuation tokens dropped, as on the COCO server. Raises :class:`JavaMissing` without Java.
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} captions for {len(references)} reference sets")
+    if not hypotheses:
+        return {**{f"bleu{n}": 0.0 for n in range(1, 5)}, "meteor": 0.0, "rouge_l": 0.0, "cider_d": 0.0}
+    why = java_missing()
+    if why:
+        raise JavaMissing(why)
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    # one tokenizer run (one JVM) for both: keys (0, image) are references, (1, image) the captions
+    tokens = PTBTokenizer().tokenize({**{(0, i): [{"caption": r} for r in refs] for i, refs in enumerate(references)},
+                                      **{(1, i): [{"caption": h}] for i, h in enumerate(hypotheses)}})
+    gts = {i: tokens[(0, i)] for i in range(len(references))}
+    res = {i: tokens[(1, i)] for i in range(len(hypotheses))}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    meteor = Meteor()  # one JVM, ended by its __del__, which takes the lock a failed score leaves held
+    try:
+        meteor_score, _ = meteor.compute_score(gts, res)
+    finally:
+        if meteor.lock.locked():
+            meteor.lock.release()
+        del meteor
+    scores = {f"bleu{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
+    scores["meteor"] = 100.0 * float(meteor_score)
+    scores["rouge_l"] = 100.0 * float(Rouge().compute_score(gts, res)[0])
+    scores["cider_d"] = 100.0 * float(Cider().compute_score(gts, res)[0])
+    return scores
+
+
+def caption_report(hypotheses, references) -> dict:
+    """COCO figures (:func:`coco_caption_scores`) and sacreBLEU's BLEU-1..4 beside them
+    (``sacrebleu1``..``sacrebleu4``: 13a tokenization, lower-cased, the final "." a token);
+    without Java only the sacreBLEU figures and a ``coco_note`` saying why."""
+    from seqapps.data.captions import corpus_bleu_scores
+
+    report = {f"sacrebleu{n}": v for n, v in corpus_bleu_scores(hypotheses, references).items()}
+    try:
+        report.update(coco_caption_scores(hypotheses, references))
+    except JavaMissing as e:
+        report["coco_note"] = str(e)
+    return report
+
+
+CAPTION_FIGURES = [("bleu1", "BLEU-1"), ("bleu2", "BLEU-2"), ("bleu3", "BLEU-3"), ("bleu4", "BLEU-4"),
+                   ("meteor", "METEOR"), ("rouge_l", "ROUGE-L"), ("cider_d", "CIDEr-D"),
+                   ("sacrebleu1", "sacreBLEU-1"), ("sacrebleu4", "sacreBLEU-4")]
+
+
+def format_captions(metrics: dict) -> str:
+    """Per decoding tag (``greedy``, ``beam3``...) of flat ``{figure}_{tag}`` metrics: the COCO
+    caption evaluation's figures then sacreBLEU's, and the one-line ``coco_note`` without Java."""
+    tags = [k.split("_", 1)[1] for k in metrics if k.startswith("sacrebleu1_")]
+    lines = [f"  images: {metrics['images']}"]
+    for tag in tags:
+        shown = [f"{label} {metrics[f'{key}_{tag}']:.2f}" for key, label in CAPTION_FIGURES
+                 if f"{key}_{tag}" in metrics]
+        lines.append(f"  {tag}: " + "  ".join(shown))
+    if metrics.get("coco_note"):
+        lines.append(f"  note: {metrics['coco_note']}")
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ or, with ``model.attention=none``, starting from the pooled image vector alone (
 and Tell). Training is teacher-forced with a masked loss over every reference caption.
 The export takes encoded image bytes; decoding, resizing, normalization and the greedy
 and beam-search loops are inside the graph.
+Scored by the COCO caption evaluation (:func:`seqapps.metrics.caption_report`), sacreBLEU beside it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import keras
 
-from seqapps.config import Config, DataConfig, ModelConfig, Range, TrainConfig
+from seqapps.config import FRACTION, Config, DataConfig, ModelConfig, Range, TrainConfig
 from seqapps.data import captions as caplib
 from seqapps.encoders.features import image_batches
 from seqapps.encoders.image_inputs import image_paths, run_images, size_warning
 from seqapps.errors import ConfigError, DataError
+from seqapps.metrics import caption_report, format_captions
 from seqapps.models import ImageCaptioner
+from seqapps.models.captioner import SmoothedTokenLoss
 from seqapps.predict import Predictor, decode_strings
 from seqapps.presets import Preset
 from seqapps.registry import register
@@ -38,6 +41,7 @@ class CaptioningData(DataConfig):
     caption_column: str = ""      # empty: the first of caption, text, sentence, description, comment
     feature_cache: str = ""       # folder for cached encoder features (default $SEQAPPS_CACHE or ~/.cache/seqapps)
     augment: bool = True          # random crops and colour jitter when the encoder is fine-tuned
+    flip: bool = False            # train on the left-right mirrored image half the time (frozen: a 2nd cached view)
     demo_image_size: int = 64
 
 
@@ -55,6 +59,7 @@ class CaptioningModel(ModelConfig):
     attention: str = "additive"   # additive | multiplicative | none (Show and Tell)
     attention_units: int = 128
     dropout: float = 0.3          # on word embeddings and before the output layer
+    context_dropout: float = 0.0  # on the attended image context at each step
     beam_width: int = 3           # the width of the exported beam-search signature
     length_penalty: float = 0.0
 
@@ -64,6 +69,7 @@ class CaptioningTrain(TrainConfig):
     epochs: int = 20
     batch_size: int = 64
     patience: int = 3
+    label_smoothing: float = 0.0  # share of each target word's probability spread over the vocabulary
 
 
 @dataclasses.dataclass
@@ -149,7 +155,8 @@ class Captioning(Task):
     config_class = CaptioningConfig
     predictor_class = CaptionPredictor
     prep_class = caplib.CaptionVocab
-    ranges = {"model.image_size": Range(16)}
+    ranges = {"model.image_size": Range(16), "model.context_dropout": FRACTION, "train.label_smoothing": FRACTION,
+              "data.min_count": Range(1)}
     presets = (Preset("flickr8k", "frozen EfficientNet-Lite0 features, LSTM 256 + additive attention, up to 15 epochs",
                       ("train.epochs=15",), data="flickr8k_1000"),)
     unused = {"model.bidirectional": "the decoder reads forwards", "model.layers": "the decoder is one recurrent cell"}
@@ -161,7 +168,7 @@ class Captioning(Task):
     def datasets(self, cfg, prep, splits):
         def make(data, shuffle):
             return image_batches(data, prep.pairs(data), cfg.model, cfg.train.batch_size, shuffle, cfg.train.seed,
-                                 shuffle and cfg.data.augment, cfg.data.feature_cache)
+                                 shuffle and cfg.data.augment, cfg.data.feature_cache, shuffle and cfg.data.flip)
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):
@@ -170,11 +177,14 @@ class Captioning(Task):
                               encoder_trainable=m.encoder_trainable, image_size=m.image_size, cell=m.cell,
                               units=m.units, embedding_dim=m.embedding_dim, feature_units=m.feature_units,
                               attention=m.attention, attention_units=m.attention_units, dropout=m.dropout,
-                              recurrent_dropout=m.recurrent_dropout, name="captioner")
+                              recurrent_dropout=m.recurrent_dropout, context_dropout=m.context_dropout,
+                              name="captioner")
 
     def compile(self, model, cfg, optimizer, prep):
+        smoothing = cfg.train.label_smoothing
         model.compile(optimizer=optimizer,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+                      loss=SmoothedTokenLoss(smoothing) if smoothing else
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
 
     # serving ---------------------------------------------------------------------------------
     def endpoints(self, model, prep, cfg):
@@ -203,8 +213,8 @@ class Captioning(Task):
                 raise DataError(f"{bad[0]['source']}: {bad[0]['error']}")
             hyps = [r["caption"] for r in results]
             tag = "greedy" if width == 1 else f"beam{width}"
-            for n, score in caplib.corpus_bleu_scores(hyps, refs).items():
-                metrics[f"bleu{n}_{tag}"] = score
+            report = caption_report(hyps, refs)
+            metrics.update({(k if k == "coco_note" else f"{k}_{tag}"): v for k, v in report.items()})
             samples[tag] = hyps
         metrics["samples"] = [{"image": examples.names[i], **{k: v[i] for k, v in samples.items()},
                                "references": refs[i]} for i in range(min(10, len(examples)))]
@@ -222,11 +232,7 @@ class Captioning(Task):
         return metrics
 
     def format_metrics(self, metrics):
-        lines = [f"  images: {metrics['images']}"]
-        for key, value in metrics.items():
-            if key.startswith("bleu"):
-                lines.append(f"  {key}: {value:.2f}")
-        return "\n".join(lines)
+        return format_captions(metrics)
 
     tiny_overrides = ["model.encoder=small_cnn", "model.encoder_weights=none", "model.encoder_trainable=true",
                       "model.image_size=32", "model.units=8", "model.embedding_dim=8", "model.feature_units=8",

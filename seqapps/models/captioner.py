@@ -32,13 +32,13 @@ class ImageCaptioner(SettingsModel):
                  encoder_trainable: bool = True, image_size: int = 64, cell: str = "lstm", units: int = 256,
                  embedding_dim: int = 128, feature_units: int = 256, attention: str = "additive",
                  attention_units: int = 128, dropout: float = 0.3, recurrent_dropout: float = 0.0,
-                 load_weights: bool = True, **kwargs):
+                 context_dropout: float = 0.0, load_weights: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.settings = dict(vocab_size=int(vocab_size), encoder=encoder, encoder_weights=encoder_weights,
                              encoder_trainable=bool(encoder_trainable), image_size=int(image_size), cell=cell,
                              units=int(units), embedding_dim=int(embedding_dim), feature_units=int(feature_units),
                              attention=attention, attention_units=int(attention_units), dropout=float(dropout),
-                             recurrent_dropout=float(recurrent_dropout))
+                             recurrent_dropout=float(recurrent_dropout), context_dropout=float(context_dropout))
         s = types.SimpleNamespace(**self.settings)
         self.encoder = build_encoder(encoder, encoder_weights if load_weights else "none", s.image_size)
         self.encoder.trainable = s.encoder_trainable
@@ -56,6 +56,8 @@ class ImageCaptioner(SettingsModel):
         self.cell = recurrent_cell(s, name="decoder_cell")
         self.deep_output = keras.layers.Dense(s.embedding_dim, activation="tanh", name="deep_output")
         self.drop = keras.layers.Dropout(s.dropout, name="dropout")
+        # on the attended image context, so the decoder cannot lean on a few feature channels
+        self.context_drop = keras.layers.Dropout(s.context_dropout, name="context_dropout")
         self.logits_layer = keras.layers.Dense(s.vocab_size, name="logits", dtype="float32")
         # build every part now, so a reloaded model has its weights before any call
         context = s.feature_units if self.attention is not None else 0
@@ -97,6 +99,7 @@ class ImageCaptioner(SettingsModel):
         extras = {}
         if self.attention is not None:
             context, weights = self.attention(h, state["features"], keys=state.get("keys"))
+            context = self.context_drop(context, training=training)
             x = ops.concatenate([emb, context], axis=-1)
             extras = {"attention": weights}
         else:
@@ -128,3 +131,31 @@ class ImageCaptioner(SettingsModel):
         config = dict(config)
         config.setdefault("load_weights", False)  # the saved weights follow
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="seqapps")
+class SmoothedTokenLoss(keras.losses.Loss):
+    """Cross-entropy of next-word logits ``[batch, time, vocab]`` against ids ``[batch, time]``
+    with label smoothing: the target keeps ``1 - label_smoothing`` of the probability and the
+    rest is spread evenly over the vocabulary. Id 0 (padding) is ignored and the mean is over
+    real words, as ``SparseCategoricalCrossentropy(ignore_class=0)`` averages (Keras' sparse
+    losses take no smoothing, and the one-hot ones would build ``[batch, time, vocab]`` targets)."""
+
+    def __init__(self, label_smoothing: float = 0.1, name="smoothed_token_loss", reduction="sum_over_batch_size",
+                 dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        nll = -ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(y_true, -1), axis=-1), -1)
+        eps = self.label_smoothing
+        losses = (1.0 - eps) * nll - eps * ops.mean(log_probs, axis=-1)
+        mask = ops.cast(y_true > 0, "float32")
+        # "sum_over_batch_size" divides by every position; rescale so it is the mean over real words
+        scale = ops.cast(ops.size(mask), "float32") / ops.maximum(ops.sum(mask), 1.0)
+        return losses * mask * scale
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing, "name": self.name, "reduction": self.reduction}
