@@ -36,8 +36,9 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class TransformerConfig:
-    """The settings a task's ``model.architecture=transformer`` adds (the width is ``model.units``,
-    the blocks ``model.layers``, the dropout ``model.dropout``)."""
+    """The settings a text task's ``model.architecture=transformer`` adds (the width is ``model.units``,
+    the blocks ``model.layers``, the dropout ``model.dropout``); see seqapps.layers.sequence_encoder."""
+    architecture: str = "rnn"   # rnn (the recurrent stack, model.cell) | transformer (self-attention blocks)
     heads: int = 4              # attention heads per block; must divide model.units
     ff_units: int = 0           # feed-forward units per block (0: 4 x model.units)
 

@@ -70,6 +70,10 @@ class Task:
         """Reject, with one :class:`ConfigError` line naming the key, a value this task cannot
         use. Training calls it on the resolved config before anything is written."""
         configlib.check(cfg, self.ranges, self.choices)
+        if configlib.get_value(cfg, "model.architecture") == "transformer":
+            from seqapps.layers.transformer import check_heads
+
+            check_heads(cfg.model.units, cfg.model.heads)
         defaults = self.config_class()
         for key, why in self.unused.items():
             value = configlib.get_value(cfg, key)

@@ -6,6 +6,9 @@ never seen in training are tagged from their prefixes, suffixes, case and digits
 shared recurrent stack (a bidirectional LSTM by default) reads the sentence; a dense
 layer scores the tags of every word, decoded either independently (softmax) or jointly
 by a linear-chain CRF with Viterbi decoding (``--set model.crf=true``).
+``--set model.architecture=transformer`` reads the sentence with ``model.layers`` pre-norm
+self-attention blocks instead (width ``model.units``, ``model.heads`` heads), over the same
+character-aware word representation and with the same heads.
 
 Serving (both in the exported graph):
 
@@ -28,17 +31,17 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig, TransformerConfig
 from seqapps.data.conllu import TAGSETS
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.data.tagged import (TaggerData, load_tagged_sentences, pad_tokens, tokenize, word_vectors_file)
 from seqapps.data.vectors import read_vectors
 from seqapps.data.word_dropout import rare_word_dropout
 from seqapps.errors import DataError
-from seqapps.layers import recurrent_stack
 from seqapps.layers.char_words import CHAR_ENCODERS, set_frozen_vectors, word_features
 from seqapps.layers.crf import CRF
 from seqapps.layers.tagging import compile_tagger
+from seqapps.layers.transformer import ARCHITECTURES, sequence_encoder
 from seqapps.metrics import format_tagging, tagging_report
 from seqapps.presets import Preset
 from seqapps.predict import Predictor, decode_strings, length_batches, one_or_many, pad_strings, text_items
@@ -58,7 +61,7 @@ class PosData(DataConfig):
 
 
 @dataclasses.dataclass
-class PosModel(ModelConfig):
+class PosModel(TransformerConfig, ModelConfig):
     units: int = 128
     embedding_dim: int = 100
     char_encoder: str = "cnn"   # cnn | rnn | none
@@ -152,7 +155,7 @@ class Pos(Task):
     monitor, monitor_mode = "val_accuracy", "max"
     predictor_class = PosPredictor
     prep_class = TaggerData
-    choices = {"data.tagset": TAGSETS, "model.char_encoder": CHAR_ENCODERS}
+    choices = {"data.tagset": TAGSETS, "model.char_encoder": CHAR_ENCODERS, "model.architecture": ARCHITECTURES}
     presets = (
         # EWT's 22k training tokens leave 16% of test tokens unseen: a CRF, strong rare-word dropout, weight
         # averaging and frozen count vectors from the other datasets' unlabeled English text (no EWT text)
@@ -187,7 +190,7 @@ class Pos(Task):
         inputs, x, frozen = word_features(m, len(prep.words), len(prep.chars), prep.max_word_length, vectors)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
         mask = ops.not_equal(inputs["words"], 0)
-        x = recurrent_stack(x, m, return_sequences=True, name="encoder", mask=mask)
+        x = sequence_encoder(x, mask, m)
         scores = keras.layers.Dense(len(prep.tags), dtype="float32", name="scores")(x)
         out = CRF(len(prep.tags), name="crf")(scores, mask=mask) if m.crf else scores
         model = keras.Model(inputs, out, name="pos_tagger")

@@ -28,9 +28,9 @@ from seqapps.data import text as textlib
 from seqapps.data.classification import TextClassificationData, load_labelled_texts
 from seqapps.errors import ConfigError, DataError
 from seqapps.data.pipeline import bucketed_batches
-from seqapps.layers import MaskedPooling, recurrent_stack
+from seqapps.layers import MaskedPooling
 from seqapps.layers.bag import BAG_POOLING, bag_of_vectors
-from seqapps.layers.transformer import check_heads, transformer_encoder
+from seqapps.layers.transformer import ARCHITECTURES, sequence_encoder
 from seqapps.layers.subwords import SubwordEmbedding, char_ngram_ids, dense_char_ngram_ids
 from seqapps.metrics import classification_report, format_classification
 from seqapps.presets import Preset
@@ -102,7 +102,7 @@ class Sentiment(Task):
     monitor, monitor_mode = "val_accuracy", "max"
     predictor_class = SentimentPredictor
     prep_class = TextClassificationData
-    choices = {"model.architecture": ("rnn", "transformer", "bag"), "model.bag_pooling": BAG_POOLING}
+    choices = {"model.architecture": (*ARCHITECTURES, "bag"), "model.bag_pooling": BAG_POOLING}
     presets = (Preset("sst2", "the task defaults: 3 epochs, best by dev accuracy", (), data="sst2"),
                Preset("bag", "the one-to-one baseline, deep-averaging style: mean of word + subword vectors, "
                       "2 ReLU layers of 128, word dropout 0.3, 6 epochs (patience 2)",
@@ -112,11 +112,9 @@ class Sentiment(Task):
     def validate(self, cfg):
         super().validate(cfg)
         m = cfg.model
-        if m.architecture == "transformer":
-            check_heads(m.units, m.heads)
-            if m.pooling == "last":
-                raise ConfigError("model.pooling=last reads a recurrent layer's final state; the transformer "
-                                  "pools its outputs: max, mean or max_mean")
+        if m.architecture == "transformer" and m.pooling == "last":
+            raise ConfigError("model.pooling=last reads a recurrent layer's final state; the transformer "
+                              "pools its outputs: max, mean or max_mean")
 
     def load_data(self, cfg, data_dir=None):
         return load_labelled_texts(cfg.data, self.name, data_dir)
@@ -152,10 +150,8 @@ class Sentiment(Task):
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)
         if m.architecture == "bag":
             x = bag_of_vectors(x, mask, m.bag_pooling, m.units, m.layers, m.dropout, name="bag")
-        elif m.architecture == "transformer":
-            x = MaskedPooling(m.pooling, name="pooling")(transformer_encoder(x, mask, m, name="encoder"), mask=mask)
         else:
-            x = recurrent_stack(x, m, return_sequences=m.pooling != "last", name="encoder", mask=mask)
+            x = sequence_encoder(x, mask, m, return_sequences=m.pooling != "last")
             if m.pooling != "last":
                 x = MaskedPooling(m.pooling, name="pooling")(x, mask=mask)
         x = keras.layers.Dropout(m.head_dropout, name="head_dropout")(x)

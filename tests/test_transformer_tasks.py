@@ -1,24 +1,29 @@
 """``model.architecture=transformer`` in the text tasks: it learns a small batch, its export answers like
-the run in a process with only TensorFlow (same signatures as the recurrent model), and settings it
-cannot use are one line at config time."""
+the run in a process with only TensorFlow (the same signatures as the recurrent model's), no answer
+depends on the rest of its batch, and settings it cannot use are one line at config time."""
 
 from __future__ import annotations
 
 import json
 import pickle
 
-import numpy as np
+import keras
 import pytest
 
 import seqapps
 from conftest import run_fresh
 from seqapps import registry
 from seqapps.errors import ConfigError
+from seqapps.testing import batch_independence
 from test_contract import FRESH, assert_same_outputs, sample_batches
 from test_sentiment_bag import fitted
 
-SENTIMENT = ["model.architecture=transformer", "model.units=16", "model.heads=2", "model.layers=1",
-             "model.embedding_dim=16", "model.subword_buckets=500", "train.learning_rate=0.005"]
+TRANSFORMER = ["model.architecture=transformer", "model.heads=2", "model.layers=1"]
+TINY = {  # the tasks' tiny settings (seqapps.task.Task.tiny_overrides), the width a multiple of the heads
+    "sentiment": ["model.units=16", "model.embedding_dim=16", "model.subword_buckets=500",
+                  "train.learning_rate=0.005", "train.epochs=2"],
+    "pos": ["model.units=8", "model.crf=true", "train.epochs=2"],
+}
 
 
 def test_the_sentiment_transformer_overfits_a_small_batch():
@@ -29,33 +34,64 @@ def test_the_sentiment_transformer_overfits_a_small_batch():
     assert history.history["accuracy"][-1] == 1.0 and history.history["loss"][-1] < 0.05
 
 
-@pytest.fixture(scope="module")
-def sentiment(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sentiment-transformer")
-    run = seqapps.train("sentiment", "demo", epochs=2, run_dir=root / "run", verbose=0, overrides=SENTIMENT)
+@pytest.mark.parametrize("task_name", ["pos"])
+def test_a_transformer_tagger_overfits_a_small_batch(task_name):
+    task = registry.get(task_name)
+    cfg = task.default_config().override(["data.source=demo", *task.tiny_overrides, *TRANSFORMER,
+                                          "model.units=16", "model.dropout=0", "model.embedding_dropout=0",
+                                          "model.word_dropout=0"])
+    task.validate(cfg)
+    splits = task.load_data(cfg)
+    prep = task.fit_preprocessing(cfg, splits)
+    x, y = next(iter(task.datasets(cfg, prep, splits)[0]))
+    keras.utils.set_random_seed(0)
+    model = task.build_model(cfg, prep)
+    assert any(type(layer).__name__ == "TransformerBlock" for layer in model.layers)
+    assert not any(isinstance(layer, keras.layers.RNN) for layer in model._flatten_layers())
+    task.compile(model, cfg, keras.optimizers.Adam(0.01), prep)
+    losses = model.fit(x, y, epochs=60, verbose=0).history["loss"]
+    assert losses[-1] < 0.05 * losses[0], losses[::10]
+
+
+@pytest.fixture(scope="module", params=sorted(TINY))
+def trained(request, tmp_path_factory):
+    name = request.param
+    task = registry.get(name)
+    root = tmp_path_factory.mktemp(f"{name}-transformer")
+    run = seqapps.train(name, "demo", run_dir=root / "run", verbose=0,
+                        overrides=[*task.tiny_overrides, *TRANSFORMER, *TINY[name]])
     export = run.export(root / "export")
-    return {"task": registry.get("sentiment"), "run": run, "export": export, "loaded": seqapps.load(export),
+    return {"task": task, "run": run, "export": export, "loaded": seqapps.load(export),
             "memory": seqapps.load(run.dir), "meta": json.loads((export / "metadata.json").read_text())}
 
 
-def test_the_sentiment_transformer_export_answers_in_a_fresh_process_like_the_run(sentiment, tmp_path):
-    batches = sample_batches(sentiment)
+def test_the_export_answers_in_a_fresh_process_like_the_run(trained, tmp_path):
+    batches = sample_batches(trained)
     (tmp_path / "batches.pkl").write_bytes(pickle.dumps(batches))
-    result = run_fresh(FRESH.format(export=str(sentiment["export"])), tmp_path)
+    result = run_fresh(FRESH.format(export=str(trained["export"])), tmp_path)
     outputs = pickle.loads((tmp_path / "outputs.pkl").read_bytes())
-    assert result["signatures"] == ["serving_default"]
+    assert result["signatures"] == sorted(trained["memory"].signatures)
     for name, calls in batches.items():
         for kind in ("batch", "empty"):
             assert isinstance(outputs[name][kind], dict), outputs[name][kind]
-            assert_same_outputs(outputs[name][kind], sentiment["memory"].call(name, **calls[kind]),
-                                f"transformer:{name}:{kind}")
-    assert sentiment["meta"]["signatures"]["serving_default"]["inputs"] == {"text": {"dtype": "string",
-                                                                                     "shape": [None]}}
-    texts = ["", "a gripping film", "word " * 2000]  # empty, short, longer than data.max_length
-    assert [r["label"] in ("negative", "positive") for r in sentiment["loaded"].predict(texts)] == [True] * 3
-    padded = sentiment["loaded"].call(text=["a gripping film", "a gripping film " + "dull " * 40])
-    alone = sentiment["loaded"].call(text=["a gripping film"])  # padding in the batch changes nothing
-    np.testing.assert_allclose(padded["probabilities"][:1], alone["probabilities"], atol=1e-6)
+            assert_same_outputs(outputs[name][kind], trained["memory"].call(name, **calls[kind]),
+                                f"{trained['task'].name} transformer:{name}:{kind}")
+    assert trained["meta"]["config"]["model"]["architecture"] == "transformer"
+
+
+def test_the_signatures_are_the_recurrent_models_and_no_answer_depends_on_its_batch(trained):
+    task = trained["task"]
+    cfg = task.default_config().override(["data.source=demo", *task.tiny_overrides])  # the recurrent model
+    splits = task.load_data(cfg)
+    prep = task.fit_preprocessing(cfg, splits)
+    endpoints = task.endpoints(task.build_model(cfg, prep), prep, cfg)
+    exported = trained["meta"]["signatures"]
+    assert sorted(exported) == sorted(endpoints)
+    for name, endpoint in endpoints.items():
+        assert {spec.name: (spec.dtype.name, spec.shape.as_list()) for spec in endpoint.input_signature} == \
+            {k: (v["dtype"], v["shape"]) for k, v in exported[name]["inputs"].items()}
+    for signature in trained["loaded"].signatures:
+        assert batch_independence(task, trained["loaded"], trained["meta"], signature, max_examples=4) > 0
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -69,3 +105,9 @@ def test_transformer_settings_it_cannot_use_are_one_line(overrides, message, tmp
         seqapps.train("sentiment", "demo", overrides=["model.architecture=transformer", *overrides],
                       run_dir=tmp_path / "r", verbose=0)
     assert not (tmp_path / "r").exists()
+
+
+def test_pos_refuses_heads_that_do_not_divide_its_width(tmp_path):
+    with pytest.raises(ConfigError, match=r"^model.heads \(5\) must divide model.units \(128\)"):
+        seqapps.train("pos", "demo", overrides=["model.architecture=transformer", "model.heads=5"],
+                      run_dir=tmp_path / "r", verbose=0)

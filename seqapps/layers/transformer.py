@@ -33,6 +33,8 @@ from keras import ops
 from seqapps.errors import ConfigError
 
 NEG = -1e9
+#: what ``model.architecture`` may name in a text task whose encoder is :func:`sequence_encoder`
+ARCHITECTURES = ("rnn", "transformer")
 
 
 def check_heads(width: int, heads: int, key: str = "model.units") -> None:
@@ -219,6 +221,17 @@ class TransformerBlock(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "width": self.width, "heads": self.heads, "ff_units": self.ff_units,
                 "dropout": self.dropout, "causal": self.causal, "cross": self.cross}
+
+
+def sequence_encoder(x, mask, cfg, *, name: str = "encoder", return_sequences: bool = True):
+    """The encoder ``cfg.architecture`` names over ``[batch, time, dim]`` and its mask: the recurrent
+    stack (``rnn``, its cell ``cfg.cell``) or :func:`transformer_encoder` (``transformer``, always one
+    output per step)."""
+    if getattr(cfg, "architecture", "rnn") == "transformer":
+        return transformer_encoder(x, mask, cfg, name=name)
+    from seqapps.layers.recurrent import recurrent_stack
+
+    return recurrent_stack(x, cfg, return_sequences=return_sequences, name=name, mask=mask)
 
 
 def transformer_encoder(x, mask, cfg, *, causal: bool = False, name: str = "transformer", return_weights=False):
