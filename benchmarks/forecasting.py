@@ -15,6 +15,26 @@ which also writes a PNG of the test period per series. Each series trains with i
 forecasting preset (``airline``, ``temperatures``, ``pollution`` in tasks/forecasting.py),
 so a figure here is what ``python -m seqapps train forecasting --data DATASET`` gives.
 
+Classical peers (benchmarks/peers/forecasting.py: statsforecast's AutoETS, AutoARIMA,
+AutoTheta, SeasonalNaive) forecast exactly the same test times one step ahead from the
+actual past, scored like the rows above, with the ratio of seqapps' MAE to theirs:
+- they are fitted once on the training and validation parts together (every step before
+  the first test time): seqapps reads the validation part only to stop early and keep the
+  best epoch, so the peers see at least the data seqapps learns from; then statsforecast's
+  ``forward`` applies the fitted model, parameters fixed, to the past at each test time
+  (AutoETS, SeasonalNaive: once over the whole series, its one-step in-sample values;
+  AutoARIMA, AutoTheta: one call per test time on the past only; the module says why);
+- pollution: the peers are univariate on pm2.5 (seqapps reads every variable); missing
+  hours are filled with the last observed value (the values the naive baseline and
+  seqapps' inputs hold), and only the windows seqapps scores are scored. The peers are
+  fitted on the last 8,760 hours (one year) before the test part, AutoTheta on the last
+  1,000 and at each test hour applied to the 1,000 hours before it (:data:`PEER_FIT_HOURS`,
+  :data:`THETA_CONTEXT`), to keep their cost to minutes;
+- temperatures: AutoETS and AutoARIMA fit non-seasonal models (their seasonal forms are
+  limited to 24-step seasons here; see the module), AutoTheta and SeasonalNaive use 365.
+The SeasonalNaive peer must reproduce the seasonal-naive baseline row: a check that the
+peers score the same windows.
+
     SEQAPPS_DATA=../shared/datasets flock /tmp/seqapps-cpu.lock python benchmarks/forecasting.py
 """
 
@@ -33,8 +53,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+PEER_FIT_HOURS = {"pollution": 8760}   # preset -> steps before the test part the peers fit on
+THETA_CONTEXT = {"pollution": 1000}    # preset -> steps AutoTheta fits on and forecasts from
 
-def run_series(name, data, args, out, task) -> dict:
+
+def run_peers(name, splits, peers) -> dict:
+    """Each classical peer's one-step forecasts of the test windows, scored like seqapps'."""
+    from benchmarks.peers.forecasting import one_step_forecasts
+    from seqapps.metrics import regression_scores
+
+    test = splits.test
+    series, times = test.series, test.times()
+    val_stop = splits.info["val_stop"]
+    fit_start = max(0, val_stop - PEER_FIT_HOURS.get(name, val_stop))
+    out = {}
+    for peer in peers:
+        r = one_step_forecasts(peer, series.y, fit_start, val_stop, times, test.season,
+                               theta_context=THETA_CONTEXT.get(name))
+        scores = regression_scores(series.y[times], r.forecast, test.mase_scale)
+        fit_steps = val_stop - fit_start
+        if peer == "AutoTheta" and name in THETA_CONTEXT:
+            fit_steps = min(fit_steps, THETA_CONTEXT[name])
+        out[peer] = {**scores, "fit_seconds": round(r.fit_seconds, 2), "forecast_seconds": round(r.forecast_seconds, 2),
+                     "chosen": r.model, "season": r.season, "method": r.method, "fit_steps": fit_steps}
+        print(f"{peer:>14}: {r.model}, MAE {scores['mae']:.4f}, fit {r.fit_seconds:.1f} s, "
+              f"forecasts {r.forecast_seconds:.1f} s", flush=True)
+    return out
+
+
+def run_series(name, data, args, out, task, peers=()) -> dict:
     """Train ``data`` with its preset (``--epochs`` / ``--set`` apply over it), export, score the test part."""
     import seqapps
 
@@ -45,13 +92,16 @@ def run_series(name, data, args, out, task) -> dict:
     train_seconds = time.time() - t0
     predictor = seqapps.load(run.export(out / f"export-{name}"))
     cfg = task.config_class.from_dict(predictor.metadata["config"])
-    metrics = task.evaluate(predictor, task.load_data(cfg).test, cfg, out_dir=out)
+    splits = task.load_data(cfg)
+    metrics = task.evaluate(predictor, splits.test, cfg, out_dir=out)
     renamed = out / f"forecast-{name}.png"
     Path(metrics["plot"]).replace(renamed)
     metrics["plot"] = str(renamed.relative_to(ROOT)) if renamed.is_relative_to(ROOT) else str(renamed)
     epochs = sum(1 for _ in open(run.history_path)) - 1
     print(f"\n== {name} ({data}) ==\n{task.format_metrics(metrics)}\n"
           f"epochs run: {epochs}, train+score seconds: {train_seconds:.1f}\n", flush=True)
+    if peers:
+        metrics["peers"] = run_peers(name, splits, peers)
     return {"data": data, "preset": name, "overrides": overrides, "epochs_run": epochs,
             "wall_seconds": round(train_seconds, 1), "model_label": f"{cfg.model.cell} {cfg.model.units}", **metrics}
 
@@ -61,19 +111,23 @@ def commit_label() -> str:
                             text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "tasks/forecasting.py", "seqapps/data/timeseries.py",
                             "seqapps/data/series_inputs.py", "seqapps/metrics.py", "seqapps/viz.py",
-                            "benchmarks/forecasting.py"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+                            "benchmarks/forecasting.py", "benchmarks/peers/forecasting.py"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return commit + (" (with uncommitted changes)" if dirty else "")
 
 
 def print_table(results) -> None:
-    print("| series | test windows | method | MAE | RMSE | MASE |")
-    print("|---|---|---|---|---|---|")
+    print("| series | test windows | method | MAE | RMSE | MASE | fit s | seqapps MAE / its MAE |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
-        for key, label in (("model", f"seqapps ({r['model_label']})"), ("naive", "naive"),
-                           ("seasonal_naive", f"seasonal naive (m={r['season']})")):
-            if key in r:
-                s = r[key]
-                print(f"| {name} | {r['windows']} | {label} | {s['mae']:.4f} | {s['rmse']:.4f} | {s['mase']:.4f} |")
+        rows = [(f"seqapps ({r['model_label']})", r["model"], "")]
+        rows += [(label, r[key], "") for key, label in (("naive", "naive"),
+                 ("seasonal_naive", f"seasonal naive (m={r['season']})")) if key in r]
+        rows += [(f"{peer}: {s['chosen']}", s, f"{s['fit_seconds']:.1f}") for peer, s in r.get("peers", {}).items()]
+        for label, s, fit in rows:
+            ratio = r["model"]["mae"] / s["mae"]
+            print(f"| {name} | {r['windows']} | {label} | {s['mae']:.4f} | {s['rmse']:.4f} | {s['mase']:.4f} | {fit} "
+                  f"| {ratio:.3f} |")
 
 
 def main(argv=None):
@@ -87,6 +141,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, help="a shorter epoch budget than every preset's (not the headline figure)")
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                    help="a variant over every series' preset, e.g. model.cell=gru")
+    p.add_argument("--peers", default="AutoETS,AutoARIMA,AutoTheta,SeasonalNaive",
+                   help="comma-separated classical peers (benchmarks/peers/forecasting.py), or none")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "forecasting"))
     args = p.parse_args(argv)
     names = [s.strip() for s in args.series.split(",") if s.strip()]
@@ -94,10 +150,16 @@ def main(argv=None):
         if name not in series:
             p.error(f"unknown series {name!r}; expected some of {', '.join(series)}")
 
+    from benchmarks.peers.forecasting import PEERS
+
+    peers = [] if args.peers.strip().lower() == "none" else [s.strip() for s in args.peers.split(",") if s.strip()]
+    for peer in peers:
+        if peer not in PEERS:
+            p.error(f"unknown peer {peer!r}; expected some of {', '.join(PEERS)} or none")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     commit, started = commit_label(), time.time()
-    results = {name: run_series(name, series[name], args, out, task) for name in names}
+    results = {name: run_series(name, series[name], args, out, task, peers) for name in names}
     total = time.time() - started
     summary = {"results": results, "wall_seconds": round(total, 1), "commit": commit,
                "machine": f"{os.cpu_count()} CPU cores {platform.machine()}"}
