@@ -2,7 +2,9 @@
 
 The model is :class:`seqapps.models.Seq2Seq`: a recurrent encoder (bidirectional GRU by
 default) whose final states start a decoder that attends over the encoder outputs
-(``model.attention``: additive, multiplicative or none). The export takes raw strings
+(``model.attention``: additive, multiplicative or none); ``--set model.architecture=transformer``
+makes it :class:`seqapps.models.TransformerSeq2Seq` (``model.layers`` encoder and decoder blocks of
+width ``model.units``, ``model.heads`` heads, decoding with a key/value cache). The export takes raw strings
 and returns strings: standardization, vocabulary lookup, the decoding loop over the
 model's ``step`` (greedy or beam search with a length penalty) and detokenization all
 run inside the graph.
@@ -22,12 +24,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seqapps.config import Config, DataConfig, ModelConfig, Range, TrainConfig
+from seqapps.config import Config, DataConfig, ModelConfig, Range, TrainConfig, TransformerConfig
 from seqapps.data.parallel import ParallelVocab, load_parallel, training_source_keys, unseen_sources
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.errors import DataError
 from seqapps.metrics import format_translation, length_buckets, score_translations
-from seqapps.models import Seq2Seq
+from seqapps.layers.transformer import ARCHITECTURES
+from seqapps.models import Seq2Seq, TransformerSeq2Seq
 from seqapps.predict import Predictor, decode_strings, one_or_many, text_items
 from seqapps.serving.checks import MAX_BEAM
 from seqapps.presets import Preset
@@ -49,7 +52,7 @@ class TranslationData(DataConfig):
 
 
 @dataclasses.dataclass
-class TranslationModel(ModelConfig):
+class TranslationModel(TransformerConfig, ModelConfig):
     cell: str = "gru"                # the benchmarked cell; fewer gates than LSTM, faster on CPU
     units: int = 256                 # encoder units per direction; the decoder has the encoder's width
     embedding_dim: int = 256
@@ -138,6 +141,7 @@ class Translation(Task):
     monitor, monitor_mode = "val_loss", "min"
     predictor_class = TranslationPredictor
     prep_class = ParallelVocab
+    choices = {"model.architecture": ARCHITECTURES}
     ranges = {"data.max_output_length": Range(2), "data.source_vocab_size": Range(3),
               "data.target_vocab_size": Range(5)}
     presets = (Preset("fr-en", "French -> English, the task defaults (5 passes, no early stop)", ("train.patience=0",),
@@ -162,6 +166,11 @@ class Translation(Task):
 
     def build_model(self, cfg, prep):
         m = cfg.model
+        if m.architecture == "transformer":
+            return TransformerSeq2Seq(len(prep.source_vocab), len(prep.target_vocab), units=m.units, layers=m.layers,
+                                      heads=m.heads, ff_units=m.ff_units, embedding_dropout=m.embedding_dropout,
+                                      dropout=m.dropout, max_target_length=prep.max_output_length + 1,
+                                      name="translation")
         return Seq2Seq(len(prep.source_vocab), len(prep.target_vocab), cell=m.cell, units=m.units, layers=m.layers,
                        bidirectional=m.bidirectional, embedding_dim=m.embedding_dim,
                        embedding_dropout=m.embedding_dropout, dropout=m.dropout,
@@ -171,7 +180,8 @@ class Translation(Task):
     def compile(self, model, cfg, optimizer, prep):
         # the loss the recipes were measured with: with attention, the masked token losses summed over
         # every position of the batch; attention=none averaged them over the real tokens only
-        reduction = "mean_with_sample_weight" if cfg.model.attention == "none" else "sum_over_batch_size"
+        recurrent_none = cfg.model.architecture == "rnn" and cfg.model.attention == "none"
+        reduction = "mean_with_sample_weight" if recurrent_none else "sum_over_batch_size"
         model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction),
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from seqapps import decoding
-from seqapps.models import CharLanguageModel, ImageCaptioner, Seq2Seq
+from seqapps.models import CharLanguageModel, ImageCaptioner, Seq2Seq, TransformerSeq2Seq
 
 
 def stepped_logits(model, state, tokens):
@@ -50,6 +50,26 @@ def test_seq2seq_steps_reproduce_teacher_forcing(cell, attention, bidirectional,
         weights = np.asarray(extras["attention"])
         np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
         assert (weights[0, 3:] == 0).all() and (weights[2, 1:] == 0).all()  # padded steps get no weight
+    reloaded = round_trip(model, tmp_path)
+    np.testing.assert_allclose(np.asarray(reloaded({"source": source, "target_in": target})), full, atol=1e-6)
+
+
+def test_transformer_seq2seq_cached_steps_reproduce_teacher_forcing(tmp_path):
+    model = TransformerSeq2Seq(30, 20, units=8, layers=2, heads=2, ff_units=12, dropout=0.1, max_target_length=6)
+    source = np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 10], [11, 0, 0, 0, 0]])
+    target = np.array([[2, 5, 6, 7], [2, 8, 0, 0], [2, 9, 9, 0]])
+    full = np.asarray(model({"source": source, "target_in": target}))
+    assert full.shape == (3, 4, 20)
+    stepped = stepped_logits(model, model.initial_state(source), target)
+    real = target != 0
+    np.testing.assert_allclose(stepped[real], full[real], atol=1e-5)
+    alone = np.asarray(model({"source": source[2:, :1], "target_in": target[2:]}))  # source padding changes nothing
+    np.testing.assert_allclose(alone[0], full[2], atol=1e-5)
+    _, state, extras = model.step(tf.constant([2, 2, 2]), model.initial_state(source))
+    weights = np.asarray(extras["attention"])
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    assert (weights[0, 3:] == 0).all() and (weights[2, 1:] == 0).all()  # padded steps get no weight
+    assert list(np.asarray(state["position"])) == [1, 1, 1] and state["key_0"].shape == (3, 6, 8)
     reloaded = round_trip(model, tmp_path)
     np.testing.assert_allclose(np.asarray(reloaded({"source": source, "target_in": target})), full, atol=1e-6)
 

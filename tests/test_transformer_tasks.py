@@ -23,6 +23,7 @@ TINY = {  # the tasks' tiny settings (seqapps.task.Task.tiny_overrides), the wid
     "sentiment": ["model.units=16", "model.embedding_dim=16", "model.subword_buckets=500",
                   "train.learning_rate=0.005", "train.epochs=2"],
     "pos": ["model.units=8", "model.crf=true", "train.epochs=2"],
+    "translation": ["model.units=8", "train.steps_per_epoch=6"],
 }
 
 
@@ -34,22 +35,23 @@ def test_the_sentiment_transformer_overfits_a_small_batch():
     assert history.history["accuracy"][-1] == 1.0 and history.history["loss"][-1] < 0.05
 
 
-@pytest.mark.parametrize("task_name", ["pos"])
-def test_a_transformer_tagger_overfits_a_small_batch(task_name):
+@pytest.mark.parametrize("task_name", ["pos", "translation"])
+def test_a_transformer_overfits_a_small_batch(task_name):
     task = registry.get(task_name)
     cfg = task.default_config().override(["data.source=demo", *task.tiny_overrides, *TRANSFORMER,
                                           "model.units=16", "model.dropout=0", "model.embedding_dropout=0",
-                                          "model.word_dropout=0"])
+                                          *(["model.word_dropout=0"] if task_name == "pos" else [])])
     task.validate(cfg)
     splits = task.load_data(cfg)
     prep = task.fit_preprocessing(cfg, splits)
-    x, y = next(iter(task.datasets(cfg, prep, splits)[0]))
+    batch = next(iter(task.datasets(cfg, prep, splits)[0]))  # (x, y) or (x, y, weights)
     keras.utils.set_random_seed(0)
     model = task.build_model(cfg, prep)
     assert any(type(layer).__name__ == "TransformerBlock" for layer in model.layers)
     assert not any(isinstance(layer, keras.layers.RNN) for layer in model._flatten_layers())
     task.compile(model, cfg, keras.optimizers.Adam(0.01), prep)
-    losses = model.fit(x, y, epochs=60, verbose=0).history["loss"]
+    losses = model.fit(*batch[:2], sample_weight=batch[2] if len(batch) > 2 else None, epochs=60,
+                       verbose=0).history["loss"]
     assert losses[-1] < 0.05 * losses[0], losses[::10]
 
 

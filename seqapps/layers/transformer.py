@@ -204,15 +204,16 @@ class TransformerBlock(keras.layers.Layer):
     def step(self, x, cache: dict, position, context_keys=None, context_mask=None):
         """One new position (``x`` ``[b, 1, width]``) through the block at inference, reading and updating
         its self-attention ``cache``; cross-attention reads ``context_keys`` (:meth:`context_keys`) under
-        ``context_mask`` ``[b, tk]``. -> (``[b, 1, width]``, the new cache, self-attention weights)."""
+        ``context_mask`` ``[b, tk]``. -> (``[b, 1, width]``, the new cache, ``{"self": weights}`` and, with
+        cross-attention, ``"cross"``: its weights ``[b, heads, 1, tk]``)."""
         a, cache, weights = self.self_attention.step(self.self_norm(x), cache, position)
-        x = x + a
+        x, seen = x + a, {"self": weights}
         if self.cross:
             allowed = None if context_mask is None else ops.cast(context_mask, "bool")[:, None, None, :]
             q = self.cross_attention.query(self.cross_norm(x))
-            c, _ = self.cross_attention.attend(q, context_keys["key"], context_keys["value"], allowed)
+            c, seen["cross"] = self.cross_attention.attend(q, context_keys["key"], context_keys["value"], allowed)
             x = x + c
-        return x + self._feed_forward(x), cache, weights
+        return x + self._feed_forward(x), cache, seen
 
     def empty_cache(self, batch, slots: int, dtype="float32") -> dict:
         zeros = ops.zeros((batch, slots, self.width), dtype=dtype)
