@@ -69,7 +69,7 @@ def test_transformer_seq2seq_cached_steps_reproduce_teacher_forcing(tmp_path):
     weights = np.asarray(extras["attention"])
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
     assert (weights[0, 3:] == 0).all() and (weights[2, 1:] == 0).all()  # padded steps get no weight
-    assert list(np.asarray(state["position"])) == [1, 1, 1] and state["key_0"].shape == (3, 6, 8)
+    assert list(np.asarray(state["position"])) == [1, 1, 1] and state["cache_0"]["key"].shape == (3, 6, 8)
     reloaded = round_trip(model, tmp_path)
     np.testing.assert_allclose(np.asarray(reloaded({"source": source, "target_in": target})), full, atol=1e-6)
 

@@ -109,3 +109,46 @@ def test_heads_must_divide_the_width():
         check_heads(8, 3)
     with pytest.raises(ConfigError, match="model.heads must be >= 1"):
         check_heads(8, 0)
+
+
+def test_alibi_scores_fall_with_distance_as_numpy_says():
+    rng = np.random.default_rng(5)
+    layer = MultiHeadAttention(heads=2, width=4, alibi=True)
+    x = rng.normal(size=(1, 4, 4)).astype("float32")
+    _, weights = layer(x, causal=True, return_weights=True)
+    q = x @ layer.query.weights[0].numpy() + layer.query.weights[1].numpy()
+    k = x @ layer.key.weights[0].numpy() + layer.key.weights[1].numpy()
+    for h, slope in enumerate(2.0 ** (-8.0 * np.arange(1, 3) / 2)):
+        scores = q[0, :, 2 * h:2 * h + 2] @ k[0, :, 2 * h:2 * h + 2].T / np.sqrt(2)
+        scores -= slope * (np.arange(4)[:, None] - np.arange(4)[None, :])
+        scores = np.where(np.tril(np.ones((4, 4), bool)), scores, -np.inf)
+        expected = np.exp(scores - scores.max(-1, keepdims=True))
+        np.testing.assert_allclose(np.asarray(weights)[0, h], expected / expected.sum(-1, keepdims=True),
+                                   rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_ring_cache_slides_a_window_of_relative_positions(layers):
+    """With ALiBi and a cache of W slots, each position's output is the prefix's while it fits; past
+    that, one block gives exactly the last W inputs read alone (a sliding window). Deeper stacks see
+    further back through the earlier blocks' cached outputs, as sliding-window attention does."""
+    rng = np.random.default_rng(6)
+    blocks = [TransformerBlock(width=8, heads=2, ff_units=8, causal=True, alibi=True) for _ in range(layers)]
+    x = rng.normal(size=(1, 9, 8)).astype("float32")
+    W = 4
+
+    def last_output(window):
+        h = window
+        for block in blocks:
+            h = block(h)
+        return keras.ops.convert_to_numpy(h)[:, -1]
+
+    caches = [b.empty_cache(1, W) for b in blocks]
+    for t in range(9):
+        h, pos = x[:, t:t + 1], np.array([t], dtype="int32")
+        for i, block in enumerate(blocks):
+            h, caches[i], _ = block.step(h, caches[i], pos)
+        if t < W or layers == 1:
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(h)[:, 0],
+                                       last_output(x[:, max(0, t - W + 1):t + 1]), rtol=1e-4, atol=1e-4)
+    assert sorted(np.asarray(caches[0]["positions"])[0].tolist()) == [5, 6, 7, 8]

@@ -15,12 +15,20 @@ Incremental decoding with a key/value cache
 -------------------------------------------
 ``block.step(x, cache, position, context)`` runs one new position per row: ``x`` is
 ``[batch, 1, width]``, ``position`` int ``[batch]`` (each row may be at its own position),
-``cache`` ``{"key", "value"}`` of ``[batch, slots, width]``. The new key and value are written
-into the row's slot (one-hot over the slots, no scatter) and the query attends to the slots at
-or before its position: the same outputs as running the whole prefix through ``call`` with a
-causal mask, without running it again (``tests/test_transformer.py`` checks both, and the
-masks against a NumPy computation). Every cache leaf has the batch first, so the decoding loops
-in :mod:`seqapps.decoding` tile and reorder it for beam search like any recurrent state.
+``cache`` ``{"key", "value"}`` of ``[batch, slots, width]`` and ``"positions"`` ``[batch, slots]``
+(the position each slot holds, -1 for none). The new key and value are written into slot
+``position % slots`` (one-hot over the slots, no scatter), so the cache is a ring: the query
+attends to the last ``slots`` positions up to its own. While ``position < slots`` this is exactly
+the whole prefix through ``call`` with a causal mask, without running it again
+(``tests/test_transformer.py`` checks it, and the masks against a NumPy computation); past
+that it is a sliding window of ``slots`` positions, which is what a model trained on windows of
+that length has seen, when its positions are relative (``alibi``). Every cache leaf has the batch
+first, so the decoding loops in :mod:`seqapps.decoding` tile and reorder it for beam search like
+any recurrent state.
+
+Positions are either absolute (:class:`SinusoidalPositions` added to the inputs) or relative:
+with ``alibi`` the attention scores get ``-slope_h * distance`` (Press et al., ALiBi; one slope
+per head), so the same weights read any window of the text the same way.
 """
 
 from __future__ import annotations
@@ -81,10 +89,10 @@ class MultiHeadAttention(keras.layers.Layer):
     position i sees keys at positions <= i. ``return_weights`` also returns the attention
     ``[batch, heads, tq, tk]``. A query with no key to see gets zeros."""
 
-    def __init__(self, heads: int, width: int, dropout: float = 0.0, **kwargs):
+    def __init__(self, heads: int, width: int, dropout: float = 0.0, alibi: bool = False, **kwargs):
         super().__init__(**kwargs)
         check_heads(width, heads)
-        self.heads, self.width, self.dropout = heads, width, dropout
+        self.heads, self.width, self.dropout, self.alibi = heads, width, dropout, alibi
         self.head_dim = width // heads
         self.query = keras.layers.Dense(width, name="query")
         self.key = keras.layers.Dense(width, name="key")
@@ -102,16 +110,30 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def call(self, query, context=None, key_mask=None, causal=False, training=None, return_weights=False):
         context = query if context is None else context
-        allowed = _allowed(key_mask, causal, ops.shape(query)[1], ops.shape(context)[1])
-        out, weights = self.attend(self.query(query), self.key(context), self.value(context), allowed, training)
+        tq, tk = ops.shape(query)[1], ops.shape(context)[1]
+        allowed = _allowed(key_mask, causal, tq, tk)
+        bias = None
+        if self.alibi:  # query i, key j: distance i - j (its size without the causal mask)
+            distance = ops.expand_dims(ops.arange(tq), 1) - ops.expand_dims(ops.arange(tk), 0)
+            bias = self._distance_bias(ops.abs(distance)[None])
+        out, weights = self.attend(self.query(query), self.key(context), self.value(context), allowed, training,
+                                   bias)
         return (out, weights) if return_weights else out
 
-    def attend(self, q, k, v, allowed=None, training=None):
+    def _distance_bias(self, distance):
+        """``[b, tq, tk]`` distances -> ALiBi's ``-slope_h * distance`` ``[b, heads, tq, tk]``."""
+        slopes = 2.0 ** (-8.0 * ops.arange(1, self.heads + 1, dtype="float32") / self.heads)
+        return -slopes[None, :, None, None] * ops.cast(distance, "float32")[:, None]
+
+    def attend(self, q, k, v, allowed=None, training=None, bias=None):
         """Projected ``q`` ``[b, tq, width]``, ``k``/``v`` ``[b, tk, width]``; ``allowed`` bool, broadcastable
-        to ``[b, heads, tq, tk]`` (None: everything) -> (``[b, tq, width]``, weights ``[b, heads, tq, tk]``)."""
+        to ``[b, heads, tq, tk]`` (None: everything); ``bias`` float32 added to the scores
+        -> (``[b, tq, width]``, weights ``[b, heads, tq, tk]``)."""
         q, k, v = self._split(q), self._split(k), self._split(v)
         scores = ops.einsum("bhqd,bhkd->bhqk", ops.cast(q, "float32"), ops.cast(k, "float32"))
         scores = scores / math.sqrt(self.head_dim)
+        if bias is not None:
+            scores = scores + bias
         if allowed is not None:
             scores = ops.where(allowed, scores, NEG)
         weights = ops.softmax(scores, axis=-1)
@@ -124,14 +146,22 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def step(self, query, cache: dict, position):
         """Causal self-attention for one new position: ``query`` ``[b, 1, *]`` at int ``position`` ``[b]``;
-        ``cache`` ``{"key", "value"}`` ``[b, slots, width]`` -> (``[b, 1, width]``, the updated cache, weights)."""
+        ``cache`` ``{"key", "value"}`` ``[b, slots, width]``, ``"positions"`` int ``[b, slots]`` (the ring of
+        the module docstring) -> (``[b, 1, width]``, the updated cache, weights ``[b, heads, 1, slots]``)."""
+        if not self.built:
+            self.build(tuple(query.shape))
         slots = ops.shape(cache["key"])[1]
-        write = ops.expand_dims(ops.one_hot(position, slots, dtype=cache["key"].dtype), -1)  # [b, slots, 1]
+        position = ops.cast(position, "int32")
+        hot = ops.one_hot(position % slots, slots, dtype="float32")  # [b, slots]
+        write = ops.cast(ops.expand_dims(hot, -1), cache["key"].dtype)
         k = cache["key"] * (1 - write) + write * ops.cast(self.key(query), cache["key"].dtype)
         v = cache["value"] * (1 - write) + write * ops.cast(self.value(query), cache["value"].dtype)
-        seen = ops.expand_dims(ops.arange(slots), 0) <= ops.expand_dims(position, 1)  # [b, slots]
-        out, weights = self.attend(self.query(query), k, v, seen[:, None, None, :])
-        return out, {"key": k, "value": v}, weights
+        now = ops.expand_dims(position, 1)
+        stored = ops.where(hot > 0, now, ops.cast(cache["positions"], "int32"))
+        seen = ops.logical_and(stored >= 0, ops.logical_and(stored <= now, stored > now - slots))  # [b, slots]
+        bias = self._distance_bias(ops.expand_dims(now - stored, 1)) if self.alibi else None
+        out, weights = self.attend(self.query(query), k, v, seen[:, None, None, :], bias=bias)
+        return out, {"key": k, "value": v, "positions": stored}, weights
 
     def _split(self, x):
         """``[b, t, width]`` -> ``[b, heads, t, head_dim]``."""
@@ -139,7 +169,8 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.transpose(ops.reshape(x, (batch, steps, self.heads, self.head_dim)), (0, 2, 1, 3))
 
     def get_config(self):
-        return {**super().get_config(), "heads": self.heads, "width": self.width, "dropout": self.dropout}
+        return {**super().get_config(), "heads": self.heads, "width": self.width, "dropout": self.dropout,
+                "alibi": self.alibi}
 
 
 def _allowed(key_mask, causal: bool, tq, tk):
@@ -156,15 +187,16 @@ def _allowed(key_mask, causal: bool, tq, tk):
 class TransformerBlock(keras.layers.Layer):
     """One pre-norm block: ``x + attention(norm(x))``, then (``cross``) ``x + attention(norm(x), context)``,
     then ``x + feed_forward(norm(x))`` (``ff_units`` ReLU units back to ``width``); ``dropout`` on each branch
-    and on the attention weights. ``causal`` self-attention sees only earlier positions."""
+    and on the attention weights. ``causal`` self-attention sees only earlier positions; ``alibi`` gives
+    it relative positions (see the module docstring)."""
 
     def __init__(self, width: int, heads: int, ff_units: int, dropout: float = 0.0, causal: bool = False,
-                 cross: bool = False, **kwargs):
+                 cross: bool = False, alibi: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.width, self.heads, self.ff_units, self.dropout = width, heads, ff_units, dropout
-        self.causal, self.cross = causal, cross
+        self.causal, self.cross, self.alibi = causal, cross, alibi
         self.self_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="self_norm")
-        self.self_attention = MultiHeadAttention(heads, width, dropout, name="self_attention")
+        self.self_attention = MultiHeadAttention(heads, width, dropout, alibi=alibi, name="self_attention")
         if cross:
             self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="cross_norm")
             self.cross_attention = MultiHeadAttention(heads, width, dropout, name="cross_attention")
@@ -206,6 +238,8 @@ class TransformerBlock(keras.layers.Layer):
         its self-attention ``cache``; cross-attention reads ``context_keys`` (:meth:`context_keys`) under
         ``context_mask`` ``[b, tk]``. -> (``[b, 1, width]``, the new cache, ``{"self": weights}`` and, with
         cross-attention, ``"cross"``: its weights ``[b, heads, 1, tk]``)."""
+        if not self.built:  # the first call may be a step (build() makes every weight at once)
+            self.build(tuple(x.shape), None if context_keys is None else tuple(context_keys["key"].shape))
         a, cache, weights = self.self_attention.step(self.self_norm(x), cache, position)
         x, seen = x + a, {"self": weights}
         if self.cross:
@@ -217,11 +251,11 @@ class TransformerBlock(keras.layers.Layer):
 
     def empty_cache(self, batch, slots: int, dtype="float32") -> dict:
         zeros = ops.zeros((batch, slots, self.width), dtype=dtype)
-        return {"key": zeros, "value": zeros}
+        return {"key": zeros, "value": zeros, "positions": -ops.ones((batch, slots), dtype="int32")}
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "heads": self.heads, "ff_units": self.ff_units,
-                "dropout": self.dropout, "causal": self.causal, "cross": self.cross}
+                "dropout": self.dropout, "causal": self.causal, "cross": self.cross, "alibi": self.alibi}
 
 
 def sequence_encoder(x, mask, cfg, *, name: str = "encoder", return_sequences: bool = True):

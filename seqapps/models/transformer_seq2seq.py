@@ -95,8 +95,7 @@ class TransformerSeq2Seq(SettingsModel):
         for i, block in enumerate(self.decoder_blocks):
             keys = block.context_keys(values)
             cache = block.empty_cache(batch, self.settings["max_target_length"], dtype=values.dtype)
-            state.update({f"context_key_{i}": keys["key"], f"context_value_{i}": keys["value"],
-                          f"key_{i}": cache["key"], f"value_{i}": cache["value"]})
+            state.update({f"context_key_{i}": keys["key"], f"context_value_{i}": keys["value"], f"cache_{i}": cache})
         return state
 
     def step(self, tokens, state, training=False):
@@ -104,9 +103,8 @@ class TransformerSeq2Seq(SettingsModel):
         y = self._embed(self.target_embedding, ops.expand_dims(tokens, 1), ops.expand_dims(position, 1))
         new_state, seen = {**state, "position": position + 1}, None
         for i, block in enumerate(self.decoder_blocks):
-            y, cache, seen = block.step(y, {"key": state[f"key_{i}"], "value": state[f"value_{i}"]}, position,
-                                        {"key": state[f"context_key_{i}"], "value": state[f"context_value_{i}"]},
-                                        state["mask"])
-            new_state[f"key_{i}"], new_state[f"value_{i}"] = cache["key"], cache["value"]
+            y, new_state[f"cache_{i}"], seen = block.step(
+                y, state[f"cache_{i}"], position,
+                {"key": state[f"context_key_{i}"], "value": state[f"context_value_{i}"]}, state["mask"])
         logits = self.logits_layer(self.decoder_norm(y))[:, 0]
         return logits, new_state, {"attention": ops.mean(seen["cross"], axis=1)[:, 0]}
