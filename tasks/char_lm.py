@@ -12,6 +12,13 @@ time, inside the graph, starting from the state reached after a fixed warm-up pa
 of the training text (see ``CharVocab`` and :mod:`seqapps.serving.lm`): ``serving_default`` primes on raw text and samples
 (temperature / top-k / top-p, seeded), ``score`` returns log-likelihoods and
 ``states`` every layer's hidden (and LSTM cell) state at every character.
+
+``--set model.architecture=transformer`` makes the model :class:`seqapps.models.CharTransformer`:
+``model.layers`` causal self-attention blocks of width ``model.units`` (``model.heads`` heads, ALiBi
+relative positions) whose context window is ``train.bptt`` characters. It always trains on random
+windows (``train.stateful`` is the recurrent model's); its export reads and samples through a ring
+key/value cache of the last ``train.bptt`` characters, so the same signatures work and a longer
+prime counts only by its last ``train.bptt`` characters; ``states`` records each block's output.
 """
 
 from __future__ import annotations
@@ -24,12 +31,13 @@ import numpy as np
 import tensorflow as tf
 
 from seqapps import commands
-from seqapps.config import AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
+from seqapps.config import AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig, TransformerConfig
 from seqapps.data.plaintext import CharVocab, load_texts
 from seqapps.errors import ConfigError, DataError
 from seqapps.distribute import per_replica
 from seqapps.data.streams import ResetStates, random_window_dataset, stateful_dataset, stream_windows
-from seqapps.models import CharLanguageModel
+from seqapps.layers.transformer import ARCHITECTURES
+from seqapps.models import CharLanguageModel, CharTransformer
 from seqapps.presets import Preset
 from seqapps.predict import Predictor, decode_strings, text_items
 from seqapps.registry import register
@@ -44,11 +52,11 @@ class CharLMData(DataConfig):
 
 
 @dataclasses.dataclass
-class CharLMModel(ModelConfig):
+class CharLMModel(TransformerConfig, ModelConfig):
     units: int = 256
     layers: int = 1
     bidirectional: bool = False
-    embedding_dim: int = 64
+    embedding_dim: int = 64      # rnn; the transformer's embeddings have its width (model.units)
 
 
 @dataclasses.dataclass
@@ -105,7 +113,8 @@ class CharLMPredictor(Predictor):
             raise DataError("the text to inspect is empty")
         out = self.call("states", text=[text])
         n = int(out["length"][0])
-        cell = out["cell"][0, :n] if self.metadata["config"]["model"]["cell"] == "lstm" else None
+        model = self.metadata["config"]["model"]
+        cell = out["cell"][0, :n] if model["cell"] == "lstm" and model.get("architecture") != "transformer" else None
         return {"chars": list(text)[:n], "hidden": out["hidden"][0, :n], "cell": cell}
 
     def predict(self, inputs):
@@ -126,6 +135,7 @@ class CharLM(Task):
     prep_class = CharVocab
     unused = {"data.max_length": "it reads the text in train.bptt windows"}
     ranges = {"train.bptt": AT_LEAST_1, "data.eval_streams": AT_LEAST_1}
+    choices = {"model.architecture": ARCHITECTURES}
     presets = (Preset("shakespeare", "GRU 256, batch 32, 100-character windows, 10 epochs (no early stop), cosine decay",
                       ("model.cell=gru", "model.units=256", "train.batch_size=32", "train.bptt=100", "train.epochs=10",
                        "train.decay=cosine", "train.patience=0"), data="tinyshakespeare"),)
@@ -141,7 +151,7 @@ class CharLM(Task):
         if t.bptt < 1:
             raise ConfigError(f"train.bptt must be >= 1, got {t.bptt}")
         train_ids, val_ids = prep.encode(splits.train), prep.encode(splits.val)
-        if t.stateful:
+        if self._stateful(cfg):
             val_bptt = max(1, min(t.bptt, (len(val_ids) - 1) // t.batch_size))
             return (stateful_dataset(train_ids, t.batch_size, t.bptt, "training text"),
                     stateful_dataset(val_ids, t.batch_size, val_bptt, "validation text"))
@@ -153,16 +163,24 @@ class CharLM(Task):
         m = cfg.model
         if m.bidirectional:
             raise ConfigError("model.bidirectional must be false for char_lm: a language model reads left to right")
+        if m.architecture == "transformer":
+            return CharTransformer(prep.size, units=m.units, layers=m.layers, heads=m.heads, ff_units=m.ff_units,
+                                   dropout=m.dropout, context=cfg.train.bptt, name="char_lm")
         return CharLanguageModel(prep.size, cell=m.cell, units=m.units, layers=m.layers, embedding_dim=m.embedding_dim,
                                  dropout=m.dropout, recurrent_dropout=m.recurrent_dropout,
-                                 batch_size=per_replica(cfg.train.batch_size) if cfg.train.stateful else 0,
+                                 batch_size=per_replica(cfg.train.batch_size) if self._stateful(cfg) else 0,
                                  name="char_lm")
 
     def compile(self, model, cfg, optimizer, prep):
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     def callbacks(self, cfg, prep):
-        return [ResetStates()] if cfg.train.stateful else []
+        return [ResetStates()] if self._stateful(cfg) else []
+
+    @staticmethod
+    def _stateful(cfg) -> bool:
+        """Truncated BPTT with carried state: the recurrent model's (the transformer reads windows)."""
+        return cfg.train.stateful and cfg.model.architecture == "rnn"
 
     def endpoints(self, model, prep, cfg):
         return lm_endpoints(model, prep)
