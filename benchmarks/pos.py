@@ -124,7 +124,8 @@ def spacy_row(name, splits, gold, oov, args, out) -> tuple[str, dict]:
     overrides = dict(kv.split("=", 1) for kv in args.spacy_extra)
     if name == SMOKE:
         overrides = {"training.max_steps": 20, "training.eval_frequency": 10, **overrides}
-    tagger = spacy_tagger.train(splits.train, splits.val, out / name / "spacy", overrides=overrides)
+    # beside the seqapps run directory, which its training overwrites
+    tagger = spacy_tagger.train(splits.train, splits.val, out / f"{name}-spacy", overrides=overrides)
     predicted = tagger.tag([w for w, _ in splits.test])
     last, best = tagger.log[-1], tagger.best
     label = "spaCy tagger (CNN, from scratch)"
