@@ -115,3 +115,22 @@ def test_pos_refuses_heads_that_do_not_divide_its_width(tmp_path):
     with pytest.raises(ConfigError, match=r"^model.heads \(5\) must divide model.units \(128\)"):
         seqapps.train("pos", "demo", overrides=["model.architecture=transformer", "model.heads=5"],
                       run_dir=tmp_path / "r", verbose=0)
+
+
+def test_every_signature_survives_hostile_inputs_and_long_texts(trained):
+    """The recurrent models' bad-input contract: random bytes, NaN/inf, extreme integers, batches
+    of 0..5, and (for the text inputs) an empty string, emoji and 100,000 characters."""
+    from seqapps.testing import fuzz_signature
+
+    for signature in trained["loaded"].signatures:
+        counts = fuzz_signature(trained["loaded"], signature, max_examples=6, seed=0)
+        assert counts["tried"] == 6, counts
+    texts = ["", "😀 🎉 ok", "a" * 100_000]
+    name = trained["task"].name
+    if name == "char_lm":  # a prime far longer than the context window (train.bptt)
+        out = trained["loaded"].generate(texts, length=5, temperature=0.0)
+        assert [len(t) for t in out] == [5, 5, 5]
+        assert trained["loaded"].generate("x" * 5000 + "ab", length=5, temperature=0.0) == \
+            trained["loaded"].generate("y" * 40 + "x" * 60 + "ab", length=5, temperature=0.0)  # only the end counts
+    else:
+        assert len(trained["loaded"].predict(texts)) == 3

@@ -33,18 +33,20 @@ def reader(model, prep):
     """``read(text, skip_unknown)`` -> (ids ``[batch, 1 + time]``: the last warm-up character, then
     each text's, 0-padded and at least one wide; the texts' lengths; the warm state for the batch)."""
     lookup = prep.lookup()
-    warm, last = warm_start(model, prep.encode(prep.warmup))
+    warm, warm_last = warm_start(model, prep.encode(prep.warmup))
 
-    def read(text, skip_unknown=False):
+    def read(text, skip_unknown=False, last=None):
         ids = tf.cast(lookup(tf.strings.unicode_split(text, "UTF-8", errors="replace")), tf.int32)
         if skip_unknown:  # characters outside the vocabulary are skipped
             ids = tf.ragged.boolean_mask(ids, ids > 0)
+        if last is not None:  # only the last ``last`` characters
+            ids = ids[:, -last:]
         lengths = tf.cast(ids.row_lengths(), tf.int32)
         dense = ids.to_tensor(default_value=0)
         dense = tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
         batch = tf.shape(dense)[0]
         state = tf.nest.map_structure(lambda t: tf.repeat(tf.constant(t), batch, axis=0), warm)
-        return tf.concat([tf.fill([batch, 1], last), dense], axis=1), lengths, state
+        return tf.concat([tf.fill([batch, 1], warm_last), dense], axis=1), lengths, state
     return read
 
 
@@ -65,14 +67,16 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
     """``serving_default`` (generate: prime text in, sampled continuation out), ``score``
     (log-likelihoods) and ``states`` (every layer's state after each character) over ``model``."""
     read, id_to_char = reader(model, prep), tf.constant([""] + prep.chars)
+    window = model.settings.get("context")
     step = decoding.banned(model.step, [0])  # never sample the unknown id
 
     def generate(prime, length, temperature, top_k, top_p, seed):
         temperature = checks.in_range(temperature, "temperature", low=0)
         top_k = checks.in_range(top_k, "top_k", low=0, what="an integer")
         top_p = checks.in_range(top_p, "top_p", low=0, high=1, low_open=True)
-        # an empty prime continues straight after the warm-up passage (a paragraph break)
-        ids, lengths, state = read(prime, skip_unknown=True)
+        # an empty prime continues straight after the warm-up passage (a paragraph break); a model with
+        # a context window (the transformer's) reads only the prime's last ``context`` characters
+        ids, lengths, state = read(prime, skip_unknown=True, last=window)
         state = decoding.read(model.step, state, ids, lengths)["state"]  # all but each row's last character
         n = tf.clip_by_value(length, 0, MAX_GENERATE)  # one spare step keeps the shapes defined when n is 0
         out = decoding.sample(step, state, tf.gather(ids, lengths, batch_dims=1), -1, tf.maximum(n, 1),
@@ -104,6 +108,7 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
             f"length is clipped to 0..{MAX_GENERATE}; temperature (finite, >= 0; 0 is greedy), top_k (>= 0; 0 is off) "
             "and top_p (in (0, 1]; 1 is off) outside their ranges fail the call with 'invalid input: ...'; "
             "the same seed (and batch) gives the same text; characters outside the vocabulary are skipped; "
+            + (f"only the prime's last {window} characters are read (the context window); " if window else "") +
             "reading starts after the warm-up passage in metadata.json, so an empty prime starts a new paragraph"),
         "score": Endpoint(score, [tf.TensorSpec([None], tf.string, name="text")],
                           "text [batch] -> log_likelihood (nats, sum over characters 2..n) and count [batch]"),
