@@ -8,6 +8,7 @@ import json
 import pickle
 
 import keras
+import numpy as np
 import pytest
 
 import seqapps
@@ -134,3 +135,24 @@ def test_every_signature_survives_hostile_inputs_and_long_texts(trained):
             trained["loaded"].generate("y" * 40 + "x" * 60 + "ab", length=5, temperature=0.0)  # only the end counts
     else:
         assert len(trained["loaded"].predict(texts)) == 3
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_the_transformer_trains_and_exports_in_mixed_precision(name, tmp_path):
+    """float16 compute, float32 scores and outputs: finite answers from the export, and the policy is
+    float32 again afterwards."""
+    from seqapps.testing import make_batch
+
+    task = registry.get(name)
+    overrides = [*task.tiny_overrides, *TRANSFORMER, *TINY[name], "train.mixed_precision=true",
+                 "train.steps_per_epoch=2", "train.epochs=1"]
+    run = seqapps.train(name, "demo", overrides=overrides, run_dir=tmp_path / "run", verbose=0, evaluate=False)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    export = run.export(tmp_path / "export")
+    predictor, meta = seqapps.load(export), json.loads((export / "metadata.json").read_text())
+    specs = predictor.signatures["serving_default"][1]
+    out = predictor.call(**make_batch(specs, task.sample_inputs(np.random.default_rng(0), 3, meta)))
+    for key, value in out.items():
+        assert value.shape[0] == 3, key
+        if np.issubdtype(value.dtype, np.floating):
+            assert value.dtype != np.float16 and np.isfinite(value).all(), key

@@ -94,11 +94,12 @@ class MultiHeadAttention(keras.layers.Layer):
         check_heads(width, heads)
         self.heads, self.width, self.dropout, self.alibi = heads, width, dropout, alibi
         self.head_dim = width // heads
-        self.query = keras.layers.Dense(width, name="query")
-        self.key = keras.layers.Dense(width, name="key")
-        self.value = keras.layers.Dense(width, name="value")
-        self.output_dense = keras.layers.Dense(width, name="output")
-        self.weights_dropout = keras.layers.Dropout(dropout)
+        same = {"dtype": self.dtype_policy}  # sublayers follow this layer's policy (mixed precision, reloaded)
+        self.query = keras.layers.Dense(width, name="query", **same)
+        self.key = keras.layers.Dense(width, name="key", **same)
+        self.value = keras.layers.Dense(width, name="value", **same)
+        self.output_dense = keras.layers.Dense(width, name="output", **same)
+        self.weights_dropout = keras.layers.Dropout(dropout, **same)
 
     def build(self, query_shape, context_shape=None):
         context_shape = query_shape if context_shape is None else context_shape
@@ -195,15 +196,16 @@ class TransformerBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.width, self.heads, self.ff_units, self.dropout = width, heads, ff_units, dropout
         self.causal, self.cross, self.alibi = causal, cross, alibi
-        self.self_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="self_norm")
-        self.self_attention = MultiHeadAttention(heads, width, dropout, alibi=alibi, name="self_attention")
+        same = {"dtype": self.dtype_policy}  # sublayers follow this layer's policy (mixed precision, reloaded)
+        self.self_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="self_norm", **same)
+        self.self_attention = MultiHeadAttention(heads, width, dropout, alibi=alibi, name="self_attention", **same)
         if cross:
-            self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="cross_norm")
-            self.cross_attention = MultiHeadAttention(heads, width, dropout, name="cross_attention")
-        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="ff_norm")
-        self.ff_inner = keras.layers.Dense(ff_units, activation="relu", name="ff_inner")
-        self.ff_outer = keras.layers.Dense(width, name="ff_outer")
-        self.branch_dropout = keras.layers.Dropout(dropout)
+            self.cross_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="cross_norm", **same)
+            self.cross_attention = MultiHeadAttention(heads, width, dropout, name="cross_attention", **same)
+        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="ff_norm", **same)
+        self.ff_inner = keras.layers.Dense(ff_units, activation="relu", name="ff_inner", **same)
+        self.ff_outer = keras.layers.Dense(width, name="ff_outer", **same)
+        self.branch_dropout = keras.layers.Dropout(dropout, **same)
 
     def build(self, x_shape, context_shape=None):
         for norm in (self.self_norm, self.ff_norm):

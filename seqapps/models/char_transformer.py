@@ -59,7 +59,7 @@ class CharTransformer(SettingsModel):
         state = {"position": ops.zeros((batch_size,), dtype="int32"),
                  "h": ops.zeros((batch_size, s["layers"], s["units"]))}
         for i, block in enumerate(self.blocks):
-            state[f"cache_{i}"] = block.empty_cache(batch_size, s["context"], dtype=self.compute_dtype)
+            state[f"cache_{i}"] = block.empty_cache(batch_size, s["context"], dtype=block.compute_dtype)
         return state
 
     def step(self, tokens, state, training=False):

@@ -71,7 +71,8 @@ class TransformerSeq2Seq(SettingsModel):
         self.built = True
 
     def _embed(self, embedding, ids, positions=None):
-        return self.positions(embedding(ids) * ops.cast(self.scale, self.compute_dtype), positions=positions)
+        vectors = embedding(ids)
+        return self.positions(vectors * ops.cast(self.scale, vectors.dtype), positions=positions)
 
     def encode(self, source, training=False):
         """Source ids -> (encoder output ``[batch, time, width]``, mask)."""
