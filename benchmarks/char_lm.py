@@ -73,9 +73,11 @@ def train_or_rescore(name, variant, args, out) -> dict:
     row = {"run": name, "cell": cfg.model.cell, "stateful": cfg.train.stateful, "epochs": int(len(history)),
            "best_epoch": int(history["val_loss"].idxmin()) + 1, "fit_val_loss": float(history["val_loss"].min()),
            "nats_per_char": val["nats_per_char"], "bits_per_char": val["bits_per_char"],
-           "val_chars": val["chars"], "train_seconds": run.metrics["train_seconds"],
+           "val_chars": val["chars"],
+           # a run whose fit finished but whose scoring after training did not has no metrics file: its epochs' time
+           "train_seconds": run.metrics.get("train_seconds", float(history["epoch_seconds"].sum())),
            "wall_seconds": None if wall is None else round(wall, 1),
-           "scored_after_training": run.metrics["val"]["nats_per_char"], "rescored": args.rescore}
+           "scored_after_training": run.metrics.get("val", {}).get("nats_per_char"), "rescored": args.rescore}
     print(json.dumps(row), flush=True)
     return row
 
@@ -182,7 +184,7 @@ def report(result) -> str:
     for r in result["runs"]:
         wall = "-" if r["wall_seconds"] is None else f"{r['wall_seconds']:.0f}"
         lines.append(f"| {r['run']} | {r['epochs']} ({r['best_epoch']}) | {r['nats_per_char']:.4f} | "
-                     f"{r['bits_per_char']:.4f} | {r['scored_after_training']:.4f} | {r['train_seconds']:.0f} | {wall} |")
+                     f"{r['bits_per_char']:.4f} | {_num(r['scored_after_training'])} | {r['train_seconds']:.0f} | {wall} |")
     if result.get("peers"):
         lines += ["", *peer_report(result)]
     for s in result["samples"]:
@@ -190,6 +192,10 @@ def report(result) -> str:
                   s["prime"] + s["text"], "```"]
     lines.append(f"\ntotal {result['total_seconds']:.0f} s, commit {result['commit']}, {result['machine']}")
     return "\n".join(lines)
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
 
 
 def peer_report(result) -> list[str]:
