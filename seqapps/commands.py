@@ -80,7 +80,9 @@ def _inspect_arguments(p):
                    help="rank the units by how well they track this, and show the best")
     p.add_argument("--unit", type=positive_int, help="unit to colour by (default: the best found, else 0)")
     p.add_argument("--layer", type=at_least_one, default=1)
-    p.add_argument("--state", choices=["hidden", "cell"], default="hidden", help="cell: the LSTM cell state")
+    p.add_argument("--state", choices=["hidden", "cell", "input", "forget", "output", "candidate", "update", "reset"],
+                   default="hidden", help="cell: the LSTM cell state; input/forget/output/candidate: an LSTM gate; "
+                                          "update/reset: a GRU gate")
     p.add_argument("--top", type=at_least_one, default=10, help="units to list with --find")
     p.add_argument("--max-chars", type=positive_int, default=20000, help="read at most this many characters")
     p.add_argument("--out", default="inspect", help="folder for inspect.html, inspect.png, states.npz")

@@ -9,6 +9,12 @@ positive). ``--find quotes|line-position|indent`` ranks all units by how well th
 activation tracks that property of the text (absolute Pearson correlation) and
 colours by the best one: the quote-tracking and line-length cells.
 
+The gates are recorded too (LSTM: input, forget, output and the candidate g; GRU: update
+and reset): ``--state forget`` colours by a forget-gate unit, ``--find`` ranks gate units
+beside the states, and ``keep-gate.png`` draws how much each unit keeps over the passage
+(the LSTM forget gate, the GRU update gate): the distribution of its values and each unit's
+mean, sorted. Sigmoid gates (0..1) are coloured blue at 0 and red at 1.
+
     quotes         1 inside double quotes ("..." or “...”), else 0
     line-position  how many characters the current line has so far
     indent         how many spaces (a tab counts 4) the current line is indented by
@@ -27,6 +33,8 @@ from seqapps.errors import ConfigError, DataError, SeqappsError
 
 PROPERTIES = ("quotes", "line-position", "indent")
 STATES = ("hidden", "cell")
+GATE_NAMES = ("input", "forget", "output", "candidate", "update", "reset")
+KEEP = {"forget": "LSTM forget gate", "update": "GRU update gate"}  # the gate that decides what a unit keeps
 
 
 # -- what to track ------------------------------------------------------------------------------
@@ -82,16 +90,19 @@ def correlations(values: np.ndarray, signal: np.ndarray) -> np.ndarray:
 def rank_units(states: dict, signal: np.ndarray, top: int = 10) -> list[dict]:
     """Units ordered by |r| with ``signal``: ``[{"state", "layer", "unit", "r"}, ...]`` (layers from 1)."""
     rows = []
-    for kind in STATES:
-        values = states.get(kind)
-        if values is None:
-            continue
+    for kind, values in _recorded(states).items():
         time, layers, units = values.shape
         r = correlations(values.reshape(time, layers * units).astype(np.float64), signal)
         rows += [{"state": kind, "layer": i // units + 1, "unit": i % units, "r": float(r[i])}
                  for i in range(layers * units)]
     rows.sort(key=lambda row: -abs(row["r"]))
     return rows[:top] if top else rows
+
+
+def _recorded(states: dict) -> dict:
+    """Every recorded series by name: hidden, cell (LSTM) and each gate, ``[time, layers, units]``."""
+    out = {k: states[k] for k in STATES if states.get(k) is not None}
+    return {**out, **states.get("gates", {})}
 
 
 # -- recording ----------------------------------------------------------------------------------------
@@ -122,11 +133,39 @@ def _colours(values: np.ndarray) -> np.ndarray:
 
 
 def _scale(values: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
-    """Hidden states are already in [-1, 1]; cell states are divided by their largest magnitude."""
+    """Hidden states and the candidate are already in [-1, 1]; sigmoid gates (0..1) are spread over
+    [-1, 1]; cell states are divided by their largest magnitude."""
+    if kind in GATE_NAMES and kind != "candidate":
+        return 2 * values - 1, 1.0
     peak = float(np.max(np.abs(values))) if values.size else 1.0
-    if kind == "hidden" or peak == 0:
+    if kind in ("hidden", "candidate") or peak == 0:
         return values, 1.0
     return values / peak, peak
+
+
+def plot_keep_gate(gates: dict, path, source: str) -> Path | None:
+    """The keep gate's values over the passage: their histogram, and each unit's mean (sorted) per
+    layer. None when the model has no such gate."""
+    from seqapps.viz import plt
+
+    name = next((g for g in KEEP if g in gates), None)
+    if name is None:
+        return None
+    values = np.asarray(gates[name])  # [time, layers, units]
+    layers = values.shape[1]
+    fig, (hist, means) = plt.subplots(1, 2, figsize=(10, 3.2))
+    for layer in range(layers):
+        v = values[:, layer]
+        hist.hist(v.ravel(), bins=50, range=(0, 1), alpha=0.6, label=f"layer {layer + 1}")
+        means.plot(np.sort(v.mean(axis=0))[::-1], label=f"layer {layer + 1}")
+    hist.set(xlabel=f"{KEEP[name]} value", ylabel="characters x units", title=f"{KEEP[name]} over {source}")
+    means.set(xlabel="unit (sorted)", ylabel="mean over the passage", ylim=(0, 1),
+              title="how much each unit keeps")
+    hist.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def write_html(chars, values, path, title: str, ranking=None, note: str = "") -> Path:
@@ -191,8 +230,8 @@ def write_png(chars, values, path, title: str, width: int = 100, max_chars: int 
 def inspect(path, text_file, out_dir="inspect", *, unit: int | None = None, layer: int = 1, state: str = "hidden",
             find: str | None = None, top: int = 10, max_chars: int = 20000) -> dict:
     """Record, rank (with ``find``) and draw; returns what was written and the ranking."""
-    if state not in STATES:
-        raise ConfigError(f"--state expects hidden or cell, got {state!r}")
+    if state not in STATES + GATE_NAMES:
+        raise ConfigError(f"--state expects one of {', '.join(STATES + GATE_NAMES)}, got {state!r}")
     if find is not None and find not in PROPERTIES:
         raise ConfigError(f"--find expects one of {', '.join(PROPERTIES)}, got {find!r}")
     text = read_text(text_file, max_chars)
@@ -209,7 +248,11 @@ def inspect(path, text_file, out_dir="inspect", *, unit: int | None = None, laye
     unit = 0 if unit is None else unit
     if state == "cell" and states["cell"] is None:
         raise ConfigError("--state cell needs an LSTM model; this one keeps only a hidden state")
-    values = states[state]
+    recorded = _recorded(states)
+    if state not in recorded:
+        have = ", ".join(states.get("gates", {})) or "none"
+        raise ConfigError(f"--state {state}: this model has no {state} gate (its gates: {have})")
+    values = recorded[state]
     layers, units = values.shape[1:]
     if not 1 <= layer <= layers:
         raise ConfigError(f"--layer must be between 1 and {layers}, got {layer}")
@@ -232,8 +275,10 @@ def inspect(path, text_file, out_dir="inspect", *, unit: int | None = None, laye
             w = csv.DictWriter(f, fieldnames=["state", "layer", "unit", "r"])
             w.writeheader()
             w.writerows(rank_units(states, property_signal(chars, find), 0))
-    np.savez_compressed(out / "states.npz", chars=np.array(chars),
-                        **{k: states[k] for k in STATES if states[k] is not None})
+    keep = plot_keep_gate(states.get("gates", {}), out / "keep-gate.png", Path(text_file).name)
+    if keep is not None:
+        written["keep_gate"] = keep
+    np.savez_compressed(out / "states.npz", chars=np.array(chars), **_recorded(states))
     written["states"] = out / "states.npz"
     return {"written": {k: str(v) for k, v in written.items()}, "ranking": ranking,
             "shown": {"state": state, "layer": layer, "unit": unit}, "chars": len(chars)}

@@ -36,6 +36,7 @@ from seqapps.data.plaintext import CharVocab, load_texts
 from seqapps.errors import ConfigError, DataError
 from seqapps.distribute import per_replica
 from seqapps.data.streams import ResetStates, random_window_dataset, stateful_dataset, stream_windows
+from seqapps.layers.recurrent import GATES
 from seqapps.layers.transformer import ARCHITECTURES
 from seqapps.models import CharLanguageModel, CharTransformer
 from seqapps.presets import Preset
@@ -107,15 +108,19 @@ class CharLMPredictor(Predictor):
                 "chars": count}
 
     def states(self, text: str) -> dict:
-        """Every layer's hidden state (and LSTM cell state) after each character of ``text``:
-        ``{"chars": [...], "hidden": [time, layers, units], "cell": [...] or None}``."""
+        """Every layer's hidden state (and LSTM cell state) after each character of ``text``, and the
+        gates at each: ``{"chars": [...], "hidden": [time, layers, units], "cell": [...] or None,
+        "gates": {name: [time, layers, units]}}`` (LSTM input/forget/output/candidate, GRU update/reset)."""
         if not text:
             raise DataError("the text to inspect is empty")
         out = self.call("states", text=[text])
         n = int(out["length"][0])
         model = self.metadata["config"]["model"]
-        cell = out["cell"][0, :n] if model["cell"] == "lstm" and model.get("architecture") != "transformer" else None
-        return {"chars": list(text)[:n], "hidden": out["hidden"][0, :n], "cell": cell}
+        recurrent = model.get("architecture", "rnn") == "rnn"
+        names = GATES[model["cell"]] if recurrent else ()
+        gates = {name: out["gates"][0, :n, :, k] for k, name in enumerate(names)} if "gates" in out else {}
+        cell = out["cell"][0, :n] if model["cell"] == "lstm" and recurrent else None
+        return {"chars": list(text)[:n], "hidden": out["hidden"][0, :n], "cell": cell, "gates": gates}
 
     def predict(self, inputs):
         return self.generate(inputs)

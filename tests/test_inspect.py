@@ -70,7 +70,43 @@ def test_inspect_writes_html_png_and_ranking(model_and_text):
     states = np.load(root / "out" / "states.npz")
     assert states["hidden"].shape == (len(sample.read_text()), 1, 16) and states["cell"].shape == states[
         "hidden"].shape
-    assert (root / "out" / "units-line-position.csv").read_text().count("\n") == 2 * 16 + 1
+    # hidden, cell and the four LSTM gates, 16 units each
+    assert (root / "out" / "units-line-position.csv").read_text().count("\n") == 6 * 16 + 1
+    assert states["forget"].shape == states["hidden"].shape
+    assert (root / "out" / "keep-gate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_recorded_gates_rebuild_the_lstm_states(model_and_text):
+    """c_t = f * c_(t-1) + i * g and h_t = o * tanh(c_t), from the export's recorded gates and states."""
+    run, sample, _ = model_and_text
+    from seqapps.predict import load
+
+    states = load(run.dir).states(sample.read_text()[:300])
+    g, c, h = states["gates"], states["cell"][:, 0], states["hidden"][:, 0]
+    assert sorted(g) == ["candidate", "forget", "input", "output"]
+    i, f, o, cand = (g[k][:, 0] for k in ("input", "forget", "output", "candidate"))
+    assert 0 <= f.min() and f.max() <= 1 and -1 <= cand.min() and cand.max() <= 1
+    np.testing.assert_allclose(c[1:], f[1:] * c[:-1] + i[1:] * cand[1:], atol=1e-5)
+    np.testing.assert_allclose(h, o * np.tanh(c), atol=1e-5)
+
+
+def test_gru_gates_rebuild_the_cell_update():
+    """h' = z * h + (1 - z) * tanh(x W_h + b_h + r * (h U_h + b'_h)) with z, r from cell_gates."""
+    import keras
+
+    from seqapps.layers.recurrent import cell_gates
+
+    cell = keras.layers.GRUCell(5)
+    cell.build((None, 3))
+    rng = np.random.default_rng(0)
+    cell.bias.assign(rng.normal(size=cell.bias.shape))
+    x, h = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(4, 5)).astype("float32")
+    z, r = np.moveaxis(np.asarray(cell_gates(cell, x, [h])), 1, 0)
+    new = np.asarray(cell(x, [h])[0])
+    kernel, recurrent, bias = (w.numpy() for w in (cell.kernel, cell.recurrent_kernel, cell.bias))
+    candidate = np.tanh(x @ kernel[:, 10:] + bias[0, 10:] + r * (h @ recurrent[:, 10:] + bias[1, 10:]))
+    np.testing.assert_allclose(new, z * h + (1 - z) * candidate, atol=1e-5)
+    assert np.asarray(cell_gates(keras.layers.SimpleRNNCell(5), x, [h])).shape == (4, 0, 5)
 
 
 def test_states_match_the_keras_layer(model_and_text):
@@ -107,6 +143,7 @@ def test_inspect_cli_and_its_errors(model_and_text, tmp_path):
         (["--text", tmp_path / "missing.txt"], "No such file"),
         (["--text", sample, "--unit", 16], "--unit must be between 0 and 15"),
         (["--text", sample, "--layer", 2], "--layer must be between 1 and 1"),
+        (["--text", sample, "--state", "update"], "this model has no update gate (its gates: input, forget"),
     ]:
         proc = run_cli("inspect", run.dir, *args, "--out", tmp_path / "x")
         assert proc.returncode == 2, (args, proc.stderr)

@@ -56,3 +56,38 @@ def recurrent_stack(x, cfg, *, return_sequences=False, name="rnn", mask=None):
         if cfg.dropout:
             x = keras.layers.Dropout(cfg.dropout, name=f"{name}_{i + 1}_dropout")(x)
     return x
+
+
+#: the gates each cell computes at every step, in the order :func:`cell_gates` stacks them
+GATES = {"lstm": ("input", "forget", "output", "candidate"), "gru": ("update", "reset"), "rnn": ()}
+
+
+def cell_gates(cell, x, carried):
+    """The gate activations a Keras LSTM/GRU cell computes from input ``x`` ``[batch, in]`` and its
+    carried state, ``[batch, gates, units]`` in :data:`GATES` order, read from the cell's own weights:
+    LSTM i, f, o (``recurrent_activation``) and the candidate g (``activation``); GRU z (update) and
+    r (reset), as ``reset_after`` computes them. A SimpleRNN cell has none: ``[batch, 0, units]``."""
+    from keras import ops
+
+    h = carried[0]
+    units = cell.units
+    if isinstance(cell, keras.layers.LSTMCell):
+        z = ops.matmul(x, cell.kernel) + ops.matmul(h, cell.recurrent_kernel)
+        if cell.use_bias:
+            z = z + cell.bias
+        i, f, g, o = (z[:, k * units:(k + 1) * units] for k in range(4))  # Keras' order: i, f, c, o
+        act, rec = cell.activation, cell.recurrent_activation
+        return ops.stack([rec(i), rec(f), rec(o), act(g)], axis=1)
+    if isinstance(cell, keras.layers.GRUCell):
+        bias = cell.bias if cell.use_bias else None
+        from_x = ops.matmul(x, cell.kernel)
+        from_h = ops.matmul(h, cell.recurrent_kernel)
+        if bias is not None:
+            from_x = from_x + (bias[0] if cell.reset_after else bias)
+            if cell.reset_after:
+                from_h = from_h + bias[1]
+        rec = cell.recurrent_activation
+        z = rec(from_x[:, :units] + from_h[:, :units])
+        r = rec(from_x[:, units:2 * units] + from_h[:, units:2 * units])
+        return ops.stack([z, r], axis=1)
+    return ops.zeros((ops.shape(h)[0], 0, units), dtype=h.dtype)

@@ -62,7 +62,7 @@ class CharTransformer(SettingsModel):
             state[f"cache_{i}"] = block.empty_cache(batch_size, s["context"], dtype=block.compute_dtype)
         return state
 
-    def step(self, tokens, state, training=False):
+    def step(self, tokens, state, training=False, gates=False):
         position = state["position"]
         x = self.embedding(ops.expand_dims(tokens, 1))
         new_state, hidden, weights = {"position": position + 1}, [], []
@@ -71,4 +71,7 @@ class CharTransformer(SettingsModel):
             hidden.append(ops.cast(x[:, 0], "float32"))
             weights.append(seen["self"][:, :, 0])
         new_state["h"] = ops.stack(hidden, axis=1)
-        return self.logits_layer(self.norm(x))[:, 0], new_state, {"attention": ops.stack(weights, axis=1)}
+        extras = {"attention": ops.stack(weights, axis=1)}
+        if gates:  # the recurrent model's gate activations; blocks have none
+            extras["gates"] = ops.zeros((ops.shape(tokens)[0], self.settings["layers"], 0, self.settings["units"]))
+        return self.logits_layer(self.norm(x))[:, 0], new_state, extras

@@ -92,11 +92,18 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
         mask = tf.sequence_mask(lengths - 1, tf.shape(targets)[1], dtype=tf.float32)
         return {"log_likelihood": -tf.reduce_sum(nll * mask, axis=1), "count": tf.maximum(lengths - 1, 0)}
 
+    def recording(tokens, carried):  # the step, with this character's gate activations carried to be recorded
+        logits, state, extras = model.step(tokens, carried["state"], gates=True)
+        return logits, {"state": state, "gates": tf.cast(extras["gates"], tf.float32)}, {}
+
     def states(text):
         ids, lengths, state = read(text)
-        recorded = decoding.read(model.step, state, ids, lengths + 1, record=True)["all_states"]
-        hidden = recorded["h"][:, 1:]
-        return {"hidden": hidden, "cell": recorded["c"][:, 1:] if "c" in recorded else hidden, "length": lengths}
+        gates = tf.cast(model.step(ids[:, 0], state, gates=True)[2]["gates"], tf.float32)  # for the shape
+        start = {"state": state, "gates": tf.zeros_like(gates)}
+        recorded = decoding.read(recording, start, ids, lengths + 1, record=True)["all_states"]
+        hidden = recorded["state"]["h"][:, 1:]
+        return {"hidden": hidden, "cell": recorded["state"]["c"][:, 1:] if "c" in recorded["state"] else hidden,
+                "gates": recorded["gates"][:, 1:], "length": lengths}
 
     scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
     return {
@@ -114,5 +121,7 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
                           "text [batch] -> log_likelihood (nats, sum over characters 2..n) and count [batch]"),
         "states": Endpoint(states, [tf.TensorSpec([None], tf.string, name="text")],
                            "text [batch] -> hidden and cell [batch, time, layers, units] after each character "
-                           "(read after the warm-up passage; cell repeats hidden for GRU/SimpleRNN), length [batch]"),
+                           "(read after the warm-up passage; cell repeats hidden for GRU/SimpleRNN), gates "
+                           "[batch, time, layers, gates, units] at each character (LSTM input, forget, output, "
+                           "candidate; GRU update, reset; none for SimpleRNN and the transformer), length [batch]"),
     }
