@@ -24,6 +24,25 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = self.trained if self.trained is not None else time.perf_counter() - self.started
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training once ``seconds`` of fitting have passed (checked after every batch): the epoch
+    it stops in ends early and is validated as usual, so the best checkpoint can be that partial
+    epoch. Measures this process's fit (a resumed run gets the limit again)."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = float(seconds)
+        self.stopped_after = None  # seconds of fitting when it stopped training, if it did
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        elapsed = time.perf_counter() - self.started
+        if elapsed >= self.seconds and not self.model.stop_training:
+            self.model.stop_training, self.stopped_after = True, elapsed
+
+
 class ResumeReport(keras.callbacks.Callback):
     """Placed after ``BackupAndRestore`` and before ``CSVLogger``: once the backup (if any) is
     restored, says where training really continues, and drops the rows of ``history.csv``

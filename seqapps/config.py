@@ -60,6 +60,8 @@ class TrainConfig:
                                 #      and validate/checkpoint with it
     backup_every: int = 100     # batches between resumable backups
     steps_per_epoch: int = 0    # 0 = the whole training set each epoch
+    time_limit: float = 0.0     # seconds of fitting after which training stops (the epoch then ends early
+                                # and is validated); 0 = no limit
 
 
 @dataclasses.dataclass
@@ -210,7 +212,7 @@ RANGES: dict[str, Range] = {
     "model.heads": AT_LEAST_1, "model.ff_units": AT_LEAST_0,
     "train.epochs": AT_LEAST_1, "train.batch_size": AT_LEAST_1, "train.learning_rate": POSITIVE,
     "train.clipnorm": AT_LEAST_0, "train.patience": AT_LEAST_0, "train.ema": FRACTION,
-    "train.backup_every": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0,
+    "train.backup_every": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0, "train.time_limit": AT_LEAST_0,
 }
 
 #: the values a shared string option may take; a task adds its own in ``Task.choices``

@@ -307,7 +307,7 @@ def _preprocessing(task_obj, cfg, run, splits, resuming):
 def _callbacks(task_obj, cfg, run, prep, extra, resuming=False) -> list:
     import keras
 
-    from seqapps.callbacks import EpochTimer, ResumeReport
+    from seqapps.callbacks import EpochTimer, ResumeReport, TimeLimit
 
     monitor, mode = task_obj.monitor, task_obj.monitor_mode
     callbacks = [
@@ -327,6 +327,8 @@ def _callbacks(task_obj, cfg, run, prep, extra, resuming=False) -> list:
         callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if cfg.train.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.patience))
+    if cfg.train.time_limit:
+        callbacks.append(TimeLimit(cfg.train.time_limit))
     return callbacks
 
 

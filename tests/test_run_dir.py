@@ -19,3 +19,18 @@ def test_a_second_training_into_a_busy_run_directory_is_one_line_naming_the_hold
     assert not run_dir.exists()  # nothing was written
     with locked(run_dir):  # released when the block (or the process holding it) ends
         pass
+
+
+def test_a_time_limit_stops_training_inside_its_epoch_and_keeps_the_checkpoint(tmp_path):
+    import pandas as pd
+
+    import seqapps
+
+    tiny = ["model.units=8", "model.embedding_dim=8", "model.subword_buckets=500", "train.batch_size=8",
+            "train.patience=0"]
+    for limit, epochs_run in (("0.001", 1), ("0", 2)):  # the first batch is over a millisecond; no limit: both
+        run = seqapps.train("sentiment", "demo", epochs=2, overrides=[*tiny, f"train.time_limit={limit}"],
+                            run_dir=tmp_path / limit, verbose=0, evaluate=False)
+        history = pd.read_csv(run.history_path)
+        assert len(history) == epochs_run and "val_accuracy" in history, history
+        assert run.model_path.is_file()  # the stopped epoch was validated and checkpointed
