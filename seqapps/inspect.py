@@ -13,7 +13,9 @@ The gates are recorded too (LSTM: input, forget, output and the candidate g; GRU
 and reset): ``--state forget`` colours by a forget-gate unit, ``--find`` ranks gate units
 beside the states, and ``keep-gate.png`` draws how much each unit keeps over the passage
 (the LSTM forget gate, the GRU update gate): the distribution of its values and each unit's
-mean, sorted. Sigmoid gates (0..1) are coloured blue at 0 and red at 1.
+mean, sorted. Sigmoid gates (0..1) are coloured blue at 0 and red at 1. For the transformer
+language model, ``attention.png`` shows, per layer and head, which earlier characters each
+position attends to (its blocks' outputs are the "hidden" states).
 
     quotes         1 inside double quotes ("..." or “...”), else 0
     line-position  how many characters the current line has so far
@@ -141,6 +143,43 @@ def _scale(values: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
     if kind in ("hidden", "candidate") or peak == 0:
         return values, 1.0
     return values / peak, peak
+
+
+def attention_by_position(attention: np.ndarray, layer: int, head: int, n: int) -> np.ndarray:
+    """``[time, layers, heads, context]`` weights by distance back -> ``[n, n]``: row t, column t' <= t,
+    the weight character t gives character t'."""
+    grid = np.zeros((n, n))
+    context = attention.shape[-1]
+    for t in range(n):
+        back = np.arange(min(context, t + 1))
+        grid[t, t - back] = attention[t, layer, head, back]
+    return grid
+
+
+def plot_self_attention(chars, attention: np.ndarray, path, source: str, max_chars: int = 48) -> Path:
+    """One heatmap per layer and head over the first ``max_chars`` characters: which earlier characters
+    each position attends to."""
+    from seqapps.viz import plt
+
+    n = min(max_chars, len(chars))
+    layers, heads = attention.shape[1:3]
+    fig, axes = plt.subplots(layers, heads, figsize=(2.6 * heads + 0.5, 2.6 * layers + 0.5), squeeze=False)
+    labels = ["\u21b5" if c == "\n" else "\u2423" if c == " " else c for c in chars[:n]]
+    for layer in range(layers):
+        for head in range(heads):
+            ax = axes[layer, head]
+            ax.imshow(attention_by_position(attention, layer, head, n), cmap="viridis", vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
+            ticks = range(0, n, max(1, n // 12))
+            ax.set_xticks(list(ticks), [labels[i] for i in ticks], fontsize=6, family="monospace")
+            ax.set_yticks(list(ticks), [labels[i] for i in ticks], fontsize=6, family="monospace")
+    fig.suptitle(f"self-attention over the first {n} characters of {source} (row: reading; column: read)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_keep_gate(gates: dict, path, source: str) -> Path | None:
@@ -278,6 +317,9 @@ def inspect(path, text_file, out_dir="inspect", *, unit: int | None = None, laye
     keep = plot_keep_gate(states.get("gates", {}), out / "keep-gate.png", Path(text_file).name)
     if keep is not None:
         written["keep_gate"] = keep
+    if states.get("attention") is not None:
+        written["attention"] = plot_self_attention(chars, states["attention"], out / "attention.png",
+                                                   Path(text_file).name)
     np.savez_compressed(out / "states.npz", chars=np.array(chars), **_recorded(states))
     written["states"] = out / "states.npz"
     return {"written": {k: str(v) for k, v in written.items()}, "ranking": ranking,

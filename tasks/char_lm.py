@@ -110,7 +110,8 @@ class CharLMPredictor(Predictor):
     def states(self, text: str) -> dict:
         """Every layer's hidden state (and LSTM cell state) after each character of ``text``, and the
         gates at each: ``{"chars": [...], "hidden": [time, layers, units], "cell": [...] or None,
-        "gates": {name: [time, layers, units]}}`` (LSTM input/forget/output/candidate, GRU update/reset)."""
+        "gates": {name: [time, layers, units]}, "attention": [time, layers, heads, context] or None}``
+        (LSTM input/forget/output/candidate, GRU update/reset; the transformer's attention by distance back)."""
         if not text:
             raise DataError("the text to inspect is empty")
         out = self.call("states", text=[text])
@@ -120,7 +121,9 @@ class CharLMPredictor(Predictor):
         names = GATES[model["cell"]] if recurrent else ()
         gates = {name: out["gates"][0, :n, :, k] for k, name in enumerate(names)} if "gates" in out else {}
         cell = out["cell"][0, :n] if model["cell"] == "lstm" and recurrent else None
-        return {"chars": list(text)[:n], "hidden": out["hidden"][0, :n], "cell": cell, "gates": gates}
+        attention = out["attention"][0, :n] if not recurrent and "attention" in out else None
+        return {"chars": list(text)[:n], "hidden": out["hidden"][0, :n], "cell": cell, "gates": gates,
+                "attention": attention}
 
     def predict(self, inputs):
         return self.generate(inputs)

@@ -148,3 +148,25 @@ def test_inspect_cli_and_its_errors(model_and_text, tmp_path):
         proc = run_cli("inspect", run.dir, *args, "--out", tmp_path / "x")
         assert proc.returncode == 2, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+
+
+def test_inspect_draws_the_transformer_lms_attention(tmp_path):
+    import seqapps
+    from seqapps.data.demo.char_lm import text
+    from seqapps.inspect import attention_by_position, inspect
+
+    run = seqapps.train("char_lm", "demo", epochs=1, overrides=[
+        "model.architecture=transformer", "model.units=8", "model.heads=2", "model.layers=2", "train.batch_size=8",
+        "train.bptt=12", "train.steps_per_epoch=4", "data.eval_streams=2"], run_dir=tmp_path / "run", verbose=0)
+    sample = tmp_path / "sample.txt"
+    sample.write_text(text(200, seed=3))
+    result = inspect(run.dir, sample, tmp_path / "out", find="line-position", top=3)
+    assert (tmp_path / "out" / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "keep_gate" not in result["written"]  # no gates in a transformer
+    states = seqapps.load(run.dir).states(sample.read_text())
+    attention = states["attention"]
+    assert attention.shape == (len(sample.read_text()), 2, 2, 12) and states["gates"] == {}
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)  # each head's weights over what it saw
+    assert (attention[:, :, :, 1:] > 0).any()  # it reads back (the first characters also see the warm-up)
+    grid = attention_by_position(attention, 1, 0, 30)
+    assert np.allclose(np.triu(grid, 1), 0) and np.allclose(np.tril(grid, -12), 0)  # causal, within the window

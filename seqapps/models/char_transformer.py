@@ -26,7 +26,7 @@ class CharTransformer(SettingsModel):
 
     ``initial_state(batch)``: ``{"position": [batch], "h": [batch, layers, units], "cache_i": ...}``;
     ``step(ids [batch], state)`` -> ``(logits [batch, vocab], new state, {"attention": [batch, layers,
-    heads, context]})``, the weights over the cache slots."""
+    heads, context]})``: each head's weights on the characters 0, 1, ... context-1 back from this one."""
 
     def __init__(self, vocab_size: int, units: int = 128, layers: int = 4, heads: int = 4, ff_units: int = 0,
                  dropout: float = 0.0, context: int = 128, **kwargs):
@@ -71,7 +71,12 @@ class CharTransformer(SettingsModel):
             hidden.append(ops.cast(x[:, 0], "float32"))
             weights.append(seen["self"][:, :, 0])
         new_state["h"] = ops.stack(hidden, axis=1)
-        extras = {"attention": ops.stack(weights, axis=1)}
+        # the weights by distance back from this character (0: itself) rather than by cache slot
+        stored = new_state["cache_0"]["positions"]  # every block's ring holds the same positions
+        context = self.settings["context"]
+        distance = ops.where(stored >= 0, ops.expand_dims(position, 1) - stored, context)  # none: out of range
+        back = ops.one_hot(distance, context, dtype="float32")  # [b, slots, context]
+        extras = {"attention": ops.einsum("blhs,bsd->blhd", ops.stack(weights, axis=1), back)}
         if gates:  # the recurrent model's gate activations; blocks have none
             extras["gates"] = ops.zeros((ops.shape(tokens)[0], self.settings["layers"], 0, self.settings["units"]))
         return self.logits_layer(self.norm(x))[:, 0], new_state, extras

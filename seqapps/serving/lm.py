@@ -92,18 +92,25 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
         mask = tf.sequence_mask(lengths - 1, tf.shape(targets)[1], dtype=tf.float32)
         return {"log_likelihood": -tf.reduce_sum(nll * mask, axis=1), "count": tf.maximum(lengths - 1, 0)}
 
-    def recording(tokens, carried):  # the step, with this character's gate activations carried to be recorded
+    def seen(extras, batch):
+        """What ``states`` records besides the state: the gates, and (transformer) each head's attention
+        by distance back; ``[batch, layers, 0, 0]`` for what the model has not."""
+        none = tf.zeros([batch, model.settings["layers"], 0, 0])
+        return {"gates": tf.cast(extras["gates"], tf.float32),
+                "attention": tf.cast(extras["attention"], tf.float32) if "attention" in extras else none}
+
+    def recording(tokens, carried):  # the step, with this character's gates and attention carried to be recorded
         logits, state, extras = model.step(tokens, carried["state"], gates=True)
-        return logits, {"state": state, "gates": tf.cast(extras["gates"], tf.float32)}, {}
+        return logits, {"state": state, **seen(extras, tf.shape(tokens)[0])}, {}
 
     def states(text):
         ids, lengths, state = read(text)
-        gates = tf.cast(model.step(ids[:, 0], state, gates=True)[2]["gates"], tf.float32)  # for the shape
-        start = {"state": state, "gates": tf.zeros_like(gates)}
+        first = seen(model.step(ids[:, 0], state, gates=True)[2], tf.shape(ids)[0])  # for the shapes
+        start = {"state": state, **tf.nest.map_structure(tf.zeros_like, first)}
         recorded = decoding.read(recording, start, ids, lengths + 1, record=True)["all_states"]
         hidden = recorded["state"]["h"][:, 1:]
         return {"hidden": hidden, "cell": recorded["state"]["c"][:, 1:] if "c" in recorded["state"] else hidden,
-                "gates": recorded["gates"][:, 1:], "length": lengths}
+                "gates": recorded["gates"][:, 1:], "attention": recorded["attention"][:, 1:], "length": lengths}
 
     scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
     return {
@@ -123,5 +130,7 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
                            "text [batch] -> hidden and cell [batch, time, layers, units] after each character "
                            "(read after the warm-up passage; cell repeats hidden for GRU/SimpleRNN), gates "
                            "[batch, time, layers, gates, units] at each character (LSTM input, forget, output, "
-                           "candidate; GRU update, reset; none for SimpleRNN and the transformer), length [batch]"),
+                           "candidate; GRU update, reset; none for SimpleRNN and the transformer), attention "
+                           "[batch, time, layers, heads, context]: the transformer's weights on the characters "
+                           "0..context-1 back from each (none for recurrent models), length [batch]"),
     }
