@@ -9,7 +9,9 @@ a Python client would, so more of them go to the server. Each round runs for ``-
 For 1, 8 and 64 concurrent clients the rounds alternate -- in process, batching on, batching
 off -- and the whole set repeats; figures are the median of the repeats. "In process" is the
 same signature called directly in a loop from Python (``tf.saved_model.load``) at batch size =
-clients: the ceiling the server is measured against. Last, ``--memory-requests`` (100,000) go
+clients: the ceiling the server is measured against. Beside each round, the CPU time (all
+threads, user + system) the server process, or the in-process loop, spent per request or row:
+on two cores shared with the load generator, it bounds what the server can reach. Last, ``--memory-requests`` (100,000) go
 to the batching server at 64 clients in ten rounds while its resident memory (VmRSS) is read
 after each.
 
@@ -67,6 +69,12 @@ def make_exports(tasks, out: Path) -> Path:
             if proc.wait():
                 sys.exit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr.read().decode()[-2000:]}")
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -155,7 +163,7 @@ def in_process(fn, clients, seconds):
     calls, latencies = [], []
     batch = tf.constant([SENTENCES[i % len(SENTENCES)] for i in range(clients)])
     fn(text=batch)  # warm
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
         t = time.perf_counter()
         {k: v.numpy() for k, v in fn(text=batch).items()}
@@ -164,6 +172,7 @@ def in_process(fn, clients, seconds):
     wall = time.perf_counter() - started
     out = summary(latencies, wall)
     out["rps"] = sum(calls) / wall  # rows/s, comparable with requests/s of one row each
+    out["cpu_ms"] = 1000 * (time.process_time() - cpu) / max(1, sum(calls))  # CPU per row, all threads
     return out
 
 
@@ -213,8 +222,12 @@ def run(args, tasks, exports, servers) -> dict:
             for c in CLIENTS:
                 rounds["in-process", c].append(in_process(fn, c, args.seconds))
                 for mode in ("on", "off"):
-                    load(servers[mode].port, task, c, 1)  # warm this many connections
-                    rounds[mode, c].append(load(servers[mode].port, task, c, args.seconds))
+                    server = servers[mode]
+                    load(server.port, task, c, 1)  # warm this many connections
+                    cpu = cpu_seconds(server.proc.pid)
+                    r = load(server.port, task, c, args.seconds)
+                    r["cpu_ms"] = 1000 * (cpu_seconds(server.proc.pid) - cpu) / max(1, r["requests"])
+                    rounds[mode, c].append(r)
         report["tasks"][task] = {f"{mode} {c}": {**median_of(r), "failed": sum(x["failed"] for x in r)}
                                  for (mode, c), r in rounds.items()}
     server = servers["on"]
@@ -234,13 +247,14 @@ def print_report(report):
     for task, figures in report["tasks"].items():
         print(f"\n{task}: requests/s (in process: rows/s) and latency in ms, median of the repeats")
         print("| clients | in process | batching on | batching off | on / in process | on / off | "
-              "p50 / p95 / p99 on | p50 / p95 / p99 off | failed |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "p50 / p95 / p99 on | p50 / p95 / p99 off | failed | CPU ms per row: in process / on / off |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for c in CLIENTS:
             ip, on, off = (figures[f"{m} {c}"] for m in ("in-process", "on", "off"))
             print(f"| {c} | {ip['rps']:.0f} | {on['rps']:.0f} | {off['rps']:.0f} | {on['rps'] / ip['rps']:.3f} | "
                   f"{on['rps'] / off['rps']:.3f} | {on['p50']:.1f} / {on['p95']:.1f} / {on['p99']:.1f} | "
-                  f"{off['p50']:.1f} / {off['p95']:.1f} / {off['p99']:.1f} | {on['failed'] + off['failed']} |")
+                  f"{off['p50']:.1f} / {off['p95']:.1f} / {off['p99']:.1f} | {on['failed'] + off['failed']} | "
+                  f"{ip['cpu_ms']:.3f} / {on['cpu_ms']:.3f} / {off['cpu_ms']:.3f} |")
     mem = report["memory"]
     first, last = mem["rss_mb_after_each_tenth"][0], mem["rss_mb_after_each_tenth"][-1]
     print(f"\nmemory ({mem['task']}, batching on, {mem['requests']} requests at 64 clients): VmRSS after each "
