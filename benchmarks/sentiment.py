@@ -2,8 +2,8 @@
 
 Train on train.tsv, pick the checkpoint on dev.tsv, report accuracy on test.tsv, for
 seqapps' default configuration with LSTM, GRU and SimpleRNN cells and its one-to-one
-bag-of-words baseline (``--set model.architecture=bag`` over the defaults, and the
-``bag`` preset), side by side with a TF-IDF + logistic-regression baseline and the plain
+bag-of-words baseline (the ``bag`` preset: ``model.architecture=bag`` over the defaults),
+side by side with a TF-IDF + logistic-regression baseline and the plain
 Keras script a user would write by hand (TextVectorization -> Embedding(20000, 128) ->
 Bidirectional(LSTM(128)) -> Dropout(0.5) -> Dense, Adam, batch 64, best epoch by dev).
 Then the exported LSTM model's speed is measured in a separate process. Beside the
@@ -116,7 +116,7 @@ def plain_keras(train, dev, test, epochs: int):
 
 
 #: the bag-of-words rows: results key -> (overrides, preset), each trained by name on sst2
-BAGS = {"seqapps_bag_preset": ([], "bag"), "seqapps_bag": (["model.architecture=bag"], None)}
+BAGS = {"seqapps_bag": ([], "bag")}
 
 
 def seqapps_run(name: str, out: Path, n_train: int, epochs: int | None, overrides=(), preset=None):
@@ -234,7 +234,7 @@ def curves(r) -> dict:
             points.append((round(total, 1), e["dev_accuracy"], e["test_accuracy"]))
         out["plain Keras BiLSTM"] = points
     names = {"seqapps_lstm": "seqapps default (BiLSTM)", "seqapps_gru": "seqapps GRU", "seqapps_rnn": "seqapps SimpleRNN",
-             "seqapps_bag": "seqapps bag (defaults)", "seqapps_bag_preset": "seqapps bag (--preset bag)"}
+             "seqapps_bag": "seqapps bag (--preset bag)"}
     for key, name in names.items():
         if key in r and r[key].get("curve"):
             s, best = r[key], r[key]["best_epoch"] - 1
@@ -283,8 +283,7 @@ def summary(r) -> str:
             lines.append(f"| seqapps sentiment, cell={cell}, best epoch {s['best_epoch']}/{s['epochs_run']} | "
                          f"{s['dev_accuracy']:.4f} | {s['test_accuracy']:.4f} | {s['seconds_per_epoch']} | "
                          f"{s['examples_per_second']} |")
-    for key, label in (("seqapps_bag", "seqapps sentiment, --set model.architecture=bag"),
-                       ("seqapps_bag_preset", "seqapps sentiment, --preset bag")):
+    for key, label in (("seqapps_bag", "seqapps sentiment, --preset bag"),):
         if key in r:
             s = r[key]
             lines.append(f"| {label}, best epoch {s['best_epoch']}/{s['epochs_run']} | {s['dev_accuracy']:.4f} | "

@@ -104,10 +104,8 @@ class Sentiment(Task):
     prep_class = TextClassificationData
     choices = {"model.architecture": (*ARCHITECTURES, "bag"), "model.bag_pooling": BAG_POOLING}
     presets = (Preset("sst2", "the task defaults: 3 epochs, best by dev accuracy", (), data="sst2"),
-               Preset("bag", "the one-to-one baseline, deep-averaging style: mean of word + subword vectors, "
-                      "2 ReLU layers of 128, word dropout 0.3, 6 epochs (patience 2)",
-                      ("model.architecture=bag", "model.units=128", "model.layers=2", "model.word_dropout=0.3",
-                       "train.epochs=6", "train.patience=2")))
+               Preset("bag", "the one-to-one baseline: the defaults with the bag encoder (mean of the word + "
+                      "subword vectors, one ReLU layer of 64; SST-2 test 0.8292)", ("model.architecture=bag",)))
 
     def validate(self, cfg):
         super().validate(cfg)
