@@ -268,7 +268,7 @@ def budgets(r, limits=(30, 60, 120, 300, 600, 1200)) -> list[str]:
 
 
 def summary(r) -> str:
-    lines = [f"| system | dev acc | test acc | s/epoch | train examples/s |", "|---|---|---|---|---|"]
+    lines = ["| system | dev acc | test acc | s/epoch | train examples/s |", "|---|---|---|---|---|"]
     if "tfidf_logreg" in r:
         t = r["tfidf_logreg"]
         lines.append(f"| TF-IDF (1-2 grams) + logistic regression, C={t['C']} | {t['dev_accuracy']:.4f} | "
