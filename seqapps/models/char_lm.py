@@ -26,7 +26,7 @@ class CharLanguageModel(SettingsModel):
 
     ``initial_state(batch)`` is the zero state ``{"h": [batch, layers, units]}`` (plus
     ``"c"`` for LSTM); ``step(ids [batch], state)`` -> ``(logits [batch, vocab], new state, {})``;
-    ``step(..., gates=True)`` also returns ``{"gates": [batch, layers, gates, units]}``, the cells'
+    ``step(..., record=True)`` also returns ``{"gates": [batch, layers, gates, units]}``, the cells'
     gate activations at this character (:func:`seqapps.layers.recurrent.cell_gates`).
     ``batch_size`` > 0 makes the recurrent layers stateful with that batch size.
     """
@@ -65,12 +65,12 @@ class CharLanguageModel(SettingsModel):
         zeros = ops.zeros((batch_size, self.settings["layers"], self.settings["units"]))
         return {"h": zeros, "c": zeros} if self.is_lstm else {"h": zeros}
 
-    def step(self, tokens, state, training=False, gates=False):
+    def step(self, tokens, state, training=False, record=False):
         x = self.embedding(tokens)
         hs, cs, opened = [], [], []
         for i, (cell, drop) in enumerate(zip(self.cells, self.dropouts)):
             carried = [state["h"][:, i], state["c"][:, i]] if self.is_lstm else [state["h"][:, i]]
-            if gates:
+            if record:
                 opened.append(cell_gates(cell, x, carried))
             x, new = cell(x, carried, training=training)
             hs.append(new[0])
@@ -81,7 +81,7 @@ class CharLanguageModel(SettingsModel):
         new_state = {"h": ops.stack(hs, axis=1)}
         if self.is_lstm:
             new_state["c"] = ops.stack(cs, axis=1)
-        return self.logits_layer(x), new_state, ({"gates": ops.stack(opened, axis=1)} if gates else {})
+        return self.logits_layer(x), new_state, ({"gates": ops.stack(opened, axis=1)} if record else {})
 
     def call(self, tokens, training=False):
         x = self.embedding(tokens)

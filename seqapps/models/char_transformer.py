@@ -25,8 +25,9 @@ class CharTransformer(SettingsModel):
     """``call(ids [batch, time])`` -> logits ``[batch, time, vocab]`` (causal).
 
     ``initial_state(batch)``: ``{"position": [batch], "h": [batch, layers, units], "cache_i": ...}``;
-    ``step(ids [batch], state)`` -> ``(logits [batch, vocab], new state, {"attention": [batch, layers,
-    heads, context]})``: each head's weights on the characters 0, 1, ... context-1 back from this one."""
+    ``step(ids [batch], state)`` -> ``(logits [batch, vocab], new state, {})``; with ``record=True`` the
+    extras hold ``"attention"`` ``[batch, layers, heads, context]``, each head's weights on the characters
+    0, 1, ... context-1 back from this one (and empty ``"gates"``)."""
 
     def __init__(self, vocab_size: int, units: int = 128, layers: int = 4, heads: int = 4, ff_units: int = 0,
                  dropout: float = 0.0, context: int = 128, **kwargs):
@@ -62,7 +63,7 @@ class CharTransformer(SettingsModel):
             state[f"cache_{i}"] = block.empty_cache(batch_size, s["context"], dtype=block.compute_dtype)
         return state
 
-    def step(self, tokens, state, training=False, gates=False):
+    def step(self, tokens, state, training=False, record=False):
         position = state["position"]
         x = self.embedding(ops.expand_dims(tokens, 1))
         new_state, hidden, weights = {"position": position + 1}, [], []
@@ -71,12 +72,14 @@ class CharTransformer(SettingsModel):
             hidden.append(ops.cast(x[:, 0], "float32"))
             weights.append(seen["self"][:, :, 0])
         new_state["h"] = ops.stack(hidden, axis=1)
-        # the weights by distance back from this character (0: itself) rather than by cache slot
-        stored = new_state["cache_0"]["positions"]  # every block's ring holds the same positions
-        context = self.settings["context"]
-        distance = ops.where(stored >= 0, ops.expand_dims(position, 1) - stored, context)  # none: out of range
-        back = ops.one_hot(distance, context, dtype="float32")  # [b, slots, context]
-        extras = {"attention": ops.einsum("blhs,bsd->blhd", ops.stack(weights, axis=1), back)}
-        if gates:  # the recurrent model's gate activations; blocks have none
+        extras = {}
+        if record:  # what inspect reads; generating and scoring never pay for it
+            # the weights by distance back from this character (0: itself) rather than by cache slot
+            stored = new_state["cache_0"]["positions"]  # every block's ring holds the same positions
+            context = self.settings["context"]
+            distance = ops.where(stored >= 0, ops.expand_dims(position, 1) - stored, context)  # none: out of range
+            back = ops.one_hot(distance, context, dtype="float32")  # [b, slots, context]
+            extras["attention"] = ops.einsum("blhs,bsd->blhd", ops.stack(weights, axis=1), back)
+            # the recurrent model's gate activations; blocks have none
             extras["gates"] = ops.zeros((ops.shape(tokens)[0], self.settings["layers"], 0, self.settings["units"]))
         return self.logits_layer(self.norm(x))[:, 0], new_state, extras

@@ -100,12 +100,12 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
                 "attention": tf.cast(extras["attention"], tf.float32) if "attention" in extras else none}
 
     def recording(tokens, carried):  # the step, with this character's gates and attention carried to be recorded
-        logits, state, extras = model.step(tokens, carried["state"], gates=True)
+        logits, state, extras = model.step(tokens, carried["state"], record=True)
         return logits, {"state": state, **seen(extras, tf.shape(tokens)[0])}, {}
 
     def states(text):
         ids, lengths, state = read(text)
-        first = seen(model.step(ids[:, 0], state, gates=True)[2], tf.shape(ids)[0])  # for the shapes
+        first = seen(model.step(ids[:, 0], state, record=True)[2], tf.shape(ids)[0])  # for the shapes
         start = {"state": state, **tf.nest.map_structure(tf.zeros_like, first)}
         recorded = decoding.read(recording, start, ids, lengths + 1, record=True)["all_states"]
         hidden = recorded["state"]["h"][:, 1:]
