@@ -23,7 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seqapps.config import Config, DataConfig, ModelConfig, TrainConfig, TransformerConfig
+from seqapps.config import (AT_LEAST_0, AT_LEAST_1, FRACTION, Config, DataConfig, ModelConfig, TrainConfig,
+                            TransformerConfig)
 from seqapps.data import text as textlib
 from seqapps.data.classification import TextClassificationData, load_labelled_texts
 from seqapps.errors import ConfigError, DataError
@@ -57,6 +58,7 @@ class SentimentModel(TransformerConfig, ModelConfig):
     word_dropout: float = 0.0   # drop whole words (their embedding) during training
     subwords: bool = True       # add hashed character n-gram vectors (unseen words get one too)
     subword_buckets: int = 30000
+    subword_dim: int = 0        # > 0: the n-gram table's width, its mean projected to embedding_dim (a faster step)
     pooling: str = "max_mean"   # rnn: last | max | mean | max_mean; transformer: max | mean | max_mean
     head_dropout: float = 0.5
 
@@ -103,6 +105,8 @@ class Sentiment(Task):
     predictor_class = SentimentPredictor
     prep_class = TextClassificationData
     choices = {"model.architecture": (*ARCHITECTURES, "bag"), "model.bag_pooling": BAG_POOLING}
+    ranges = {"model.subword_buckets": AT_LEAST_1, "model.subword_dim": AT_LEAST_0, "model.word_dropout": FRACTION,
+              "model.head_dropout": FRACTION}
     presets = (Preset("sst2", "the task defaults: 3 epochs, best by dev accuracy", (), data="sst2"),
                Preset("bag", "the one-to-one baseline: the defaults with the bag encoder (mean of the word + "
                       "subword vectors, one ReLU layer of 64; SST-2 test 0.8292)", ("model.architecture=bag",)))
@@ -142,7 +146,8 @@ class Sentiment(Task):
         if m.subwords:
             inputs["subwords"] = keras.Input(shape=(None, None), dtype="int64", name="subwords")
             x = keras.layers.Add(name="word_vectors")(
-                [x, SubwordEmbedding(m.embedding_dim, m.subword_buckets, name="subword_embedding")(inputs["subwords"])])
+                [x, SubwordEmbedding(m.subword_dim or m.embedding_dim, m.subword_buckets,
+                                 m.embedding_dim if m.subword_dim else 0, name="subword_embedding")(inputs["subwords"])])
         if m.word_dropout:
             x = keras.layers.Dropout(m.word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)

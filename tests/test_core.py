@@ -137,6 +137,35 @@ def test_bucketing_groups_similar_lengths_and_keeps_every_example():
     assert batches == int(ds.cardinality()) and len(widths) <= len(edges)
 
 
+
+def test_bucketed_batches_are_the_batches_bucketing_the_examples_gives():
+    """Only indices are shuffled and bucketed; the batches (order, rows, padding) are the ones the
+    examples themselves give through tf.data's shuffle + bucket_by_sequence_length."""
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 30, size=200)
+    words = tf.ragged.constant([[list(range(1, rng.integers(1, 6) + 1)) for _ in range(n)] for n in lengths])
+    tags = tf.ragged.constant([list(rng.integers(1, 9, size=n)) for n in lengths])
+    features = {"words": words, "chars": words}
+    ds = bucketed_batches(features, tags, lengths, 16, shuffle=True, seed=5, padding_value=-1)
+    edges = default_boundaries(int(lengths.max()) + 1) + [int(lengths.max()) + 1]
+    examples = tf.data.Dataset.from_tensor_slices(
+        (words.to_tensor(-1, shape=[None, None, 5]), tags.to_tensor(-1), lengths.astype(np.int32)))
+    # the reference: every example densified on its own, then shuffled and bucketed (rows trimmed to their length)
+    reference = examples.map(lambda w, t, n: (w[:n], t[:n], n)).shuffle(200, seed=5).bucket_by_sequence_length(
+        lambda w, t, n: n, edges, [16] * (len(edges) + 1), padding_values=(-1, -1, 0), pad_to_bucket_boundary=True)
+    for _ in range(2):  # a second epoch reshuffles the same way
+        got = [(x["words"].numpy(), y.numpy()) for x, y in ds]
+        want = [(w.numpy(), t.numpy()) for w, t, _ in reference]
+        assert len(got) == len(want) == int(ds.cardinality())
+        for (w, t), (w_ref, t_ref) in zip(got, want):
+            # within a real word, its missing characters are 0; padding words are -1 throughout
+            w_ref = np.where((w_ref == -1) & (t_ref[..., None] != -1), 0, w_ref)
+            np.testing.assert_array_equal(t, t_ref)
+            np.testing.assert_array_equal(w, w_ref)
+    unshuffled = [y.numpy() for _, y in bucketed_batches(features, tags, lengths, 16, shuffle=False)]
+    assert sorted(len(b) for b in unshuffled) == sorted(len(b) for b, _ in got)
+
+
 # -- layers ----------------------------------------------------------------------------------------
 def test_recurrent_factory_keeps_cudnn_eligible_defaults():
     cfg = registry.get("sentiment").default_config().model
@@ -229,7 +258,13 @@ def test_subword_vectors_give_unseen_words_a_vector_and_padding_zeros():
     wider = tf.pad(ids, [[0, 0], [0, 0], [0, 7]])
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(wider)), out, atol=1e-6)
     again = SubwordEmbedding.from_config(layer.get_config())
-    assert (again.dim, again.buckets) == (6, 500)
+    assert (again.dim, again.buckets, again.output_dim) == (6, 500, 0)
+    # a narrow table projected to the model's width: same padding rules, one more weight
+    narrow = SubwordEmbedding(3, buckets=500, output_dim=6)
+    projected = keras.ops.convert_to_numpy(narrow(ids))
+    assert projected.shape == (2, 3, 6) and np.all(projected[0, 1] == 0) and np.any(projected[0, 2] != 0)
+    assert [tuple(w.shape) for w in narrow.weights] == [(501, 3), (3, 6)]
+    assert SubwordEmbedding.from_config(narrow.get_config()).output_dim == 6
     empty = dense_char_ngram_ids(tf.zeros([0, 4], tf.string), 500)
     assert empty.shape[0] == 0 and empty.shape[1] == 4
 

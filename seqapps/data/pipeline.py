@@ -36,18 +36,27 @@ def bucketed_batches(features, targets, lengths, batch_size: int, *, shuffle: bo
         boundaries = [*boundaries, longest + 1]
     bucket = np.searchsorted(boundaries, lengths, side="right")
     n_batches = sum(math.ceil(c / batch_size) for c in np.bincount(bucket) if c)
-    inner = [_inner_shape(t) for t in tf.nest.flatten((features, targets), expand_composites=False)]
-    ds = tf.data.Dataset.from_tensor_slices((features, targets, lengths.astype(np.int32)))
-    ds = ds.map(lambda x, y, n: (*_dense((x, y), inner), n))
+    leaves = [t if isinstance(t, tf.RaggedTensor) else tf.convert_to_tensor(t)
+              for t in tf.nest.flatten((features, targets), expand_composites=False)]
+    inner = [_inner_shape(t) for t in leaves]
+    # Only (index, length) pairs flow through shuffling and bucketing; each batch then gathers its rows
+    # at once. The batches are the ones bucketing the examples themselves gives (shuffling draws the same
+    # permutation whatever the elements are), without densifying every example one by one.
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(lengths), dtype=np.int64), lengths.astype(np.int32)))
     if shuffle:
         ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.bucket_by_sequence_length(
-        element_length_func=lambda x, y, n: n,
+        element_length_func=lambda i, n: n,
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padding_values=None if padding_value == 0 else padding_value,
-        pad_to_bucket_boundary=True)
-    ds = ds.map(lambda x, y, n: (x, y), num_parallel_calls=tf.data.AUTOTUNE)
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+    edges = tf.constant(boundaries, tf.int32) - 1
+
+    def gather(index, length):
+        edge = edges[tf.reduce_sum(tf.cast(edges < tf.reduce_max(length), tf.int32))]
+        rows = [_rows(t, index, edge, dims, padding_value) for t, dims in zip(leaves, inner)]
+        return tf.nest.pack_sequence_as((features, targets), rows)
+
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)
 
 
@@ -59,12 +68,14 @@ def _inner_shape(t):
     return list(shape[2:])
 
 
-def _dense(tree, inner):
-    """Rows sliced from a ragged tensor arrive as ragged values; make them plain, their inner
-    dimensions padded to ``inner`` (one list per leaf; the time dimension is padded per bucket)."""
-    def dense(t, dims):
-        if isinstance(t, tf.RaggedTensor):
-            return t.to_tensor(shape=[None, *dims] if t.shape.rank > 1 else None)
-        return tf.convert_to_tensor(t)
-    leaves = tf.nest.flatten(tree)
-    return tf.nest.pack_sequence_as(tree, [dense(t, dims) for t, dims in zip(leaves, inner)])
+def _rows(t, index, edge, inner, padding_value):
+    """Rows ``index`` of ``t``, dense: the time dimension padded to ``edge`` with ``padding_value``,
+    inner ragged dimensions (a word's characters, its n-grams) to ``inner`` with 0."""
+    if not isinstance(t, tf.RaggedTensor):
+        return tf.gather(t, index)
+    rows = tf.gather(t, index)
+    if isinstance(rows.values, tf.RaggedTensor):
+        rows = rows.with_values(rows.values.to_tensor(0, shape=[None, *inner]))
+    shape = tf.stack([tf.shape(index)[0], edge, *inner])
+    dense = rows.to_tensor(tf.cast(padding_value, rows.dtype), shape=shape)
+    return tf.ensure_shape(dense, [None, None, *inner])

@@ -43,25 +43,33 @@ def dense_char_ngram_ids(words, buckets: int, min_n: int = 3, max_n: int = 5, ma
 @keras.saving.register_keras_serializable(package="seqapps")
 class SubwordEmbedding(keras.layers.Layer):
     """``[batch, time, grams]`` n-gram ids (0 = padding) -> ``[batch, time, dim]``: the mean
-    of the ids' embeddings. A word with no n-grams (padding) gives zeros."""
+    of the ids' embeddings. A word with no n-grams (padding) gives zeros.
 
-    def __init__(self, dim: int, buckets: int = 30000, **kwargs):
+    ``output_dim`` > 0 keeps the n-gram table narrow (``dim`` wide) and maps the mean to
+    ``output_dim`` with one linear layer: the table's gradient and optimizer update, most
+    of a training step's cost, shrink by ``output_dim / dim``."""
+
+    def __init__(self, dim: int, buckets: int = 30000, output_dim: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.dim, self.buckets = dim, buckets
+        self.dim, self.buckets, self.output_dim = dim, buckets, output_dim
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(shape=(self.buckets + 1, self.dim), name="embeddings",
                                           initializer=keras.initializers.RandomUniform(-0.05, 0.05))
+        if self.output_dim:
+            self.projection = self.add_weight(shape=(self.dim, self.output_dim), name="projection",
+                                              initializer="glorot_uniform")
 
     def call(self, ids):
         ids = ops.cast(ids, "int32")
         present = ops.cast(ops.expand_dims(ops.greater(ids, 0), -1), self.compute_dtype)
         vectors = ops.take(self.embeddings, ids, axis=0) * present
         count = ops.sum(present, axis=2)
-        return ops.sum(vectors, axis=2) / ops.maximum(count, 1.0)
+        mean = ops.sum(vectors, axis=2) / ops.maximum(count, 1.0)
+        return ops.matmul(mean, ops.cast(self.projection, self.compute_dtype)) if self.output_dim else mean
 
     def compute_output_shape(self, shape):
-        return (*shape[:2], self.dim)
+        return (*shape[:2], self.output_dim or self.dim)
 
     def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "buckets": self.buckets}
+        return {**super().get_config(), "dim": self.dim, "buckets": self.buckets, "output_dim": self.output_dim}
