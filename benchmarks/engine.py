@@ -2,12 +2,15 @@
 
 For every task, each backend trains the task's default dataset with its preset (what
 ``python -m seqapps train TASK --data NAME --backend B`` gives) for two epochs of the same
-number of steps; the backends alternate and the whole round repeats, and each figure is
-the best of its repeats. Epoch 1 includes compiling (XLA on JAX, tracing on TensorFlow),
-epoch 2 is steady: compile time is their difference. For sentiment the hand-written Keras
-script (TextVectorization -> Embedding(20000, 128) -> BiLSTM(128) -> Dropout -> Dense, Adam,
-batch 64, TensorFlow backend) runs in the same rounds. The float32 matmul peak of this CPU
-(numpy sgemm) is measured by the same script, for scale.
+number of steps (sentiment: two whole epochs); the backends alternate and the whole round
+repeats, and each figure is the best of its repeats. Epoch 1 includes compiling (XLA on JAX,
+tracing on TensorFlow), epoch 2 is steady: compile time is their difference. For sentiment
+the hand-written Keras script (TextVectorization -> Embedding(20000, 128) -> BiLSTM(128) ->
+Dropout -> Dense, Adam, batch 64, TensorFlow backend) and the previous engine (the preset's
+earlier settings on the TensorFlow backend: a full-width n-gram table, batch 64) run in the same
+rounds. The float32 matmul peak of this CPU (numpy sgemm) is measured by the same script;
+where a task's matmul FLOPs per example are counted (sentiment, char_lm: 3 x the forward
+pass's multiply-adds x 2, on the unpadded lengths), its share of that peak is reported.
 
     SEQAPPS_DATA=../shared/datasets python benchmarks/engine.py [--tasks sentiment,pos] [--repeats 2]
 """
@@ -27,9 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-#: task -> (dataset, steps per epoch, what one example is, examples per step from the resolved config)
+#: task -> (dataset, steps per epoch (0: whole epochs), what one example is, examples per step from the
+#: resolved config)
 PLAN = {
-    "sentiment": ("sst2", 150, "sentences", lambda cfg: cfg.train.batch_size),
+    "sentiment": ("sst2", 0, "sentences", lambda cfg: cfg.train.batch_size),
     "pos": ("ud_english_ewt", 25, "sentences", lambda cfg: cfg.train.batch_size),
     "char_lm": ("tinyshakespeare", 100, "characters", lambda cfg: cfg.train.batch_size * cfg.train.bptt),
     "translation": ("anki_fra_eng", 60, "sentence pairs", lambda cfg: cfg.train.batch_size),
@@ -37,12 +41,19 @@ PLAN = {
 }
 
 
-def train_once(task: str, backend: str, steps: int, out: Path) -> dict:
+#: rows beside the backends: name -> (task, backend, extra overrides)
+PREVIOUS = {"previous engine": ("sentiment", "tensorflow", ["model.subword_dim=0", "train.batch_size=64",
+                                                           "train.learning_rate=0.001", "train.ema=0"])}
+
+
+def train_once(task: str, backend: str, steps: int, out: Path, extra=()) -> dict:
     """Two epochs of ``steps`` on ``backend`` in a fresh process; epoch times from history.csv."""
     run_dir = out / f"{task}-{backend}"
     cmd = [sys.executable, "-m", "seqapps", "train", task, "--data", PLAN[task][0], "--backend", backend,
            "--epochs", "2", "--set", f"train.steps_per_epoch={steps}", "--set", "train.patience=0",
            "--set", "train.backup_every=0", "--run-dir", run_dir, "--overwrite", "--no-eval"]
+    for override in extra:
+        cmd += ["--set", override]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     proc = subprocess.run(list(map(str, cmd)), cwd=ROOT, env=env, capture_output=True, text=True)
@@ -53,7 +64,7 @@ def train_once(task: str, backend: str, steps: int, out: Path) -> dict:
     return {"first": first, "steady": second, "wall": time.perf_counter() - started}
 
 
-def plain_keras_once(steps: int) -> dict:
+def plain_keras_once(steps: int | None) -> dict:
     """The hand-written SST-2 script, as a user without seqapps writes it, in a fresh TF process."""
     code = f"""
 import json, time, os
@@ -73,7 +84,7 @@ model = keras.Sequential([keras.Input((None,), dtype="int64"), keras.layers.Embe
 model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 times = []
 for _ in range(2):
-    t = time.perf_counter(); model.fit(ds, epochs=1, steps_per_epoch={steps}, verbose=0)
+    t = time.perf_counter(); model.fit(ds, epochs=1, steps_per_epoch={steps} or -(-len(texts) // 64), verbose=0)
     times.append(time.perf_counter() - t)
 print(json.dumps({{"first": times[0], "steady": times[1]}}))
 """
@@ -111,16 +122,53 @@ def measure(tasks, backends, repeats, out) -> dict:
     results = {}
     for task in tasks:
         dataset, steps, unit, per_step = PLAN[task]
-        examples = per_step(resolve_config(registry.get(task), dataset)) * steps
-        runs = {b: [] for b in backends + (["plain keras"] if task == "sentiment" else [])}
+        cfg = resolve_config(registry.get(task), dataset)
+        counted = matmul_flops(task, cfg)
+        examples = per_step(cfg) * steps
+        if not steps or counted:
+            splits = registry.get(task).load_data(cfg)
+            if not steps:
+                examples = len(splits.train[0])
+        extra = {name: spec for name, spec in PREVIOUS.items() if spec[0] == task}
+        runs = {b: [] for b in backends + (["plain keras"] if task == "sentiment" else []) + list(extra)}
         for r in range(repeats):
             for name in runs:
-                got = plain_keras_once(steps) if name == "plain keras" else train_once(task, name, steps, out)
+                if name == "plain keras":
+                    got = plain_keras_once(steps)
+                elif name in extra:
+                    got = train_once(task, extra[name][1], steps, out, extra[name][2])
+                else:
+                    got = train_once(task, name, steps, out)
                 print(f"{task} {name} round {r + 1}: {json.dumps(got)}", flush=True)
                 runs[name].append(got)
+        per_example = counted[1](splits) if counted else None
         results[task] = {"dataset": dataset, "steps": steps, "unit": unit, "examples": examples,
+                         "flops_per_example": per_example,
                          "by": {name: _best(rows, examples) for name, rows in runs.items()}}
     return results
+
+
+def matmul_flops(task, cfg):
+    """``(True, splits -> training FLOPs per example)`` for the tasks whose matmuls are counted, else None:
+    3 x (2 x multiply-adds of the forward pass) per token, on the unpadded lengths."""
+    m = cfg.model
+    if task == "sentiment" and m.architecture == "rnn" and m.cell == "lstm":
+        directions = 2 if m.bidirectional else 1
+        per_token = directions * (m.embedding_dim + m.units) * 4 * m.units
+        per_token += directions * (m.layers - 1) * (directions * m.units + m.units) * 4 * m.units
+        per_token += m.subword_dim * m.embedding_dim if m.subwords and m.subword_dim else 0
+
+        def per_example(splits):
+            from seqapps.data import text as textlib
+            import numpy as np
+
+            words = textlib.words(np.asarray(splits.train[0], dtype=object)).row_lengths().numpy()
+            return 6 * per_token * float(np.minimum(words, cfg.data.max_length or 10 ** 9).mean())
+        return True, per_example
+    if task == "char_lm" and m.architecture == "rnn" and m.cell == "gru":
+        per_char = 3 * (m.embedding_dim + m.units) * m.units + m.units * 66  # GRU gates + the softmax over ~66 symbols
+        return True, lambda splits: 6 * per_char
+    return None
 
 
 def _best(rows, examples) -> dict:
@@ -129,22 +177,28 @@ def _best(rows, examples) -> dict:
         return {"error": rows[-1]["error"]}
     steady = min(r["steady"] for r in good)
     compile_s = min(r["first"] - r["steady"] for r in good)
-    return {"steady_s": round(steady, 2), "per_second": round(examples / steady, 1), "compile_s": round(compile_s, 1)}
+    return {"steady_s": round(steady, 2), "per_second": round(examples / steady, 1), "compile_s": round(compile_s, 1),
+            "repeats": [round(r["steady"], 2) for r in good]}
 
 
 def table(results, peak) -> str:
     lines = [f"float32 matmul peak (numpy sgemm 2048): {peak:.1f} GFLOP/s", "",
-             "| task (dataset, preset) | backend | examples/s (steady epoch) | steady epoch s | compile s | "
-             "ratio to tensorflow |", "|---|---|---|---|---|---|"]
+             "| task (dataset, preset) | run | examples/s (steady epoch) | steady epoch s | compile s | "
+             "share of matmul peak | ratio to tensorflow | ratio to hand-written | ratio to previous |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for task, r in results.items():
-        base = r["by"].get("tensorflow", {}).get("per_second")
+        base = {k: r["by"].get(k, {}).get("per_second") for k in ("tensorflow", "plain keras", "previous engine")}
+        steps = f"{r['steps']} steps" if r["steps"] else "whole epochs"
         for name, b in r["by"].items():
             if "error" in b:
-                lines.append(f"| {task} ({r['dataset']}) | {name} | failed: {b['error']} | | | |")
+                lines.append(f"| {task} ({r['dataset']}) | {name} | failed: {b['error']} | | | | | | |")
                 continue
-            ratio = f"{b['per_second'] / base:.3f}" if base else "-"
-            lines.append(f"| {task} ({r['dataset']}, {r['steps']} steps) | {name} | {b['per_second']:.1f} "
-                         f"{r['unit']} | {b['steady_s']:.2f} | {b['compile_s']:.1f} | {ratio} |")
+            ratios = [f"{b['per_second'] / base[k]:.3f}" if base[k] else "-" for k in base]
+            share = "-"
+            if r.get("flops_per_example") and name != "plain keras" and name != "previous engine":
+                share = f"{b['per_second'] * r['flops_per_example'] / (peak * 1e9):.1%}"
+            lines.append(f"| {task} ({r['dataset']}, {steps}) | {name} | {b['per_second']:.1f} "
+                         f"{r['unit']} | {b['steady_s']:.2f} | {b['compile_s']:.1f} | {share} | {' | '.join(ratios)} |")
     return "\n".join(lines)
 
 

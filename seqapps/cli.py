@@ -155,7 +155,12 @@ def main(argv=None) -> int:
     except SeqappsError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        report = os.environ.get("SEQAPPS_ERROR_FILE")
+        if report:  # a child of seqapps.engine.run_elsewhere: the parent reports the error, once
+            with open(report, "w", encoding="utf-8") as f:
+                f.write(f"{type(e).__name__}\t{e}")
+        else:
+            print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
