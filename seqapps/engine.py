@@ -28,9 +28,12 @@ BACKENDS = ("tensorflow", "jax", "torch")
 warnings.filterwarnings("ignore", message="Explicitly requested dtype int64", category=UserWarning)
 #: what to install for a backend (the pins in requirements.txt)
 PACKAGES = {"tensorflow": "tensorflow-cpu==2.21.0", "jax": "jax==0.10.2", "torch": "torch==2.13.0"}
-#: task -> {dataset: backend}, measured by benchmarks/engine.py (benchmarks/RESULTS.md); the rest train on tensorflow.
-#: forecasting on pollution measured 1.453x faster on JAX but stays until its quality figures are re-measured
-#: there (RESULTS.md's figures are what a user gets by name); pos measured 0.227x, char_lm 0.896x.
+#: task -> {dataset: backend}, measured by benchmarks/engine.py (benchmarks/RESULTS.md): the backend with the
+#: most training examples per second in a steady epoch; the rest train on tensorflow. sentiment on sst2 is
+#: 1.14x faster per steady epoch on JAX (XLA compiles about 70 s longer than TensorFlow traces, so its
+#: 3-epoch preset fits in about 3 minutes there against 2 on TensorFlow; longer runs gain). forecasting on
+#: pollution measured 1.453x faster on JAX but stays until its quality figures are re-measured there;
+#: pos measured 0.227x, char_lm 0.896x.
 DEFAULT_BACKENDS: dict[str, dict[str, str]] = {"sentiment": {"sst2": "jax"}}
 
 
