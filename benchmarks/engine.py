@@ -4,7 +4,8 @@ For every task, each backend trains the task's default dataset with its preset (
 ``python -m seqapps train TASK --data NAME --backend B`` gives) for two epochs of the same
 number of steps (sentiment: two whole epochs); the backends alternate and the whole round
 repeats, and each figure is the best of its repeats. Epoch 1 includes compiling (XLA on JAX,
-tracing on TensorFlow), epoch 2 is steady: compile time is their difference. For sentiment
+tracing on TensorFlow), epoch 2 is steady: compile time is their difference (JAX's cache of
+compiled programs is off, so every run compiles as a first run does). For sentiment
 the hand-written Keras script (TextVectorization -> Embedding(20000, 128) -> BiLSTM(128) ->
 Dropout -> Dense, Adam, batch 64, TensorFlow backend) and the previous engine (the preset's
 earlier settings on the TensorFlow backend: a full-width n-gram table, batch 64) run in the same
@@ -54,7 +55,7 @@ def train_once(task: str, backend: str, steps: int, out: Path, extra=()) -> dict
            "--set", "train.backup_every=0", "--run-dir", run_dir, "--overwrite", "--no-eval"]
     for override in extra:
         cmd += ["--set", override]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SEQAPPS_JAX_CACHE": "none"}  # every run compiles afresh
     started = time.perf_counter()
     proc = subprocess.run(list(map(str, cmd)), cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode:

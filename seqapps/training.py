@@ -170,6 +170,7 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
                 *(["--no-eval"] * (not evaluate))]
         engine.run_elsewhere(cfg.train.backend, argv, f"training {task}")
         return Run(run.dir)
+    engine.use_compile_cache()
     splits = task_obj.load_data(cfg, data_dir)  # bad data fails before anything is written
     if chosen is not None and preset is None:
         print(f"note: training {cfg.data.source} with its preset {chosen.name!r} ({chosen.description}); "

@@ -41,10 +41,12 @@ def jax_runs(tmp_path_factory):
     runs = {name: str(root / name) for name in TASKS}
     for name in TASKS:
         tiny(registry.get(name))  # a task without tiny overrides fails here, loudly
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    cache = root / "compiled"
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "SEQAPPS_JAX_CACHE": str(cache)}
     proc = subprocess.run([sys.executable, "-c", TRAIN_ALL, json.dumps(runs)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert cache.is_dir() and any(cache.iterdir())  # compiled programs kept for the next run
     return runs
 
 
@@ -109,3 +111,14 @@ def test_default_backends_name_known_tasks_datasets_and_backends():
                 == "tensorflow"
     for name in TASKS:  # demo data trains on TensorFlow: no compile to earn back
         assert resolve_config(registry.get(name), "demo").train.backend == "tensorflow"
+
+
+def test_compile_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("SEQAPPS_JAX_CACHE", raising=False)
+    monkeypatch.setenv("SEQAPPS_CACHE", str(tmp_path / "cache"))
+    assert engine.compile_cache() == tmp_path / "cache" / "jax"
+    monkeypatch.setenv("SEQAPPS_JAX_CACHE", str(tmp_path / "elsewhere"))
+    assert engine.compile_cache() == tmp_path / "elsewhere"
+    for off in ("none", "off", ""):
+        monkeypatch.setenv("SEQAPPS_JAX_CACHE", off)
+        assert engine.compile_cache() is None
