@@ -19,8 +19,10 @@ TEXTS = ["the film is wonderful !", "this movie was boring", "", "   ", "😀 tr
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("sentiment")
+    # a narrow n-gram table projected to the word width, as the sst2 recipe trains it
     run = seqapps.train("sentiment", "demo", epochs=4, run_dir=root / "run", verbose=0,
-                        overrides=["model.units=16", "model.embedding_dim=16", "train.learning_rate=0.005"])
+                        overrides=["model.units=16", "model.embedding_dim=16", "model.subword_dim=8",
+                                   "train.learning_rate=0.005"])
     export_dir = run.export(root / "export")
     return run, export_dir
 
@@ -94,12 +96,13 @@ def test_failed_export_keeps_the_existing_one(trained, monkeypatch):
     assert seqapps.load(export_dir).predict(["fine"])[0]["label"] in {"positive", "negative"}
 
 
-def test_small_batch_is_overfit():
+@pytest.mark.parametrize("subword_dim", [0, 8])
+def test_small_batch_is_overfit(subword_dim):
     import keras
 
     task = registry.get("sentiment")
     cfg = task.default_config().override(["model.units=16", "model.embedding_dropout=0", "model.head_dropout=0",
-                                          "data.source=demo"])
+                                          "data.source=demo", f"model.subword_dim={subword_dim}"])
     splits = task.load_data(cfg)
     texts, labels = splits.train
     texts, labels = texts[:16], labels[:16]
