@@ -86,12 +86,12 @@ def compile_cache():
     ``SEQAPPS_JAX_CACHE=none``."""
     from pathlib import Path
 
+    from seqapps.data import cache_folder
+
     chosen = os.environ.get("SEQAPPS_JAX_CACHE")
     if chosen is not None and chosen.strip().lower() in ("", "none", "off"):
         return None
-    if chosen:
-        return Path(chosen).expanduser()
-    return Path(os.environ.get("SEQAPPS_CACHE") or Path.home() / ".cache" / "seqapps").expanduser() / "jax"
+    return Path(chosen).expanduser() if chosen else cache_folder() / "jax"
 
 
 def use_compile_cache() -> None:

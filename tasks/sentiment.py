@@ -108,8 +108,8 @@ class Sentiment(Task):
     ranges = {"model.subword_buckets": AT_LEAST_1, "model.subword_dim": AT_LEAST_0, "model.word_dropout": FRACTION,
               "model.head_dropout": FRACTION}
     presets = (Preset("sst2", "batch 256, Adam 2e-3 with cosine decay, a 32-wide n-gram table, 3 epochs, best by dev "
-                      "accuracy", ("train.batch_size=256", "train.learning_rate=0.002",
-                                                   "train.decay=cosine", "model.subword_dim=32"), data="sst2"),
+                      "accuracy", ("train.batch_size=256", "train.learning_rate=0.002", "train.decay=cosine",
+                                   "model.subword_dim=32"), data="sst2"),
                Preset("bag", "the one-to-one baseline: the defaults with the bag encoder (mean of the word + "
                       "subword vectors, one ReLU layer of 64; SST-2 test 0.8292)", ("model.architecture=bag",)))
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqapps.data import cache_folder
 from seqapps.data import text as textlib
 from seqapps.data.readers import pick_column, read_table
 from seqapps.data.preprocessing import Preprocessing, save_vocab
@@ -256,8 +257,7 @@ class CaptionVocab(Preprocessing):
 
 # -- encoder features, cached per image --------------------------------------------------------
 def cache_root(explicit: str = "") -> Path:
-    value = explicit or os.environ.get("SEQAPPS_CACHE") or "~/.cache/seqapps"
-    return Path(value).expanduser() / "features"
+    return cache_folder(explicit) / "features"
 
 
 def encoder_features(data: CaptionSet, encode_fn, size: int, cache_dir: Path | None, batch_size: int = 32,

@@ -71,9 +71,9 @@ def _inner_shape(t):
 def _rows(t, index, edge, inner, padding_value):
     """Rows ``index`` of ``t``, dense: the time dimension padded to ``edge`` with ``padding_value``,
     inner ragged dimensions (a word's characters, its n-grams) to ``inner`` with 0."""
-    if not isinstance(t, tf.RaggedTensor):
-        return tf.gather(t, index)
     rows = tf.gather(t, index)
+    if not isinstance(rows, tf.RaggedTensor):
+        return rows
     if isinstance(rows.values, tf.RaggedTensor):
         rows = rows.with_values(rows.values.to_tensor(0, shape=[None, *inner]))
     shape = tf.stack([tf.shape(index)[0], edge, *inner])

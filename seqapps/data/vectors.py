@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqapps.data import cache_folder
 from seqapps.errors import DataError
 
 
@@ -130,7 +131,7 @@ def resolve_vectors(spec: str, tokenize, dim: int = 100) -> Path:
     if not names or unknown:
         raise DataError(f"{spec!r}: count vectors read the text of {', '.join(UNLABELED)}, joined with +; "
                         f"got {', '.join(unknown) or 'none'}")
-    path = _cache_dir() / f"count-{'+'.join(names)}-{dim}d.txt"
+    path = cache_folder() / f"count-{'+'.join(names)}-{dim}d.txt"
     if not path.exists():
         _build_count_vectors(path, names, tokenize, dim)
     return path
@@ -159,12 +160,6 @@ def read_unlabeled(name: str) -> list[str]:
     from seqapps.data import catalog
 
     return UNLABELED[name](catalog.named(name)[1])
-
-
-def _cache_dir() -> Path:
-    import os
-
-    return Path(os.environ.get("SEQAPPS_CACHE") or Path.home() / ".cache" / "seqapps").expanduser()
 
 
 def _lines(path) -> list[str]:
