@@ -142,7 +142,7 @@ def measure(tasks, backends, repeats, out) -> dict:
                     got = train_once(task, name, steps, out)
                 print(f"{task} {name} round {r + 1}: {json.dumps(got)}", flush=True)
                 runs[name].append(got)
-        per_example = counted[1](splits) if counted else None
+        per_example = counted(splits) if counted else None
         results[task] = {"dataset": dataset, "steps": steps, "unit": unit, "examples": examples,
                          "flops_per_example": per_example,
                          "by": {name: _best(rows, examples) for name, rows in runs.items()}}
@@ -150,7 +150,7 @@ def measure(tasks, backends, repeats, out) -> dict:
 
 
 def matmul_flops(task, cfg):
-    """``(True, splits -> training FLOPs per example)`` for the tasks whose matmuls are counted, else None:
+    """``splits -> training FLOPs per example`` for the tasks whose matmuls are counted, else None:
     3 x (2 x multiply-adds of the forward pass) per token, on the unpadded lengths."""
     m = cfg.model
     if task == "sentiment" and m.architecture == "rnn" and m.cell == "lstm":
@@ -165,10 +165,10 @@ def matmul_flops(task, cfg):
 
             words = textlib.words(np.asarray(splits.train[0], dtype=object)).row_lengths().numpy()
             return 6 * per_token * float(np.minimum(words, cfg.data.max_length or 10 ** 9).mean())
-        return True, per_example
+        return per_example
     if task == "char_lm" and m.architecture == "rnn" and m.cell == "gru":
         per_char = 3 * (m.embedding_dim + m.units) * m.units + m.units * 66  # GRU gates + the softmax over ~66 symbols
-        return True, lambda splits: 6 * per_char
+        return lambda splits: 6 * per_char
     return None
 
 
