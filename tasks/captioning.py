@@ -4,7 +4,8 @@ A convolutional encoder (EfficientNet-Lite0 with ImageNet weights by default, fr
 its features cached per image) gives a feature grid; a recurrent decoder writes the
 caption word by word, attending over the grid at every step (Show, Attend and Tell),
 or, with ``model.attention=none``, starting from the pooled image vector alone (Show
-and Tell). Training is teacher-forced with a masked loss over every reference caption.
+and Tell). Training is teacher-forced with a masked loss over every reference caption
+(``train.scheduled_sampling`` feeds the decoder some of its own guesses instead).
 The export takes encoded image bytes; decoding, resizing, normalization and the greedy
 and beam-search loops are inside the graph.
 Scored by the COCO caption evaluation (:func:`seqapps.metrics.caption_report`), sacreBLEU beside it.
@@ -24,7 +25,7 @@ from seqapps.encoders.image_inputs import image_paths, run_images, size_warning
 from seqapps.errors import ConfigError, DataError
 from seqapps.metrics import caption_report, format_captions
 from seqapps.models import ImageCaptioner
-from seqapps.models.captioner import SmoothedTokenLoss
+from seqapps.models.captioner import SamplingRamp, SmoothedTokenLoss
 from seqapps.predict import Predictor, decode_strings
 from seqapps.presets import Preset
 from seqapps.registry import register
@@ -70,6 +71,7 @@ class CaptioningTrain(TrainConfig):
     batch_size: int = 64
     patience: int = 3
     label_smoothing: float = 0.0  # share of each target word's probability spread over the vocabulary
+    scheduled_sampling: float = 0.0  # largest share of decoder inputs that are the model's own guess
 
 
 @dataclasses.dataclass
@@ -156,6 +158,7 @@ class Captioning(Task):
     predictor_class = CaptionPredictor
     prep_class = caplib.CaptionVocab
     ranges = {"model.image_size": Range(16), "model.context_dropout": FRACTION, "train.label_smoothing": FRACTION,
+              "train.scheduled_sampling": FRACTION,
               "data.min_count": Range(1)}
     presets = (Preset("flickr8k", "frozen EfficientNet-Lite0 features, LSTM 256 + additive attention, up to 15 epochs",
                       ("train.epochs=15",), data="flickr8k_1000"),)
@@ -178,7 +181,11 @@ class Captioning(Task):
                               units=m.units, embedding_dim=m.embedding_dim, feature_units=m.feature_units,
                               attention=m.attention, attention_units=m.attention_units, dropout=m.dropout,
                               recurrent_dropout=m.recurrent_dropout, context_dropout=m.context_dropout,
-                              name="captioner")
+                              scheduled_sampling=cfg.train.scheduled_sampling, name="captioner")
+
+    def callbacks(self, cfg, prep):
+        peak = cfg.train.scheduled_sampling
+        return [SamplingRamp(peak, cfg.train.epochs)] if peak else []
 
     def compile(self, model, cfg, optimizer, prep):
         smoothing = cfg.train.label_smoothing

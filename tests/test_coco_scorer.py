@@ -144,3 +144,46 @@ def test_flip_reads_the_mirrored_feature_view_for_about_half_the_rows(tmp_path):
     assert len(flipped) == len(ids) and (flipped.sum(axis=1) == 1).all()  # each row is its image, one view
     assert 0.3 < flipped[:, 1].mean() < 0.7
     assert views()[:, 0].all()  # without flip every row reads the plain view
+
+
+def test_scheduled_sampling_feeds_the_greedy_guess_at_rate_one_and_ramps():
+    from seqapps import registry
+    from seqapps.errors import ConfigError
+    from seqapps.models import ImageCaptioner
+    from seqapps.models.captioner import SamplingRamp
+    from seqapps.training import resolve_config
+
+    task = registry.get("captioning")
+    assert resolve_config(task, "demo", overrides=["train.scheduled_sampling=0.25"]).train.scheduled_sampling == 0.25
+    with pytest.raises(ConfigError, match=r"train.scheduled_sampling must be in \[0, 1\)"):
+        resolve_config(task, "demo", overrides=["train.scheduled_sampling=1"])
+    assert [SamplingRamp(0.4, 8).rate(e) for e in (0, 2, 4, 7)] == [0.0, 0.2, 0.4, 0.4]
+
+    model = ImageCaptioner(12, encoder="small_cnn", image_size=32, units=8, embedding_dim=8, feature_units=8,
+                           attention_units=8, dropout=0.0, scheduled_sampling=0.5)
+    assert ImageCaptioner.from_config(model.get_config()).settings["scheduled_sampling"] == 0.5
+    plain = ImageCaptioner(12, encoder="small_cnn", image_size=32, units=8, embedding_dim=8, feature_units=8,
+                           attention_units=8)
+    assert plain.sampling_rate is None and len(plain.weights) == len(model.weights) - 1  # default: no new weight
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    tokens = np.array([[2, 5, 6, 7, 3], [2, 7, 8, 3, 0], [2, 9, 3, 0, 0]], "int32")
+    teacher = np.asarray(model({"image": images, "tokens": tokens}, training=False))
+    # rate 0 (where the ramp starts): training reads the references, as inference does
+    np.testing.assert_allclose(model({"image": images, "tokens": tokens}, training=True), teacher, atol=1e-6)
+    # rate 1: every input after the first is the greedy guess of the step before, padding kept
+    model.sampling_rate.assign(1.0)
+    own = tokens.copy()
+    for t in range(1, tokens.shape[1]):
+        logits = np.asarray(model({"image": images, "tokens": own}, training=False))
+        own[:, t] = np.where(tokens[:, t] > 0, logits[:, t - 1].argmax(-1), 0)
+    assert (own != tokens).any()  # an untrained model guesses other words than the references
+    np.testing.assert_allclose(model({"image": images, "tokens": tokens}, training=True),
+                               model({"image": images, "tokens": own}, training=False), atol=1e-5)
+    # the callback sets the rate each epoch: 0, then the peak from epoch epochs // 2 = 1 on
+    model.sampling_rate.assign(0.0)
+    import keras
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    model.fit({"image": images, "tokens": tokens[:, :-1]}, tokens[:, 1:], epochs=2, verbose=0,
+              callbacks=[SamplingRamp(0.5, 2)])
+    assert float(model.sampling_rate.numpy()) == 0.5

@@ -4,6 +4,12 @@ Show, Attend and Tell (``attention=additive|multiplicative``), or Show and Tell
 (``attention=none``: the pooled image vector starts the decoder and nothing else is
 read). One :meth:`ImageCaptioner.step` serves both teacher-forced training (``call``
 unrolls it over the given tokens) and the greedy / beam-search loops of the export.
+
+Scheduled sampling (Bengio et al., 2015, ``scheduled_sampling > 0``): in training, each
+decoder input after the first is, with probability ``sampling_rate``, the model's own
+greedy guess from the step before instead of the reference word, so the decoder learns to
+go on from its own mistakes as it must at inference. :class:`SamplingRamp` raises the rate
+from 0 to ``scheduled_sampling`` over the first half of the epochs.
 """
 
 from __future__ import annotations
@@ -32,13 +38,15 @@ class ImageCaptioner(SettingsModel):
                  encoder_trainable: bool = True, image_size: int = 64, cell: str = "lstm", units: int = 256,
                  embedding_dim: int = 128, feature_units: int = 256, attention: str = "additive",
                  attention_units: int = 128, dropout: float = 0.3, recurrent_dropout: float = 0.0,
-                 context_dropout: float = 0.0, load_weights: bool = True, **kwargs):
+                 context_dropout: float = 0.0, scheduled_sampling: float = 0.0, load_weights: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.settings = dict(vocab_size=int(vocab_size), encoder=encoder, encoder_weights=encoder_weights,
                              encoder_trainable=bool(encoder_trainable), image_size=int(image_size), cell=cell,
                              units=int(units), embedding_dim=int(embedding_dim), feature_units=int(feature_units),
                              attention=attention, attention_units=int(attention_units), dropout=float(dropout),
-                             recurrent_dropout=float(recurrent_dropout), context_dropout=float(context_dropout))
+                             recurrent_dropout=float(recurrent_dropout), context_dropout=float(context_dropout),
+                             scheduled_sampling=float(scheduled_sampling))
         s = types.SimpleNamespace(**self.settings)
         self.encoder = build_encoder(encoder, encoder_weights if load_weights else "none", s.image_size)
         self.encoder.trainable = s.encoder_trainable
@@ -59,6 +67,11 @@ class ImageCaptioner(SettingsModel):
         # on the attended image context, so the decoder cannot lean on a few feature channels
         self.context_drop = keras.layers.Dropout(s.context_dropout, name="context_dropout")
         self.logits_layer = keras.layers.Dense(s.vocab_size, name="logits", dtype="float32")
+        # only with scheduled sampling, so the default model's weights stay as they were
+        self.sampling_rate = self.seed_generator = None
+        if s.scheduled_sampling > 0:
+            self.sampling_rate = self.add_weight(shape=(), initializer="zeros", trainable=False, name="sampling_rate")
+            self.seed_generator = keras.random.SeedGenerator(0, name="sampling_seed")
         # build every part now, so a reloaded model has its weights before any call
         context = s.feature_units if self.attention is not None else 0
         self.feature_proj.build((None, None, self.channels))
@@ -122,15 +135,42 @@ class ImageCaptioner(SettingsModel):
             raise ValueError("ImageCaptioner needs a fixed number of teacher-forced steps")
         outputs = []
         for t in range(steps):
-            logits, state, _ = self.step(tokens[:, t], state, training)
+            token = tokens[:, t]
+            if training and self.sampling_rate is not None and t > 0:
+                token = self._sampled(token, outputs[-1])
+            logits, state, _ = self.step(token, state, training)
             outputs.append(logits)
         return ops.stack(outputs, axis=1)
+
+    def _sampled(self, token, previous_logits):
+        """The reference ``token`` [batch], or with probability ``sampling_rate`` the greedy
+        guess of the step before (padding stays padding; no gradient flows through the guess)."""
+        guess = ops.cast(ops.argmax(ops.stop_gradient(previous_logits), axis=-1), token.dtype)
+        draw = keras.random.uniform(ops.shape(token), seed=self.seed_generator)
+        pick = ops.logical_and(draw < ops.cast(self.sampling_rate, draw.dtype), token > 0)
+        return ops.where(pick, guess, token)
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config.setdefault("load_weights", False)  # the saved weights follow
         return cls(**config)
+
+
+class SamplingRamp(keras.callbacks.Callback):
+    """Sets the captioner's scheduled-sampling rate at the start of each epoch: linear from 0
+    at the first epoch to ``peak`` at epoch ``epochs // 2``, then ``peak``. (Half-way, not at
+    the end: early stopping usually ends training before the last epoch.)"""
+
+    def __init__(self, peak: float, epochs: int):
+        super().__init__()
+        self.peak, self.full_at = float(peak), max(1, int(epochs) // 2)
+
+    def rate(self, epoch: int) -> float:
+        return self.peak * min(1.0, epoch / self.full_at)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.sampling_rate.assign(self.rate(epoch))
 
 
 @keras.saving.register_keras_serializable(package="seqapps")
