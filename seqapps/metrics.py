@@ -36,6 +36,7 @@ def format_classification(report: dict) -> str:
               " " * width + "  " + " ".join(f"{x[:8]:>8}" for x in labels)]
     for label, row in zip(labels, report["confusion_matrix"]["matrix"]):
         lines.append(f"{label:<{width}}  " + " ".join(f"{v:8d}" for v in row))
+    lines += [f"self-attention maps: {p}" for p in report.get("self_attention_plots", [])]
     return "\n".join(lines)
 
 

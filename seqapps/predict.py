@@ -142,6 +142,23 @@ def text_items(inputs, name: str = "inputs", strings_only: bool = True) -> list:
     return items
 
 
+class SelfAttentionMaps:
+    """``self_attention(texts)`` for a predictor whose export has the ``self_attention`` signature
+    (:mod:`seqapps.serving.self_attention`: sentiment and pos, whatever the encoder)."""
+
+    def self_attention(self, texts, batch_size: int = 64) -> list[dict]:
+        """Per text: ``tokens`` (its words) and ``attention`` (numpy ``[layers, heads, words, words]``: row i
+        is what word i attends to); a recurrent or bag encoder has none (0 layers)."""
+        items = text_items(texts, "texts")
+        rows = []
+        for start in range(0, len(items), batch_size):
+            out = self.call("self_attention", text=items[start:start + batch_size])
+            for i, n in enumerate(np.asarray(out["lengths"]).tolist()):
+                rows.append({"tokens": decode_strings(out["tokens"][i][:n]),
+                             "attention": np.asarray(out["attention"][i])[:, :, :n, :n]})
+        return one_or_many(texts, rows)
+
+
 def one_or_many(inputs, results: list):
     """``results[0]`` when ``inputs`` was one string, else ``results``."""
     return results[0] if isinstance(inputs, str) else results

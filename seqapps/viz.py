@@ -102,6 +102,46 @@ def plot_attention(weights, source_tokens, target_tokens, out_png, title="attent
     return Path(out_png)
 
 
+def plot_self_attention_maps(tokens, attention, out_png, title="self-attention") -> Path:
+    """One heatmap per layer (rows) and head (columns) of ``attention`` ``[layers, heads, words, words]``:
+    the words a word attends to across, the attending word down."""
+    import numpy as np
+
+    attention = np.asarray(attention, dtype=float)
+    layers, heads, n = attention.shape[0], attention.shape[1], len(tokens)
+    side = max(2.2, 0.28 * n + 1.2)
+    fig, axes = plt.subplots(layers, heads, figsize=(side * heads, side * layers + 0.4), squeeze=False)
+    for layer in range(layers):
+        for head in range(heads):
+            ax = axes[layer, head]
+            ax.imshow(attention[layer, head, :n, :n], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_xticks(range(n), tokens, rotation=90, fontsize=7)
+            ax.set_yticks(range(n), tokens if head == 0 else [""] * n, fontsize=7)
+            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def plot_self_attention_examples(predictor, texts, out_dir, count: int = 4, max_words: int = 16) -> list[str]:
+    """``evaluate --plot`` for an encoder with self-attention: the maps of the first ``count`` texts of
+    3 to ``max_words`` words, one PNG each under ``out_dir/self_attention``; none for a recurrent or bag
+    encoder (its export's ``self_attention`` has 0 layers)."""
+    chosen = [t for t in texts if 3 <= len(t.split()) <= max_words][:count] or list(texts[:count])
+    if not chosen:
+        return []
+    rows = predictor.self_attention(chosen)
+    if not rows or rows[0]["attention"].shape[0] == 0:
+        return []
+    folder = Path(out_dir) / "self_attention"
+    folder.mkdir(parents=True, exist_ok=True)
+    return [str(plot_self_attention_maps(r["tokens"], r["attention"], folder / f"sentence-{i + 1}.png",
+                                         title=" ".join(r["tokens"])[:90]))
+            for i, r in enumerate(rows)]
+
+
 def plot_image_attention(image_bytes: bytes, words, maps, out_png) -> Path:
     """One panel per generated word: the image with that step's attention ``maps`` [words, h, w] laid over it."""
     import io

@@ -44,7 +44,8 @@ from seqapps.layers.tagging import compile_tagger
 from seqapps.layers.transformer import ARCHITECTURES, sequence_encoder
 from seqapps.metrics import format_tagging, tagging_report
 from seqapps.presets import Preset
-from seqapps.predict import Predictor, decode_strings, length_batches, one_or_many, pad_strings, text_items
+from seqapps.predict import (Predictor, SelfAttentionMaps, decode_strings, length_batches, one_or_many, pad_strings,
+                             text_items)
 from seqapps.registry import register
 from seqapps.serving.tagging import tagger_endpoints
 from seqapps.task import Task
@@ -99,7 +100,7 @@ def _vector_dim(prep, m) -> int:
 # -- predictor ------------------------------------------------------------------------------
 
 
-class PosPredictor(Predictor):
+class PosPredictor(SelfAttentionMaps, Predictor):
     def analyze(self, inputs, batch_size: int = 128) -> list[dict]:
         """``[{"tokens": [...], "tags": [...], "in_vocabulary": [...]}, ...]`` for raw strings
         (tokenized in the graph) or token lists (tagged as given); batches by length."""
@@ -220,9 +221,12 @@ class Pos(Task):
                                 predictor.metadata["tags"], oov=[[not k for k in r["in_vocabulary"]]
                                                                  for r in results])
         if out_dir is not None:
-            from seqapps.viz import plot_report_confusion
+            from seqapps.viz import plot_report_confusion, plot_self_attention_examples
 
             plot_report_confusion(report, out_dir, title="POS confusion matrix")
+            if plot:
+                report["self_attention_plots"] = plot_self_attention_examples(
+                    predictor, [" ".join(w) for w, _ in examples], out_dir)
         return report
 
     def format_metrics(self, metrics):

@@ -35,8 +35,9 @@ from seqapps.layers.transformer import ARCHITECTURES, sequence_encoder
 from seqapps.layers.subwords import SubwordEmbedding, char_ngram_ids, dense_char_ngram_ids
 from seqapps.metrics import classification_report, format_classification
 from seqapps.presets import Preset
-from seqapps.predict import Predictor, one_or_many, text_items
+from seqapps.predict import Predictor, SelfAttentionMaps, one_or_many, text_items
 from seqapps.registry import register
+from seqapps.serving.self_attention import self_attention_endpoint
 from seqapps.task import Endpoint, Task
 
 
@@ -77,7 +78,7 @@ class SentimentConfig(Config):
     train: SentimentTrain = dataclasses.field(default_factory=SentimentTrain)
 
 
-class SentimentPredictor(Predictor):
+class SentimentPredictor(SelfAttentionMaps, Predictor):
     def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:
         """``[{"label": str, "probability": float, "probabilities": {label: float}}, ...]``
         (one dict for one string)."""
@@ -169,16 +170,21 @@ class Sentiment(Task):
     def endpoints(self, model, prep, cfg):
         vectorizer, labels = prep.vectorizer(), tf.constant(prep.labels)
 
-        def serve(text):
+        def encode(text):
+            """The model's inputs for raw texts, and the words they are (padded with "")."""
+            words = textlib.clip_and_pad(textlib.words(text).to_tensor(""), prep.max_length, pad_value="")
             ids = {"tokens": textlib.clip_and_pad(vectorizer(text), prep.max_length)}
             if cfg.model.subwords:
-                words = textlib.clip_and_pad(textlib.words(text).to_tensor(""), prep.max_length, pad_value="")
                 ids["subwords"] = dense_char_ngram_ids(words, cfg.model.subword_buckets)
-            probs = model(ids, training=False)
+            return ids, words
+
+        def serve(text):
+            probs = model(encode(text)[0], training=False)
             return {"label": tf.gather(labels, tf.argmax(probs, axis=-1)), "probabilities": probs}
 
         return {"serving_default": Endpoint(serve, [tf.TensorSpec([None], tf.string, name="text")],
-                                            "text -> label (string) and probabilities [batch, classes]")}
+                                            "text -> label (string) and probabilities [batch, classes]"),
+                "self_attention": self_attention_endpoint(model, encode)}
 
     def trackables(self, prep):
         return [prep.vectorizer()]
@@ -196,9 +202,11 @@ class Sentiment(Task):
         predicted = [r["label"] for r in predictor.predict(texts)]
         report = classification_report(gold, predicted, labels)
         if out_dir is not None:
-            from seqapps.viz import plot_report_confusion
+            from seqapps.viz import plot_report_confusion, plot_self_attention_examples
 
             plot_report_confusion(report, out_dir)
+            if plot:
+                report["self_attention_plots"] = plot_self_attention_examples(predictor, list(texts), out_dir)
         return report
 
     def format_metrics(self, metrics):

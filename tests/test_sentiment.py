@@ -59,6 +59,9 @@ def test_metadata_describes_the_export(trained):
     assert meta["labels"] == ["negative", "positive"] and "test" in meta["metrics"]
     assert meta["config"]["model"]["units"] == 16 and set(meta["versions"]) >= {"tensorflow", "keras"}
     assert meta["signatures"]["serving_default"]["inputs"] == {"text": {"dtype": "string", "shape": [None]}}
+    # the recurrent model has no self-attention: the signature is there (the same as the transformer's), empty
+    maps = seqapps.load(export_dir).self_attention(["the film is wonderful !"])
+    assert maps[0]["tokens"] == ["the", "film", "is", "wonderful", "!"] and maps[0]["attention"].shape == (0, 0, 5, 5)
 
 
 def test_cli_predict_evaluate_and_export(trained, tmp_path):

@@ -98,7 +98,7 @@ def test_the_export_answers_in_a_fresh_tensorflow_process_like_the_run(bag, tmp_
     (tmp_path / "batches.pkl").write_bytes(pickle.dumps(batches))
     result = run_fresh(FRESH.format(export=str(bag["export"])), tmp_path)
     outputs = pickle.loads((tmp_path / "outputs.pkl").read_bytes())
-    assert result["signatures"] == sorted(bag["memory"].signatures) == ["serving_default"]
+    assert result["signatures"] == sorted(bag["memory"].signatures) == ["self_attention", "serving_default"]
     for name, calls in batches.items():
         for kind in ("batch", "empty"):
             assert isinstance(outputs[name][kind], dict), outputs[name][kind]
@@ -108,6 +108,9 @@ def test_the_export_answers_in_a_fresh_tensorflow_process_like_the_run(bag, tmp_
     assert bag["meta"]["config"]["model"]["architecture"] == "bag"
     results = bag["loaded"].predict(["", "   ", "a gripping film"])  # the Python helpers are the same too
     assert [sorted(r) for r in results] == [["label", "probabilities", "probability"]] * 3
+    maps = bag["loaded"].self_attention(["a gripping film", ""])  # no self-attention: 0 layers, the words kept
+    assert maps[0]["tokens"] == ["a", "gripping", "film"] and maps[0]["attention"].shape == (0, 0, 3, 3)
+    assert maps[1]["tokens"] == [] and maps[1]["attention"].shape == (0, 0, 0, 0)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -97,6 +98,34 @@ def test_the_signatures_are_the_recurrent_models_and_no_answer_depends_on_its_ba
             {k: (v["dtype"], v["shape"]) for k, v in exported[name]["inputs"].items()}
     for signature in trained["loaded"].signatures:
         assert batch_independence(task, trained["loaded"], trained["meta"], signature, max_examples=4) > 0
+
+
+def test_self_attention_maps_come_from_the_export_and_evaluate_plots_them(trained, tmp_path):
+    task = trained["task"]
+    if task.name not in ("sentiment", "pos"):
+        pytest.skip("the self_attention signature is the encoder tasks' (translation plots its cross-attention, "
+                    "char_lm's inspect its self-attention)")
+    texts = ["the film is wonderful !", "I saw a red car", ""]
+    maps = trained["loaded"].self_attention(texts)
+    assert [m["tokens"] for m in maps] == [["the", "film", "is", "wonderful", "!"],
+                                           ["i" if task.name == "sentiment" else "I", "saw", "a", "red", "car"], []]
+    for m in maps:
+        n = len(m["tokens"])
+        assert m["attention"].shape == (1, 2, n, n)  # one block, two heads
+        np.testing.assert_allclose(m["attention"].sum(-1), 1.0, atol=1e-5)  # padding gets none of it
+    # the short sentence in a batch with a long one: the same maps (padding is never attended to)
+    alone = trained["loaded"].self_attention("I saw a red car")
+    np.testing.assert_allclose(alone["attention"], maps[1]["attention"], atol=1e-5)
+    # the weights are the model's own: the first block's attention layer on the run's embeddings
+    memory = trained["memory"].self_attention(texts[:2])
+    for a, b in zip(memory, maps):
+        np.testing.assert_allclose(a["attention"], b["attention"], atol=1e-5)
+    examples = (["the film is wonderful and warm", "a dull slow story"], ["positive", "negative"]) \
+        if task.name == "sentiment" else [(["I", "saw", "a", "red", "car"], ["PRON", "VERB", "DET", "ADJ", "NOUN"])]
+    report = task.evaluate(trained["loaded"], examples, trained["run"].config, out_dir=tmp_path, plot=True)
+    plots = report["self_attention_plots"]
+    assert len(plots) == (2 if task.name == "sentiment" else 1) and all(Path(p).stat().st_size > 1000 for p in plots)
+    assert "self-attention maps: " in task.format_metrics(report)
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -11,14 +11,15 @@ import tensorflow as tf
 
 from seqapps.data.tagged import pad_tokens, token_lengths, tokenize
 from seqapps.layers.tagging import decode_tags
+from seqapps.serving.self_attention import self_attention_endpoint
 from seqapps.task import Endpoint
 
 OUTPUTS = "tokens, tags (tf.string [batch, time], padded with ''), lengths (int32 [batch]), in_vocabulary"
 
 
 def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, Endpoint]:
-    """``serving_default`` (``text``, tokenized in the graph by :func:`tokenize`) and ``tag_tokens``
-    (``tokens`` padded with ``""``) over ``model``, which reads ``encode(tokens, lengths)`` (a
+    """``serving_default`` (``text``, tokenized in the graph by :func:`tokenize`), ``tag_tokens``
+    (``tokens`` padded with ``""``) and ``self_attention`` (:mod:`seqapps.serving.self_attention`) over ``model``, which reads ``encode(tokens, lengths)`` (a
     feature dict with ``words`` ids) and scores ``tags`` (CRF potentials when ``crf``)."""
     names = tf.constant(tags)
 
@@ -35,6 +36,11 @@ def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, End
         ragged = tokenize(text)
         return tag(ragged.to_tensor(""), ragged.row_lengths())
 
+    def encode_text(text):  # the model's inputs and the words they are, for the self-attention maps
+        ragged = tokenize(text)
+        tokens, lengths = pad_tokens(ragged.to_tensor("")), tf.cast(ragged.row_lengths(), tf.int32)
+        return encode(tokens, lengths), tf.where(tf.sequence_mask(lengths, tf.shape(tokens)[1]), tokens, "")
+
     def serve_tokens(tokens):
         return tag(tokens, token_lengths(tokens))
 
@@ -43,4 +49,5 @@ def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, End
                                     f"raw sentences, tokenized in the graph -> {OUTPUTS}"),
         "tag_tokens": Endpoint(serve_tokens, [tf.TensorSpec([None, None], tf.string, name="tokens")],
                                f"pre-tokenized sentences padded with '' -> {OUTPUTS}"),
+        "self_attention": self_attention_endpoint(model, encode_text),
     }
