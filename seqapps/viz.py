@@ -133,7 +133,7 @@ def plot_self_attention_examples(predictor, texts, out_dir, count: int = 4, max_
     if not chosen:
         return []
     rows = predictor.self_attention(chosen)
-    if not rows or rows[0]["attention"].shape[0] == 0:
+    if rows[0]["attention"].shape[0] == 0:
         return []
     folder = Path(out_dir) / "self_attention"
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,10 +4,9 @@ A convolutional encoder (EfficientNet-Lite0 with ImageNet weights by default, fr
 its features cached per image) gives a feature grid; a recurrent decoder writes the
 caption word by word, attending over the grid at every step (Show, Attend and Tell),
 or, with ``model.attention=none``, starting from the pooled image vector alone (Show
-and Tell). Training is teacher-forced with a masked loss over every reference caption
-(``train.scheduled_sampling`` feeds the decoder some of its own guesses instead).
-The export takes encoded image bytes; decoding, resizing, normalization and the greedy
-and beam-search loops are inside the graph.
+and Tell). Training is teacher-forced (``train.scheduled_sampling``: partly fed its own guesses)
+with a masked loss over every reference caption. The export takes encoded image bytes; decoding,
+resizing, normalization and the greedy and beam-search loops are inside the graph.
 Scored by the COCO caption evaluation (:func:`seqapps.metrics.caption_report`), sacreBLEU beside it.
 """
 
@@ -158,8 +157,7 @@ class Captioning(Task):
     predictor_class = CaptionPredictor
     prep_class = caplib.CaptionVocab
     ranges = {"model.image_size": Range(16), "model.context_dropout": FRACTION, "train.label_smoothing": FRACTION,
-              "train.scheduled_sampling": FRACTION,
-              "data.min_count": Range(1)}
+              "train.scheduled_sampling": FRACTION, "data.min_count": Range(1)}
     presets = (Preset("flickr8k", "frozen EfficientNet-Lite0 features, LSTM 256 + additive attention, up to 15 epochs",
                       ("train.epochs=15",), data="flickr8k_1000"),)
     unused = {"model.bidirectional": "the decoder reads forwards", "model.layers": "the decoder is one recurrent cell"}
@@ -184,8 +182,7 @@ class Captioning(Task):
                               scheduled_sampling=cfg.train.scheduled_sampling, name="captioner")
 
     def callbacks(self, cfg, prep):
-        peak = cfg.train.scheduled_sampling
-        return [SamplingRamp(peak, cfg.train.epochs)] if peak else []
+        return [SamplingRamp(cfg.train.scheduled_sampling, cfg.train.epochs)] if cfg.train.scheduled_sampling else []
 
     def compile(self, model, cfg, optimizer, prep):
         smoothing = cfg.train.label_smoothing

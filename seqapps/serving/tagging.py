@@ -19,15 +19,17 @@ OUTPUTS = "tokens, tags (tf.string [batch, time], padded with ''), lengths (int3
 
 def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, Endpoint]:
     """``serving_default`` (``text``, tokenized in the graph by :func:`tokenize`), ``tag_tokens``
-    (``tokens`` padded with ``""``) and ``self_attention`` (:mod:`seqapps.serving.self_attention`) over ``model``, which reads ``encode(tokens, lengths)`` (a
-    feature dict with ``words`` ids) and scores ``tags`` (CRF potentials when ``crf``)."""
+    (``tokens`` padded with ``""``) and ``self_attention`` (:mod:`seqapps.serving.self_attention`)
+    over ``model``, which reads ``encode(tokens, lengths)`` (a feature dict with ``words`` ids) and
+    scores ``tags`` (CRF potentials when ``crf``)."""
     names = tf.constant(tags)
 
+    def features(tokens, lengths):
+        tokens, lengths = pad_tokens(tokens), tf.cast(lengths, tf.int32)
+        return tokens, lengths, encode(tokens, lengths), tf.sequence_mask(lengths, tf.shape(tokens)[1])
+
     def tag(tokens, lengths):
-        tokens = pad_tokens(tokens)
-        lengths = tf.cast(lengths, tf.int32)
-        feats = encode(tokens, lengths)
-        mask = tf.sequence_mask(lengths, tf.shape(tokens)[1])
+        tokens, lengths, feats, mask = features(tokens, lengths)
         ids = decode_tags(model(feats, training=False), mask, crf)
         return {"tokens": tf.where(mask, tokens, ""), "tags": tf.where(mask, tf.gather(names, tf.maximum(ids, 0)), ""),
                 "lengths": lengths, "in_vocabulary": tf.logical_and(mask, feats["words"] > 1)}
@@ -38,8 +40,8 @@ def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, End
 
     def encode_text(text):  # the model's inputs and the words they are, for the self-attention maps
         ragged = tokenize(text)
-        tokens, lengths = pad_tokens(ragged.to_tensor("")), tf.cast(ragged.row_lengths(), tf.int32)
-        return encode(tokens, lengths), tf.where(tf.sequence_mask(lengths, tf.shape(tokens)[1]), tokens, "")
+        tokens, _, feats, mask = features(ragged.to_tensor(""), ragged.row_lengths())
+        return feats, tf.where(mask, tokens, "")
 
     def serve_tokens(tokens):
         return tag(tokens, token_lengths(tokens))
