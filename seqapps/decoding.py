@@ -367,14 +367,18 @@ def read(step, init_state, tokens, lengths=None, record=False):
     state and logits then stay as they were. Returns ``state`` (after each row's last
     token) and ``logits`` (float32 ``[batch, vocab]``, the prediction after it; zeros for
     a row that read nothing); with ``record`` also ``all_logits`` ``[batch, time, vocab]``
-    and ``all_states``, the state after every token stacked ``[batch, time, ...]``."""
+    and ``all_states``, the state after every token stacked ``[batch, time, ...]``. ``record``
+    may be a function of the state giving the part of it to stack (``lambda state: ()`` for
+    the logits alone): a transformer's state holds its key/value cache, which stacked over a
+    long text would not fit in memory."""
     tokens = tf.cast(tokens, tf.int32)
     batch, steps = tf.shape(tokens)[0], tf.shape(tokens)[1]
     lengths = tf.fill([batch], steps) if lengths is None else tf.cast(lengths, tf.int32)
     logits, _, _ = step(tokens[:, 0], init_state)  # traced once for the logits' width; also a valid start
     logits = tf.zeros_like(tf.cast(logits, tf.float32))
     logits_ta = tf.TensorArray(tf.float32, size=steps) if record else ()
-    states_ta = tf.nest.map_structure(lambda x: tf.TensorArray(x.dtype, size=steps), init_state) if record else ()
+    kept = (record if callable(record) else lambda state: state) if record else (lambda state: ())
+    states_ta = tf.nest.map_structure(lambda x: tf.TensorArray(x.dtype, size=steps), kept(init_state))
 
     def body(t, state, logits, logits_ta, states_ta):
         step_logits, new_state, _ = step(tokens[:, t], state)
@@ -385,7 +389,7 @@ def read(step, init_state, tokens, lengths=None, record=False):
         logits = keep(step_logits, logits)
         if record:
             logits_ta = logits_ta.write(t, step_logits)
-            states_ta = tf.nest.map_structure(lambda a, x: a.write(t, x), states_ta, state)
+            states_ta = tf.nest.map_structure(lambda a, x: a.write(t, x), states_ta, kept(state))
         return t + 1, state, logits, logits_ta, states_ta
 
     _, state, logits, logits_ta, states_ta = tf.while_loop(

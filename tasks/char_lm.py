@@ -146,7 +146,13 @@ class CharLM(Task):
     choices = {"model.architecture": ARCHITECTURES}
     presets = (Preset("shakespeare", "GRU 256, batch 32, 100-character windows, 10 epochs (no early stop), cosine decay",
                       ("model.cell=gru", "model.units=256", "train.batch_size=32", "train.bptt=100", "train.epochs=10",
-                       "train.decay=cosine", "train.patience=0"), data="tinyshakespeare"),)
+                       "train.decay=cosine", "train.patience=0"), data="tinyshakespeare"),
+               Preset("nanogpt-cpu", "nanoGPT's CPU recipe: a 4-block, 4-head transformer 128 wide, 64-character "
+                      "context, batch 12, 2,000 steps of AdamW 1e-3 with cosine decay, clipnorm 1, no dropout",
+                      ("model.architecture=transformer", "model.units=128", "model.layers=4", "model.heads=4",
+                       "model.dropout=0.0", "train.bptt=64", "train.batch_size=12", "train.optimizer=adamw",
+                       "train.learning_rate=1e-3", "train.clipnorm=1.0", "train.decay=cosine", "train.epochs=4",
+                       "train.steps_per_epoch=500", "train.patience=0"), data="tinyshakespeare"))
 
     def cli_commands(self):
         return [commands.GENERATE, commands.INSPECT]  # python -m seqapps generate | inspect

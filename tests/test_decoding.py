@@ -212,6 +212,13 @@ def test_read_stops_each_row_at_its_length_and_records_every_step():
         np.testing.assert_allclose(out["state"]["h"].numpy()[row], state["h"].numpy()[0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(out["all_states"]["h"].numpy()[row, -1], state["h"].numpy()[0], atol=1e-6)
     assert not out["logits"].numpy()[2].any()  # a row that read nothing has no prediction yet
+    # a record function keeps only part of the state per step (the logits stay the same)
+    part = decoding.read(rnn.step, init, tokens, lengths=[4, 2, 0], record=lambda state: ())
+    assert part["all_states"] == () and part["all_logits"].shape == out["all_logits"].shape
+    np.testing.assert_allclose(part["all_logits"].numpy(), out["all_logits"].numpy(), atol=1e-6)
+    h_only = decoding.read(rnn.step, init, tokens, lengths=[4, 2, 0], record=lambda state: {"h": state["h"]})
+    assert set(h_only["all_states"]) == {"h"}
+    np.testing.assert_allclose(h_only["all_states"]["h"].numpy(), out["all_states"]["h"].numpy(), atol=1e-6)
 
 
 def test_banned_ids_are_never_chosen_and_rows_may_start_differently():

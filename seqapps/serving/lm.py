@@ -86,7 +86,8 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
 
     def score(text):
         ids, lengths, state = read(text)
-        logits = decoding.read(model.step, state, ids, lengths + 1, record=True)["all_logits"]
+        # the logits alone: a transformer's state is its key/value cache, too big to keep per character
+        logits = decoding.read(model.step, state, ids, lengths + 1, record=lambda state: ())["all_logits"]
         logits, targets = logits[:, 1:-1], ids[:, 2:]  # after characters 0..n-2: predicts 1..n-1
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
         mask = tf.sequence_mask(lengths - 1, tf.shape(targets)[1], dtype=tf.float32)
@@ -107,7 +108,9 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
         ids, lengths, state = read(text)
         first = seen(model.step(ids[:, 0], state, record=True)[2], tf.shape(ids)[0])  # for the shapes
         start = {"state": state, **tf.nest.map_structure(tf.zeros_like, first)}
-        recorded = decoding.read(recording, start, ids, lengths + 1, record=True)["all_states"]
+        kept = lambda c: {"state": {k: v for k, v in c["state"].items() if k in ("h", "c")},  # noqa: E731
+                          "gates": c["gates"], "attention": c["attention"]}
+        recorded = decoding.read(recording, start, ids, lengths + 1, record=kept)["all_states"]
         hidden = recorded["state"]["h"][:, 1:]
         return {"hidden": hidden, "cell": recorded["state"]["c"][:, 1:] if "c" in recorded["state"] else hidden,
                 "gates": recorded["gates"][:, 1:], "attention": recorded["attention"][:, 1:], "length": lengths}
