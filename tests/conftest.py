@@ -40,3 +40,31 @@ def run_cli(*args, cwd=None, input=None, timeout=600):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "seqapps", *map(str, args)], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, input=input, timeout=timeout)
+
+
+def cli_here(capsys, *args, input=None) -> subprocess.CompletedProcess:
+    """``python -m seqapps ARGS`` through ``seqapps.cli.main`` in this process, answered like
+    :func:`run_cli` (returncode, stdout, stderr): the CLI's own code path without a new interpreter,
+    whose imports cost seconds. Each command keeps one test through a real process."""
+    import io
+
+    from seqapps import cli
+
+    argv = [str(a) for a in args]
+    capsys.readouterr()  # drop what came before
+    stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO((input or "").encode()), encoding="utf-8")  # with .buffer
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    finally:
+        sys.stdin = stdin
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def run_main(argv, capsys):
+    """:func:`cli_here` -> (exit code, the non-empty stderr lines)."""
+    proc = cli_here(capsys, *argv)
+    return proc.returncode, [x for x in proc.stderr.splitlines() if x.strip()]

@@ -11,20 +11,11 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_main
 from seqapps import cli, config, registry
 from seqapps.errors import ConfigError, ExportError, SeqappsError
 
 CYCLES_TOOL = ROOT.parent / "shared" / "tools" / "import_cycles.py"
-
-
-def _main(argv, capsys):
-    """``cli.main(argv)`` in process -> (exit code, the non-empty stderr lines)."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    return code, [x for x in capsys.readouterr().err.splitlines() if x.strip()]
 
 
 # -- packaging ------------------------------------------------------------------------------------------
@@ -99,7 +90,7 @@ def test_debug_works_before_and_after_the_subcommand(where, tmp_path):
 
 
 def test_a_task_command_runs_through_main_and_fails_in_one_line(tmp_path, capsys):
-    code, err = _main(["generate", str(tmp_path / "missing"), "--prime", "A"], capsys)
+    code, err = run_main(["generate", str(tmp_path / "missing"), "--prime", "A"], capsys)
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "no such export" in err[0], err
 
 
@@ -132,7 +123,7 @@ BAD = [
 
 @pytest.mark.parametrize("task, args, message", BAD, ids=[" ".join([t, *a]) for t, a, _ in BAD])
 def test_bad_option_is_one_line_exit_2_and_writes_nothing(task, args, message, tmp_path, capsys):
-    code, err = _main(["train", task, "--data", "demo", *args, "--run-dir", str(tmp_path / "run")], capsys)
+    code, err = run_main(["train", task, "--data", "demo", *args, "--run-dir", str(tmp_path / "run")], capsys)
     assert code == 2, err
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "run").exists()

@@ -31,7 +31,7 @@ def test_a_named_dataset_trains_with_its_preset_unless_told_otherwise():
     cfg = resolve_config(pos, "ud_english_ewt", epochs=2)
     assert cfg.train.epochs == 2 and cfg.train.ema == 0.99  # explicit arguments apply over the preset
     lm = resolve_config(registry.get("char_lm"), "tinyshakespeare")
-    assert (lm.model.cell, lm.train.decay, lm.train.batch_size) == ("gru", "cosine", 32)
+    assert (lm.model.cell, lm.train.decay, lm.train.batch_size) == ("gru", "cosine", 64)
     with pytest.raises(ConfigError, match="pos has no preset 'bogus'; expected one of: ewt, atis, none"):
         presets.choose(pos, "ud_english_ewt", "bogus")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
 import seqapps
-from conftest import needs_data, run_cli
+from conftest import cli_here, needs_data, run_cli
 from seqapps import registry
 from seqapps.data.classification import load_labelled_texts
 from seqapps.errors import DataError
@@ -64,17 +65,17 @@ def test_metadata_describes_the_export(trained):
     assert maps[0]["tokens"] == ["the", "film", "is", "wonderful", "!"] and maps[0]["attention"].shape == (0, 0, 5, 5)
 
 
-def test_cli_predict_evaluate_and_export(trained, tmp_path):
+def test_cli_predict_evaluate_and_export(trained, tmp_path, capsys):
     run, export_dir = trained
     out = run_cli("predict", export_dir, "the film is wonderful !", "this movie was boring")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].split("\t")[0] in {"positive", "negative"}
     (tmp_path / "in.txt").write_text("one\ntwo\nthree\n")
-    assert len(run_cli("predict", export_dir, "--input", tmp_path / "in.txt").stdout.strip().splitlines()) == 3
-    assert len(run_cli("predict", export_dir, input="a\nb\n").stdout.strip().splitlines()) == 2
-    for target in (run.dir, export_dir):
-        out = run_cli("evaluate", target, "--data", "demo", "--out", tmp_path)
+    assert len(cli_here(capsys, "predict", export_dir, "--input", tmp_path / "in.txt").stdout.strip().splitlines()) == 3
+    assert len(cli_here(capsys, "predict", export_dir, input="a\nb\n").stdout.strip().splitlines()) == 2
+    for target, cli in ((run.dir, run_cli), (export_dir, partial(cli_here, capsys))):
+        out = cli("evaluate", target, "--data", "demo", "--out", tmp_path)
         assert out.returncode == 0, out.stderr
         assert "accuracy" in out.stdout and "confusion matrix" in out.stdout and "precision" in out.stdout
     assert (tmp_path / "confusion.png").exists()
