@@ -6,7 +6,7 @@ per character), scored through the serving path (the exported ``score`` signatur
 reading the validation text as ``data.eval_streams`` contiguous streams).
 
 Every run trains with the char_lm preset ``shakespeare`` (GRU 256, batch 64, 100-character
-windows, 11 epochs of Adam 3e-3, cosine decay), so the GRU stateful row is what
+windows, 12 epochs of Adam 3e-3, cosine decay), so the GRU stateful row is what
 ``python -m seqapps train char_lm --data tinyshakespeare`` gives; beside it, at the same
 budget (epochs x batches x characters), the comparison variants:
 - every other cell asked for (LSTM, SimpleRNN) trained with stateful truncated BPTT;
