@@ -9,6 +9,7 @@ a replaced export picked up under load, and the model pages in headless Chromium
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 import shutil
@@ -450,12 +451,19 @@ def test_store_finds_replaces_and_drops_exports(exports, tmp_path):
         {"forecasting": ("forecasting", None), "tfs": ("7", 7), "broken": ("broken", None)}
 
     store = Store(root, log=lambda line: None)
-    store.refresh()
-    assert sorted(store.models) == ["forecasting", "tfs"] and store.models["tfs"].version == 7
-    assert "broken" in store.errors  # one bad export does not stop the others
-    first = store.models["forecasting"]
-    store.refresh()
-    assert store.models["forecasting"] is first  # unchanged: not loaded again
+    gc.unfreeze()
+    try:
+        store.refresh()
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # what was loaded is kept out of the collector's passes (no long pauses)
+        assert sorted(store.models) == ["forecasting", "tfs"] and store.models["tfs"].version == 7
+        assert "broken" in store.errors  # one bad export does not stop the others
+        first = store.models["forecasting"]
+        store.refresh()
+        assert store.models["forecasting"] is first  # unchanged: not loaded again
+        assert gc.get_freeze_count() == frozen  # nor frozen again
+    finally:
+        gc.unfreeze()
     shutil.copytree(forecasting, root / ".new")
     shutil.rmtree(root / "forecasting")
     (root / ".new").rename(root / "forecasting")  # replaced, as export swaps it in
@@ -466,3 +474,4 @@ def test_store_finds_replaces_and_drops_exports(exports, tmp_path):
     assert "forecasting" in store.models  # absent once: perhaps mid-swap
     store.refresh()
     assert "forecasting" not in store.models and store.get("../forecasting") is None
+    gc.unfreeze()  # leave this process's collector as it was

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import gc
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,16 @@ def load(name: str, folder: Path, version: int) -> Model:
     return Model(name, version, folder, metadata, signatures, loaded)
 
 
+def freeze_heap() -> None:
+    """Keep what is loaded now out of the cyclic garbage collector's passes. With two exports loaded a
+    full collection walks about half a million objects (250-310 ms measured on 2 cores), a pause that
+    every request in flight waits for: under load it was the server's p99. Unfreezing first lets one
+    collection free a replaced model's reference cycles before the rest is frozen again."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class Store:
     """The models being served, by name; :meth:`refresh` (run by a watcher thread) picks up changes."""
 
@@ -109,6 +120,7 @@ class Store:
         """Load what is new or replaced; drop what has been gone for two looks in a row (an export
         being swapped in is briefly absent)."""
         found = find_exports(self.root)
+        before = {n: id(m) for n, m in self.models.items()}
         for name in list(self.models):
             if name not in found:
                 self._missing[name] = self._missing.get(name, 0) + 1
@@ -139,6 +151,8 @@ class Store:
             finally:
                 self.loading.pop(name, None)
                 self._stamps[name] = current
+        if {n: id(m) for n, m in self.models.items()} != before:  # loaded, replaced or dropped one
+            freeze_heap()
 
     @staticmethod
     def _next_version(folder: Path, old: Model | None) -> int:
