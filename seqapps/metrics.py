@@ -234,18 +234,32 @@ def coco_caption_scores(hypotheses, references) -> dict[str, float]:
     gts = {i: tokens[(0, i)] for i in range(len(references))}
     res = {i: tokens[(1, i)] for i in range(len(hypotheses))}
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    meteor = Meteor()  # one JVM, ended by its __del__, which takes the lock a failed score leaves held
-    try:
-        meteor_score, _ = meteor.compute_score(gts, res)
-    finally:
-        if meteor.lock.locked():
-            meteor.lock.release()
-        del meteor
+    meteor_score = _meteor_score(Meteor, gts, res)
     scores = {f"bleu{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
     scores["meteor"] = 100.0 * float(meteor_score)
     scores["rouge_l"] = 100.0 * float(Rouge().compute_score(gts, res)[0])
     scores["cider_d"] = 100.0 * float(Cider().compute_score(gts, res)[0])
     return scores
+
+
+_METEOR = []  # the process's METEOR scorer: its JVM loads paraphrase tables for seconds, so it is kept
+
+
+def _meteor_score(factory, gts, res) -> float:
+    """METEOR 1.5 through one kept JVM (each EVAL line is scored on its own: no state between calls).
+    A failed score ends that JVM (its __del__ takes the lock a failure leaves held) and the next call
+    starts a new one."""
+    if not _METEOR:
+        _METEOR.append(factory())
+    meteor = _METEOR[0]
+    try:
+        return meteor.compute_score(gts, res)[0]
+    except BaseException:
+        _METEOR.clear()
+        if meteor.lock.locked():
+            meteor.lock.release()
+        del meteor
+        raise
 
 
 def caption_report(hypotheses, references) -> dict:

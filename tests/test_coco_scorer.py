@@ -53,6 +53,36 @@ def test_report_keeps_sacrebleu_whose_final_period_lifts_bleu1():
     assert "coco_note" not in report
 
 
+@needs_java
+def test_meteor_keeps_one_jvm_and_scores_each_call_on_its_own():
+    first = metrics.coco_caption_scores(HYPS, REFS)["meteor"]
+    jvm = metrics._METEOR[0]
+    other = metrics.coco_caption_scores(HYPS[:1], REFS[:1])["meteor"]
+    assert metrics._METEOR[0] is jvm  # no new JVM for the next call
+    assert metrics.coco_caption_scores(HYPS, REFS)["meteor"] == first and other != first  # no state carried
+
+
+def test_a_failed_meteor_score_ends_its_jvm_and_the_next_call_starts_one():
+    class Broken:
+        def __init__(self):
+            import threading
+
+            self.lock = threading.Lock()
+
+        def compute_score(self, gts, res):
+            self.lock.acquire()  # as pycocoevalcap's does, then fails with the lock held
+            raise BrokenPipeError("the JVM died")
+
+    saved = list(metrics._METEOR)
+    metrics._METEOR.clear()
+    try:
+        with pytest.raises(BrokenPipeError):
+            metrics._meteor_score(Broken, {0: ["a"]}, {0: ["a"]})
+        assert metrics._METEOR == []  # dropped: the next call starts a new scorer
+    finally:
+        metrics._METEOR[:] = saved
+
+
 def test_without_java_only_sacrebleu_and_one_line_saying_why(monkeypatch):
     import shutil
 
