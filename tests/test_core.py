@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, needs_data, run_cli
+from conftest import ROOT, needs_data, run_cli, run_main
 from seqapps import registry
 from seqapps.config import keys
 from seqapps.data.pipeline import bucketed_batches, default_boundaries
@@ -77,18 +77,11 @@ def test_cli_lists_tasks_and_datasets():
 ])
 def test_cli_errors_are_one_line_with_exit_code_2(args, message, tmp_path, capsys):
     """In process (one TensorFlow import for all cases); the subprocess test below checks a real exit."""
-    from seqapps import cli
-
     argv = [*args, "--run-dir", str(tmp_path / "run")] if args[0] == "train" else list(args)
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [x for x in err.splitlines() if x.strip()]
-    assert len(lines) == 1 and message in lines[0], err
-    assert "Traceback" not in err
+    code, lines = run_main(argv, capsys)
+    assert code == 2, lines
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not any("Traceback" in x for x in lines)
     assert not (tmp_path / "run").exists()  # nothing written on bad input
 
 

@@ -462,16 +462,15 @@ def test_store_finds_replaces_and_drops_exports(exports, tmp_path):
         store.refresh()
         assert store.models["forecasting"] is first  # unchanged: not loaded again
         assert gc.get_freeze_count() == frozen  # nor frozen again
+        shutil.copytree(forecasting, root / ".new")
+        shutil.rmtree(root / "forecasting")
+        (root / ".new").rename(root / "forecasting")  # replaced, as export swaps it in
+        store.refresh()
+        assert store.models["forecasting"] is not first and store.models["forecasting"].version > first.version
+        shutil.rmtree(root / "forecasting")
+        store.refresh()
+        assert "forecasting" in store.models  # absent once: perhaps mid-swap
+        store.refresh()
+        assert "forecasting" not in store.models and store.get("../forecasting") is None
     finally:
-        gc.unfreeze()
-    shutil.copytree(forecasting, root / ".new")
-    shutil.rmtree(root / "forecasting")
-    (root / ".new").rename(root / "forecasting")  # replaced, as export swaps it in
-    store.refresh()
-    assert store.models["forecasting"] is not first and store.models["forecasting"].version > first.version
-    shutil.rmtree(root / "forecasting")
-    store.refresh()
-    assert "forecasting" in store.models  # absent once: perhaps mid-swap
-    store.refresh()
-    assert "forecasting" not in store.models and store.get("../forecasting") is None
-    gc.unfreeze()  # leave this process's collector as it was
+        gc.unfreeze()  # leave this process's collector as it was

@@ -12,9 +12,9 @@ it started with, so requests in flight finish on the old version.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
-import gc
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +120,7 @@ class Store:
         """Load what is new or replaced; drop what has been gone for two looks in a row (an export
         being swapped in is briefly absent)."""
         found = find_exports(self.root)
-        before = {n: id(m) for n, m in self.models.items()}
+        changed = False  # a model loaded, replaced or dropped
         for name in list(self.models):
             if name not in found:
                 self._missing[name] = self._missing.get(name, 0) + 1
@@ -128,6 +128,7 @@ class Store:
                     self.log(f"{name}: export removed, no longer served")
                     self.models.pop(name, None)
                     self._stamps.pop(name, None)
+                    changed = True
         for name, (folder, number) in found.items():
             self._missing.pop(name, None)
             try:
@@ -146,12 +147,13 @@ class Store:
                 self.log(f"{name}: could not load {folder}: {self.errors[name]}")
             else:
                 self.models[name] = model  # one assignment: a request sees the old model or the new one
+                changed = True
                 self.errors.pop(name, None)
                 self.log(f"{name}: serving version {version} from {folder}")
             finally:
                 self.loading.pop(name, None)
                 self._stamps[name] = current
-        if {n: id(m) for n, m in self.models.items()} != before:  # loaded, replaced or dropped one
+        if changed:
             freeze_heap()
 
     @staticmethod
