@@ -50,6 +50,7 @@ class TrainConfig:
     optimizer: str = "adam"     # adam | adamw | sgd | rmsprop
     learning_rate: float = 1e-3
     decay: str = "none"         # none | cosine: the learning rate falls to 0 along a cosine over all epochs
+    warmup: int = 0             # batches over which the learning rate rises linearly from 0 (then decay or hold)
     clipnorm: float = 1.0       # 0 disables gradient clipping
     patience: int = 3           # early stopping on the monitored metric; 0 disables
     seed: int = 1
@@ -212,7 +213,7 @@ RANGES: dict[str, Range] = {
     "model.heads": AT_LEAST_1, "model.ff_units": AT_LEAST_0,
     "train.epochs": AT_LEAST_1, "train.batch_size": AT_LEAST_1, "train.learning_rate": POSITIVE,
     "train.clipnorm": AT_LEAST_0, "train.patience": AT_LEAST_0, "train.ema": FRACTION,
-    "train.backup_every": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0, "train.time_limit": AT_LEAST_0,
+    "train.backup_every": AT_LEAST_0, "train.warmup": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0, "train.time_limit": AT_LEAST_0,
 }
 
 #: the values a shared string option may take; a task adds its own in ``Task.choices``

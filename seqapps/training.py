@@ -62,14 +62,22 @@ def make_optimizer(train_cfg, total_steps: int | None = None):
     extra = {"clipnorm": train_cfg.clipnorm} if train_cfg.clipnorm else {}
     if train_cfg.ema:
         extra.update(use_ema=True, ema_momentum=train_cfg.ema)
-    learning_rate = train_cfg.learning_rate
+    learning_rate, warmup = train_cfg.learning_rate, int(train_cfg.warmup)
+    if train_cfg.decay not in ("none", "cosine"):
+        raise ConfigError(f"train.decay must be none or cosine, got {train_cfg.decay!r}")
     if train_cfg.decay == "cosine":
         if not total_steps or total_steps < 1:
             raise ConfigError("train.decay=cosine needs the number of batches per epoch: this data does not say, "
                               "so set train.steps_per_epoch")
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=int(total_steps))
-    elif train_cfg.decay != "none":
-        raise ConfigError(f"train.decay must be none or cosine, got {train_cfg.decay!r}")
+        if warmup >= total_steps:
+            raise ConfigError(f"train.warmup={warmup} leaves no batch to decay over: training has {total_steps}")
+    if warmup or train_cfg.decay == "cosine":
+        # Keras' own schedule (it serializes with the checkpoint): a linear rise from 0 over ``warmup``
+        # batches, then a cosine to 0 over the rest, or (alpha 1) the rate held
+        cosine = train_cfg.decay == "cosine"
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else learning_rate, decay_steps=int(total_steps) - warmup if cosine else 1,
+            alpha=0.0 if cosine else 1.0, warmup_target=learning_rate if warmup else None, warmup_steps=warmup)
     return kinds[train_cfg.optimizer](learning_rate=learning_rate, **extra)
 
 

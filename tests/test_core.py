@@ -284,3 +284,23 @@ def test_cosine_decay_falls_to_zero_over_all_steps_and_needs_them():
         make_optimizer(TrainConfig(decay="cosine"))
     with pytest.raises(ConfigError, match="train.decay must be none or cosine"):
         make_optimizer(TrainConfig(decay="linear"), total_steps=10)
+
+
+def test_warmup_rises_linearly_then_decays_or_holds():
+    from seqapps.config import TrainConfig
+    from seqapps.training import make_optimizer
+
+    def rates(opt, steps):
+        out = []
+        for step in steps:
+            opt.iterations.assign(step)
+            out.append(float(opt.learning_rate))
+        return out
+
+    cosine = rates(make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine", warmup=10), total_steps=110),
+                   (0, 5, 10, 60, 110))
+    assert cosine == pytest.approx([0.0, 0.005, 0.01, 0.005, 0.0], abs=1e-7)
+    held = rates(make_optimizer(TrainConfig(learning_rate=0.01, warmup=4)), (0, 2, 4, 1000))
+    assert held == pytest.approx([0.0, 0.005, 0.01, 0.01], abs=1e-7)
+    with pytest.raises(ConfigError, match="train.warmup=10 leaves no batch"):
+        make_optimizer(TrainConfig(decay="cosine", warmup=10), total_steps=10)
