@@ -213,7 +213,8 @@ RANGES: dict[str, Range] = {
     "model.heads": AT_LEAST_1, "model.ff_units": AT_LEAST_0,
     "train.epochs": AT_LEAST_1, "train.batch_size": AT_LEAST_1, "train.learning_rate": POSITIVE,
     "train.clipnorm": AT_LEAST_0, "train.patience": AT_LEAST_0, "train.ema": FRACTION,
-    "train.backup_every": AT_LEAST_0, "train.warmup": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0, "train.time_limit": AT_LEAST_0,
+    "train.backup_every": AT_LEAST_0, "train.warmup": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0,
+    "train.time_limit": AT_LEAST_0,
 }
 
 #: the values a shared string option may take; a task adds its own in ``Task.choices``

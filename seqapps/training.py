@@ -65,16 +65,16 @@ def make_optimizer(train_cfg, total_steps: int | None = None):
     learning_rate, warmup = train_cfg.learning_rate, int(train_cfg.warmup)
     if train_cfg.decay not in ("none", "cosine"):
         raise ConfigError(f"train.decay must be none or cosine, got {train_cfg.decay!r}")
-    if train_cfg.decay == "cosine":
+    cosine = train_cfg.decay == "cosine"
+    if cosine:
         if not total_steps or total_steps < 1:
             raise ConfigError("train.decay=cosine needs the number of batches per epoch: this data does not say, "
                               "so set train.steps_per_epoch")
         if warmup >= total_steps:
             raise ConfigError(f"train.warmup={warmup} leaves no batch to decay over: training has {total_steps}")
-    if warmup or train_cfg.decay == "cosine":
+    if warmup or cosine:
         # Keras' own schedule (it serializes with the checkpoint): a linear rise from 0 over ``warmup``
         # batches, then a cosine to 0 over the rest, or (alpha 1) the rate held
-        cosine = train_cfg.decay == "cosine"
         learning_rate = keras.optimizers.schedules.CosineDecay(
             0.0 if warmup else learning_rate, decay_steps=int(total_steps) - warmup if cosine else 1,
             alpha=0.0 if cosine else 1.0, warmup_target=learning_rate if warmup else None, warmup_steps=warmup)

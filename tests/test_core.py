@@ -269,15 +269,20 @@ def test_standardize_keeps_accented_words_whole_and_splits_punctuation():
     assert out == ["it 's great ! do n't go , élan .", "crème brûlée 東京 !", ""]
 
 
+def _rates(opt, steps) -> list[float]:
+    """The optimizer's learning rate at each step count (its current rate follows ``iterations``)."""
+    out = []
+    for step in steps:
+        opt.iterations.assign(step)
+        out.append(float(opt.learning_rate))
+    return out
+
+
 def test_cosine_decay_falls_to_zero_over_all_steps_and_needs_them():
     from seqapps.config import TrainConfig
     from seqapps.training import make_optimizer
 
-    opt = make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine"), total_steps=100)
-    rates = []
-    for step in (0, 50, 100):  # the optimizer's current rate follows its step count
-        opt.iterations.assign(step)
-        rates.append(float(opt.learning_rate))
+    rates = _rates(make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine"), total_steps=100), (0, 50, 100))
     assert rates[0] == pytest.approx(0.01) and rates[1] == pytest.approx(0.005)
     assert rates[2] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ConfigError, match="set train.steps_per_epoch"):
@@ -290,17 +295,10 @@ def test_warmup_rises_linearly_then_decays_or_holds():
     from seqapps.config import TrainConfig
     from seqapps.training import make_optimizer
 
-    def rates(opt, steps):
-        out = []
-        for step in steps:
-            opt.iterations.assign(step)
-            out.append(float(opt.learning_rate))
-        return out
-
-    cosine = rates(make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine", warmup=10), total_steps=110),
+    cosine = _rates(make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine", warmup=10), total_steps=110),
                    (0, 5, 10, 60, 110))
     assert cosine == pytest.approx([0.0, 0.005, 0.01, 0.005, 0.0], abs=1e-7)
-    held = rates(make_optimizer(TrainConfig(learning_rate=0.01, warmup=4)), (0, 2, 4, 1000))
+    held = _rates(make_optimizer(TrainConfig(learning_rate=0.01, warmup=4)), (0, 2, 4, 1000))
     assert held == pytest.approx([0.0, 0.005, 0.01, 0.01], abs=1e-7)
     with pytest.raises(ConfigError, match="train.warmup=10 leaves no batch"):
         make_optimizer(TrainConfig(decay="cosine", warmup=10), total_steps=10)
