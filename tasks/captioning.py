@@ -24,7 +24,8 @@ from seqapps.encoders.image_inputs import image_paths, run_images, size_warning
 from seqapps.errors import ConfigError, DataError
 from seqapps.metrics import caption_report, format_captions
 from seqapps.models import ImageCaptioner
-from seqapps.models.captioner import SamplingRamp, SmoothedTokenLoss
+from seqapps.losses import SmoothedTokenLoss
+from seqapps.models.captioner import SamplingRamp
 from seqapps.predict import Predictor, decode_strings
 from seqapps.presets import Preset
 from seqapps.registry import register

@@ -24,12 +24,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seqapps.config import Config, DataConfig, ModelConfig, Range, TrainConfig, TransformerConfig
+from seqapps.config import FRACTION, Config, DataConfig, ModelConfig, Range, TrainConfig, TransformerConfig
 from seqapps.data.parallel import ParallelVocab, load_parallel, training_source_keys, unseen_sources
 from seqapps.data.pipeline import bucketed_batches
 from seqapps.errors import DataError
 from seqapps.metrics import format_translation, length_buckets, score_translations
 from seqapps.layers.transformer import ARCHITECTURES
+from seqapps.losses import SmoothedTokenLoss
 from seqapps.models import Seq2Seq, TransformerSeq2Seq
 from seqapps.predict import Predictor, decode_strings, one_or_many, text_items
 from seqapps.serving.checks import MAX_BEAM
@@ -71,6 +72,7 @@ class TranslationTrain(TrainConfig):
     learning_rate: float = 2e-3
     decay: str = "cosine"
     patience: int = 2
+    label_smoothing: float = 0.0     # share of each target word's probability spread over the vocabulary
 
 
 @dataclasses.dataclass
@@ -143,7 +145,7 @@ class Translation(Task):
     prep_class = ParallelVocab
     choices = {"model.architecture": ARCHITECTURES}
     ranges = {"data.max_output_length": Range(2), "data.source_vocab_size": Range(3),
-              "data.target_vocab_size": Range(5)}
+              "data.target_vocab_size": Range(5), "train.label_smoothing": FRACTION}
     presets = (Preset("fr-en", "French -> English, the task defaults (5 passes, no early stop)", ("train.patience=0",),
                       data="anki_fra_eng"),
                Preset("en-fr", "English -> French with the same recipe",
@@ -179,11 +181,14 @@ class Translation(Task):
 
     def compile(self, model, cfg, optimizer, prep):
         # the loss the recipes were measured with: with attention, the masked token losses summed over
-        # every position of the batch; attention=none averaged them over the real tokens only
+        # every position of the batch; attention=none averaged them over the real tokens only;
+        # with label smoothing, the smoothed losses averaged over the real tokens
         recurrent_none = cfg.model.architecture == "rnn" and cfg.model.attention == "none"
         reduction = "mean_with_sample_weight" if recurrent_none else "sum_over_batch_size"
-        model.compile(optimizer=optimizer,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction),
+        smoothing = cfg.train.label_smoothing
+        loss = (SmoothedTokenLoss(smoothing) if smoothing else
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction))
+        model.compile(optimizer=optimizer, loss=loss,
                       weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
     def endpoints(self, model, prep, cfg):

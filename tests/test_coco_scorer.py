@@ -105,7 +105,7 @@ def test_without_java_only_sacrebleu_and_one_line_saying_why(monkeypatch):
 def test_label_smoothing_loss_is_the_sparse_loss_at_zero_and_smooths_by_hand():
     import keras
 
-    from seqapps.models.captioner import SmoothedTokenLoss
+    from seqapps.losses import SmoothedTokenLoss
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 3, 5)).astype("float32")

@@ -126,6 +126,39 @@ def test_every_attention_kind_serves_after_a_checkpoint_round_trip(attention, ce
     assert predictor.attention(["Je suis fatigué."])[0]["weights"].shape[1] == 4
 
 
+def test_label_smoothing_averages_over_the_real_tokens_whatever_the_padding():
+    """``train.label_smoothing`` trains on the smoothed cross-entropy, its mean over the real target tokens:
+    padding a batch wider (a longer bucket) leaves the loss unchanged, and 0 keeps the plain loss."""
+    import keras
+
+    from seqapps import registry
+    from seqapps.losses import SmoothedTokenLoss
+    from seqapps.training import resolve_config
+
+    task = registry.get("translation")
+    rng = np.random.default_rng(0)
+    targets = np.array([[5, 9, 2, 0], [7, 2, 0, 0]])
+    logits = rng.normal(size=(2, 4, 12)).astype("float32")
+    wider_targets = np.pad(targets, [(0, 0), (0, 3)])
+    wider_logits = np.concatenate([logits, rng.normal(size=(2, 3, 12)).astype("float32")], axis=1)
+    losses = {}
+    for smoothing in (0.0, 0.1):
+        cfg = resolve_config(task, "demo", overrides=[f"train.label_smoothing={smoothing}"])
+        model = keras.Sequential([keras.layers.Identity()])
+        task.compile(model, cfg, keras.optimizers.Adam(), None)
+        loss = model.loss
+        losses[smoothing] = [float(loss(t, p, sample_weight=(t > 0).astype("float32")))
+                             for t, p in ((targets, logits), (wider_targets, wider_logits))]
+    assert isinstance(model.loss, SmoothedTokenLoss) and model.loss.label_smoothing == 0.1
+    assert losses[0.1][0] == pytest.approx(losses[0.1][1], rel=1e-5)  # the mean over the 5 real tokens
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    real = targets > 0
+    nll = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+    expected = (0.9 * nll - 0.1 * log_probs.mean(-1))[real].mean()
+    assert losses[0.1][0] == pytest.approx(expected, rel=1e-5)
+    assert losses[0.0][0] != pytest.approx(losses[0.1][0])  # 0: the recipe's plain loss, not the smoothed one
+
+
 # -- end to end -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
