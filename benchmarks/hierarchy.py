@@ -1,6 +1,8 @@
 """The ladder, measured: bag of words < SimpleRNN < LSTM/GRU < transformer, on the same data.
 
-For each text task, every rung trains by name on the task's protocol dataset and preset
+For each text task, every rung trains by name on the task's protocol dataset and preset, or a
+rung's own preset where its model needs another optimizer (the translation transformer's
+``fr-en-transformer``: warm-up and label smoothing)
 (``python -m seqapps train TASK --data DATASET --preset NAME --set ...``), with only the
 encoder changed by documented settings (``model.architecture``, ``model.cell``,
 ``model.attention``, ``model.units``), and is scored through the serving path:
@@ -52,6 +54,7 @@ class Rung:
     match: bool = True          # search model.units for the reference's parameter count
     reference: bool = False     # the preset's own model: the parameter count the others match
     step: int = 8               # model.units grid step (the heads must divide a transformer's width)
+    preset: str = ""             # the rung's own recipe by name (default: the ladder's preset)
 
 
 @dataclass
@@ -79,8 +82,7 @@ LADDERS = {
     "translation": Ladder("anki_fra_eng", "fr-en", [
         Rung("GRU, no attention", ("model.attention=none",)),
         Rung("GRU, additive attention", (), match=False, reference=True),
-        Rung("transformer", ("model.architecture=transformer", "model.heads=4", "model.layers=3",
-                             "model.dropout=0.1"), step=4)], budget=900, seeds=False),
+        Rung("transformer", (), preset="fr-en-transformer", step=4)], budget=900, seeds=False),
     "char_lm": Ladder("tinyshakespeare", "shakespeare", [
         Rung("SimpleRNN", ("model.cell=rnn",)),
         Rung("LSTM", ("model.cell=lstm",)),
@@ -114,7 +116,8 @@ def matched_units(task_name, ladder, rung, target, cache) -> tuple[int | None, i
     """The ``model.units`` on the rung's grid whose parameter count is closest to ``target``."""
     best = None
     for units in range(rung.step, 1025, rung.step):
-        n = parameters(task_name, ladder.data, ladder.preset, [*rung.overrides, f"model.units={units}"], cache)
+        n = parameters(task_name, ladder.data, rung.preset or ladder.preset, [*rung.overrides, f"model.units={units}"],
+                       cache)
         if best is None or abs(n - target) < abs(best[1] - target):
             best = (units, n)
         if n > target * 1.1:
@@ -144,7 +147,7 @@ def train_rung(task_name, ladder, rung, units, seed, budget, out) -> dict:
                  f"train.time_limit={budget}"]
     run_dir = out / task_name / f"{rung.name.replace(' ', '').replace(',', '-')}-seed{seed}"
     started = time.time()
-    run = seqapps.train(task_name, ladder.data, preset=ladder.preset, overrides=overrides, run_dir=run_dir,
+    run = seqapps.train(task_name, ladder.data, preset=rung.preset or ladder.preset, overrides=overrides, run_dir=run_dir,
                         overwrite=True, verbose=2)
     history = pd.read_csv(run.history_path)
     return {"task": task_name, "rung": rung.name, "seed": seed, "overrides": overrides,
