@@ -147,8 +147,8 @@ def train_rung(task_name, ladder, rung, units, seed, budget, out) -> dict:
                  f"train.time_limit={budget}"]
     run_dir = out / task_name / f"{rung.name.replace(' ', '').replace(',', '-')}-seed{seed}"
     started = time.time()
-    run = seqapps.train(task_name, ladder.data, preset=rung.preset or ladder.preset, overrides=overrides, run_dir=run_dir,
-                        overwrite=True, verbose=2)
+    run = seqapps.train(task_name, ladder.data, preset=rung.preset or ladder.preset, overrides=overrides,
+                        run_dir=run_dir, overwrite=True, verbose=2)
     history = pd.read_csv(run.history_path)
     return {"task": task_name, "rung": rung.name, "seed": seed, "overrides": overrides,
             "fit_seconds": run.metrics["train_seconds"], "wall_seconds": round(time.time() - started, 1),

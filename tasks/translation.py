@@ -150,9 +150,7 @@ class Translation(Task):
                       data="anki_fra_eng"),
                Preset("en-fr", "English -> French with the same recipe",
                       ("data.source_lang=en", "data.target_lang=fr", "train.patience=0")),
-               # sized to 15 minutes of fit on 2 CPU cores: width 192 runs about 0.6 s a batch there, so
-               # 4 x 330 batches (1.2 passes) with the cosine planned to end with them; a transformer
-               # needs the warm-up and label smoothing the recurrent recipe does without
+               # 4 x 330 batches: about 900 s of fit on 2 CPU cores at width 192 (benchmarks/RESULTS.md)
                Preset("fr-en-transformer", "French -> English with the encoder-decoder transformer (3 + 3 blocks, "
                       "width 192, 4 heads), warm-up, label smoothing, 15 minutes of fit",
                       ("model.architecture=transformer", "model.units=192", "model.layers=3", "model.heads=4",
