@@ -18,6 +18,14 @@ def train(task, data=None, **kwargs):
     return _train(task, data, **kwargs)
 
 
+def prepare(task, data=None, out=None, **kwargs):
+    """Write ``task``'s batches as arrays to train where TensorFlow is not installed; see
+    :func:`seqapps.prepared.prepare`."""
+    from seqapps.prepared import prepare as _prepare
+
+    return _prepare(task, data, out, **kwargs)
+
+
 def load(path):
     """Load an export or run directory as a Predictor; see :mod:`seqapps.predict`."""
     from seqapps.predict import load as _load
@@ -25,4 +33,4 @@ def load(path):
     return _load(path)
 
 
-__all__ = ["train", "load", "__version__"]
+__all__ = ["train", "prepare", "load", "__version__"]

@@ -43,6 +43,27 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training, self.stopped_after = True, elapsed
 
 
+class ResetStates(keras.callbacks.Callback):
+    """Zero the stateful layers' carried state at each epoch's start and before validation."""
+
+    def get_config(self):  # task callbacks are described by class and config (seqapps.prepared)
+        return {}
+
+    def _reset(self):
+        for layer in self.model.layers:
+            if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+                layer.reset_state()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._reset()
+
+    def on_test_begin(self, logs=None):
+        self._reset()
+
+    def on_test_end(self, logs=None):
+        self._reset()
+
+
 class ResumeReport(keras.callbacks.Callback):
     """Placed after ``BackupAndRestore`` and before ``CSVLogger``: once the backup (if any) is
     restored, says where training really continues, and drops the rows of ``history.csv``

@@ -1,4 +1,4 @@
-"""Command line: ``python -m seqapps train|evaluate|export|predict|serve|tasks|datasets|diagnose``.
+"""Command line: ``python -m seqapps train|prepare|evaluate|export|predict|serve|tasks|datasets|diagnose``.
 
 Tasks add their own subcommands (char_lm: ``generate``, ``inspect``) through
 ``Task.cli_commands()``. Errors in what the user typed or pointed at print one line
@@ -76,6 +76,20 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
                         "use TensorFlow")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
 
+    p = add("prepare", help="write a task's batches as arrays, to train where TensorFlow is not installed")
+    p.add_argument("task")
+    p.add_argument("--data", help="as for train (default: the task's own)")
+    p.add_argument("--data-dir", help="where named datasets live (default: $SEQAPPS_DATA)")
+    p.add_argument("--epochs", type=_whole)
+    p.add_argument("--batch-size", type=_whole)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, as for train (repeatable)")
+    p.add_argument("--preset", help="a named recipe of the task, as for train")
+    p.add_argument("--backend", choices=["jax", "torch", "tensorflow"], default="jax",
+                   help="the Keras backend the folder will train on (default: jax)")
+    p.add_argument("--out", help="the folder to write (default: prepared/<task>-<data>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+
     p = add("evaluate", help="score a run or an export on a dataset")
     p.add_argument("path", help="run directory or export")
     p.add_argument("--data", help="dataset to score on (default: the one it was trained on)")
@@ -146,7 +160,8 @@ def main(argv=None) -> int:
         import_tensorflow_quietly()  # the task modules import it
         extra = task_commands()
     args = build_parser(extra).parse_args(argv)
-    import_tensorflow_quietly()
+    if not _trains_prepared(args):  # a prepared folder trains where TensorFlow is not installed
+        import_tensorflow_quietly()
     from seqapps.errors import SeqappsError
 
     run = COMMANDS.get(args.command) or next(c.run for c in extra if c.name == args.command)
@@ -167,9 +182,17 @@ def main(argv=None) -> int:
         return 130
 
 
+def _trains_prepared(args) -> bool:
+    from seqapps.prepared import is_prepared
+
+    return args.command == "train" and is_prepared(args.data)
+
+
 def cmd_train(args):
     from seqapps import engine
 
+    if _trains_prepared(args):
+        return _train_prepared(args)
     backend = args.backend or _override(args.overrides, "train.backend") or engine.default_backend(args.task, args.data)
     engine.select(engine.check_backend(backend))  # before anything imports Keras
     from seqapps import registry
@@ -189,6 +212,29 @@ def cmd_train(args):
     train(args.task, data, backend=args.backend, preset=args.preset, evaluate=not args.no_eval,
           epochs=args.epochs, batch_size=args.batch_size, overrides=args.overrides,
           run_dir=args.run_dir, data_dir=args.data_dir, strategy=args.strategy, overwrite=args.overwrite)
+
+
+def _train_prepared(args):
+    from seqapps import prepared
+    from seqapps.errors import ConfigError
+
+    fixed = [flag for flag, value in (("--set", args.overrides), ("--preset", args.preset), ("--epochs", args.epochs),
+                                      ("--batch-size", args.batch_size), ("--strategy", args.strategy),
+                                      ("--data-dir", args.data_dir)) if value]
+    if fixed:
+        raise ConfigError(f"{args.data} is a prepared folder, whose training is fixed when it is prepared: "
+                          f"{', '.join(fixed)} cannot change it (pass them to `prepare` instead)")
+    prepared.train(args.task, args.data, run_dir=args.run_dir, backend=args.backend, overwrite=args.overwrite,
+                   evaluate=not args.no_eval)
+
+
+def cmd_prepare(args):
+    from seqapps.prepared import prepare
+
+    out = prepare(args.task, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                  overrides=args.overrides, preset=args.preset, data_dir=args.data_dir, backend=args.backend,
+                  overwrite=args.overwrite)
+    print(f"prepared {out}; train it with: python -m seqapps train {args.task} --data {out} --backend {args.backend}")
 
 
 def _override(overrides, key):
@@ -276,6 +322,6 @@ def cmd_diagnose(args):
     print(f"wrote {args.out}/gradients.csv\nwrote {args.out}/gradients.png")
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "predict": cmd_predict,
+COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "evaluate": cmd_evaluate, "export": cmd_export, "predict": cmd_predict,
             "tasks": cmd_tasks, "presets": cmd_presets, "datasets": cmd_datasets, "diagnose": cmd_diagnose,
             "serve": SERVE.run}

@@ -25,12 +25,19 @@ from seqapps.errors import ExportError, SeqappsError
 
 
 def versions() -> dict:
+    """What wrote a run; ``tensorflow`` is None where a run trained without it (seqapps.prepared)."""
+    import importlib.util
+
     import keras
-    import tensorflow as tf
 
     from seqapps import __version__
 
-    return {"seqapps": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+    tf_version = None
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    return {"seqapps": __version__, "tensorflow": tf_version, "keras": keras.__version__,
             "python": platform.python_version()}
 
 

@@ -153,7 +153,8 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
           preset=None, evaluate=True) -> Run:
     """Train ``task`` and return its :class:`~seqapps.run.Run`.
 
-    Re-running the same call after an interruption resumes from the last backup.
+    Re-running the same call after an interruption resumes from the last backup. ``data`` may be a
+    folder written by :func:`seqapps.prepared.prepare`, which trains without TensorFlow.
     ``preset`` names one of the task's recipes (default: the recipe of the dataset ``data``,
     if the task has one; ``"none"``: the bare defaults); explicit arguments and ``overrides``
     apply over it. ``evaluate=False`` skips scoring the validation and test splits at the end
@@ -161,6 +162,14 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
     ``train.backend``) picks the Keras backend that trains; when this process runs another
     one, the training runs in a child process that does (``callbacks`` cannot go there).
     """
+    from seqapps import prepared
+
+    if prepared.is_prepared(data):  # batches written by `prepare`: everything else was fixed then
+        if any(v is not None for v in (epochs, batch_size, strategy, preset, data_dir)) or overrides or callbacks:
+            raise ConfigError(f"{data} is a prepared folder, whose training is fixed when it is prepared: pass "
+                              "epochs, batch_size, overrides, strategy and preset to prepare() instead")
+        return prepared.train(task, data, run_dir=run_dir, backend=backend, overwrite=overwrite, verbose=verbose,
+                              evaluate=evaluate)
     task_obj = registry.get(task)
     if backend is not None:
         overrides = [*_as_list(overrides, "overrides"), f"train.backend={backend}"]
@@ -289,18 +298,25 @@ def _fit_with(task_obj, cfg, run, prep, train_ds, val_ds, steps, replicas, resum
         train_ds, val_ds = even_batches(train_ds, replicas), even_batches(val_ds, replicas)
     model = task_obj.build_model(cfg, prep)
     task_obj.compile(model, cfg, make_optimizer(cfg.train, _total_steps(cfg, train_ds, steps)), prep)
-    callbacks = _callbacks(task_obj, cfg, run, prep, extra_callbacks, resuming)
+    callbacks = fit_callbacks(cfg.train, run, task_obj.monitor, task_obj.monitor_mode,
+                              [*task_obj.callbacks(cfg, prep), *extra_callbacks], resuming)
+    return model, fit(model, run, train_ds, val_ds, cfg.train.epochs, steps, callbacks, verbose)
+
+
+def fit(model, run: Run, train, val, epochs: int, steps, callbacks, verbose) -> float:
+    """``model.fit`` into ``run`` (its best checkpoint written, a diverged loss one error line);
+    returns the time it started."""
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     started = time.time()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, steps_per_epoch=steps,
+    history = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps,
                         callbacks=callbacks, verbose=verbose, shuffle=False)
     if any(v and not math.isfinite(float(v[-1])) for v in history.history.values()):
         raise SeqappsError(f"training diverged (loss is NaN); lower train.learning_rate or set train.clipnorm "
                            f"(run kept in {run.dir})")
     if not run.model_path.exists():
         model.save(run.model_path)
-    return model, started
+    return started
 
 
 def _preprocessing(task_obj, cfg, run, splits, resuming):
@@ -313,31 +329,36 @@ def _preprocessing(task_obj, cfg, run, splits, resuming):
     return task_obj.fit_preprocessing(cfg, splits), True
 
 
-def _callbacks(task_obj, cfg, run, prep, extra, resuming=False) -> list:
+def fit_callbacks(train_cfg, run: Run, monitor: str, mode: str, more=(), resuming=False) -> list:
+    """Every run's callbacks around ``more`` (the task's and the caller's): epoch timing, backups
+    and resume, the best checkpoint, the CSV history, TensorBoard (where TensorFlow is installed:
+    Keras writes its logs with it), NaN checks, and ``train_cfg``'s weight averaging, early
+    stopping and time limit."""
+    import importlib.util
+
     import keras
 
     from seqapps.callbacks import EpochTimer, ResumeReport, TimeLimit
 
-    monitor, mode = task_obj.monitor, task_obj.monitor_mode
+    tensorboard = importlib.util.find_spec("tensorflow") is not None
     callbacks = [
         EpochTimer(),  # first, so CSVLogger and TensorBoard see epoch_seconds
-        keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq=cfg.train.backup_every or "epoch",
+        keras.callbacks.BackupAndRestore(str(run.backup_dir), save_freq=train_cfg.backup_every or "epoch",
                                          double_checkpoint=True),
         ResumeReport(run.history_path, run.dir, resuming),  # after the restore, before the CSV log opens
         keras.callbacks.ModelCheckpoint(str(run.model_path), monitor=monitor, mode=mode, save_best_only=True,
                                         initial_value_threshold=_best_so_far(run, monitor, mode)),
         keras.callbacks.CSVLogger(str(run.history_path), append=True),
-        keras.callbacks.TensorBoard(str(run.logs_dir)),
+        *([keras.callbacks.TensorBoard(str(run.logs_dir))] if tensorboard else []),
         keras.callbacks.TerminateOnNaN(),
-        *task_obj.callbacks(cfg, prep),
-        *extra,
+        *more,
     ]
-    if cfg.train.ema:  # validate and checkpoint with the averaged weights
+    if train_cfg.ema:  # validate and checkpoint with the averaged weights
         callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    if cfg.train.patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.patience))
-    if cfg.train.time_limit:
-        callbacks.append(TimeLimit(cfg.train.time_limit))
+    if train_cfg.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train_cfg.patience))
+    if train_cfg.time_limit:
+        callbacks.append(TimeLimit(train_cfg.time_limit))
     return callbacks
 
 

@@ -35,7 +35,8 @@ from seqapps.config import AT_LEAST_1, Config, DataConfig, ModelConfig, TrainCon
 from seqapps.data.plaintext import CharVocab, load_texts
 from seqapps.errors import ConfigError, DataError
 from seqapps.distribute import per_replica
-from seqapps.data.streams import ResetStates, random_window_dataset, stateful_dataset, stream_windows
+from seqapps.callbacks import ResetStates
+from seqapps.data.streams import random_window_dataset, stateful_dataset, stream_windows
 from seqapps.layers.recurrent import GATES
 from seqapps.layers.transformer import ARCHITECTURES
 from seqapps.models import CharLanguageModel, CharTransformer

@@ -62,7 +62,7 @@ def test_random_windows_are_shifted_pairs_and_too_short_text_fails():
 def test_reset_callback_zeroes_the_carried_state():
     import keras
 
-    from seqapps.data.streams import ResetStates
+    from seqapps.callbacks import ResetStates
 
     inp = keras.Input(batch_shape=(2, None), dtype="int32")
     x = keras.layers.Embedding(5, 4)(inp)

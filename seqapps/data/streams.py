@@ -2,14 +2,13 @@
 
 ``stream_windows`` / ``stateful_dataset``: the sequence cut into ``batch_size`` contiguous
 streams, batch ``k`` holding window ``k`` of every stream, so a stateful recurrent model
-carries each row's state into the next batch; :class:`ResetStates` zeroes that state
+carries each row's state into the next batch; :class:`seqapps.callbacks.ResetStates` zeroes that state
 when an epoch or a validation pass starts. ``random_window_dataset``: windows at random
 offsets, each read from a zero state.
 """
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -53,21 +52,3 @@ def random_window_dataset(ids, batch_size: int, bptt: int, seed: int):
     jitter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     ds = tf.data.Dataset.zip(starts, jitter).map(window, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-class ResetStates(keras.callbacks.Callback):
-    """Zero the stateful layers' carried state at each epoch's start and before validation."""
-
-    def _reset(self):
-        for layer in self.model.layers:
-            if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
-                layer.reset_state()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._reset()
-
-    def on_test_begin(self, logs=None):
-        self._reset()
-
-    def on_test_end(self, logs=None):
-        self._reset()

@@ -164,7 +164,10 @@ class SamplingRamp(keras.callbacks.Callback):
 
     def __init__(self, peak: float, epochs: int):
         super().__init__()
-        self.peak, self.full_at = float(peak), max(1, int(epochs) // 2)
+        self.peak, self.epochs, self.full_at = float(peak), int(epochs), max(1, int(epochs) // 2)
+
+    def get_config(self):  # task callbacks are described by class and config (seqapps.prepared)
+        return {"peak": self.peak, "epochs": self.epochs}
 
     def rate(self, epoch: int) -> float:
         return self.peak * min(1.0, epoch / self.full_at)

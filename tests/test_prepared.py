@@ -1,0 +1,141 @@
+"""Prepared arrays: a task's batches written where TensorFlow runs, trained where only Keras and JAX do."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import seqapps
+from conftest import ROOT, run_main
+from seqapps import prepared, registry
+from seqapps.errors import ConfigError, DataError, SeqappsError
+from seqapps.training import Run, resolve_config, score
+
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+TRANSLATION = ["model.units=8", "model.embedding_dim=8", "model.attention_units=8", "train.batch_size=16",
+               "train.epochs=2"]
+CHAR_LM = ["model.units=8", "model.embedding_dim=8", "train.batch_size=8", "train.bptt=16", "train.epochs=2",
+           "train.patience=0", "data.eval_streams=4"]
+
+#: runs seqapps' command line as on a machine where TensorFlow is not installed
+WITHOUT_TENSORFLOW = """
+import runpy, sys
+for name in ("tensorflow", "tensorflow_datasets", "tf_keras"):
+    sys.modules[name] = None
+sys.argv = ["seqapps", *sys.argv[1:]]
+runpy.run_module("seqapps", run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prepared")
+    return {"translation": seqapps.prepare("translation", "demo", root / "translation", overrides=TRANSLATION),
+            "char_lm": seqapps.prepare("char_lm", "demo", root / "char_lm", overrides=CHAR_LM)}
+
+
+def _epoch_batches(task_name, overrides):
+    """The batches ``train`` draws on the TensorFlow path, epoch by epoch, under the same seed."""
+    import keras
+
+    task = registry.get(task_name)
+    cfg = resolve_config(task, "demo", overrides=[*overrides, "train.backend=jax"])
+    splits = task.load_data(cfg)
+    keras.utils.set_random_seed(cfg.train.seed)
+    prep = task.fit_preprocessing(cfg, splits)
+    train_ds, _ = task.datasets(cfg, prep, splits)
+    return [[_leaves(e) for e in train_ds] for _ in range(cfg.train.epochs)]
+
+
+def _leaves(element):
+    import keras
+
+    return [np.asarray(t) for t in keras.tree.flatten(element)]
+
+
+@pytest.mark.parametrize("task_name,overrides", [("translation", TRANSLATION), ("char_lm", CHAR_LM)])
+def test_prepared_batches_are_the_training_batches(folders, task_name, overrides):
+    expected = _epoch_batches(task_name, overrides)
+    stored = prepared.batches(folders[task_name])
+    assert len(expected[0]) == len(stored) > 0
+    for epoch, batches in enumerate(expected):
+        stored.epoch = epoch
+        for i, batch in enumerate(batches):
+            got = _leaves(stored[i])
+            assert [a.shape for a in got] == [b.shape for b in batch]
+            for a, b in zip(got, batch):
+                np.testing.assert_array_equal(a, b)
+                assert a.dtype == (np.int32 if b.dtype.kind in "iu" else b.dtype)
+    if task_name == "translation":  # a new shuffle each epoch, each written
+        assert not np.array_equal(expected[0][0][0], expected[1][0][0])
+
+
+def test_prepared_folder_contents(folders):
+    info = json.loads((folders["translation"] / "prepared.json").read_text())
+    assert info["task"] == "translation" and info["epochs"] == 2 and info["backend"] == "jax"
+    assert info["files"] == ["train-0.npz", "train-1.npz"]
+    assert sorted(p.name for p in (folders["translation"] / "prep").iterdir()) == ["source_vocab.txt",
+                                                                                   "target_vocab.txt"]
+    config = json.loads((folders["translation"] / "config.json").read_text())
+    assert config["model"]["units"] == 8 and config["train"]["backend"] == "jax"
+    with np.load(folders["translation"] / "train-0.npz") as f:
+        assert f["0-0"].dtype == np.int8  # demo ids are few: kept narrow, fed as int32
+    lm = json.loads((folders["char_lm"] / "prepared.json").read_text())
+    assert lm["callbacks"] == [{"class": "seqapps.callbacks:ResetStates", "config": {}}]
+    assert lm["files"] == ["train-0.npz", "train-0.npz"]  # stateful streams: the same every epoch, written once
+    assert not (folders["char_lm"] / "train-1.npz").exists()
+
+
+@needs_jax
+def test_prepared_trains_without_tensorflow_and_scores_where_it_is(folders, tmp_path):
+    script = tmp_path / "without_tf.py"
+    script.write_text(WITHOUT_TENSORFLOW)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax", "SEQAPPS_JAX_CACHE": "none"}
+    proc = subprocess.run([sys.executable, str(script), "train", "char_lm", "--data", folders["char_lm"],
+                           "--run-dir", run_dir], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "TensorFlow is not installed here, so the run was not scored" in proc.stderr
+    run = Run.open(run_dir)
+    info = run.info
+    assert info["backend"] == "jax" and info["versions"]["tensorflow"] is None
+    assert info["prepared_id"] == json.loads((folders["char_lm"] / "prepared.json").read_text())["id"]
+    with open(run.history_path) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    assert (run_dir / "chars.json").exists() and run.model_path.exists() and not run.backup_dir.exists()
+    assert set(json.loads(run.metrics_path.read_text())) == {"train_seconds"}
+    metrics = score(run, verbose=False)  # here TensorFlow is installed: an ordinary run directory
+    assert 0 < metrics["val"]["nats_per_char"] < 5 and metrics["val"]["chars"] > 0
+    text = run.predictor().generate("the ", length=20, temperature=0.0)
+    assert isinstance(text, str) and text
+
+
+def test_prepared_folder_errors(folders, tmp_path, capsys):
+    code, lines = run_main(["train", "pos", "--data", folders["translation"]], capsys)
+    assert code == 2 and len(lines) == 1 and "was prepared for translation, not pos" in lines[0]
+    code, lines = run_main(["train", "translation", "--data", folders["translation"], "--set", "model.units=4",
+                            "--epochs", "3"], capsys)
+    assert code == 2 and len(lines) == 1 and "--set, --epochs cannot change it" in lines[0]
+    with pytest.raises(ConfigError, match="prepared folder"):
+        seqapps.train("translation", data=folders["translation"], epochs=3)
+    broken = tmp_path / "broken"
+    shutil.copytree(folders["translation"], broken)
+    (broken / "train-1.npz").unlink()
+    with pytest.raises(DataError, match="incomplete: train-1.npz missing"):
+        prepared.train("translation", broken, run_dir=tmp_path / "r")
+    with pytest.raises(SeqappsError, match="already exists"):
+        seqapps.prepare("translation", "demo", folders["translation"], overrides=TRANSLATION)
+    with pytest.raises(ConfigError, match="cannot be prepared"):
+        seqapps.prepare("translation", "demo", tmp_path / "m", overrides=[*TRANSLATION, "train.strategy=mirrored"])
+    assert not (tmp_path / "m").exists()
