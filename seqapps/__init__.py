@@ -12,7 +12,12 @@ __version__ = "0.1.0"
 
 
 def train(task, data=None, **kwargs):
-    """Train ``task`` on ``data``; see :func:`seqapps.training.train`."""
+    """Train ``task`` on ``data``; see :func:`seqapps.training.train` (and, for a folder written by
+    :func:`prepare`, :func:`seqapps.prepared.train`, which needs no TensorFlow)."""
+    from seqapps import prepared
+
+    if prepared.is_prepared(data):
+        return prepared.train_api(task, data, **kwargs)
     from seqapps.training import train as _train
 
     return _train(task, data, **kwargs)

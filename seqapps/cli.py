@@ -58,33 +58,29 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add = functools.partial(sub.add_parser, parents=[debug])
 
-    p = add("train", help="train a task by name")
-    p.add_argument("task")
-    p.add_argument("--data", help="demo | a named dataset | a path | tfds:NAME (default: the task's own)")
-    p.add_argument("--data-dir", help="where named datasets live (default: $SEQAPPS_DATA)")
-    p.add_argument("--epochs", type=_whole)
-    p.add_argument("--batch-size", type=_whole)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. model.cell=gru (repeatable)")
+    recipe = _Parser(add_help=False)  # what picks the training: train's and prepare's own arguments
+    recipe.add_argument("task")
+    recipe.add_argument("--data", help="demo | a named dataset | a path | tfds:NAME | for train, a folder `prepare` "
+                                       "wrote (default: the task's own)")
+    recipe.add_argument("--data-dir", help="where named datasets live (default: $SEQAPPS_DATA)")
+    recipe.add_argument("--epochs", type=_whole)
+    recipe.add_argument("--batch-size", type=_whole)
+    recipe.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. model.cell=gru (repeatable)")
+    recipe.add_argument("--preset", help="a named recipe of the task (see `presets`; default: the recipe of the "
+                                         "--data dataset if it has one; none: the task defaults)")
+
+    p = add("train", help="train a task by name", parents=[debug, recipe])
     p.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<data>)")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
     p.add_argument("--no-eval", action="store_true", help="skip scoring the validation and test splits at the end")
-    p.add_argument("--preset", help="a named recipe of the task (see `presets`; default: the recipe of the "
-                                    "--data dataset if it has one; none: the task defaults)")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
                    help="the Keras backend that trains (default: the task's measured fastest); exports always "
                         "use TensorFlow")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
 
-    p = add("prepare", help="write a task's batches as arrays, to train where TensorFlow is not installed")
-    p.add_argument("task")
-    p.add_argument("--data", help="as for train (default: the task's own)")
-    p.add_argument("--data-dir", help="where named datasets live (default: $SEQAPPS_DATA)")
-    p.add_argument("--epochs", type=_whole)
-    p.add_argument("--batch-size", type=_whole)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, as for train (repeatable)")
-    p.add_argument("--preset", help="a named recipe of the task, as for train")
+    p = add("prepare", help="write a task's batches as arrays, to train where TensorFlow is not installed",
+            parents=[debug, recipe])
     p.add_argument("--backend", choices=["jax", "torch", "tensorflow"], default="jax",
                    help="the Keras backend the folder will train on (default: jax)")
     p.add_argument("--out", help="the folder to write (default: prepared/<task>-<data>)")

@@ -302,6 +302,16 @@ def _info(folder: Path) -> dict:
 
 
 # -- training (any backend) ----------------------------------------------------------------------------
+def train_api(task, data, *, run_dir=None, backend=None, overwrite=False, verbose=None, evaluate=True, **fixed):
+    """``seqapps.train(task, data=FOLDER, ...)``: :func:`train`, with every argument that would change
+    the training (epochs, batch_size, overrides, strategy, preset, data_dir, callbacks) refused."""
+    given = sorted(k for k, v in fixed.items() if v not in (None, (), []))
+    if given:
+        raise ConfigError(f"{data} is a prepared folder, whose training is fixed when it is prepared: pass "
+                          f"{', '.join(given)} to prepare() instead")
+    return train(task, data, run_dir=run_dir, backend=backend, overwrite=overwrite, verbose=verbose, evaluate=evaluate)
+
+
 def train(task: str, folder, *, run_dir=None, backend=None, overwrite=False, verbose=None, evaluate=True) -> Run:
     """Train the prepared ``folder`` (written by :func:`prepare` for ``task``) into ``run_dir``
     (default ``runs/<task>-<data>``) on ``backend`` (default: the one it was prepared for)."""

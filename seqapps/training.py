@@ -153,8 +153,8 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
           preset=None, evaluate=True) -> Run:
     """Train ``task`` and return its :class:`~seqapps.run.Run`.
 
-    Re-running the same call after an interruption resumes from the last backup. ``data`` may be a
-    folder written by :func:`seqapps.prepared.prepare`, which trains without TensorFlow.
+    Re-running the same call after an interruption resumes from the last backup. (``seqapps.train``
+    also takes a folder written by :func:`seqapps.prepared.prepare` as ``data``.)
     ``preset`` names one of the task's recipes (default: the recipe of the dataset ``data``,
     if the task has one; ``"none"``: the bare defaults); explicit arguments and ``overrides``
     apply over it. ``evaluate=False`` skips scoring the validation and test splits at the end
@@ -162,14 +162,6 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
     ``train.backend``) picks the Keras backend that trains; when this process runs another
     one, the training runs in a child process that does (``callbacks`` cannot go there).
     """
-    from seqapps import prepared
-
-    if prepared.is_prepared(data):  # batches written by `prepare`: everything else was fixed then
-        if any(v is not None for v in (epochs, batch_size, strategy, preset, data_dir)) or overrides or callbacks:
-            raise ConfigError(f"{data} is a prepared folder, whose training is fixed when it is prepared: pass "
-                              "epochs, batch_size, overrides, strategy and preset to prepare() instead")
-        return prepared.train(task, data, run_dir=run_dir, backend=backend, overwrite=overwrite, verbose=verbose,
-                              evaluate=evaluate)
     task_obj = registry.get(task)
     if backend is not None:
         overrides = [*_as_list(overrides, "overrides"), f"train.backend={backend}"]
