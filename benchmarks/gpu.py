@@ -12,7 +12,7 @@ Three steps, each the product's own command (``seqapps.prepared``):
    each run (the protocol's splits, through the serving path, as ``train`` scores), then the table.
 
     SEQAPPS_DATA=../shared/datasets python benchmarks/gpu.py prepare
-    python benchmarks/gpu.py train --budget 520          # on the GPU host
+    python benchmarks/gpu.py train --budget 470          # on the GPU host
     SEQAPPS_DATA=../shared/datasets python benchmarks/gpu.py score
 
 ``--only NAME`` (repeatable) picks recipes; ``--budget`` is the seconds the train step may take

@@ -76,9 +76,13 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
 
     if engine.current_backend() != "tensorflow":
         raise ConfigError("prepare reads the data with TensorFlow: run it with the tensorflow backend")
+    if backend not in engine.BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(engine.BACKENDS)}, got {backend!r}")
     task_obj = registry.get(task)
-    cfg = resolve_config(task_obj, data, epochs, batch_size, [*_as_list(overrides, "overrides"), f"train.backend={backend}"],
-                         None, preset)
+    # resolved on this process's backend: the one the folder trains on need not be installed here
+    cfg = resolve_config(task_obj, data, epochs, batch_size, [*_as_list(overrides, "overrides"),
+                                                               "train.backend=tensorflow"], None, preset)
+    cfg.train.backend = backend
     if cfg.train.strategy != "default":
         raise ConfigError(f"train.strategy={cfg.train.strategy} cannot be prepared: a prepared folder trains on "
                           "one process's devices")

@@ -139,3 +139,16 @@ def test_prepared_folder_errors(folders, tmp_path, capsys):
     with pytest.raises(ConfigError, match="cannot be prepared"):
         seqapps.prepare("translation", "demo", tmp_path / "m", overrides=[*TRANSLATION, "train.strategy=mirrored"])
     assert not (tmp_path / "m").exists()
+
+
+def test_prepare_needs_only_tensorflow_not_the_backend_it_prepares_for(tmp_path, monkeypatch):
+    from seqapps import engine
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
+    with pytest.raises(ConfigError, match="the jax backend is not installed"):
+        engine.check_backend("jax")  # as here, where jax is missing
+    folder = seqapps.prepare("char_lm", "demo", tmp_path / "lm", overrides=[*CHAR_LM, "train.epochs=1"])
+    assert json.loads((folder / "config.json").read_text())["train"]["backend"] == "jax"
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        seqapps.prepare("char_lm", "demo", tmp_path / "x", backend="theano")
