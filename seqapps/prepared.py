@@ -34,8 +34,8 @@ TensorBoard logs where TensorFlow is missing (Keras writes them with it), and ``
 
 from __future__ import annotations
 
+import functools
 import importlib
-import importlib.util
 import json
 import os
 import shutil
@@ -100,9 +100,11 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
     try:
         steps = cfg.train.steps_per_epoch or None
         epoch_batches = _epochs(train_ds, cfg.train.epochs, steps)
-        template, counts, files, written = None, [], [], {}
+        template, counts, files, written, first = None, [], [], {}, None
         for e, batches in enumerate(epoch_batches):
             template, n, arrays = _batch_arrays(batches, template, f"epoch {e + 1}")
+            if first is None:
+                first = _build(template, (arrays[f"0-{j}"] for j in range(_leaves(template))))
             digest = _digest(arrays)
             if digest not in written:
                 written[digest] = f"train-{e}.npz"
@@ -112,7 +114,6 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
             print(f"prepared epoch {e + 1}/{cfg.train.epochs}: {n} batches", file=sys.stderr)
         val_template, n_val, arrays = _batch_arrays(iter(val_ds), None, "the validation split")
         _save(tmp / "val.npz", arrays)
-        first = _read_batch(tmp / files[0], 0, template)
         with _precision(cfg.train.mixed_precision):
             model = task_obj.build_model(cfg, prep)
             total = counts[0] * cfg.train.epochs if cfg.train.decay != "none" else None
@@ -236,14 +237,9 @@ def _leaves(template) -> int:
     return 1
 
 
-def _read_batch(path, i, template):
-    import numpy as np
-
-    with np.load(path) as f:
-        return _build(template, iter([f[f"{i}-{j}"] for j in range(_leaves(template))]))
-
-
+@functools.cache
 def _batches_class():
+    """(Batches, EpochFeed), defined once Keras is imported on the backend that trains."""
     import keras
     import numpy as np
 
@@ -332,21 +328,10 @@ def train(task: str, folder, *, run_dir=None, backend=None, overwrite=False, ver
                                        *(["--overwrite"] * overwrite), *(["--no-eval"] * (not evaluate))],
                              f"training {task}")
         return Run(run.dir)
-    with locked(run.dir):
-        seconds = _train_into(info, folder, run, overwrite, verbose)
-        if not evaluate:
-            run.metrics_path.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
-        elif importlib.util.find_spec("tensorflow") is None:
-            run.metrics_path.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
-            print(f"TensorFlow is not installed here, so the run was not scored; where it is: "
-                  f"python -m seqapps.training score {run.dir} --seconds {seconds}", file=sys.stderr)
-        elif engine.current_backend() == "tensorflow":
-            from seqapps.training import score
+    from seqapps.training import finish
 
-            score(run, train_seconds=seconds, verbose=verbose is None or bool(verbose))
-        else:
-            engine.run_elsewhere("tensorflow", ["score", run.dir, "--seconds", seconds], f"scoring {task}",
-                                 module="seqapps.training")
+    with locked(run.dir):
+        finish(run, _train_into(info, folder, run, overwrite, verbose), evaluate, verbose)
     return run
 
 
@@ -382,18 +367,16 @@ def _train_into(info, folder: Path, run: Run, overwrite: bool, verbose) -> float
 
 def _start_run_dir(info, folder: Path, run: Run, overwrite: bool) -> bool:
     """Make ``run.dir`` a run directory of ``folder``; True when it resumes an unfinished run of it."""
-    if run.info_path.exists() and not overwrite:
-        if not run.finished:
-            if run.info.get("prepared_id") != info["id"]:
-                raise SeqappsError(f"{run.dir} holds an unfinished run of something else; repeat its command to "
-                                   "resume it, or pass --overwrite or another --run-dir")
-            return True
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run.metrics_path.stat().st_mtime))
-        kept = run.dir.with_name(f"{run.dir.name}.{stamp}")
-        run.dir.rename(kept)
-        print(f"{run.dir} held a finished run; kept it as {kept}", file=sys.stderr)
-    elif overwrite and run.dir.exists():
+    from seqapps.training import set_aside_finished
+
+    if overwrite and run.dir.exists():
         shutil.rmtree(run.dir)
+    if run.info_path.exists() and not run.finished:
+        if run.info.get("prepared_id") != info["id"]:
+            raise SeqappsError(f"{run.dir} holds an unfinished run of something else; repeat its command to "
+                               "resume it, or pass --overwrite or another --run-dir")
+        return True
+    set_aside_finished(run)
     run.dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(folder / "config.json", run.config_path)
     shutil.copytree(folder / "prep", run.dir, dirs_exist_ok=True)

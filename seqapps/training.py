@@ -125,16 +125,21 @@ def _prepare_run_dir(run: Run, cfg, task_name: str, overwrite: bool, resuming: b
         return
     if overwrite and run.dir.exists():
         shutil.rmtree(run.dir)
-    if run.info_path.exists() and run.finished:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run.metrics_path.stat().st_mtime))
-        kept = run.dir.with_name(f"{run.dir.name}.{stamp}")
-        run.dir.rename(kept)
-        print(f"{run.dir} held a finished run; kept it as {kept}", file=sys.stderr)
+    set_aside_finished(run)
     run.dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run.config_path)
     run.info_path.write_text(json.dumps({"task": task_name, "data": cfg.data.source, "created": time.strftime(
         "%Y-%m-%dT%H:%M:%S"), "versions": versions()}, indent=2) + "\n")
     return False
+
+
+def set_aside_finished(run: Run) -> None:
+    """Keep a finished run in ``run.dir`` under a timestamped name beside it, so a new run starts there."""
+    if run.info_path.exists() and run.finished:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run.metrics_path.stat().st_mtime))
+        kept = run.dir.with_name(f"{run.dir.name}.{stamp}")
+        run.dir.rename(kept)
+        print(f"{run.dir} held a finished run; kept it as {kept}", file=sys.stderr)
 
 
 def _best_so_far(run: Run, monitor: str, mode: str):
@@ -191,14 +196,27 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
     with locked(run.dir):  # one training per run directory at a time
         resuming = _resumable(run, cfg, task, overwrite)
         seconds = _train_into(task_obj, cfg, run, splits, resuming, overwrite, verbose, callbacks)
-        if not evaluate:
-            run.metrics_path.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
-        elif engine.current_backend() == "tensorflow":
-            score(run, splits, seconds, verbose=verbose is None or bool(verbose))
-        else:  # serving graphs are TensorFlow: score the checkpoint where they can be built
-            engine.run_elsewhere("tensorflow", ["score", run.dir, "--seconds", seconds, *_cli_flags(data_dir=data_dir)],
-                                 f"scoring {task}", module="seqapps.training")
+        finish(run, seconds, evaluate, verbose, splits, data_dir)
     return run
+
+
+def finish(run: Run, seconds: float, evaluate: bool, verbose, splits=None, data_dir=None) -> None:
+    """After the fit: ``metrics.json`` with the scores of the validation and test splits (or, with
+    ``evaluate`` off, only ``train_seconds``). Serving graphs are TensorFlow, so a process on
+    another backend scores in a child that runs it; where TensorFlow is not installed (a prepared
+    folder's training), the run is left unscored with one line saying how to score it."""
+    import importlib.util
+
+    if not evaluate or importlib.util.find_spec("tensorflow") is None:
+        run.metrics_path.write_text(json.dumps({"train_seconds": seconds}, indent=2) + "\n")
+        if evaluate:
+            print(f"TensorFlow is not installed here, so the run was not scored; where it is: "
+                  f"python -m seqapps.training score {run.dir} --seconds {seconds}", file=sys.stderr)
+    elif engine.current_backend() == "tensorflow":
+        score(run, splits, seconds, data_dir=data_dir, verbose=verbose is None or bool(verbose))
+    else:
+        engine.run_elsewhere("tensorflow", ["score", run.dir, "--seconds", seconds, *_cli_flags(data_dir=data_dir)],
+                             f"scoring {run.task_name}", module="seqapps.training")
 
 
 def _train_into(task_obj, cfg, run, splits, resuming, overwrite, verbose, callbacks) -> float:
