@@ -20,16 +20,14 @@ import keras
 from seqapps.config import FRACTION, Config, DataConfig, ModelConfig, Range, TrainConfig
 from seqapps.data import captions as caplib
 from seqapps.encoders.features import image_batches
-from seqapps.encoders.image_inputs import image_paths, run_images, size_warning
 from seqapps.errors import ConfigError, DataError
 from seqapps.metrics import caption_report, format_captions
 from seqapps.models import ImageCaptioner
 from seqapps.losses import SmoothedTokenLoss
 from seqapps.models.captioner import SamplingRamp
-from seqapps.predict import Predictor, decode_strings
 from seqapps.presets import Preset
 from seqapps.registry import register
-from seqapps.serving.captions import caption_endpoints
+from seqapps.serving.captions import CaptionPredictor, caption_endpoints
 from seqapps.task import Task
 
 
@@ -86,65 +84,6 @@ def _check(cfg):
     if not m.encoder_trainable and m.encoder_weights.lower() in ("none", ""):
         raise ConfigError("a frozen encoder needs pretrained weights: set model.encoder_weights=imagenet|PATH "
                           "or model.encoder_trainable=true")
-
-
-# -- predictor ----------------------------------------------------------------------------------
-class CaptionPredictor(Predictor):
-    """``caption(paths_or_bytes, beam=3)`` -> ``[{"source", "caption", "error", "warning"}]``.
-
-    Items that cannot be read or decoded get ``caption=None`` and an ``error`` saying
-    why; the others are captioned all the same.
-    """
-
-    @property
-    def beam_width(self) -> int:
-        return int(self.metadata["decoding"]["beam_width"])
-
-    def _signature(self, beam):
-        if beam in (None, 0, 1):
-            return "serving_default"
-        width = self.beam_width
-        if int(beam) != width:
-            raise ConfigError(f"this export has greedy decoding (beam=1) and beam search of width {width}; "
-                              f"got beam={beam}")
-        return "beam"
-
-    def caption(self, items, beam: int | None = None, batch_size: int = 16) -> list[dict]:
-        """Per image (a path or bytes; one item gives one dict, a list a list): ``source``,
-        ``caption``, ``error`` (why it could not be read or decoded) and ``warning``."""
-        signature = self._signature(self.beam_width if beam is None else beam)
-
-        def fill(info, out, row, blob):
-            info.update(caption=decode_strings(out["caption"][row:row + 1])[0], warning=size_warning(blob))
-        results = run_images(lambda images: self.call(signature, image=images), items, fill, batch_size, "caption")
-        return results[0] if isinstance(items, (str, bytes, Path)) else results
-
-    def predict(self, inputs):
-        return self.caption(inputs)
-
-    def attention(self, items, batch_size: int = 16) -> list[dict]:
-        """Greedy captions with, per word, the attention over the feature grid ``[words, h, w]``."""
-        if "attention" not in self.signatures:
-            raise ConfigError("this model has no attention (model.attention=none)")
-
-        def fill(info, out, row, blob):
-            n = int(out["length"][row])
-            info.update(caption=decode_strings(out["caption"][row:row + 1])[0],
-                        words=decode_strings(out["words"][row])[:n], attention=out["attention"][row, :n])
-        return run_images(lambda images: self.call("attention", image=images), items, fill, batch_size, "caption")
-
-    def cli_predict(self, inputs, input_file):
-        inputs = image_paths(inputs, input_file, "caption")
-        return self.format(inputs, self.caption(inputs))
-
-    def format(self, inputs, results):
-        lines = []
-        for r in results:
-            if r["error"]:
-                lines.append(f"{r['source']}\terror: {r['error']}")
-            else:
-                lines.append(f"{r['source']}\t{r['caption']}" + (f"\t(warning: {r['warning']})" if r["warning"] else ""))
-        return lines
 
 
 # -- the task -------------------------------------------------------------------------------------
