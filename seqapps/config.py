@@ -63,6 +63,13 @@ class TrainConfig:
     steps_per_epoch: int = 0    # 0 = the whole training set each epoch
     time_limit: float = 0.0     # seconds of fitting after which training stops (the epoch then ends early
                                 # and is validated); 0 = no limit
+    full_batches: str = "auto"  # auto | true | false: no odd-sized batch from length buckets, so a compiling
+                                # backend meets one shape per bucket (seqapps.data.pipeline.full_buckets);
+                                # auto = on the JAX backend, off on TensorFlow (which does not compile per shape)
+
+    def fills_batches(self) -> bool:
+        """Whether length-bucketed batches are all full (``full_batches``, ``auto`` resolved by ``backend``)."""
+        return self.full_batches == "true" or (self.full_batches == "auto" and self.backend == "jax")
 
 
 @dataclasses.dataclass
@@ -225,6 +232,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("adam", "adamw", "sgd", "rmsprop"),
     "train.decay": ("none", "cosine"),
     "train.strategy": ("default", "mirrored", "multiworker"),
+    "train.full_batches": ("auto", "true", "false"),
     "train.backend": ("", "tensorflow", "jax", "torch"),  # "": the task's default (seqapps.engine checks it is installed)
 }
 

@@ -179,7 +179,8 @@ class Pos(Task):
             feats = prep.encode(pad_tokens(tokens), tf.constant(lengths))
             feats = {k: tf.RaggedTensor.from_tensor(v, lengths=lengths) for k, v in feats.items()}
             tags = tf.ragged.constant(prep.tag_ids([t for _, t in sentences]), dtype=tf.int32)
-            ds = bucketed_batches(feats, tags, lengths, cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed)
+            ds = bucketed_batches(feats, tags, lengths, cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed,
+                                  full=cfg.train.fills_batches())
             if shuffle and cfg.model.word_dropout > 0:  # rare training words read as unknown most often
                 ds = rare_word_dropout(ds, [w for w, _ in sentences], prep.words, cfg.model.word_dropout)
             return ds

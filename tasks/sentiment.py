@@ -137,7 +137,7 @@ class Sentiment(Task):
         def make(split, shuffle):
             features, y = self.features(cfg, prep, *split)
             return bucketed_batches(features, y, features["tokens"].row_lengths().numpy(), cfg.train.batch_size,
-                                    shuffle=shuffle, seed=cfg.train.seed)
+                                    shuffle=shuffle, seed=cfg.train.seed, full=cfg.train.fills_batches())
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):

@@ -116,7 +116,8 @@ class Translation(Task):
                                 f"and data.max_output_length={prep.max_output_length} output steps")
             lengths = np.maximum(source.row_lengths().numpy(), target_in.row_lengths().numpy())
             ds = bucketed_batches({"source": source, "target_in": target_in}, target_out, lengths,
-                                  cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed)
+                                  cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed,
+                                  full=cfg.train.fills_batches())
             return ds.map(lambda x, y: (x, y, tf.cast(tf.not_equal(y, 0), tf.float32)))
         return make(splits.train, True), make(splits.val, False)
 

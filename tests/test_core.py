@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -129,6 +130,41 @@ def test_bucketing_groups_similar_lengths_and_keeps_every_example():
     assert sorted(seen) == list(range(300))
     assert batches == int(ds.cardinality()) and len(widths) <= len(edges)
 
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_full_batches_leave_no_odd_sized_batch_and_cut_no_example(shuffle):
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(1, 40, size=301)
+    rows = tf.ragged.constant([list(range(1, n + 1)) for n in lengths])
+    ds = bucketed_batches(rows, tf.range(301), lengths, 16, shuffle=shuffle, seed=4, full=True)
+    sizes, shapes, seen = [], set(), []
+    for x, y in ds:
+        x, y = x.numpy(), y.numpy()
+        sizes.append(len(y))
+        shapes.add(x.shape)
+        np.testing.assert_array_equal((x != 0).sum(1), lengths[y])  # every row whole, padded further at most
+        seen += y.tolist()
+    assert len(sizes) == int(ds.cardinality())
+    if shuffle:  # training: one shape per bucket; the only repeats top up the longest bucket's last batch
+        assert set(sizes) == {16} and len(shapes) == len({s[1] for s in shapes})
+        assert set(seen) == set(range(301)) and len(seen) == 16 * math.ceil(301 / 16)
+    else:  # validation: every example once; only the longest bucket's batch may end short
+        assert sorted(seen) == list(range(301))
+        assert [s for s in sizes if s != 16] == [301 % 16] and sizes[-1] == 301 % 16
+    partial = bucketed_batches(rows, tf.range(301), lengths, 16, shuffle=shuffle, seed=4)
+    assert len({x.shape for x, _ in partial}) > len(shapes)  # without it, more shapes to compile
+
+
+def test_full_batches_follow_the_backend_unless_set():
+    train = registry.get("sentiment").default_config().train
+    for backend, setting, full in [("jax", "auto", True), ("tensorflow", "auto", False), ("torch", "auto", False),
+                                   ("tensorflow", "true", True), ("jax", "false", False)]:
+        train.backend, train.full_batches = backend, setting
+        assert train.fills_batches() is full
+    cfg = registry.get("sentiment").default_config()
+    with pytest.raises(ConfigError, match="train.full_batches"):
+        registry.get("sentiment").validate(cfg.override(["train.full_batches=yes"]))
 
 
 def test_bucketed_batches_are_the_batches_bucketing_the_examples_gives():

@@ -144,7 +144,7 @@ def test_beam_width_may_be_a_serving_input():
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
     def run(width):
         out = decoding.beam_search(rnn.step, init, START, END, 8, beam_width=width, length_penalty=0.6)
-        greedy = decoding.greedy(rnn.step, init, START, END, 8)  # a static batch inside a graph
+        decoding.greedy(rnn.step, init, START, END, 8)  # traces: a static batch inside a graph
         return out["tokens"], out["scores"]
 
     for width in (1, 2, 4):

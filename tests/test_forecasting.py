@@ -14,7 +14,6 @@ import pytest
 import seqapps
 from conftest import run_cli
 from seqapps import registry
-from seqapps.config import Config
 from seqapps.data import timeseries as ts
 from seqapps.errors import ConfigError, DataError
 from seqapps.metrics import mae, mase, rmse
@@ -227,8 +226,6 @@ def test_run_and_export_describe_the_model(trained):
 
 
 def test_export_forecasts_a_frame_and_its_signature_refuses_nan(trained):
-    import tensorflow as tf
-
     _, export_dir, _ = trained
     predictor = seqapps.load(export_dir)
     window = predictor.prep.encoding.encode(recent_rows(12))[None]

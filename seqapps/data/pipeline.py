@@ -18,7 +18,7 @@ def default_boundaries(max_length: int) -> list[int]:
 
 
 def bucketed_batches(features, targets, lengths, batch_size: int, *, shuffle: bool, seed: int = 0,
-                     boundaries: list[int] | None = None, padding_value=0):
+                     boundaries: list[int] | None = None, padding_value=0, full: bool = False):
     """Batches of examples of similar length, padded to their bucket's upper edge.
 
     ``features`` is a ragged [n, None, ...] tensor (or a dict of them); ``targets`` a dense
@@ -27,6 +27,12 @@ def bucketed_batches(features, targets, lengths, batch_size: int, *, shuffle: bo
     characters, its n-grams) are padded to their maximum over the whole data, so a compiling
     backend (XLA) sees a handful of shapes, not one per batch. The batch count is exact, so
     progress bars show a total.
+
+    ``full``: no odd-sized batch either, so a compiling backend meets one shape per bucket instead of
+    two (see :func:`full_buckets`): each bucket's last partial batch moves up into the next longer
+    bucket, padded to its edge; when shuffling (training), the longest bucket's remainder is topped
+    up with examples drawn at random from the whole set (the only examples an epoch sees twice).
+    Without shuffling (validation) nothing is repeated and only the longest bucket may end short.
     """
     lengths = np.asarray(lengths)
     longest = int(lengths.max()) if len(lengths) else 1
@@ -34,7 +40,10 @@ def bucketed_batches(features, targets, lengths, batch_size: int, *, shuffle: bo
         boundaries = default_boundaries(longest + 1) + [longest + 1]
     elif boundaries[-1] <= longest:
         boundaries = [*boundaries, longest + 1]
-    bucket = np.searchsorted(boundaries, lengths, side="right")
+    index, keys = np.arange(len(lengths), dtype=np.int64), lengths
+    if full and len(lengths):
+        index, keys = full_buckets(lengths, boundaries, batch_size, top_up=shuffle, seed=seed)
+    bucket = np.searchsorted(boundaries, keys, side="right")
     n_batches = sum(math.ceil(c / batch_size) for c in np.bincount(bucket) if c)
     leaves = [t if isinstance(t, tf.RaggedTensor) else tf.convert_to_tensor(t)
               for t in tf.nest.flatten((features, targets), expand_composites=False)]
@@ -42,9 +51,9 @@ def bucketed_batches(features, targets, lengths, batch_size: int, *, shuffle: bo
     # Only (index, length) pairs flow through shuffling and bucketing; each batch then gathers its rows
     # at once. The batches are the ones bucketing the examples themselves gives (shuffling draws the same
     # permutation whatever the elements are), without densifying every example one by one.
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(lengths), dtype=np.int64), lengths.astype(np.int32)))
+    ds = tf.data.Dataset.from_tensor_slices((index, keys.astype(np.int32)))
     if shuffle:
-        ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda i, n: n,
         bucket_boundaries=boundaries,
@@ -58,6 +67,33 @@ def bucketed_batches(features, targets, lengths, batch_size: int, *, shuffle: bo
 
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)
+
+
+def full_buckets(lengths, boundaries: list[int], batch_size: int, *, top_up: bool, seed: int = 0):
+    """``(index, keys)``: the examples (by index) and the length each is bucketed by, such that every
+    bucket but the longest holds a multiple of ``batch_size`` examples, and, with ``top_up``, the
+    longest too. From the shortest bucket up, the remainder of a bucket (drawn at random under
+    ``seed``, the same every epoch) is keyed to the next bucket's lower edge: it is padded further,
+    never cut. With ``top_up``, the longest bucket's last batch is filled with examples drawn at
+    random from all of them (they fit its padding); without, it may end short."""
+    lengths = np.asarray(lengths)
+    rng = np.random.default_rng(seed)
+    keys = lengths.astype(np.int64).copy()
+    bucket = np.searchsorted(boundaries, keys, side="right")
+    last = int(bucket.max())
+    for k in range(last):
+        members = np.flatnonzero(bucket == k)
+        extra = len(members) % batch_size
+        if extra:
+            moved = rng.choice(members, extra, replace=False)
+            bucket[moved], keys[moved] = k + 1, boundaries[k]  # the lower edge of bucket k + 1
+    index = np.arange(len(lengths), dtype=np.int64)
+    missing = -int(np.count_nonzero(bucket == last)) % batch_size
+    if top_up and missing:
+        added = rng.choice(len(lengths), missing, replace=missing > len(lengths))
+        index = np.concatenate([index, added.astype(np.int64)])
+        keys = np.concatenate([keys, np.full(missing, lengths.max(), dtype=np.int64)])
+    return index, keys
 
 
 def _inner_shape(t):
