@@ -9,7 +9,7 @@ one this process runs goes to a child process that runs it, with the same argume
 The default backend of a task's benchmark dataset is what ``benchmarks/engine.py``
 measured fastest there, with the dataset's preset, on the benchmark machine (2 x86_64 CPU
 cores), kept in :data:`DEFAULT_BACKENDS`. Everything else (``demo``, a user's files)
-trains on TensorFlow: JAX compiles each batch shape first (about a minute for sentiment),
+trains on TensorFlow: JAX compiles each batch shape first (14-78 s for sentiment's, by machine),
 which a small dataset never earns back.
 """
 
@@ -29,9 +29,9 @@ warnings.filterwarnings("ignore", message="Explicitly requested dtype int64", ca
 #: what to install for a backend (the pins in requirements.txt)
 PACKAGES = {"tensorflow": "tensorflow-cpu==2.21.0", "jax": "jax==0.10.2", "torch": "torch==2.13.0"}
 #: task -> {dataset: backend}, measured by benchmarks/engine.py (benchmarks/RESULTS.md): the backend with the
-#: most training examples per second in a steady epoch; the rest train on tensorflow. sentiment on sst2 is
-#: 1.14x faster per steady epoch on JAX (XLA compiles about 70 s longer than TensorFlow traces, so its
-#: 3-epoch preset fits in about 3 minutes there against 2 on TensorFlow; longer runs gain). forecasting on
+#: most training examples per second in a steady epoch; the rest train on tensorflow. sentiment on sst2 was
+#: 1.14x faster per steady epoch on JAX where it was chosen, level with TensorFlow on AVX-512 machines since
+#: (0.967x; whole fit about 70 s there with full batches, XLA compiling 52 programs in 14 s). forecasting on
 #: pollution measured 1.453x faster on JAX but stays until its quality figures are re-measured there;
 #: pos measured 0.227x, char_lm 0.896x.
 DEFAULT_BACKENDS: dict[str, dict[str, str]] = {"sentiment": {"sst2": "jax"}}
