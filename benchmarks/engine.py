@@ -51,7 +51,7 @@ PREVIOUS = {"previous engine": ("sentiment", "tensorflow", ["model.subword_dim=0
             "jax, odd-sized batches": ("sentiment", "jax", ["train.full_batches=false"])}
 
 
-def train_once(task: str, backend: str, steps: int, out: Path, extra=(), epochs: int = 3) -> dict:
+def train_once(task: str, backend: str, steps: int, out: Path, epochs: int, extra=()) -> dict:
     """``epochs`` epochs of ``steps`` on ``backend`` in a fresh process; epoch times from history.csv."""
     run_dir = out / f"{task}-{backend}"
     cmd = [sys.executable, "-m", "seqapps", "train", task, "--data", PLAN[task][0], "--backend", backend,
@@ -69,7 +69,7 @@ def train_once(task: str, backend: str, steps: int, out: Path, extra=(), epochs:
     return {"first": times[0], "steady": min(times[1:]), "later": times[1:], "wall": time.perf_counter() - started}
 
 
-def plain_keras_once(steps: int | None, epochs: int = 3) -> dict:
+def plain_keras_once(steps: int | None, epochs: int) -> dict:
     """The hand-written SST-2 script, as a user without seqapps writes it, in a fresh TF process."""
     code = f"""
 import json, time, os
@@ -120,7 +120,7 @@ def installed_backends() -> list[str]:
             if importlib.util.find_spec(m) is not None]
 
 
-def measure(tasks, backends, repeats, out, epochs: int = 3) -> dict:
+def measure(tasks, backends, repeats, out, epochs: int) -> dict:
     from seqapps import registry
     from seqapps.training import resolve_config
 
@@ -141,9 +141,9 @@ def measure(tasks, backends, repeats, out, epochs: int = 3) -> dict:
                 if name == "plain keras":
                     got = plain_keras_once(steps, epochs)
                 elif name in extra:
-                    got = train_once(task, extra[name][1], steps, out, extra[name][2], epochs)
+                    got = train_once(task, extra[name][1], steps, out, epochs, extra[name][2])
                 else:
-                    got = train_once(task, name, steps, out, epochs=epochs)
+                    got = train_once(task, name, steps, out, epochs)
                 print(f"{task} {name} round {r + 1}: {json.dumps(got)}", flush=True)
                 runs[name].append(got)
         per_example = counted(splits) if counted else None
@@ -220,12 +220,12 @@ def main(argv=None) -> int:
     unknown = [t for t in tasks if t not in PLAN]
     if unknown:
         p.error(f"unknown task(s) {', '.join(unknown)}; expected some of {', '.join(PLAN)}")
+    if args.epochs < 2:
+        p.error("--epochs must be at least 2: the first compiles, a later one is the steady epoch")
     out = Path(args.out or tempfile.mkdtemp(prefix="seqapps-engine-"))
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     peak = sgemm_gflops()
-    if args.epochs < 2:
-        p.error("--epochs must be at least 2: the first compiles, a later one is the steady epoch")
     results = measure(tasks, [b for b in args.backends.split(",") if b], args.repeats, out, args.epochs)
     (out / "results.json").write_text(json.dumps({"sgemm_gflops": peak, "tasks": results}, indent=2) + "\n")
     print(table(results, peak))

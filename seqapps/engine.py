@@ -30,8 +30,8 @@ warnings.filterwarnings("ignore", message="Explicitly requested dtype int64", ca
 PACKAGES = {"tensorflow": "tensorflow-cpu==2.21.0", "jax": "jax==0.10.2", "torch": "torch==2.13.0"}
 #: task -> {dataset: backend}, measured by benchmarks/engine.py (benchmarks/RESULTS.md): the backend with the
 #: most training examples per second in a steady epoch; the rest train on tensorflow. sentiment on sst2 was
-#: 1.14x faster per steady epoch on JAX where it was chosen, level with TensorFlow on AVX-512 machines since
-#: (0.967x; whole fit about 70 s there with full batches, XLA compiling 52 programs in 14 s). forecasting on
+#: 1.14x faster per steady epoch on JAX where it was chosen; on AVX-512 machines since, the two are level
+#: (0.967x, 0.937x), and its whole fit there is about 70 s (XLA compiles 52 programs in 14 s). forecasting on
 #: pollution measured 1.453x faster on JAX but stays until its quality figures are re-measured there;
 #: pos measured 0.227x, char_lm 0.896x.
 DEFAULT_BACKENDS: dict[str, dict[str, str]] = {"sentiment": {"sst2": "jax"}}
