@@ -56,7 +56,9 @@ class TrainConfig:
     seed: int = 1
     backend: str = ""           # tensorflow | jax | torch: the Keras backend that trains ("": the task's default)
     strategy: str = "default"   # default | mirrored | multiworker
-    mixed_precision: bool = False
+    mixed_precision: str = "false"  # false | true (= float16) | float16 | bfloat16: Keras' mixed_* policy
+                                    # (float32 weights, computation in 16 bits); bfloat16 suits CPUs
+                                    # with AVX-512 BF16 or AMX, float16 GPUs
     ema: float = 0.0            # > 0: keep an exponential moving average of the weights (momentum)
                                 #      and validate/checkpoint with it
     backup_every: int = 100     # batches between resumable backups
@@ -167,6 +169,8 @@ def parse_value(raw: Any, hint, key: str = "value"):
             return int(raw)
         if hint is float:
             return float(raw)
+        if hint is str and isinstance(raw, bool):  # a setting that was a bool in older saved configs
+            return "true" if raw else "false"
     except (TypeError, ValueError):
         raise ConfigError(f"{key} expects {hint.__name__}, got {raw!r}") from None
     return raw if hint is not str else str(raw)
@@ -233,6 +237,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.decay": ("none", "cosine"),
     "train.strategy": ("default", "mirrored", "multiworker"),
     "train.full_batches": ("auto", "true", "false"),
+    "train.mixed_precision": ("false", "true", "float16", "bfloat16"),
     "train.backend": ("", "tensorflow", "jax", "torch"),  # "": the task's default (seqapps.engine checks it is installed)
 }
 

@@ -265,17 +265,20 @@ def _cli_flags(**values) -> list:
 
 
 class _precision:
-    """``mixed_float16`` inside the block when asked, and the previous policy back after it."""
+    """Keras' ``mixed_float16`` or ``mixed_bfloat16`` policy inside the block when ``train.mixed_precision``
+    asks for it (``true`` is float16), and the previous policy back after it."""
 
-    def __init__(self, mixed: bool):
-        self.mixed = mixed
+    POLICIES = {"true": "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+
+    def __init__(self, mixed: str):
+        self.policy = self.POLICIES.get(str(mixed).lower())
 
     def __enter__(self):
         import keras
 
         self.before = keras.mixed_precision.global_policy()
-        if self.mixed:
-            keras.mixed_precision.set_global_policy("mixed_float16")
+        if self.policy:
+            keras.mixed_precision.set_global_policy(self.policy)
 
     def __exit__(self, *exc):
         import keras

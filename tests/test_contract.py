@@ -175,7 +175,7 @@ def test_mixed_precision_trains_and_exports(name, tmp_path):
         keras.mixed_precision.set_global_policy("float32")  # the policy is global: leave it as it was
     predictor = seqapps.load(export)
     meta = json.loads((export / "metadata.json").read_text())
-    assert meta["config"]["train"]["mixed_precision"] is True
+    assert meta["config"]["train"]["mixed_precision"] == "true"
     specs = predictor.signatures["serving_default"][1]
     out = predictor.call(**make_batch(specs, task.sample_inputs(np.random.default_rng(0), 3, meta)))
     for key, value in out.items():
