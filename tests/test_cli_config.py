@@ -154,6 +154,17 @@ def test_ranges_read_as_documented():
         config.check(cfg, ranges={"model.units": config.Range(16)})  # a task's own range replaces the shared one
 
 
+def test_mixed_precision_reads_the_old_bool_and_names_its_choices():
+    assert config.Config.from_dict({"train": {"mixed_precision": True}}).train.mixed_precision == "true"
+    assert config.Config.from_dict({"train": {"mixed_precision": False}}).train.mixed_precision == "false"
+    cfg = config.Config().override(["train.mixed_precision=bfloat16"])
+    config.check(cfg)
+    cfg.override(["train.mixed_precision=half"])
+    with pytest.raises(ConfigError, match=r"^train.mixed_precision must be one of false, true, float16, bfloat16, "
+                                          r"got 'half'$"):
+        config.check(cfg)
+
+
 # -- prediction -----------------------------------------------------------------------------------------
 def test_predictor_rejects_an_unknown_input_name():
     import tensorflow as tf

@@ -184,6 +184,39 @@ def test_mixed_precision_trains_and_exports(name, tmp_path):
             assert np.isfinite(value).all(), key
 
 
+@pytest.mark.parametrize("name", ["sentiment", "translation"])
+def test_bfloat16_trains_exports_float32_answers_and_puts_the_policy_back(name, tmp_path):
+    """``train.mixed_precision=bfloat16`` computes in bfloat16 during training (the layers' policy), the
+    export answers in float32 like the in-memory model, and the global policy is float32 again after."""
+    import keras
+
+    task = registry.get(name)
+    seen = []
+    keras.mixed_precision.set_global_policy("float32")
+
+    class Policy(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(keras.mixed_precision.global_policy().name)
+
+    overrides = [*tiny(task), "train.mixed_precision=bfloat16", "train.steps_per_epoch=2"]
+    run = seqapps.train(name, "demo", overrides=overrides, run_dir=tmp_path / "run", verbose=0, callbacks=[Policy()])
+    assert seen and set(seen) == {"mixed_bfloat16"}
+    assert keras.mixed_precision.global_policy().name == "float32"
+    export = run.export(tmp_path / "export")
+    meta = json.loads((export / "metadata.json").read_text())
+    assert meta["config"]["train"]["mixed_precision"] == "bfloat16"
+    loaded = seqapps.load(export)
+    specs = loaded.signatures["serving_default"][1]
+    batch = make_batch(specs, task.sample_inputs(np.random.default_rng(0), 3, meta))
+    out = loaded.call(**batch)
+    floats = [k for k, v in out.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
+    assert floats, f"{name}: no floating output to check"
+    for key in floats:
+        assert np.asarray(out[key]).dtype == np.float32, key
+        assert np.isfinite(out[key]).all(), key
+    assert_same_outputs(out, seqapps.load(tmp_path / "run").call(**batch), f"{name} bfloat16 export vs memory")
+
+
 # -- the property: an input's answer does not depend on its batch -----------------------------------
 def test_an_inputs_answer_does_not_depend_on_its_batch(trained):
     name, predictor = trained["task"].name, trained["loaded"]
