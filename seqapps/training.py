@@ -271,7 +271,7 @@ class _precision:
     POLICIES = {"true": "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
     def __init__(self, mixed: str):
-        self.policy = self.POLICIES.get(str(mixed).lower())
+        self.policy = self.POLICIES.get(mixed)  # a checked config's value; "false" has none
 
     def __enter__(self):
         import keras

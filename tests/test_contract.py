@@ -161,6 +161,22 @@ def test_bad_config_key_is_a_config_error(trained, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def train_in_precision(task, precision, tmp_path, callbacks=()):
+    """A tiny run under ``train.mixed_precision=precision`` (2 batches) in ``tmp_path / "run"``."""
+    overrides = [*tiny(task), f"train.mixed_precision={precision}", "train.steps_per_epoch=2"]
+    return seqapps.train(task.name, "demo", overrides=overrides, run_dir=tmp_path / "run", verbose=0,
+                         callbacks=callbacks)
+
+
+def answer_samples(task, export):
+    """(metadata, a batch of 3 sample inputs, the export's ``serving_default`` answer to it)."""
+    predictor = seqapps.load(export)
+    meta = json.loads((export / "metadata.json").read_text())
+    specs = predictor.signatures["serving_default"][1]
+    batch = make_batch(specs, task.sample_inputs(np.random.default_rng(0), 3, meta))
+    return meta, batch, predictor.call(**batch)
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=MIXED_PRECISION_FAILS[n]))
                                   if n in MIXED_PRECISION_FAILS else n for n in TASKS])
 def test_mixed_precision_trains_and_exports(name, tmp_path):
@@ -168,16 +184,11 @@ def test_mixed_precision_trains_and_exports(name, tmp_path):
 
     task = registry.get(name)
     try:
-        overrides = [*tiny(task), "train.mixed_precision=true", "train.steps_per_epoch=2"]
-        run = seqapps.train(name, "demo", overrides=overrides, run_dir=tmp_path / "run", verbose=0)
-        export = run.export(tmp_path / "export")
+        export = train_in_precision(task, "true", tmp_path).export(tmp_path / "export")
     finally:
         keras.mixed_precision.set_global_policy("float32")  # the policy is global: leave it as it was
-    predictor = seqapps.load(export)
-    meta = json.loads((export / "metadata.json").read_text())
+    meta, _, out = answer_samples(task, export)
     assert meta["config"]["train"]["mixed_precision"] == "true"
-    specs = predictor.signatures["serving_default"][1]
-    out = predictor.call(**make_batch(specs, task.sample_inputs(np.random.default_rng(0), 3, meta)))
     for key, value in out.items():
         assert value.shape[0] == 3, key
         if np.issubdtype(value.dtype, np.floating):
@@ -198,17 +209,11 @@ def test_bfloat16_trains_exports_float32_answers_and_puts_the_policy_back(name, 
         def on_train_batch_end(self, batch, logs=None):
             seen.append(keras.mixed_precision.global_policy().name)
 
-    overrides = [*tiny(task), "train.mixed_precision=bfloat16", "train.steps_per_epoch=2"]
-    run = seqapps.train(name, "demo", overrides=overrides, run_dir=tmp_path / "run", verbose=0, callbacks=[Policy()])
+    run = train_in_precision(task, "bfloat16", tmp_path, callbacks=[Policy()])
     assert seen and set(seen) == {"mixed_bfloat16"}
     assert keras.mixed_precision.global_policy().name == "float32"
-    export = run.export(tmp_path / "export")
-    meta = json.loads((export / "metadata.json").read_text())
+    meta, batch, out = answer_samples(task, run.export(tmp_path / "export"))
     assert meta["config"]["train"]["mixed_precision"] == "bfloat16"
-    loaded = seqapps.load(export)
-    specs = loaded.signatures["serving_default"][1]
-    batch = make_batch(specs, task.sample_inputs(np.random.default_rng(0), 3, meta))
-    out = loaded.call(**batch)
     floats = [k for k, v in out.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
     assert floats, f"{name}: no floating output to check"
     for key in floats:
