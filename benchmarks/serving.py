@@ -9,7 +9,9 @@ a Python client would, so more of them go to the server. Each round runs for ``-
 For 1, 8 and 64 concurrent clients the rounds alternate -- in process, batching on, batching
 off -- and the whole set repeats; figures are the median of the repeats. "In process" is the
 same signature called directly in a loop from Python (``tf.saved_model.load``) at batch size =
-clients: the ceiling the server is measured against. Beside each round, the CPU time (all
+clients: the ceiling the server is measured against. It runs in two child processes, one with
+TensorFlow's default thread pools and one with one thread per op and one op at a time (the
+server's default), and the ceiling is whichever is faster at that batch size. Beside each round, the CPU time (all
 threads, user + system) the server process, or the in-process loop, spent per request or row:
 on two cores shared with the load generator, it bounds what the server can reach. Last, ``--memory-requests`` (100,000) go
 to the batching server at 64 clients in ten rounds while its resident memory (VmRSS) is read
@@ -45,7 +47,7 @@ SENTENCES = ["a gripping , beautiful film", "dull and far too long", "the acting
              "i loved every minute of it", "boring", "a warm and funny story about two old friends",
              "the plot makes no sense at all", "superb", "awful script , awful acting", "it was fine",
              "charming but slight", "i am cold .", "she reads a book .", "we are going home .", "he is tall ."]
-CLIENTS = (1, 8, 64)
+CLIENTS = (1, 8, 64, 256)
 
 
 def free_port() -> int:
@@ -176,11 +178,47 @@ def in_process(fn, clients, seconds):
     return out
 
 
+class InProcess:
+    """The in-process loop in a child process whose TensorFlow thread pools are set before
+    anything runs (``threads`` ops' threads and ops at once; 0: TensorFlow's defaults)."""
+
+    def __init__(self, export: Path, threads: int):
+        self.threads = threads
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.proc = subprocess.Popen([sys.executable, __file__, "--in-process-child", str(export), str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+    def __call__(self, clients: int, seconds: float) -> dict:
+        self.proc.stdin.write(f"{clients} {seconds}\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith("RESULT "):
+                return {**json.loads(line[len("RESULT "):]), "threads": self.threads}
+        sys.exit("an in-process child exited")
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def in_process_child(export: str, threads: int):
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    fn = tf.saved_model.load(export).signatures["serving_default"]
+    for line in sys.stdin:
+        clients, seconds = line.split()
+        print("RESULT " + json.dumps(in_process(fn, int(clients), float(seconds))), flush=True)
+
+
 def median_of(results):
     return {k: statistics.median(r[k] for r in results) for k in results[0]}
 
 
 def main():
+    if sys.argv[1:2] == ["--in-process-child"]:
+        return in_process_child(sys.argv[2], int(sys.argv[3]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="sentiment,translation")
     parser.add_argument("--exports", help="a folder with TASK/ exports (default: train them on demo data)")
@@ -212,15 +250,15 @@ def main():
 
 
 def run(args, tasks, exports, servers) -> dict:
-    import tensorflow as tf
-
     report = {"load_average_start": os.getloadavg()[0], "tasks": {}}
     for task in tasks:
-        fn = tf.saved_model.load(str(exports / task)).signatures["serving_default"]
-        rounds = {(mode, c): [] for mode in ("in-process", "on", "off") for c in CLIENTS}
+        loops = [InProcess(exports / task, threads) for threads in (0, 1)]
+        modes = [f"in-process {loop.threads}" for loop in loops] + ["on", "off"]
+        rounds = {(mode, c): [] for mode in modes for c in CLIENTS}
         for _ in range(args.repeats):
             for c in CLIENTS:
-                rounds["in-process", c].append(in_process(fn, c, args.seconds))
+                for loop in loops:
+                    rounds[f"in-process {loop.threads}", c].append(loop(c, args.seconds))
                 for mode in ("on", "off"):
                     server = servers[mode]
                     load(server.port, task, c, 1)  # warm this many connections
@@ -228,8 +266,13 @@ def run(args, tasks, exports, servers) -> dict:
                     r = load(server.port, task, c, args.seconds)
                     r["cpu_ms"] = 1000 * (cpu_seconds(server.proc.pid) - cpu) / max(1, r["requests"])
                     rounds[mode, c].append(r)
-        report["tasks"][task] = {f"{mode} {c}": {**median_of(r), "failed": sum(x["failed"] for x in r)}
-                                 for (mode, c), r in rounds.items()}
+        for loop in loops:
+            loop.stop()
+        figures = {f"{mode} {c}": {**median_of(r), "failed": sum(x["failed"] for x in r)}
+                   for (mode, c), r in rounds.items()}
+        for c in CLIENTS:  # the ceiling: the faster thread setting at this batch size
+            figures[f"in-process {c}"] = max((figures[f"in-process {t} {c}"] for t in (0, 1)), key=lambda f: f["rps"])
+        report["tasks"][task] = figures
     server = servers["on"]
     samples, served, failed = [], 0, 0
     rate = report["tasks"][tasks[0]]["on 64"]["rps"]  # ten rounds of about a tenth of the requests each
@@ -245,7 +288,10 @@ def print_report(report):
     print(f"machine: {report['machine']}; load average {report['load_average_start']:.2f} at the start; "
           f"{report['wall_seconds']:.0f} s in all")
     for task, figures in report["tasks"].items():
-        print(f"\n{task}: requests/s (in process: rows/s) and latency in ms, median of the repeats")
+        print(f"\n{task}: requests/s (in process: rows/s) and latency in ms, median of the repeats; in process "
+              "with TensorFlow's default threads / one thread: " + ", ".join(
+                  f"{c}: {figures[f'in-process 0 {c}']['rps']:.0f} / {figures[f'in-process 1 {c}']['rps']:.0f}"
+                  for c in CLIENTS))
         print("| clients | in process | batching on | batching off | on / in process | on / off | "
               "p50 / p95 / p99 on | p50 / p95 / p99 off | failed | CPU ms per row: in process / on / off |")
         print("|---|---|---|---|---|---|---|---|---|---|")

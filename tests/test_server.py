@@ -473,3 +473,75 @@ def test_store_finds_replaces_and_drops_exports(exports, tmp_path):
         assert "forecasting" not in store.models and store.get("../forecasting") is None
     finally:
         gc.unfreeze()  # leave this process's collector as it was
+
+
+# -- the batcher and the HTTP writes, in process --------------------------------------------------
+def test_batches_run_side_by_side_one_per_thread():
+    """With two model threads, a second batch starts while the first still runs: a call that
+    waits for another call to start finishes only if two run at once (one at a time: timeout)."""
+    import asyncio
+
+    from seqapps.server.batching import Batching
+
+    both = threading.Barrier(2, timeout=10)
+    sizes = []
+
+    def sig(arrays):
+        sizes.append(len(arrays["x"]))
+        both.wait()  # BrokenBarrierError after 10 s if the other call never starts
+        return {"y": arrays["x"] * 2}
+
+    sig.name, sig.batchable = "serving_default", True
+    model = type("Model", (), {"name": "m", "batchers": {}})()
+
+    async def main():
+        with ThreadPoolExecutor(2) as pool:
+            batching = Batching(pool, True, max_batch_size=2, timeout_ms=50, concurrent=2)
+            batching.arriving = 1  # as if more requests were being read: the batcher gathers
+            calls = asyncio.gather(*(batching.call(model, sig, {"x": np.array([i])}, 1) for i in range(4)))
+            await asyncio.sleep(0.01)
+            batching.arriving = 0
+            return await calls
+
+    answers = asyncio.run(main())
+    assert [r["y"].tolist() for r in answers] == [[0], [2], [4], [6]]
+    assert sorted(sizes) == [2, 2]  # two gathered calls of two rows, run at the same time
+
+
+def test_a_response_is_one_write():
+    """uvicorn writes a response's head and body apart; the server's protocol sends them as one
+    write at the end of the loop turn, and what is pending still goes out before a close."""
+    import asyncio
+
+    from seqapps.server.protocol import JoinedWrites
+
+    class Transport:
+        def __init__(self):
+            self.writes, self.closed = [], False
+
+        def write(self, data):
+            self.writes.append(data)
+
+        def is_closing(self):
+            return self.closed
+
+        def close(self):
+            self.closed = True
+
+        def get_extra_info(self, name):
+            return f"info:{name}"
+
+    async def main():
+        raw = Transport()
+        joined = JoinedWrites(raw, asyncio.get_running_loop())
+        joined.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        joined.write(b'{"predictions":[1]}')
+        assert raw.writes == []  # nothing sent within the turn
+        await asyncio.sleep(0)
+        assert raw.writes == [b'HTTP/1.1 200 OK\r\n\r\n{"predictions":[1]}']
+        joined.write(b"last")
+        joined.close()
+        assert raw.writes[-1] == b"last" and raw.closed
+        assert joined.get_extra_info("peername") == "info:peername"  # the rest is the transport's
+
+    asyncio.run(main())

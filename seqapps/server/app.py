@@ -185,10 +185,22 @@ def serve(args) -> None:
     import uvicorn
 
     from seqapps.errors import ExportError
+    from seqapps.server.protocol import JoinedWritesProtocol
 
     root = Path(args.path)
     if not root.exists():
         raise ExportError(f"{root}: no such folder")
+    import tensorflow as tf
+
+    # TF Serving's --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism, set before
+    # anything runs. The default (1 and 1) runs each model call on one core and --threads calls at
+    # once: for these models, calls side by side beat one call spread over the cores
+    # (benchmarks/serving.py). Where TensorFlow already runs in this process, its pools stay.
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    except RuntimeError:
+        pass
     store = Store(root, log=lambda line: print(line, flush=True))
     store.refresh()
     if not store.models:
@@ -198,9 +210,12 @@ def serve(args) -> None:
     if args.poll_seconds > 0:
         store.watch(args.poll_seconds)
     executor = ThreadPoolExecutor(max(1, args.threads), thread_name_prefix="seqapps-model")
-    batching = Batching(executor, args.batching == "on", args.max_batch_size, args.batch_timeout_ms)
+    batching = Batching(executor, args.batching == "on", args.max_batch_size, args.batch_timeout_ms,
+                        concurrent=args.threads)
     app = create_app(store, batching, int(args.max_body_mb * 1_000_000))
     print(f"listening on http://{args.host}:{args.port}/ (batching {args.batching}); Ctrl-C stops", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # No proxy-headers middleware: nothing here reads the client's address, and it costs every request.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                http=JoinedWritesProtocol, proxy_headers=False)
     store.stop()
     executor.shutdown(wait=False, cancel_futures=True)

@@ -2,7 +2,9 @@
 
 Requests for the same signature of the same model version queue up; the first one waits at
 most ``timeout`` seconds for others to join, up to ``max_batch_size`` rows, then they run as
-one call and each gets its own rows back. While a call runs, the next batch gathers. Unlike
+one call and each gets its own rows back. Up to ``concurrent`` calls of one signature run at
+once (one per model thread), so the next batch is read, checked and gathered while the last one
+runs, and a batch starts when a thread is free to run it. Unlike
 TF Serving, a batch waits only while the server is still reading other requests
 (:attr:`Batching.arriving`): a lone client is never kept waiting for company that is not coming.
 
@@ -52,8 +54,10 @@ class _Item:
 class Batching:
     """Runs signature calls in ``executor``, gathering them into batches when ``enabled``."""
 
-    def __init__(self, executor, enabled: bool = True, max_batch_size: int = 64, timeout_ms: float = 2.0):
+    def __init__(self, executor, enabled: bool = True, max_batch_size: int = 64, timeout_ms: float = 2.0,
+                 concurrent: int = 1):
         self.executor = executor
+        self.concurrent = max(1, concurrent)  # calls of one signature running at once
         self.enabled = enabled
         self.max_batch_size = max(1, max_batch_size)
         self.timeout = max(0.0, timeout_ms) / 1000.0
@@ -85,10 +89,13 @@ class Batching:
         return await asyncio.get_running_loop().run_in_executor(self.executor, sig, arrays)
 
     async def _gather(self, model, key, sig, lane: _Lane) -> None:
-        """Forms and runs batches from ``queue``; after 10 s idle it ends (so a replaced model's
-        queues do not keep it loaded) and the next request starts a new one."""
+        """Forms and runs batches from ``queue``, up to ``concurrent`` at once: a batch is formed
+        when a thread is free to run it, so requests that arrive meanwhile join it. After 10 s
+        idle it ends (so a replaced model's queues do not keep it loaded) and the next request
+        starts a new one."""
         loop = asyncio.get_running_loop()
-        queue, waiting = lane.queue, None
+        queue, waiting, free = lane.queue, None, asyncio.Semaphore(self.concurrent)
+        running = set()  # the batches' tasks, held until done
         while True:
             if waiting is None:
                 try:
@@ -98,6 +105,7 @@ class Batching:
                         model.batchers.pop(key, None)
                         return
                     continue
+            await free.acquire()
             batch = [waiting]
             waiting = None
             rows, deadline = batch[0].rows, loop.time() + self.timeout
@@ -117,7 +125,9 @@ class Batching:
                     break
                 batch.append(item)
                 rows += item.rows
-            await self._run(model, sig, batch)
+            task = loop.create_task(self._run(model, sig, batch))
+            running.add(task)
+            task.add_done_callback(lambda t: (running.discard(t), free.release()))
 
     async def _run(self, model, sig, batch: list) -> None:
         loop = asyncio.get_running_loop()

@@ -17,7 +17,12 @@ def add_arguments(p):
     p.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body accepted (default: 10)")
     p.add_argument("--poll-seconds", type=float, default=1.0,
                    help="how often the folder is checked for new or replaced exports (default: 1; 0: never)")
-    p.add_argument("--threads", type=at_least_one, default=2, help="threads that run model calls (default: 2)")
+    p.add_argument("--threads", type=at_least_one, default=2,
+                   help="model calls that run at once, each on its own thread (default: 2)")
+    p.add_argument("--intra-op-threads", type=positive_int, default=1,
+                   help="threads one TensorFlow op may use (default: 1; 0: TensorFlow chooses)")
+    p.add_argument("--inter-op-threads", type=positive_int, default=1,
+                   help="TensorFlow ops of one call that may run at once (default: 1; 0: TensorFlow chooses)")
 
 
 def run(args):
