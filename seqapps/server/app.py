@@ -193,8 +193,8 @@ def serve(args) -> None:
     import tensorflow as tf
 
     # TF Serving's --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism, set before
-    # anything runs. The default (1 and 1) runs each model call on one core and --threads calls at
-    # once: for these models, calls side by side beat one call spread over the cores
+    # anything runs. By default one op uses one thread, and ops (of --threads calls at once) run one
+    # per core: for these models' small ops, calls side by side beat one call spread over the cores
     # (benchmarks/serving.py). Where TensorFlow already runs in this process, its pools stay.
     try:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)

@@ -21,8 +21,9 @@ def add_arguments(p):
                    help="model calls that run at once, each on its own thread (default: 2)")
     p.add_argument("--intra-op-threads", type=positive_int, default=1,
                    help="threads one TensorFlow op may use (default: 1; 0: TensorFlow chooses)")
-    p.add_argument("--inter-op-threads", type=positive_int, default=1,
-                   help="TensorFlow ops of one call that may run at once (default: 1; 0: TensorFlow chooses)")
+    p.add_argument("--inter-op-threads", type=positive_int, default=0,
+                   help="TensorFlow ops that may run at once, over all calls (default: 0, TensorFlow chooses: "
+                        "one per core)")
 
 
 def run(args):
