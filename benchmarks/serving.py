@@ -56,9 +56,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cli(*args, **kw):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "seqapps", *map(str, args)], cwd=ROOT, env=env, **kw)
+def cli(*args, root: Path = ROOT, **kw):
+    env = {**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, "-m", "seqapps", *map(str, args)], cwd=root, env=env, **kw)
 
 
 def make_exports(tasks, out: Path) -> Path:
@@ -87,9 +87,9 @@ def rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, exports: Path, batching: str):
+    def __init__(self, exports: Path, batching: str, root: Path = ROOT):
         self.port = free_port()
-        self.proc = cli("serve", exports, "--port", self.port, "--batching", batching, "--poll-seconds", "0",
+        self.proc = cli("serve", exports, "--port", self.port, "--batching", batching, "--poll-seconds", "0", root=root,
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait(self, models):
@@ -226,6 +226,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=6.0, help="how long a round runs (default: 6)")
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument("--out", help="also write the figures here as JSON")
+    parser.add_argument("--against", help="another checkout of seqapps (git worktree add DIR COMMIT): its server, "
+                                          "batching on, runs in the same rounds, for an old / new ratio")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/serving.py needs Debian's wrk as its load generator: apt-get install wrk")
@@ -234,6 +236,8 @@ def main():
     exports = Path(args.exports) if args.exports else make_exports(
         tasks, Path(tempfile.gettempdir()) / "seqapps-serving-bench")
     servers = {"on": Server(exports, "on"), "off": Server(exports, "off")}
+    if args.against:  # another checkout's server, batching on, in the same rounds
+        servers["against"] = Server(exports, "on", Path(args.against).resolve())
     try:
         for s in servers.values():
             s.wait(tasks)
@@ -253,13 +257,13 @@ def run(args, tasks, exports, servers) -> dict:
     report = {"load_average_start": os.getloadavg()[0], "tasks": {}}
     for task in tasks:
         loops = [InProcess(exports / task, threads) for threads in (0, 1)]
-        modes = [f"in-process {loop.threads}" for loop in loops] + ["on", "off"]
+        modes = [f"in-process {loop.threads}" for loop in loops] + list(servers)
         rounds = {(mode, c): [] for mode in modes for c in CLIENTS}
         for _ in range(args.repeats):
             for c in CLIENTS:
                 for loop in loops:
                     rounds[f"in-process {loop.threads}", c].append(loop(c, args.seconds))
-                for mode in ("on", "off"):
+                for mode in servers:
                     server = servers[mode]
                     load(server.port, task, c, 1)  # warm this many connections
                     cpu = cpu_seconds(server.proc.pid)
@@ -272,6 +276,9 @@ def run(args, tasks, exports, servers) -> dict:
                    for (mode, c), r in rounds.items()}
         for c in CLIENTS:  # the ceiling: the faster thread setting at this batch size
             figures[f"in-process {c}"] = max((figures[f"in-process {t} {c}"] for t in (0, 1)), key=lambda f: f["rps"])
+            if "against" in servers:  # round by round: this server / the other checkout's
+                figures[f"on / against {c}"] = statistics.median(
+                    a["rps"] / b["rps"] for a, b in zip(rounds["on", c], rounds["against", c]))
         report["tasks"][task] = figures
     server = servers["on"]
     samples, served, failed = [], 0, 0
@@ -301,6 +308,12 @@ def print_report(report):
                   f"{on['rps'] / off['rps']:.3f} | {on['p50']:.1f} / {on['p95']:.1f} / {on['p99']:.1f} | "
                   f"{off['p50']:.1f} / {off['p95']:.1f} / {off['p99']:.1f} | {on['failed'] + off['failed']} | "
                   f"{ip['cpu_ms']:.3f} / {on['cpu_ms']:.3f} / {off['cpu_ms']:.3f} |")
+        if "on / against 64" in figures:
+            print("against the other checkout's server (batching on), requests/s this / other, median of the "
+                  "rounds' ratios: " + ", ".join(
+                      f"{c} clients {figures[f'against {c}']['rps']:.0f} -> {figures[f'on {c}']['rps']:.0f}, "
+                      f"{figures[f'on / against {c}']:.3f}x (p99 {figures[f'against {c}']['p99']:.1f} -> "
+                      f"{figures[f'on {c}']['p99']:.1f} ms)" for c in CLIENTS))
     mem = report["memory"]
     first, last = mem["rss_mb_after_each_tenth"][0], mem["rss_mb_after_each_tenth"][-1]
     print(f"\nmemory ({mem['task']}, batching on, {mem['requests']} requests at 64 clients): VmRSS after each "
@@ -309,7 +322,7 @@ def print_report(report):
     s = report["tasks"].get("sentiment")
     if s:
         ratio, p99 = s["on 64"]["rps"] / s["in-process 64"]["rps"], s["on 64"]["p99"]
-        failed = sum(f["failed"] for f in s.values()) + (mem["failed"] if mem["task"] == "sentiment" else 0)
+        failed = sum(f["failed"] for f in s.values() if isinstance(f, dict)) + (mem["failed"] if mem["task"] == "sentiment" else 0)
         print(f"targets (sentiment, 64 clients, batching on): throughput {ratio:.3f} of in process (>= 0.70: "
               f"{'met' if ratio >= 0.7 else 'NOT met'}); p99 {p99:.1f} ms "
               f"(<= 50: {'met' if p99 <= 50 else 'NOT met'}); "
