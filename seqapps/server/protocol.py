@@ -4,8 +4,7 @@ uvicorn writes a response's head and its body with two ``transport.write`` calls
 a keep-alive connection are two ``send`` system calls and two wake-ups of the client, who
 reads a head without its body first. Here the writes made in one turn of the event loop are
 joined and sent once at the end of that turn: the head and a body sent right after it (all
-that :mod:`seqapps.server.app` answers with) leave together. Under load from many clients
-that is half the sends, measured in ``benchmarks/serving.py``.
+that :mod:`seqapps.server.app` answers with) leave together: half the sends under load.
 """
 
 from __future__ import annotations
