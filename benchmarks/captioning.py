@@ -50,7 +50,7 @@ DECODING_ONLY = ("model.beam_width", "model.length_penalty")  # keys that shape 
 
 
 def consensus(captions):
-    from seqapps.data.captions import corpus_bleu_scores
+    from seqapps.analysis.metrics import corpus_bleu_scores
 
     best, best_score = captions[0], -1.0
     for i, c in enumerate(captions):
@@ -66,9 +66,9 @@ def baseline_rows(cfg, splits, split_names) -> tuple[list[dict], float]:
     their features come from the same per-image cache the model trains on."""
     import numpy as np
 
-    from seqapps.data.captions import tokenize
-    from seqapps.encoders.features import frozen_features
-    from seqapps.metrics import caption_report
+    from tasks.captioning.data import tokenize
+    from tasks.captioning.features import frozen_features
+    from seqapps.analysis.metrics import caption_report
 
     t0 = time.time()
     norm = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)  # noqa: E731
@@ -104,7 +104,7 @@ def decoding_name(width: int, alpha: float) -> str:
 def predictor_for(bundle, width: int, alpha: float):
     """A Predictor over the run's model whose ``beam`` signature has ``width`` and length penalty ``alpha``:
     the export of ``--set model.beam_width=WIDTH --set model.length_penalty=ALPHA``."""
-    from seqapps.predict import Predictor
+    from seqapps.inference.predictor import Predictor
 
     cfg = copy.deepcopy(bundle.config)
     cfg.model.beam_width, cfg.model.length_penalty = max(width, 1), alpha
@@ -114,7 +114,7 @@ def predictor_for(bundle, width: int, alpha: float):
 
 def reusable(run_dir: Path, cfg) -> bool:
     """Whether ``run_dir`` holds a finished run of ``cfg`` (decoding-only keys aside); raises if it differs."""
-    from seqapps.run import Run
+    from seqapps.training.run_dir import Run
 
     run = Run(run_dir)
     if not (run.info_path.exists() and run.metrics_path.exists() and run.model_path.exists()) \
@@ -131,7 +131,7 @@ def reusable(run_dir: Path, cfg) -> bool:
 
 
 def print_tables(rows, samples, result) -> None:
-    from seqapps.metrics import CAPTION_FIGURES
+    from seqapps.analysis.metrics import CAPTION_FIGURES
 
     keys = [k for k, _ in CAPTION_FIGURES if any(k in r for r in rows)]
     labels = dict(CAPTION_FIGURES)
@@ -170,10 +170,10 @@ def main(argv=None):
     import pandas as pd
 
     import seqapps
-    from seqapps import registry
-    from seqapps.metrics import caption_report
-    from seqapps.serving.bundle import Bundle
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.analysis.metrics import caption_report
+    from seqapps.inference.bundle import Bundle
+    from seqapps.training.fit import resolve_config
 
     started = time.time()
     task = registry.get("captioning")

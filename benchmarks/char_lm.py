@@ -84,7 +84,7 @@ def train_or_rescore(name, variant, args, out) -> dict:
 
 def samples(run_dir, export_dir, prime, seed) -> list[dict]:
     import seqapps
-    from seqapps.export import export
+    from seqapps.inference.export import export
 
     export(run_dir, export_dir)
     predictor = seqapps.load(export_dir)
@@ -118,7 +118,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     commit = _git("rev-parse", "--short", "HEAD") + (" (uncommitted changes)" if _git(
-        "status", "--porcelain", "tasks/char_lm.py", "seqapps/models/char_lm.py", "seqapps/serving/lm.py",
+        "status", "--porcelain", "tasks/char_lm/task.py", "tasks/char_lm/model.py", "tasks/char_lm/serving.py",
         "benchmarks/peers/ngram_lm.py") else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,8 +151,8 @@ def main(argv=None):
 def peers(args) -> dict:
     """The n-gram rows on the task's own split of the same data (the runs' data config)."""
     from benchmarks.peers.ngram_lm import peer_rows
-    from seqapps import registry
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.fit import resolve_config
 
     task = registry.get("char_lm")
     splits = task.load_data(resolve_config(task, DATA, overrides=args.overrides))
@@ -166,7 +166,7 @@ def peers(args) -> dict:
 
 def _rescore(run_dir):
     """Score a finished run's validation text again through the current serving code."""
-    from seqapps.serving.trained import TrainedRun as Run
+    from seqapps.inference.trained import TrainedRun as Run
 
     run = Run.open(run_dir)
     task, cfg = run.task, run.config

@@ -121,8 +121,8 @@ def installed_backends() -> list[str]:
 
 
 def measure(tasks, backends, repeats, out, epochs: int) -> dict:
-    from seqapps import registry
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.fit import resolve_config
 
     results = {}
     for task in tasks:

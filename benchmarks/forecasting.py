@@ -12,7 +12,7 @@ seasonal-naive (the value one season earlier: 12 months, 365 days, 24 hours). MA
 divides by the in-sample seasonal-naive MAE of the training part. Every figure is
 read back through the exported SavedModel (``python -m seqapps evaluate``'s code path),
 which also writes a PNG of the test period per series. Each series trains with its
-forecasting preset (``airline``, ``temperatures``, ``pollution`` in tasks/forecasting.py),
+forecasting preset (``airline``, ``temperatures``, ``pollution`` in tasks/forecasting/task.py),
 so a figure here is what ``python -m seqapps train forecasting --data DATASET`` gives.
 
 Classical peers (benchmarks/peers/forecasting.py: statsforecast's AutoETS, AutoARIMA,
@@ -60,7 +60,7 @@ THETA_CONTEXT = {"pollution": 1000}    # preset -> steps AutoTheta fits on and f
 def run_peers(name, splits, peers) -> dict:
     """Each classical peer's one-step forecasts of the test windows, scored like seqapps'."""
     from benchmarks.peers.forecasting import one_step_forecasts
-    from seqapps.metrics import regression_scores
+    from seqapps.analysis.metrics import regression_scores
 
     test = splits.test
     series, times = test.series, test.times()
@@ -109,8 +109,8 @@ def run_series(name, data, args, out, task, peers=()) -> dict:
 def commit_label() -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tasks/forecasting.py", "seqapps/data/timeseries.py",
-                            "seqapps/data/series_inputs.py", "seqapps/metrics.py", "seqapps/viz.py",
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tasks/forecasting/task.py", "tasks/forecasting/data.py",
+                            "tasks/forecasting/inputs.py", "seqapps/analysis/metrics.py", "seqapps/analysis/plots.py",
                             "benchmarks/forecasting.py", "benchmarks/peers/forecasting.py"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return commit + (" (with uncommitted changes)" if dirty else "")
@@ -131,7 +131,7 @@ def print_table(results) -> None:
 
 
 def main(argv=None):
-    from seqapps import registry
+    from seqapps.core import registry
 
     task = registry.get("forecasting")
     series = {p.name: p.data for p in task.presets if p.data}  # each series' protocol is its preset

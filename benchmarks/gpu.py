@@ -1,6 +1,6 @@
 """The translation and char_lm recipes trained on a GPU host that has JAX and no TensorFlow.
 
-Three steps, each the product's own command (``seqapps.prepared``):
+Three steps, each the product's own command (``seqapps.training.prepared``):
 
 1. ``prepare`` (where TensorFlow runs): ``python -m seqapps prepare TASK --data D --preset P``
    for each recipe below, into ``prepared/TASK-PRESET``;
@@ -8,7 +8,7 @@ Three steps, each the product's own command (``seqapps.prepared``):
    --backend jax`` for each, timed; the best checkpoints are then re-saved without their
    optimizer slots (a third of the size, nothing scoring or export reads), and
    ``runs/gpu/summary.json`` names the device;
-3. ``score`` (where TensorFlow runs): ``python -m seqapps.training score RUN --seconds S`` for
+3. ``score`` (where TensorFlow runs): ``python -m seqapps.training.fit score RUN --seconds S`` for
    each run (the protocol's splits, through the serving path, as ``train`` scores), then the table.
 
     SEQAPPS_DATA=../shared/datasets python benchmarks/gpu.py prepare
@@ -93,7 +93,9 @@ def _slim(paths) -> None:
 
     import keras
 
-    for module in ("seqapps.losses", "seqapps.models"):  # what the checkpoints name
+    from seqapps.training.prepared import model_modules
+
+    for module in ("seqapps.training.losses", *(m for t in ("translation", "char_lm", "captioning") for m in model_modules(t))):  # what the checkpoints name
         importlib.import_module(module)
     for path in paths:
         keras.saving.load_model(path, compile=False).save(path)
@@ -122,7 +124,7 @@ def score(names) -> None:
 
 def _score(run_dir, seconds) -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow"}
-    return subprocess.run([sys.executable, "-m", "seqapps.training", "score", str(run_dir), "--seconds", str(seconds)],
+    return subprocess.run([sys.executable, "-m", "seqapps.training.fit", "score", str(run_dir), "--seconds", str(seconds)],
                           env=env).returncode
 
 

@@ -97,8 +97,8 @@ def parameters(task_name, data, preset, overrides, cache) -> int:
     """Trainable parameters of the model ``train`` would build (not trained)."""
     import keras
 
-    from seqapps import registry
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.fit import resolve_config
 
     task = registry.get(task_name)
     cfg = resolve_config(task, data, preset=preset, overrides=list(overrides))

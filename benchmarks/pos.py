@@ -21,7 +21,7 @@ also gives the five tags with the lowest F1 on test (:func:`worst_tags`).
   sentences, the validation sentences as its dev set (``model-best``), tokens given, never
   re-tokenized (benchmarks/peers/spacy_tagger.py);
 - seqapps: ``seqapps.train("pos", <dataset>)``, which applies the dataset's preset
-  (tasks/pos.py ``presets``; EWT: CRF, word dropout 2, EMA and frozen count vectors built
+  (tasks/pos/task.py ``presets``; EWT: CRF, word dropout 2, EMA and frozen count vectors built
   once from SST-2/Anki/Shakespeare English text, ``model.word_vectors=count:...``), scored
   through the exported graph's ``tag_tokens`` signature code path.
 
@@ -76,9 +76,9 @@ class NltkPerceptron:
 
 def worst_tags(gold, predicted, k=5) -> list[tuple[str, float, int]]:
     """The ``k`` tags of the gold test tokens with the lowest F1, as ``(tag, f1, support)``,
-    lowest first (ties by name); per-tag F1 from :func:`seqapps.metrics.tagging_report`. A tag
+    lowest first (ties by name); per-tag F1 from :func:`seqapps.analysis.metrics.tagging_report`. A tag
     that is only ever predicted has no gold token and is not ranked."""
-    from seqapps.metrics import tagging_report
+    from seqapps.analysis.metrics import tagging_report
 
     labels = sorted({t for sent in gold for t in sent})
     per_tag = tagging_report(gold, predicted, labels)["per_class"]
@@ -98,8 +98,8 @@ def score(gold, predicted, oov):
 def commit_label() -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tasks/pos.py", "seqapps/layers", "seqapps/data",
-                            "seqapps/serving/tagging.py", "seqapps/metrics.py", "benchmarks/pos.py",
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "tasks/pos/task.py", "seqapps/layers", "seqapps/data",
+                            "tasks/pos/serving.py", "seqapps/analysis/metrics.py", "benchmarks/pos.py",
                             "benchmarks/peers/spacy_tagger.py", "benchmarks/peers/spacy_tagger.cfg"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return commit + (" (with uncommitted changes)" if dirty else "")
@@ -187,7 +187,7 @@ def print_tables(summary) -> None:
 
 
 def main(argv=None):
-    from seqapps import registry
+    from seqapps.core import registry
 
     task = registry.get("pos")
     known = [p.data for p in task.presets if p.data]
@@ -209,7 +209,7 @@ def main(argv=None):
         if name not in known + [SMOKE]:
             p.error(f"unknown dataset {name!r}; expected some of {', '.join(known + [SMOKE])}")
 
-    from seqapps.training import resolve_config
+    from seqapps.training.fit import resolve_config
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,10 @@
 
 Part 1: every task trains tiny on ``--data demo`` (its ``tiny_overrides``) and exports;
 then, in a child process per task (so a native crash is counted, not fatal), each
-signature gets ``--examples`` fuzzed calls (``seqapps.testing.fuzz_signature``: random
+signature gets ``--examples`` fuzzed calls (``seqapps.core.testing.fuzz_signature``: random
 bytes and invalid UTF-8, control characters, empty and huge strings, NaN/inf/extreme
 numbers, batches of 0..5) and the batch-independence property on ``--examples // 5``
-random batches (``seqapps.testing.batch_independence``). Reported: calls tried, answered,
+random batches (``seqapps.core.testing.batch_independence``). Reported: calls tried, answered,
 refused with seqapps' documented error, other exceptions, process deaths, rows compared
 and batch-dependent answers.
 
@@ -35,7 +35,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 def build(task_name: str, root: Path) -> Path:
     import seqapps
-    from seqapps import registry
+    from seqapps.core import registry
 
     task = registry.get(task_name)
     run = seqapps.train(task_name, "demo", overrides=list(type(task).tiny_overrides), run_dir=root / "run", verbose=0)
@@ -47,7 +47,7 @@ def fuzz_child(task_name: str, export: str, examples: int) -> dict:
     import json as _json
 
     import seqapps
-    from seqapps.testing import batch_independence, fuzz_signature
+    from seqapps.core.testing import batch_independence, fuzz_signature
 
     predictor = seqapps.load(export)
     out = {}
@@ -83,7 +83,7 @@ def predict_file(export: Path, lines: int, folder: Path) -> dict:
     """Peak RSS (MiB) and wall time of ``predict --input`` over ``lines`` generated reviews."""
     import numpy as np
 
-    from seqapps.testing import random_texts
+    from seqapps.core.testing import random_texts
 
     path = folder / f"lines-{lines}.txt"
     rng = np.random.default_rng(0)
@@ -106,7 +106,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         fuzz_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return
-    from seqapps import registry
+    from seqapps.core import registry
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--examples", type=int, default=60, help="fuzzed calls per signature")

@@ -35,9 +35,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import seqapps  # noqa: E402
-import seqapps.training  # noqa: E402,F401  (imported now: the whole run uses the code as it was at its start)
-from seqapps import registry  # noqa: E402
-from seqapps.data.classification import load_labelled_texts  # noqa: E402
+import seqapps.training.fit  # noqa: E402,F401  (imported now: the whole run uses the code as it was at its start)
+from seqapps.core import registry  # noqa: E402
+from tasks.sentiment.data import load_labelled_texts  # noqa: E402
 
 
 class TrainTimer(keras.callbacks.Callback):
@@ -161,7 +161,7 @@ print(json.dumps({"p50_ms_batch1": 1000 * float(np.percentile(lat, 50)), "p95_ms
 
 
 def export_speed(run_dir: str, out: Path, texts):
-    from seqapps.serving.trained import TrainedRun as Run
+    from seqapps.inference.trained import TrainedRun as Run
 
     export_dir = Run(Path(run_dir).resolve()).export(out / "export")
     (out / "texts.json").write_text(json.dumps(texts))

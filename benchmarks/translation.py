@@ -99,7 +99,7 @@ def model_overrides(name, args) -> list[str]:
 def score_run(run, task, export_dir, speed_sentences) -> dict:
     """Test BLEU (beam 4 from the run's metrics, greedy here), then the export's speed."""
     from seqapps import load
-    from seqapps.metrics import score_translations
+    from seqapps.analysis.metrics import score_translations
 
     export = run.export(export_dir)
     sources, references = task.load_data(run.config).test  # the run's own direction and split
@@ -147,8 +147,8 @@ def print_table(results):
 def count_unseen(task) -> dict:
     """Per direction of the protocol's split: test pairs, and how many have a source that is no training
     source, compared as the model reads them (standardized) and as exact strings."""
-    from seqapps.data.parallel import unseen_sources
-    from seqapps.training import resolve_config
+    from tasks.translation.data import unseen_sources
+    from seqapps.training.fit import resolve_config
 
     out = {}
     for preset in ("fr-en", "en-fr"):
@@ -163,8 +163,8 @@ def count_unseen(task) -> dict:
 
 def train_model(name, args, out, task):
     """The run of ``name``: its preset and variant, trained (or, with ``--reuse``, the finished run of that config)."""
-    from seqapps.serving.trained import TrainedRun as Run
-    from seqapps.training import resolve_config, train
+    from seqapps.inference.trained import TrainedRun as Run
+    from seqapps.training.fit import resolve_config, train
 
     preset, _ = MODELS[name]
     overrides = model_overrides(name, args)
@@ -194,7 +194,7 @@ def main(argv=None):
                    "no training source, per direction, and stop (no training)")
     args = p.parse_args(argv)
 
-    from seqapps import registry
+    from seqapps.core import registry
 
     if args.count_unseen:
         for preset, c in count_unseen(registry.get("translation")).items():

@@ -9,7 +9,7 @@ Each model is trained by name, one after another, exactly as a user would:
 and scored on the test split through the serving path (metrics.json). Targets: (c) per-frame
 accuracy >= 0.95; (a) near chance (the share of the most frequent label in the test frames,
 printed beside it). Accuracy by position in the video is plotted for all three
-(``benchmarks/video_frames-accuracy-by-position.png``).
+(``docs/images/video_frames-accuracy-by-position.png``).
 
     SEQAPPS_DATA=../shared/datasets python benchmarks/video_frames.py
     python benchmarks/video_frames.py --set data.videos=200 --set train.epochs=2   # a quick look, not the figure
@@ -63,8 +63,8 @@ def train(name, preset_args, args, out) -> dict:
 def chance(args) -> float:
     """The share of the most frequent label among the test frames (what always guessing it scores)."""
     sys.path.insert(0, str(ROOT))
-    import tasks.video_frames as vf
-    from seqapps.config import Config  # noqa: F401
+    import tasks.video_frames.task as vf
+    from seqapps.core.config import Config  # noqa: F401
 
     cfg = vf.VideoConfig()
     cfg.data.source = "moving_digits"
@@ -139,8 +139,8 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     commit = _git("rev-parse", "--short", "HEAD") + (" (uncommitted changes)" if _git(
-        "status", "--porcelain", "tasks/video_frames.py", "seqapps/models/video.py", "seqapps/serving/video.py",
-        "seqapps/data/video.py", "seqapps/data/moving_digits.py") else "")
+        "status", "--porcelain", "tasks/video_frames/task.py", "tasks/video_frames/model.py", "tasks/video_frames/serving.py",
+        "tasks/video_frames/data.py", "tasks/video_frames/moving_digits.py") else "")
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     started = time.time()
     previous = out / "results.json"
@@ -151,7 +151,7 @@ def main(argv=None):
               "machine": f"{os.cpu_count()} CPU cores {platform.machine()}",
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    figure = ROOT / "benchmarks" / "video_frames-accuracy-by-position.png"
+    figure = ROOT / "docs" / "images" / "video_frames-accuracy-by-position.png"
     plot([r for r in rows if not r.get("failed")], figure if not args.overrides else out / figure.name)
     print(report(result))
 

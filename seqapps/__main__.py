@@ -1,3 +1,3 @@
-from seqapps.cli import main
+from seqapps.cli.parser import main
 
 raise SystemExit(main())

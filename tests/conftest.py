@@ -43,12 +43,12 @@ def run_cli(*args, cwd=None, input=None, timeout=600):
 
 
 def cli_here(capsys, *args, input=None) -> subprocess.CompletedProcess:
-    """``python -m seqapps ARGS`` through ``seqapps.cli.main`` in this process, answered like
+    """``python -m seqapps ARGS`` through ``seqapps.cli.parser`` in this process, answered like
     :func:`run_cli` (returncode, stdout, stderr): the CLI's own code path without a new interpreter,
     whose imports cost seconds. Each command keeps one test through a real process."""
     import io
 
-    from seqapps import cli
+    from seqapps.cli import parser as cli
 
     argv = [str(a) for a in args]
     capsys.readouterr()  # drop what came before

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from seqapps.errors import ConfigError
+from seqapps.core.errors import ConfigError
 from seqapps.layers.attention import AdditiveAttention, MultiplicativeAttention, make_attention
 
 RNG = np.random.default_rng(0)

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from seqapps.config import DataConfig
-from seqapps.data import captions as caplib
-from seqapps.data.demo.captioning import examples, image_bytes
-from seqapps.errors import ConfigError, DataError
+from seqapps.core.config import DataConfig
+from tasks.captioning import data as caplib
+from tasks.captioning.demo import examples, image_bytes
+from seqapps.analysis.metrics import corpus_bleu_scores
+from seqapps.core.errors import ConfigError, DataError
 
 TINY = ["model.encoder=small_cnn", "model.encoder_weights=none", "model.encoder_trainable=true",
         "model.image_size=32", "model.units=48", "model.embedding_dim=24", "model.feature_units=32",
@@ -75,16 +76,16 @@ def test_vocabulary_encodes_teacher_forcing_pairs():
 
 def test_bleu_uses_every_reference():
     refs = [["a dog runs", "a brown dog runs on grass"], ["two kids play"]]
-    perfect = caplib.corpus_bleu_scores(["a brown dog runs on grass", "two kids play"], refs)
+    perfect = corpus_bleu_scores(["a brown dog runs on grass", "two kids play"], refs)
     assert perfect[1] == pytest.approx(100.0) and perfect[4] == pytest.approx(100.0)
-    assert caplib.corpus_bleu_scores(["a cat sleeps", "one kid"], refs)[4] < 10
+    assert corpus_bleu_scores(["a cat sleeps", "one kid"], refs)[4] < 10
 
 
 @pytest.mark.parametrize("attention", ["additive", "multiplicative", "none"])
 def test_model_shapes_and_attention(attention):
     import tensorflow as tf
 
-    from seqapps.models import ImageCaptioner
+    from tasks.captioning.model import ImageCaptioner
 
     model = ImageCaptioner(20, encoder="small_cnn", image_size=32, units=16, embedding_dim=8, feature_units=12,
                            attention=attention, attention_units=8, cell="gru")
@@ -103,8 +104,8 @@ def test_model_shapes_and_attention(attention):
 
 
 def test_config_errors():
-    from seqapps import registry
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.fit import resolve_config
 
     task = registry.get("captioning")
     cfg = resolve_config(task, "demo", overrides=["model.encoder_weights=none"])
@@ -212,7 +213,7 @@ def test_default_encoder_is_frozen_imagenet_efficientnet_with_a_feature_cache(tm
     import keras
 
     import seqapps
-    from seqapps import registry
+    from seqapps.core import registry
     from seqapps.encoders import build_encoder
 
     cache = tmp_path / "cache"

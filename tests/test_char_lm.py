@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 TINY = ["model.units=24", "model.embedding_dim=16", "train.batch_size=8", "train.bptt=24", "train.patience=0",
         "data.eval_streams=4"]
@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
 
 # -- batching ------------------------------------------------------------------------------
 def test_stateful_batches_continue_each_stream_in_the_same_row():
-    from seqapps.data.streams import stateful_dataset, stream_windows
+    from tasks.char_lm.streams import stateful_dataset, stream_windows
 
     ids = np.arange(1, 200, dtype=np.int32)
     x, y = stream_windows(ids, batch_size=3, bptt=10)
@@ -45,8 +45,8 @@ def test_stateful_batches_continue_each_stream_in_the_same_row():
 
 
 def test_random_windows_are_shifted_pairs_and_too_short_text_fails():
-    from seqapps.errors import DataError
-    from seqapps.data.streams import random_window_dataset, stream_windows
+    from seqapps.core.errors import DataError
+    from tasks.char_lm.streams import random_window_dataset, stream_windows
 
     ids = np.arange(1, 500, dtype=np.int32)
     batches = list(random_window_dataset(ids, 4, 16, seed=1).as_numpy_iterator())
@@ -62,7 +62,7 @@ def test_random_windows_are_shifted_pairs_and_too_short_text_fails():
 def test_reset_callback_zeroes_the_carried_state():
     import keras
 
-    from seqapps.callbacks import ResetStates
+    from seqapps.training.callbacks import ResetStates
 
     inp = keras.Input(batch_shape=(2, None), dtype="int32")
     x = keras.layers.Embedding(5, 4)(inp)
@@ -78,9 +78,9 @@ def test_reset_callback_zeroes_the_carried_state():
 
 # -- reading text ---------------------------------------------------------------------------
 def test_text_sources_and_contiguous_split(tmp_path):
-    from seqapps.data.plaintext import read_text_source
+    from tasks.char_lm.data import read_text_source
     from seqapps.data.splits import split
-    from tasks.char_lm import CharLMData
+    from tasks.char_lm.task import CharLMData
 
     (tmp_path / "b.txt").write_text("second file\n")
     (tmp_path / "a.txt").write_text("first file\n")
@@ -93,8 +93,8 @@ def test_text_sources_and_contiguous_split(tmp_path):
 
 
 def test_binary_and_undecodable_files_fail_with_one_line(tmp_path):
-    from seqapps.errors import DataError
-    from seqapps.data.plaintext import read_text_source
+    from seqapps.core.errors import DataError
+    from tasks.char_lm.data import read_text_source
 
     (tmp_path / "bin.txt").write_bytes(b"abc\x00\x01\x02")
     (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
@@ -113,11 +113,13 @@ def test_binary_and_undecodable_files_fail_with_one_line(tmp_path):
 def test_carried_state_changes_the_loss(trained):
     import keras
 
-    from tasks.char_lm import CharVocab, stream_windows
+    from tasks.char_lm.data import CharVocab
+
+    from tasks.char_lm.streams import stream_windows
 
     run, _ = trained
     model = run.load_model()
-    from seqapps.data.demo.char_lm import text
+    from tasks.char_lm.demo import text
 
     ids = CharVocab.load(run.dir).encode(text(5000, seed=9))
     x, y = stream_windows(ids, batch_size=8, bptt=24)
@@ -140,7 +142,11 @@ def test_carried_state_changes_the_loss(trained):
 def test_tiny_batch_overfits():
     import keras
 
-    from tasks.char_lm import CharLM, CharVocab, stream_windows
+    from tasks.char_lm.task import CharLM
+
+    from tasks.char_lm.data import CharVocab
+
+    from tasks.char_lm.streams import stream_windows
 
     task = CharLM()
     cfg = task.default_config().override(["model.units=32", "train.batch_size=2", "train.stateful=false"])
@@ -171,7 +177,7 @@ def test_sampling_at_temperature_to_zero_is_greedy_and_seeds_repeat(trained):
 
 
 def test_bad_generation_inputs_have_documented_behaviour(trained):
-    from seqapps.errors import ConfigError
+    from seqapps.core.errors import ConfigError
 
     _, export_dir = trained
     import seqapps
@@ -251,7 +257,7 @@ def test_cli_generate_and_predict(trained):
 
 def test_non_stateful_training_runs_and_bidirectional_is_refused(tmp_path):
     import seqapps
-    from seqapps.errors import ConfigError
+    from seqapps.core.errors import ConfigError
 
     run = seqapps.train("char_lm", "demo", epochs=1, overrides=[*TINY, "train.stateful=false",
                                                                  "train.steps_per_epoch=5", "model.cell=gru"],

@@ -12,8 +12,9 @@ import tomllib
 import pytest
 
 from conftest import ROOT, run_main
-from seqapps import cli, config, registry
-from seqapps.errors import ConfigError, ExportError, SeqappsError
+from seqapps.cli import parser as cli
+from seqapps.core import config, registry
+from seqapps.core.errors import ConfigError, ExportError, SeqappsError
 
 CYCLES_TOOL = ROOT.parent / "shared" / "tools" / "import_cycles.py"
 
@@ -32,7 +33,8 @@ def test_installed_package_gives_the_seqapps_command_from_another_directory(tmp_
                           "-q", "--target", str(target), str(src)], capture_output=True, text=True, timeout=300)
     assert pip.returncode == 0, pip.stderr[-2000:]
     assert (target / "seqapps" / "encoders" / "imagenet_classes.txt").exists()  # package data
-    assert (target / "tasks" / "char_lm.py").exists() and (target / "seqapps" / "serving" / "bundle.py").exists()
+    assert (target / "tasks" / "char_lm" / "task.py").exists() and (target / "seqapps" / "inference" / "bundle.py").exists()
+    assert (target / "seqapps" / "http" / "pages").is_dir()
 
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -169,8 +171,8 @@ def test_mixed_precision_reads_the_old_bool_and_names_its_choices():
 def test_predictor_rejects_an_unknown_input_name():
     import tensorflow as tf
 
-    from seqapps.predict import Predictor
-    from seqapps.task import Endpoint, Task
+    from seqapps.inference.predictor import Predictor
+    from seqapps.core.task import Endpoint, Task
 
     length = Endpoint(lambda text: {"length": tf.strings.length(text)}, [tf.TensorSpec([None], tf.string, name="text")])
     predictor = Predictor.in_memory(Task(), {"serving_default": length}, metadata={})
@@ -190,10 +192,10 @@ def test_no_import_cycle():
 
 
 def test_run_directory_module_is_a_leaf():
-    """seqapps/run.py imports nothing of the project but its errors (and the version string)."""
+    """seqapps/training/run_dir.py imports nothing of the project but its errors (and the version string)."""
     import ast
 
-    tree = ast.parse((ROOT / "seqapps" / "run.py").read_text())
+    tree = ast.parse((ROOT / "seqapps" / "training" / "run_dir.py").read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert {m for m in imported if m.startswith(("seqapps", "tasks"))} == {"seqapps.errors", "seqapps"}
+    assert {m for m in imported if m.startswith(("seqapps", "tasks"))} == {"seqapps.core.errors", "seqapps"}

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from seqapps import metrics
+from seqapps.analysis import metrics
 
 NO_JAVA = metrics.java_missing()
 needs_java = pytest.mark.skipif(NO_JAVA is not None, reason="no Java runtime: the PTB tokenizer and METEOR "
@@ -86,7 +86,7 @@ def test_a_failed_meteor_score_ends_its_jvm_and_the_next_call_starts_one():
 def test_without_java_only_sacrebleu_and_one_line_saying_why(monkeypatch):
     import shutil
 
-    from seqapps import registry
+    from seqapps.core import registry
 
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "java" else "/bin/" + name)
     with pytest.raises(metrics.JavaMissing, match="need a Java runtime"):
@@ -105,7 +105,7 @@ def test_without_java_only_sacrebleu_and_one_line_saying_why(monkeypatch):
 def test_label_smoothing_loss_is_the_sparse_loss_at_zero_and_smooths_by_hand():
     import keras
 
-    from seqapps.losses import SmoothedTokenLoss
+    from seqapps.training.losses import SmoothedTokenLoss
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 3, 5)).astype("float32")
@@ -121,10 +121,10 @@ def test_label_smoothing_loss_is_the_sparse_loss_at_zero_and_smooths_by_hand():
 
 
 def test_settings_are_validated_and_context_dropout_round_trips():
-    from seqapps import registry
-    from seqapps.errors import ConfigError
-    from seqapps.models import ImageCaptioner
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.core.errors import ConfigError
+    from tasks.captioning.model import ImageCaptioner
+    from seqapps.training.fit import resolve_config
 
     task = registry.get("captioning")
     cfg = resolve_config(task, "demo", overrides=["train.label_smoothing=0.1", "model.context_dropout=0.2",
@@ -146,10 +146,10 @@ def test_settings_are_validated_and_context_dropout_round_trips():
 
 
 def test_flip_reads_the_mirrored_feature_view_for_about_half_the_rows(tmp_path):
-    from seqapps.data.captions import CaptionSet
-    from seqapps.data.demo.captioning import examples
+    from tasks.captioning.data import CaptionSet
+    from tasks.captioning.demo import examples
     from seqapps.encoders import build_encoder
-    from seqapps.encoders.features import feature_cache_dir, frozen_features, image_batches
+    from tasks.captioning.features import feature_cache_dir, frozen_features, image_batches
 
     rows = examples(n=6, size=32, seed=3)
     data = CaptionSet([b for b, _ in rows], [c for _, c in rows], [f"img{i}.png" for i in range(len(rows))])
@@ -177,11 +177,11 @@ def test_flip_reads_the_mirrored_feature_view_for_about_half_the_rows(tmp_path):
 
 
 def test_scheduled_sampling_feeds_the_greedy_guess_at_rate_one_and_ramps():
-    from seqapps import registry
-    from seqapps.errors import ConfigError
-    from seqapps.models import ImageCaptioner
-    from seqapps.models.captioner import SamplingRamp
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.core.errors import ConfigError
+    from tasks.captioning.model import ImageCaptioner
+    from tasks.captioning.model import SamplingRamp
+    from seqapps.training.fit import resolve_config
 
     task = registry.get("captioning")
     assert resolve_config(task, "demo", overrides=["train.scheduled_sampling=0.25"]).train.scheduled_sampling == 0.25

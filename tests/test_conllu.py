@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from seqapps.data.conllu import TAGGED_SUFFIXES, read_columns, read_conllu, read_tagged, sniff_format
+from tasks.pos.conllu import TAGGED_SUFFIXES, read_columns, read_conllu, read_tagged, sniff_format
 from seqapps.data.splits import find_split_files
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 CONLLU = """# newdoc id = d1
 # sent_id = 1

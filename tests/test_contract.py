@@ -18,9 +18,9 @@ import tensorflow as tf
 
 import seqapps
 from conftest import run_fresh
-from seqapps import registry
-from seqapps.errors import ConfigError
-from seqapps.testing import batch_independence, empty_batch, make_batch
+from seqapps.core import registry
+from seqapps.core.errors import ConfigError
+from seqapps.core.testing import batch_independence, empty_batch, make_batch
 
 TASKS = registry.names()
 
@@ -36,7 +36,7 @@ def tiny(task) -> list[str]:
     overrides = type(task).tiny_overrides
     if not overrides:
         pytest.fail(f"task {task.name!r} declares no `tiny_overrides`: add a one-line list of --set overrides that "
-                    "train it in seconds on --data demo (see seqapps/task.py)")
+                    "train it in seconds on --data demo (see seqapps/core/task.py)")
     return list(overrides)
 
 
@@ -253,7 +253,7 @@ OUT_OF_RANGE = {
 def refused(predictor, signature, inputs, name) -> str:
     """The raw signature (as a server calls it, no Python checks in front) refuses ``inputs``
     with the documented 'invalid input: ...' error naming ``name``."""
-    from seqapps.serving import checks
+    from seqapps.inference import checks
 
     fn, specs = predictor.signatures[signature]
     with pytest.raises(tf.errors.InvalidArgumentError) as info:
@@ -285,7 +285,7 @@ def test_arguments_out_of_range_are_refused_by_name(trained):
 
 
 def test_python_helpers_refuse_wrong_types_by_name(trained):
-    from seqapps.errors import SeqappsError
+    from seqapps.core.errors import SeqappsError
 
     predictor = trained["loaded"]
     for bad in (None, 5, [object()]):
@@ -296,7 +296,7 @@ def test_python_helpers_refuse_wrong_types_by_name(trained):
 def test_every_signature_survives_hostile_inputs(trained):
     """A bounded fuzz of each signature (random bytes, NaN/inf, extreme integers, batches of
     0..5): each call answers one row per input or raises seqapps' own error."""
-    from seqapps.testing import fuzz_signature
+    from seqapps.core.testing import fuzz_signature
 
     for signature in trained["loaded"].signatures:
         counts = fuzz_signature(trained["loaded"], signature, max_examples=6, seed=0)

@@ -16,11 +16,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT, needs_data, run_cli, run_main
-from seqapps import registry
-from seqapps.config import keys
+from seqapps.core import registry
+from seqapps.core.config import keys
 from seqapps.data.pipeline import bucketed_batches, default_boundaries
 from seqapps.data.readers import read_table
-from seqapps.errors import ConfigError, DataError, SeqappsError
+from seqapps.core.errors import ConfigError, DataError, SeqappsError
 from seqapps.layers import MaskedPooling, recurrent_layer, recurrent_stack
 
 
@@ -315,8 +315,8 @@ def _rates(opt, steps) -> list[float]:
 
 
 def test_cosine_decay_falls_to_zero_over_all_steps_and_needs_them():
-    from seqapps.config import TrainConfig
-    from seqapps.training import make_optimizer
+    from seqapps.core.config import TrainConfig
+    from seqapps.training.fit import make_optimizer
 
     rates = _rates(make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine"), total_steps=100), (0, 50, 100))
     assert rates[0] == pytest.approx(0.01) and rates[1] == pytest.approx(0.005)
@@ -328,8 +328,8 @@ def test_cosine_decay_falls_to_zero_over_all_steps_and_needs_them():
 
 
 def test_warmup_rises_linearly_then_decays_or_holds():
-    from seqapps.config import TrainConfig
-    from seqapps.training import make_optimizer
+    from seqapps.core.config import TrainConfig
+    from seqapps.training.fit import make_optimizer
 
     cosine = _rates(make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine", warmup=10), total_steps=110),
                    (0, 5, 10, 60, 110))

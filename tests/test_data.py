@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqapps.config import DataConfig
+from seqapps.core.config import DataConfig
 from seqapps.data import sources
 from seqapps.data.splits import find_split_files, split, split_indices, split_sizes
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 
 def test_split_sizes_round_and_give_a_positive_fraction_one_item():
@@ -72,8 +72,8 @@ def test_tfds_reader_carves_a_missing_validation_split_and_leaves_test_absent(mo
 
 def test_every_task_reads_tfds_through_the_one_reader(monkeypatch):
     """Each task's ``tfds:`` source goes through ``sources.read_tfds`` (and forecasting refuses it)."""
-    from seqapps import registry
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.fit import resolve_config
 
     calls = []
     real = sources.read_tfds
@@ -100,7 +100,7 @@ def test_every_task_reads_tfds_through_the_one_reader(monkeypatch):
 def test_tfds_captions_offline_with_mock_data():
     import tensorflow_datasets as tfds
 
-    from seqapps.data.captions import load_caption_data
+    from tasks.captioning.data import load_caption_data
 
     with tfds.testing.mock_data(num_examples=3):
         splits = load_caption_data(DataConfig(source="tfds:coco_captions"), "captioning")
@@ -111,8 +111,8 @@ def test_tfds_captions_offline_with_mock_data():
 def test_tfds_pos_and_char_lm_offline_with_mock_data():
     import tensorflow_datasets as tfds
 
-    from seqapps import registry
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.fit import resolve_config
 
     pos, char_lm = registry.get("pos"), registry.get("char_lm")
     with tfds.testing.mock_data(num_examples=4):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seqapps import decoding
+from seqapps.inference import decoding
 
 PAD, START, END, A, B = 0, 1, 2, 3, 4
 

@@ -11,7 +11,7 @@ from conftest import run_cli
 
 
 def test_simple_rnn_gradient_falls_faster_than_lstm():
-    from seqapps.diagnose import gradient_norms
+    from seqapps.analysis.diagnose import gradient_norms
 
     rnn = gradient_norms("rnn", 80, units=32, seed=0)
     lstm = gradient_norms("lstm", 80, units=32, seed=0)
@@ -24,7 +24,7 @@ def test_simple_rnn_gradient_falls_faster_than_lstm():
 
 
 def test_scaled_up_recurrent_weights_explode_and_clipping_bounds_the_update():
-    from seqapps.diagnose import gradient_norms
+    from seqapps.analysis.diagnose import gradient_norms
 
     r = gradient_norms("rnn", 40, units=32, scale=3.0, clip=1.0, seed=0)
     assert r["norms"][0] > 100 * r["norms"][-1]        # grows going back in time

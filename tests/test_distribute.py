@@ -80,7 +80,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import seqapps
-from seqapps import registry
+from seqapps.core import registry
 plan = json.loads(sys.argv[1])
 for name, run_dir in plan["tiny"].items():
     seqapps.train(name, "demo", overrides=[*registry.get(name).tiny_overrides, "train.steps_per_epoch=2"],
@@ -92,7 +92,7 @@ print(json.dumps({"accuracy": run.metrics["val"]["accuracy"]}))
 
 
 def test_every_task_trains_mirrored_over_two_devices_and_sentiment_with_its_defaults(tmp_path):
-    from seqapps import registry
+    from seqapps.core import registry
 
     plan = {"tiny": {name: str(tmp_path / name) for name in registry.names()}, "defaults": str(tmp_path / "defaults")}
     proc = subprocess.run([sys.executable, "-c", MIRRORED_ALL, json.dumps(plan)], cwd=ROOT, capture_output=True,
@@ -109,7 +109,7 @@ def test_every_task_trains_mirrored_over_two_devices_and_sentiment_with_its_defa
 JAX_PARALLEL = """
 import json, sys, keras, jax
 import seqapps
-from seqapps import registry
+from seqapps.core import registry
 assert keras.backend.backend() == "jax" and len(jax.devices()) == 2
 run = seqapps.train("sentiment", "demo", overrides=[*registry.get("sentiment").tiny_overrides,
                     "train.steps_per_epoch=2"], run_dir=sys.argv[1], verbose=0, evaluate=False, backend="jax")

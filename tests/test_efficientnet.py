@@ -16,7 +16,7 @@ import pytest
 
 from seqapps.encoders import imagenet
 from seqapps.encoders.pth import LEGACY_MAGIC, load_state_dict
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 FLICKR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flickr8k_1000" / "images"
 

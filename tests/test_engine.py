@@ -13,9 +13,10 @@ import pytest
 
 import seqapps
 from conftest import ROOT, run_cli
-from seqapps import engine, registry
-from seqapps.errors import ConfigError
-from seqapps.training import Run, resolve_config
+from seqapps.training import backends as engine
+from seqapps.core import registry
+from seqapps.core.errors import ConfigError
+from seqapps.training.fit import Run, resolve_config
 from test_contract import assert_same_outputs, make_batch, tiny
 
 TASKS = registry.names()
@@ -24,7 +25,7 @@ needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="
 TRAIN_ALL = """
 import json, sys
 import seqapps
-from seqapps import registry
+from seqapps.core import registry
 import keras
 assert keras.backend.backend() == "jax"
 for name, run_dir in json.loads(sys.argv[1]).items():

@@ -13,10 +13,10 @@ import pytest
 
 import seqapps
 from conftest import run_cli
-from seqapps import registry
-from seqapps.data import timeseries as ts
-from seqapps.errors import ConfigError, DataError
-from seqapps.metrics import mae, mase, rmse
+from seqapps.core import registry
+from tasks.forecasting import data as ts
+from seqapps.core.errors import ConfigError, DataError
+from seqapps.analysis.metrics import mae, mase, rmse
 
 DATA = Path(os.environ.get("SEQAPPS_DATA", ""))
 needs_series = pytest.mark.skipif(not (DATA / "timeseries" / "pollution.csv").exists(),
@@ -208,7 +208,7 @@ def trained(tmp_path_factory):
 
 
 def recent_rows(n=20):
-    from seqapps.data.demo.forecasting import frame
+    from tasks.forecasting.demo import frame
 
     return frame().iloc[-n - 8:-8].reset_index(drop=True)   # no gaps in these rows
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import seqapps
-from seqapps.errors import DataError, ExportError
+from seqapps.core.errors import DataError, ExportError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +31,8 @@ def one_error_line(proc, *fragments):
 
 # -- labels -------------------------------------------------------------------------------------------
 def test_label_names_must_name_every_label_id(tmp_path):
-    from seqapps.data.classification import load_labelled_texts
-    from tasks.sentiment import Sentiment
+    from tasks.sentiment.data import load_labelled_texts
+    from tasks.sentiment.task import Sentiment
 
     table = tmp_path / "reviews.csv"
     table.write_text("text,label\n" + "".join(f"review number {i},{1 + i % 2}\n" for i in range(40)))
@@ -82,7 +82,7 @@ def test_predict_reads_a_non_utf8_file_as_one_line(sentiment_export, tmp_path):
 
 
 def test_predict_streams_long_inputs_in_chunks(tmp_path):
-    from seqapps.predict import CHUNK, input_chunks
+    from seqapps.inference.predictor import CHUNK, input_chunks
 
     lines = tmp_path / "lines.txt"
     lines.write_text("".join(f"line {i}\r\n" for i in range(2 * CHUNK + 5)))
@@ -110,7 +110,7 @@ def test_export_onto_a_regular_file_is_refused(sentiment_export, tmp_path):
 
 
 def test_an_export_cleans_what_killed_exports_left(sentiment_export, tmp_path):
-    from seqapps.export import remove_stale
+    from seqapps.inference.export import remove_stale
 
     target = tmp_path / "model"
     dead = 2 ** 22 + 12345  # above the default pid_max: no such process
@@ -132,7 +132,7 @@ class _Model:
 
 
 def test_resume_says_where_it_continues_and_keeps_one_history_row_per_epoch(tmp_path, capsys):
-    from seqapps.callbacks import ResumeReport
+    from seqapps.training.callbacks import ResumeReport
 
     history = tmp_path / "history.csv"
     history.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")  # the last backup followed epoch 1; epoch 2 runs again

@@ -11,7 +11,7 @@ from conftest import run_cli, run_main
 
 
 def test_property_signals():
-    from seqapps.inspect import property_signal
+    from seqapps.analysis.states import property_signal
 
     chars = list('say "hi" ok\n  ab\n')
     np.testing.assert_array_equal(property_signal(chars, "quotes"),
@@ -24,7 +24,7 @@ def test_property_signals():
 
 
 def test_ranking_finds_a_planted_unit():
-    from seqapps.inspect import correlations, rank_units
+    from seqapps.analysis.states import correlations, rank_units
 
     rng = np.random.default_rng(0)
     signal = (rng.random(500) > 0.5).astype(float)
@@ -42,7 +42,7 @@ def test_ranking_finds_a_planted_unit():
 @pytest.fixture(scope="module")
 def model_and_text(tmp_path_factory):
     import seqapps
-    from seqapps.data.demo.char_lm import text
+    from tasks.char_lm.demo import text
 
     root = tmp_path_factory.mktemp("inspect")
     run = seqapps.train("char_lm", "demo", epochs=1, overrides=[
@@ -54,7 +54,7 @@ def model_and_text(tmp_path_factory):
 
 
 def test_inspect_writes_html_png_and_ranking(model_and_text):
-    from seqapps.inspect import inspect
+    from seqapps.analysis.states import inspect
 
     run, sample, root = model_and_text
     result = inspect(run.dir, sample, root / "out", find="line-position", top=5)
@@ -79,7 +79,7 @@ def test_inspect_writes_html_png_and_ranking(model_and_text):
 def test_the_recorded_gates_rebuild_the_lstm_states(model_and_text):
     """c_t = f * c_(t-1) + i * g and h_t = o * tanh(c_t), from the export's recorded gates and states."""
     run, sample, _ = model_and_text
-    from seqapps.predict import load
+    from seqapps.inference.predictor import load
 
     states = load(run.dir).states(sample.read_text()[:300])
     g, c, h = states["gates"], states["cell"][:, 0], states["hidden"][:, 0]
@@ -114,8 +114,8 @@ def test_states_match_the_keras_layer(model_and_text):
     import keras
 
     run, sample, _ = model_and_text
-    from seqapps.predict import load
-    from tasks.char_lm import CharVocab
+    from seqapps.inference.predictor import load
+    from tasks.char_lm.data import CharVocab
 
     text = sample.read_text()[:200]
     states = load(run.dir).states(text)
@@ -152,8 +152,8 @@ def test_inspect_cli_and_its_errors(model_and_text, tmp_path, capsys):
 
 def test_inspect_draws_the_transformer_lms_attention(tmp_path):
     import seqapps
-    from seqapps.data.demo.char_lm import text
-    from seqapps.inspect import attention_by_position, inspect
+    from tasks.char_lm.demo import text
+    from seqapps.analysis.states import attention_by_position, inspect
 
     run = seqapps.train("char_lm", "demo", epochs=1, overrides=[
         "model.architecture=transformer", "model.units=8", "model.heads=2", "model.layers=2", "train.batch_size=8",

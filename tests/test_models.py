@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seqapps import decoding
-from seqapps.models import CharLanguageModel, ImageCaptioner, Seq2Seq, TransformerSeq2Seq
+from seqapps.inference import decoding
+from tasks.char_lm.model import CharLanguageModel
+from tasks.captioning.model import ImageCaptioner
+from tasks.translation.model import Seq2Seq
+from tasks.translation.transformer import TransformerSeq2Seq
 
 
 def stepped_logits(model, state, tokens):

@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("statsforecast")
 
 from benchmarks.peers.forecasting import PEERS, fill_past, one_step_forecasts  # noqa: E402
-from seqapps.data import timeseries as ts  # noqa: E402
-from seqapps.metrics import mase  # noqa: E402
+from tasks.forecasting import data as ts  # noqa: E402
+from seqapps.analysis.metrics import mase  # noqa: E402
 
 SEASON, FIT_STOP, N = 4, 48, 64
 

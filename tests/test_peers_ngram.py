@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.peers.ngram_lm import AddOneLM, KneserNeyLM, peer_rows
-from seqapps.data.demo.char_lm import text as demo_text
+from tasks.char_lm.demo import text as demo_text
 
 REPETITIVE = "the quick brown fox jumps over the lazy dog. " * 40
 CONTEXTS = ["", "t", "the qu", "lazy d", "og. th", "zzzzzz", "\u00e9#", "fox"]

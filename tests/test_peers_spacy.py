@@ -9,7 +9,7 @@ spacy = pytest.importorskip("spacy")
 
 from benchmarks.peers import spacy_tagger  # noqa: E402
 from benchmarks.pos import worst_tags  # noqa: E402
-from seqapps.data.demo.pos import sentences  # noqa: E402
+from tasks.pos.demo import sentences  # noqa: E402
 
 # spaCy's own tokenizer splits each of these; given as one token each, they must stay one token
 GLUED = ["cat.", "(again)", "dog,", "Paris!"]

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 import seqapps
 from conftest import needs_data
-from seqapps import registry
-from seqapps.errors import ConfigError, DataError
-from seqapps.training import resolve_config
+from seqapps.core import registry
+from seqapps.core.errors import ConfigError, DataError
+from seqapps.training.fit import resolve_config
 from tests.conftest import run_cli
 
 TINY = ["model.units=32", "model.embedding_dim=32", "model.char_dim=16", "model.char_features=32",
@@ -27,7 +27,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pos")
     softmax = seqapps.train("pos", "demo", epochs=6, overrides=TINY, run_dir=root / "softmax", verbose=0)
     # the CRF tagger also reads frozen word vectors, which know a word the training data lacks
-    from seqapps.data.demo.pos import sentences
+    from tasks.pos.demo import sentences
     from seqapps.data.vectors import count_vectors, write_vectors
 
     text = [w for w, _ in sentences()] + [s.split() for s in UNLABELED]

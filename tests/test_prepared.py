@@ -15,9 +15,10 @@ import pytest
 
 import seqapps
 from conftest import ROOT, run_main
-from seqapps import prepared, registry
-from seqapps.errors import ConfigError, DataError, SeqappsError
-from seqapps.training import Run, resolve_config, score
+from seqapps.training import prepared
+from seqapps.core import registry
+from seqapps.core.errors import ConfigError, DataError, SeqappsError
+from seqapps.training.fit import Run, resolve_config, score
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 
@@ -90,7 +91,7 @@ def test_prepared_folder_contents(folders):
     with np.load(folders["translation"] / "train-0.npz") as f:
         assert f["0-0"].dtype == np.int8  # demo ids are few: kept narrow, fed as int32
     lm = json.loads((folders["char_lm"] / "prepared.json").read_text())
-    assert lm["callbacks"] == [{"class": "seqapps.callbacks:ResetStates", "config": {}}]
+    assert lm["callbacks"] == [{"class": "seqapps.training.callbacks:ResetStates", "config": {}}]
     assert lm["files"] == ["train-0.npz", "train-0.npz"]  # stateful streams: the same every epoch, written once
     assert not (folders["char_lm"] / "train-1.npz").exists()
 
@@ -142,7 +143,7 @@ def test_prepared_folder_errors(folders, tmp_path, capsys):
 
 
 def test_prepare_needs_only_tensorflow_not_the_backend_it_prepares_for(tmp_path, monkeypatch):
-    from seqapps import engine
+    from seqapps.training import backends as engine
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_cli
-from seqapps import presets, registry
+from seqapps.core import presets, registry
 from seqapps.data import vectors
-from seqapps.errors import ConfigError, DataError
-from seqapps.training import resolve_config
+from seqapps.core.errors import ConfigError, DataError
+from seqapps.training.fit import resolve_config
 
 
 @pytest.mark.parametrize("task", registry.names())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from conftest import run_cli
-from seqapps.run import locked
+from seqapps.training.run_dir import locked
 
 
 def test_a_second_training_into_a_busy_run_directory_is_one_line_naming_the_holder(tmp_path):

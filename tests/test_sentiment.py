@@ -9,9 +9,9 @@ import pytest
 
 import seqapps
 from conftest import cli_here, needs_data, run_cli
-from seqapps import registry
-from seqapps.data.classification import load_labelled_texts
-from seqapps.errors import DataError
+from seqapps.core import registry
+from tasks.sentiment.data import load_labelled_texts
+from seqapps.core.errors import DataError
 
 TEXTS = ["the film is wonderful !", "this movie was boring", "", "   ", "😀 très bien, 東京", "x" * 100_000,
          "a gripping , beautiful film", "dull and far too long"]
@@ -86,7 +86,7 @@ def test_cli_predict_evaluate_and_export(trained, tmp_path, capsys):
 def test_failed_export_keeps_the_existing_one(trained, monkeypatch):
     run, export_dir = trained
     before = (export_dir / "saved_model.pb").read_bytes()
-    import seqapps.export as export_mod
+    import seqapps.inference.export as export_mod
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

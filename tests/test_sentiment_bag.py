@@ -13,9 +13,9 @@ import pytest
 
 import seqapps
 from conftest import run_cli, run_fresh
-from seqapps import registry
-from seqapps.errors import ConfigError
-from seqapps.testing import make_batch
+from seqapps.core import registry
+from seqapps.core.errors import ConfigError
+from seqapps.core.testing import make_batch
 from test_contract import FRESH, assert_same_outputs, sample_batches
 
 BAG = ["model.architecture=bag", "model.units=16", "model.embedding_dim=16", "model.subword_buckets=500",

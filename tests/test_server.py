@@ -27,7 +27,7 @@ import pytest
 
 import seqapps
 from conftest import ROOT
-from seqapps import registry
+from seqapps.core import registry
 
 SENTENCES = ["a gripping , beautiful film", "dull and far too long", "the acting was brilliant", "what a mess",
              "i loved every minute", "boring", "a warm and funny story", "the plot makes no sense",
@@ -423,7 +423,7 @@ def test_forecasting_page_in_chromium(server, browser):
 
 
 def test_serve_a_missing_folder_is_one_error_line(tmp_path, capsys):
-    from seqapps.cli import main
+    from seqapps.cli.parser import main
 
     assert main(["serve", tmp_path / "nowhere"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {tmp_path / 'nowhere'}: no such folder"]
@@ -434,7 +434,7 @@ def test_serve_a_missing_folder_is_one_error_line(tmp_path, capsys):
 
 # -- finding exports, in process ---------------------------------------------------------------------
 def test_store_finds_replaces_and_drops_exports(exports, tmp_path):
-    from seqapps.server.models import Store, find_exports
+    from seqapps.http.models import Store, find_exports
 
     forecasting = exports["models"] / "forecasting"
     assert list(find_exports(forecasting)) == ["forecasting"]  # one export, served under its folder name
@@ -481,7 +481,7 @@ def test_batches_run_side_by_side_one_per_thread():
     waits for another call to start finishes only if two run at once (one at a time: timeout)."""
     import asyncio
 
-    from seqapps.server.batching import Batching
+    from seqapps.http.batching import Batching
 
     both = threading.Barrier(2, timeout=10)
     sizes = []
@@ -513,7 +513,7 @@ def test_a_response_is_one_write():
     write at the end of the loop turn, and what is pending still goes out before a close."""
     import asyncio
 
-    from seqapps.server.protocol import JoinedWrites
+    from seqapps.http.protocol import JoinedWrites
 
     class Transport:
         def __init__(self):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seqapps import metrics
-from seqapps.data.word_dropout import rare_word_dropout
-from seqapps.predict import length_batches, pad_strings
+from seqapps.analysis import metrics
+from tasks.pos.word_dropout import rare_word_dropout
+from seqapps.inference.predictor import length_batches, pad_strings
 
 
 def test_translation_scores_overall_and_by_source_length():

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from seqapps.errors import ConfigError
+from seqapps.core.errors import ConfigError
 from seqapps.layers.transformer import MultiHeadAttention, SinusoidalPositions, TransformerBlock, check_heads
 
 

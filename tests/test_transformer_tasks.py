@@ -14,14 +14,14 @@ import pytest
 
 import seqapps
 from conftest import run_fresh
-from seqapps import config as configlib, registry
-from seqapps.errors import ConfigError
-from seqapps.testing import batch_independence
+from seqapps.core import config as configlib, registry
+from seqapps.core.errors import ConfigError
+from seqapps.core.testing import batch_independence
 from test_contract import FRESH, assert_same_outputs, sample_batches
 from test_sentiment_bag import fitted
 
 TRANSFORMER = ["model.architecture=transformer", "model.heads=2", "model.layers=1"]
-TINY = {  # the tasks' tiny settings (seqapps.task.Task.tiny_overrides), the width a multiple of the heads
+TINY = {  # the tasks' tiny settings (seqapps.core.task.Task.tiny_overrides), the width a multiple of the heads
     "sentiment": ["model.units=16", "model.embedding_dim=16", "model.subword_buckets=500",
                   "train.learning_rate=0.005", "train.epochs=2"],
     "pos": ["model.units=8", "model.crf=true", "train.epochs=2"],
@@ -150,7 +150,7 @@ def test_pos_refuses_heads_that_do_not_divide_its_width(tmp_path):
 def test_every_signature_survives_hostile_inputs_and_long_texts(trained):
     """The recurrent models' bad-input contract: random bytes, NaN/inf, extreme integers, batches
     of 0..5, and (for the text inputs) an empty string, emoji and 100,000 characters."""
-    from seqapps.testing import fuzz_signature
+    from seqapps.core.testing import fuzz_signature
 
     for signature in trained["loaded"].signatures:
         counts = fuzz_signature(trained["loaded"], signature, max_examples=6, seed=0)
@@ -170,7 +170,7 @@ def test_every_signature_survives_hostile_inputs_and_long_texts(trained):
 def test_the_transformer_trains_and_exports_in_mixed_precision(name, tmp_path):
     """float16 compute, float32 scores and outputs: finite answers from the export, and the policy is
     float32 again afterwards."""
-    from seqapps.testing import make_batch
+    from seqapps.core.testing import make_batch
 
     task = registry.get(name)
     overrides = [*task.tiny_overrides, *TRANSFORMER, *TINY[name], "train.mixed_precision=true",

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_cli
-from seqapps.data import parallel
-from seqapps.errors import DataError
+from tasks.translation import data as parallel
+from seqapps.core.errors import DataError
 
 PAIRS = [  # (French, English): the tiny corpus the model must learn by heart
     ("Je suis fatigué.", "I'm tired."), ("Où est la gare ?", "Where is the station?"),
@@ -108,9 +108,9 @@ def test_anki_split_follows_the_protocol():
 def test_every_attention_kind_serves_after_a_checkpoint_round_trip(attention, cell, tmp_path):
     import keras
 
-    from seqapps import registry
-    from seqapps.predict import Predictor
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.inference.predictor import Predictor
+    from seqapps.training.fit import resolve_config
 
     task = registry.get("translation")
     cfg = resolve_config(task, "demo", overrides=[f"model.attention={attention}", f"model.cell={cell}",
@@ -131,9 +131,9 @@ def test_label_smoothing_averages_over_the_real_tokens_whatever_the_padding():
     padding a batch wider (a longer bucket) leaves the loss unchanged, and 0 keeps the plain loss."""
     import keras
 
-    from seqapps import registry
-    from seqapps.losses import SmoothedTokenLoss
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.losses import SmoothedTokenLoss
+    from seqapps.training.fit import resolve_config
 
     task = registry.get("translation")
     rng = np.random.default_rng(0)
@@ -163,7 +163,7 @@ def test_label_smoothing_averages_over_the_real_tokens_whatever_the_padding():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny model that learns 12 pairs by heart (aligned files, dev = train), and its export."""
-    from seqapps.training import train
+    from seqapps.training.fit import train
 
     root = tmp_path_factory.mktemp("translation")
     data = root / "corpus"
@@ -248,8 +248,8 @@ def test_cli_predict_and_evaluate_with_plots(trained, tmp_path):
 def test_cli_bad_options_fail_with_one_line(tmp_path):
     proc = run_cli("train", "translation", "--data", "demo", "--set", "model.attention=dot", "--run-dir", tmp_path / "r")
     assert proc.returncode == 2 and "model.attention must be one of" in proc.stderr
-    from seqapps import registry
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.fit import resolve_config
 
     task = registry.get("translation")
     with pytest.raises(DataError, match="demo pairs are in en and fr"):
@@ -260,8 +260,8 @@ def test_tfds_source_offline_with_mock_data():
     """tfds: pairs read their language features and keep the dataset's own splits."""
     import tensorflow_datasets as tfds
 
-    from seqapps import registry
-    from seqapps.training import resolve_config
+    from seqapps.core import registry
+    from seqapps.training.fit import resolve_config
 
     task = registry.get("translation")
     cfg = resolve_config(task, "tfds:ted_hrlr_translate/pt_to_en", overrides=["data.source_lang=pt"])

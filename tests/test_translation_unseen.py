@@ -4,9 +4,9 @@ slipped into the test pairs under other spellings and other references."""
 
 from __future__ import annotations
 
-from seqapps import registry
-from seqapps.data.parallel import source_keys, unseen_sources
-from seqapps.metrics import format_translation
+from seqapps.core import registry
+from tasks.translation.data import source_keys, unseen_sources
+from seqapps.analysis.metrics import format_translation
 
 
 def demo():

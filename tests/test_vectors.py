@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqapps.data.vectors import count_vectors, read_vectors, write_vectors
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 
 def test_read_vectors_skips_the_header_lowercases_and_keeps_the_first(tmp_path):

@@ -11,10 +11,10 @@ import pytest
 
 import seqapps
 from conftest import run_cli, run_fresh
-from seqapps.data import moving_digits
-from seqapps.data.segments import segment_scores, to_frames, to_segments
-from seqapps.data.video import load_video_splits, read_video, write_video
-from seqapps.errors import ConfigError, DataError
+from tasks.video_frames import moving_digits
+from tasks.video_frames.segments import segment_scores, to_frames, to_segments
+from tasks.video_frames.data import load_video_splits, read_video, write_video
+from seqapps.core.errors import ConfigError, DataError
 
 SMALL = ["data.videos=240", "data.min_frames=12", "data.max_frames=20", "data.canvas=24", "model.image_size=24",
          "model.cnn_filters=8,16", "model.units=32", "model.feature_units=64", "train.epochs=8",
@@ -121,7 +121,7 @@ def test_moving_digits_is_deterministic_disjoint_and_labelled_by_motion():
 
 
 def test_a_labelled_folder_trains_from_segments_sampled_at_fps(tmp_path):
-    import tasks.video_frames as vf
+    import tasks.video_frames.task as vf
 
     (tmp_path / "train").mkdir()
     rows = ["video,start,end,label"]
@@ -219,7 +219,7 @@ print(json.dumps({{"labels": out["labels"].numpy().astype(str).tolist(),
 
 
 def test_cli_and_a_fresh_process_answer_like_the_run(runs, tmp_path):
-    from seqapps.data.video import encode_frames
+    from tasks.video_frames.data import encode_frames
 
     videos = [_video(n, seed=s)[1] for n, s in ((14, 1), (20, 2))]
     rows = np.full((2, 20), b"", dtype=object)
@@ -246,8 +246,8 @@ def test_cli_and_a_fresh_process_answer_like_the_run(runs, tmp_path):
 def test_the_crf_head_trains_exports_and_answers_like_the_run(tmp_path):
     """``model.crf=true`` (labels that come in segments): Viterbi decoding in the export, the
     same labels and probabilities as the run, one valid label per frame."""
-    from seqapps import registry
-    from seqapps.testing import make_batch
+    from seqapps.core import registry
+    from seqapps.core.testing import make_batch
 
     task = registry.get("video_frames")
     run = seqapps.train("video_frames", "demo", overrides=[*task.tiny_overrides, "model.crf=true"],

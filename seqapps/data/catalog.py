@@ -10,7 +10,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 ENV = "SEQAPPS_DATA"
 

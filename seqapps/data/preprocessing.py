@@ -8,7 +8,7 @@ Every task's preprocessing (vocabularies, label names, scalers...) is a
 - ``Prep.load(run_dir, cfg)`` reads them back (``cfg`` supplies settings that live in
   the config rather than in the files, such as ``data.max_length``).
 
-:class:`seqapps.task.Task` calls these through its ``prep_class`` attribute, so a task
+:class:`seqapps.core.task.Task` calls these through its ``prep_class`` attribute, so a task
 declares ``prep_class = MyPrep`` and nothing more. Files are written with
 :func:`save_vocab` (one item a line, UTF-8, the format of ``vocab.txt``, ``tags.txt``...)
 or :func:`save_json`; :func:`load_vocab` and :func:`load_json` read them back and name
@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from seqapps.data import text as textlib
-from seqapps.errors import ExportError
+from seqapps.core.errors import ExportError
 
 
 class Preprocessing:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 
 def read_table(path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from seqapps.data import catalog
 from seqapps.data.splits import find_split_files, split
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 
 @dataclasses.dataclass

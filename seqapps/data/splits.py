@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 SPLIT_WORDS = {"train": ("train",), "val": ("dev", "val", "valid", "validation"), "test": ("test",)}
 ORDERS = ("sequential", "shuffle")

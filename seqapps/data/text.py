@@ -83,3 +83,9 @@ def clip_and_pad(tokens, max_length: int, min_length: int = 1, pad_value=0):
 def words(texts, standardize_fn=standardize):
     """Ragged ``[batch, (words)]`` strings, split exactly as the vectorizer splits them."""
     return tf.strings.split(standardize_fn(texts))
+
+def token_lengths(tokens):
+    """Lengths of ``""``-padded token rows: up to the last non-empty token."""
+    positions = tf.range(1, tf.shape(tokens)[1] + 1)[None, :]
+    # a leading zero column keeps rows of no tokens at 0 (reduce_max over nothing is the lowest int)
+    return tf.reduce_max(tf.pad(tf.where(tokens != "", positions, 0), [[0, 0], [1, 0]]), axis=1)

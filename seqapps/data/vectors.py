@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from seqapps.data import cache_folder
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 
 def read_vectors(path, lowercase: bool = True, limit: int = 0) -> tuple[list[str], np.ndarray]:

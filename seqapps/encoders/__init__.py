@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from seqapps.errors import ConfigError, DataError
+from seqapps.core.errors import ConfigError, DataError
 
 OWN = ("small_cnn", "efficientnet_lite0")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from seqapps.errors import ConfigError, DataError
+from seqapps.core.errors import ConfigError, DataError
 
 # (repeats, kernel, first stride, expand ratio, input filters, output filters): EfficientNet-B0
 BLOCKS = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqapps.errors import DataError
+from seqapps.core.errors import DataError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seqapps.errors import ConfigError
+from seqapps.core.errors import ConfigError
 
 KINDS = ("additive", "multiplicative", "none")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from seqapps.errors import ConfigError
+from seqapps.core.errors import ConfigError
 from seqapps.layers.pooling import MaskedPooling
 
 #: what a bag may pool with (order-free modes of MaskedPooling)

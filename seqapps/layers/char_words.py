@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from seqapps.errors import ConfigError
+from seqapps.core.errors import ConfigError
 
 CHAR_ENCODERS = ("cnn", "rnn", "none")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from seqapps.errors import ConfigError
+from seqapps.core.errors import ConfigError
 
 LAYERS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 CELLS = {"rnn": keras.layers.SimpleRNNCell, "lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}

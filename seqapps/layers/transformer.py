@@ -23,7 +23,7 @@ the whole prefix through ``call`` with a causal mask, without running it again
 (``tests/test_transformer.py`` checks it, and the masks against a NumPy computation); past
 that it is a sliding window of ``slots`` positions, which is what a model trained on windows of
 that length has seen, when its positions are relative (``alibi``). Every cache leaf has the batch
-first, so the decoding loops in :mod:`seqapps.decoding` tile and reorder it for beam search like
+first, so the decoding loops in :mod:`seqapps.inference.decoding` tile and reorder it for beam search like
 any recurrent state.
 
 Positions are either absolute (:class:`SinusoidalPositions` added to the inputs) or relative:
@@ -38,7 +38,7 @@ import math
 import keras
 from keras import ops
 
-from seqapps.errors import ConfigError
+from seqapps.core.errors import ConfigError
 
 NEG = -1e9
 #: what ``model.architecture`` may name in a text task whose encoder is :func:`sequence_encoder`

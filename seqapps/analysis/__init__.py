@@ -1,0 +1,1 @@
+"""Looking inside: hidden states and gates, gradient flow, metrics, plots."""

@@ -1,0 +1,1 @@
+"""The task contract, registry, configuration, presets and errors: the bottom layer."""

@@ -1,0 +1,1 @@
+"""Training: fit, the run directory, prepared data, backends, distribution, callbacks, losses."""

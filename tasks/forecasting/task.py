@@ -1,0 +1,234 @@
+"""forecasting — many-to-one regression: a window of past steps in, the next values out.
+
+A window ``[batch, window, features]`` of raw values -> standardization (mean and std
+fitted on the training part only, stored in the model) -> the shared recurrent stack
+-> a dense head for ``horizon`` steps. With ``model.residual`` (default) the head
+predicts the change from the window's last target value and starts at zero, so an
+untrained model is exactly the naive forecast. The output is mapped back to the
+target's original units inside the model, so the export takes raw values and returns
+forecasts in the original units. CSV parsing, missing values, splits and windows are
+in :mod:`tasks.forecasting.data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from seqapps.core.config import AT_LEAST_0, AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
+from tasks.forecasting import data as ts
+from tasks.forecasting.data import ForecastingPrep
+from seqapps.core.errors import DataError
+from seqapps.layers import recurrent_stack
+from tasks.forecasting.inputs import check_windows, last_window, next_dates, read_recent
+from seqapps.analysis.metrics import forecast_report, format_forecast
+from seqapps.inference.predictor import Predictor
+from seqapps.core.presets import Preset
+from seqapps.core.registry import register
+from seqapps.inference import checks
+from seqapps.core.task import Endpoint, Task
+
+@dataclasses.dataclass
+class ForecastingData(DataConfig):
+    target: str = ""            # the column to forecast; empty: the only numeric column
+    features: list[str] = dataclasses.field(default_factory=list)  # extra inputs; "all": every column
+    date_column: str = ""       # empty: detected; "none": no dates
+    missing: str = "ffill"      # ffill | interpolate | error (see tasks.forecasting.data)
+    window: int = 24            # past steps the model reads
+    horizon: int = 1            # future steps it forecasts
+    season: int = 0             # seasonal period in steps (seasonal-naive, MASE); 0: from the dates
+    val_size: int = 0           # steps; 0: data.val_fraction of the series
+    test_size: int = 0          # steps; 0: data.test_fraction of the series
+
+
+@dataclasses.dataclass
+class ForecastingModel(ModelConfig):
+    units: int = 64
+    bidirectional: bool = False
+    residual: bool = True       # predict the change from the last observed target value
+
+
+@dataclasses.dataclass
+class ForecastingTrain(TrainConfig):
+    epochs: int = 30
+    batch_size: int = 64
+    patience: int = 5
+
+
+@dataclasses.dataclass
+class ForecastingConfig(Config):
+    data: ForecastingData = dataclasses.field(default_factory=ForecastingData)
+    model: ForecastingModel = dataclasses.field(default_factory=ForecastingModel)
+    train: ForecastingTrain = dataclasses.field(default_factory=ForecastingTrain)
+
+
+class ForecastingPredictor(Predictor):
+    """``forecast(dataframe)`` -> the next ``horizon`` values after its last row;
+    ``predict(windows)`` for already-encoded float windows."""
+
+    @property
+    def prep(self) -> ForecastingPrep:
+        return ForecastingPrep.from_dict(self.metadata)
+
+    def predict_array(self, windows, batch_size: int = 2048) -> np.ndarray:
+        prep = self.prep
+        windows = check_windows(windows, prep.window, prep.encoding.features)
+        if not len(windows):
+            return np.zeros([0, prep.horizon], "float32")
+        return np.concatenate([self.call(window=windows[s:s + batch_size])["forecast"]
+                               for s in range(0, len(windows), batch_size)])
+
+    def predict(self, windows) -> list[list[float]]:
+        """Float windows ``[batch, window, features]`` (encoded inputs, in
+        ``metadata["features"]`` order) -> ``horizon`` forecasts each."""
+        return self.predict_array(windows).astype(float).tolist()
+
+    def _window(self, frame: pd.DataFrame, where):
+        """The last ``window`` rows of ``frame`` (date-ordered when it has dates), encoded; the last date."""
+        date_column = self.metadata.get("config", {}).get("data", {}).get("date_column", "")
+        return last_window(frame, self.prep, date_column, where)
+
+    def forecast(self, frame: pd.DataFrame) -> list[float]:
+        """The next ``horizon`` values of the target after the last row of ``frame``,
+        in the target's units. ``frame`` holds at least ``window`` rows of the input
+        columns (raw values; a text column as text); extra columns are ignored."""
+        values, _ = self._window(frame, "forecast input")
+        return self.predict_array(values[None])[0].astype(float).tolist()
+
+    def cli_predict(self, inputs, input_file):
+        """``--input recent.csv`` (or a CSV path argument, or CSV on stdin) -> one line
+        per future step: date (when known) or step, then the forecast."""
+        values, last = self._window(*read_recent(inputs, input_file))
+        forecast = self.predict_array(values[None])[0]
+        dates = next_dates(last, self.metadata.get("freq"), self.prep.horizon)
+        head = f"{'date' if dates else 'step'}\t{self.prep.encoding.target}"
+        return [head] + [f"{dates[i] if dates else i + 1}\t{v:.6g}" for i, v in enumerate(forecast)]
+
+
+@register
+class Forecasting(Task):
+    name = "forecasting"
+    topology = "many-to-one (regression)"
+    description = "window of a time series -> the next values"
+    default_data = "airline_passengers"
+    config_class = ForecastingConfig
+    monitor, monitor_mode = "val_loss", "min"
+    predictor_class = ForecastingPredictor
+    prep_class = ForecastingPrep
+    unused = {"data.max_length": "its inputs are data.window steps"}
+    ranges = {"data.window": AT_LEAST_1, "data.horizon": AT_LEAST_1, "data.season": AT_LEAST_0,
+              "data.val_size": AT_LEAST_0, "data.test_size": AT_LEAST_0}
+    choices = {"data.missing": ts.MISSING}
+    presets = (  # the benchmark protocol of each series: its test span, a window of one season, a budget
+        Preset("airline", "last 24 months test, 24-month windows, up to 150 epochs",
+               ("data.window=24", "data.horizon=1", "data.test_size=24", "data.val_size=12", "data.season=12",
+                "train.epochs=150", "train.batch_size=16", "train.patience=15"), data="airline_passengers"),
+        Preset("temperatures", "last 365 days test, 30-day windows, up to 40 epochs",
+               ("data.window=30", "data.horizon=1", "data.test_size=365", "data.val_size=365", "data.season=365",
+                "train.epochs=40", "train.batch_size=64", "train.patience=6"), data="daily_min_temperatures"),
+        Preset("pollution", "next hour's pm2.5 from 24 hours of all variables, last 20% test",
+               ("data.target=pm2.5", "data.features=all", "data.window=24", "data.horizon=1",
+                "data.test_fraction=0.2", "data.val_fraction=0.1", "data.season=24", "train.epochs=20",
+                "train.batch_size=128", "train.patience=4"), data="pollution"),
+    )
+
+    # -- data ------------------------------------------------------------------------------
+    def load_data(self, cfg, data_dir=None):
+        return ts.load_series_splits(cfg.data, self.name, data_dir)
+
+    def windows(self, prep, split):
+        """Encoded windows and targets of ``split``: ``(x, y, times)``."""
+        series = split.series
+        values = prep.encoding.encode(series.frame, where=split.name)
+        times = ts.window_times(series.observed, split.start, split.stop, prep.window, prep.horizon)
+        x, y = ts.make_windows(values, series.y, times, prep.window, prep.horizon)
+        return x, y.astype("float32"), times
+
+    def datasets(self, cfg, prep, splits):
+        def make(split, shuffle):
+            x, y, _ = self.windows(prep, split)
+            ds = tf.data.Dataset.from_tensor_slices((x, y))
+            if shuffle:
+                ds = ds.shuffle(len(x), seed=cfg.train.seed, reshuffle_each_iteration=True)
+            return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+        return make(splits.train, True), make(splits.val, False)
+
+    # -- model -----------------------------------------------------------------------------
+    def build_model(self, cfg, prep):
+        m, enc = cfg.model, prep.encoding
+        n = len(enc.features)
+        window = keras.Input(shape=(prep.window, n), name="window")
+        x = keras.layers.Normalization(mean=enc.mean, variance=np.square(enc.std).tolist(), name="scale_inputs",
+                                     dtype="float32")(window)
+        h = recurrent_stack(x, m, name="encoder")
+        init = "zeros" if m.residual else "glorot_uniform"
+        out = keras.layers.Dense(prep.horizon, kernel_initializer=init, dtype="float32", name="head")(h)
+        if m.residual:
+            out = out + keras.ops.cast(x[:, -1, :1], "float32")   # the last target value, scaled
+        out = keras.layers.Rescaling(enc.target_std, offset=enc.target_mean, dtype="float32", name="unscale")(out)
+        return keras.Model(window, out, name="forecasting")
+
+    def compile(self, model, cfg, optimizer, prep):
+        # The loss is the MSE in standardized units (weighted by 1 / target variance), so
+        # its size and the gradient clipping do not depend on the target's units; MAE is
+        # reported in the original units.
+        std = float(prep.encoding.target_std)
+        model.compile(optimizer=optimizer, loss="mse", loss_weights=1.0 / std ** 2, metrics=["mae"])
+
+    # -- serving and scoring -----------------------------------------------------------------
+    def endpoints(self, model, prep, cfg):
+        def serve(window):
+            window = checks.shaped(window, "window", [None, prep.window, len(prep.encoding.features)])
+            window = checks.require(window, checks.finite(window), "the window holds NaN or inf")
+            return {"forecast": model(window, training=False)}
+
+        spec = tf.TensorSpec([None, prep.window, len(prep.encoding.features)], tf.float32, name="window")
+        return {"serving_default": Endpoint(
+            serve, [spec], f"window: raw values [batch, {prep.window}, features] in the order of metadata "
+                           f"'features' -> forecast [batch, {prep.horizon}] in the target's units; another shape or a NaN/inf "
+                           "value fails the call with 'invalid input: ...'")}
+
+    def metadata(self, prep):
+        return {**prep.to_dict(), "target": prep.encoding.target, "features": prep.encoding.features}
+
+    def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
+        split = examples
+        prep = predictor.prep
+        x, y, times = self.windows(prep, split)
+        if not len(times):
+            raise DataError(f"the {split.name} part has no window with observed targets")
+        series, season = split.series, split.season
+        forecast = predictor.predict_array(x)
+        baselines = {"naive": ts.naive_forecast(series.y, times, prep.horizon)}
+        if times.min() - season * int(np.ceil(prep.horizon / season)) >= 0:
+            baselines["seasonal_naive"] = ts.seasonal_naive_forecast(series.y, times, prep.horizon, season)
+        metrics = forecast_report(y, {"model": forecast, **baselines}, split.mase_scale, split=split.name,
+                                  windows=int(len(times)), horizon=prep.horizon, season=season, target=series.target)
+        if out_dir is not None:
+            from seqapps.analysis.plots import plot_forecast
+
+            out = Path(out_dir) / f"forecast-{split.name}.png"
+            axis = series.dates[times] if series.dates is not None else times
+            step = "" if prep.horizon == 1 else " (1 step ahead)"
+            plot_forecast(axis, y[:, 0], {"seqapps": forecast[:, 0], **{k: v[:, 0] for k, v in baselines.items()}},
+                          out, title=f"{series.target}: {split.name} part{step}", ylabel=series.target)
+            metrics["plot"] = str(out)
+        return metrics
+
+    def format_metrics(self, metrics):
+        return format_forecast(metrics)
+
+    tiny_overrides = ["model.units=8", "data.window=12", "data.horizon=2", "train.epochs=1"]
+
+    def sample_inputs(self, rng, n, metadata, signature="serving_default"):
+        enc = metadata["encoding"]
+        mean, std = np.asarray(enc["mean"], "float32"), np.asarray(enc["std"], "float32")
+        spread = rng.choice([0.1, 1.0, 5.0], size=(n, 1, 1))   # near the training values, and far from them
+        shape = (n, int(metadata["window"]), len(enc["features"]))
+        windows = mean + std * spread * rng.standard_normal(shape).astype("float32")
+        return [{"window": w.astype("float32")} for w in windows]

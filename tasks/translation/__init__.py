@@ -1,0 +1,2 @@
+"""The translation task, one folder: ``task.py`` declares and registers it (the registry imports it by name);
+the other modules hold one role each."""
