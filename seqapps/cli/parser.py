@@ -258,7 +258,9 @@ def cmd_evaluate(args):
         raise DataError(f"{cfg.data.source} has no {args.split} split")
     out = Path(args.out or args.path)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = task.evaluate(predictor, examples, cfg, out_dir=out, plot=args.plot)
+    from seqapps.core.task import whole
+
+    metrics = task.evaluate(predictor, whole(examples), cfg, out_dir=out, plot=args.plot)
     print(task.format_metrics(metrics))
     (out / f"evaluation-{args.split}.json").write_text(json.dumps(metrics, indent=2) + "\n")
 

@@ -22,6 +22,9 @@ class DataConfig:
     val_fraction: float = 0.1   # used when a source has no validation split
     test_fraction: float = 0.1  # used when a source has no test split
     max_length: int = 200       # inputs are truncated to this many tokens
+    shuffle_buffer: int = 100_000  # streamed sources: examples held for shuffling (bounded memory)
+    fit_sample: int = 0         # streamed sources: > 0 fits vocabularies and labels on the first N training rows
+    skip_bad_rows: bool = False  # streamed sources: skip (and count) malformed rows instead of stopping
 
 
 @dataclasses.dataclass
@@ -218,6 +221,7 @@ FRACTION = Range(0, 1, high_open=True)  # [0, 1): a dropout rate, a share of the
 #: a task adds its own in ``Task.ranges``
 RANGES: dict[str, Range] = {
     "data.val_fraction": FRACTION, "data.test_fraction": FRACTION, "data.max_length": AT_LEAST_1,
+    "data.shuffle_buffer": AT_LEAST_1, "data.fit_sample": AT_LEAST_0,
     "model.units": AT_LEAST_1, "model.layers": AT_LEAST_1, "model.embedding_dim": AT_LEAST_1,
     "model.dropout": FRACTION, "model.recurrent_dropout": FRACTION, "model.embedding_dropout": FRACTION,
     "model.attention_units": AT_LEAST_1, "model.beam_width": AT_LEAST_1,

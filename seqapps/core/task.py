@@ -32,6 +32,13 @@ class Splits:
     info: dict = dataclasses.field(default_factory=dict)
 
 
+def whole(examples):
+    """A split as the task's ``evaluate`` reads it: a streamed split (anything with
+    ``materialize()``, see :mod:`seqapps.data.streaming`) read into memory, anything else as it is.
+    Scoring reads the validation and test splits whole; training never does."""
+    return examples.materialize() if hasattr(examples, "materialize") else examples
+
+
 @dataclasses.dataclass
 class Endpoint:
     """A serving function and its input signature (``TensorSpec`` names are input keys)."""

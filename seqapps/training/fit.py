@@ -20,6 +20,7 @@ from seqapps.training import distribute, backends as engine
 
 from seqapps.core import presets, registry
 from seqapps.core.errors import ConfigError, SeqappsError
+from seqapps.core.task import whole
 from seqapps.training.run_dir import locked, versions
 from seqapps.inference.trained import TrainedRun as Run  # a run directory that can predict and export
 
@@ -388,7 +389,7 @@ def score(run, splits=None, train_seconds=None, data_dir=None, verbose=True) -> 
     for split in ("val", "test"):
         examples = getattr(splits, split)
         if examples is not None:
-            metrics[split] = task_obj.evaluate(predictor, examples, cfg)
+            metrics[split] = task_obj.evaluate(predictor, whole(examples), cfg)
     run.metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     if verbose:
         for split in ("val", "test"):
