@@ -94,9 +94,14 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for plots (default: the run or export folder)")
     p.add_argument("--plot", action="store_true", help="also write the task's extra plots (attention maps...)")
 
-    p = add("export", help="write a raw-input SavedModel from a run")
+    p = add("export", help="write a raw-input SavedModel (or an ONNX graph and its tokenizer) from a run")
     p.add_argument("run_dir")
     p.add_argument("out_dir")
+    p.add_argument("--format", default="savedmodel", choices=["savedmodel", "onnx"],
+                   help="savedmodel (default: raw inputs in the graph) or onnx (ids in the graph, tokenizer beside "
+                        "it, answered by ONNX Runtime without TensorFlow)")
+    p.add_argument("--quantize", default="none", choices=["none", "int8", "float16"],
+                   help="onnx only: int8 (dynamic-range int8 weights), float16 weights, or none (float32)")
 
     p = add("predict", help="predict with an export (or a run directory)")
     p.add_argument("path")
@@ -268,7 +273,7 @@ def cmd_evaluate(args):
 def cmd_export(args):
     from seqapps.inference.export import export
 
-    print(f"exported {export(args.run_dir, args.out_dir)}")
+    print(f"exported {export(args.run_dir, args.out_dir, args.format, args.quantize)}")
 
 
 def cmd_predict(args):

@@ -31,17 +31,27 @@ def build_archive(model, endpoints: dict, trackables=()):
     return archive
 
 
-def export(run_dir, out_dir) -> Path:
+def export(run_dir, out_dir, format: str = "savedmodel", quantize: str = "none") -> Path:
     """Export the best checkpoint of ``run_dir`` to ``out_dir``; returns ``out_dir``.
+
+    ``format`` ``onnx`` writes an ONNX graph over ids and its tokenizer instead, with ``quantize``
+    ``int8``, ``float16`` or ``none`` (:mod:`seqapps.inference.formats`).
 
     Always written with the TensorFlow backend: from a process that runs another one, the
     export is written by a child process that runs TensorFlow."""
     if engine.current_backend() != "tensorflow":
         run_dir = run_dir.run.dir if isinstance(run_dir, Bundle) else getattr(run_dir, "dir", run_dir)
-        engine.run_elsewhere("tensorflow", ["export", run_dir, out_dir], "export")
+        engine.run_elsewhere("tensorflow", ["export", run_dir, out_dir, "--format", format, "--quantize", quantize],
+                             "export")
         return Path(out_dir)
     out_dir = Path(out_dir)
     _check_target(out_dir)
+    if format != "savedmodel" or quantize != "none":
+        from seqapps.inference import formats
+
+        if format == "savedmodel":
+            raise ExportError("--quantize applies to --format onnx; a SavedModel keeps float32 weights")
+        return formats.write(run_dir if isinstance(run_dir, Bundle) else Bundle(run_dir), out_dir, format, quantize)
     bundle = run_dir if isinstance(run_dir, Bundle) else Bundle(run_dir)
     endpoints = bundle.endpoints  # loads the model; a run without a checkpoint fails before anything is written
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -64,8 +74,14 @@ def _check_target(out_dir: Path) -> None:
     """An export may replace an export or fill an empty folder; anything else is refused."""
     if out_dir.is_file() or (out_dir.exists() and not out_dir.is_dir()):
         raise ExportError(f"{out_dir} is a file, not a folder; choose another path for the export")
-    if out_dir.is_dir() and not (out_dir / "saved_model.pb").exists() and any(out_dir.iterdir()):
+    if out_dir.is_dir() and not is_export(out_dir) and any(out_dir.iterdir()):
         raise ExportError(f"{out_dir} exists and is not an export; choose another path")
+
+
+def is_export(folder: Path) -> bool:
+    """A SavedModel export, or an ONNX one (:mod:`seqapps.inference.formats`)."""
+    return (folder / "saved_model.pb").exists() or ((folder / "model.onnx").exists()
+                                                    and (folder / "metadata.json").exists())
 
 
 def remove_stale(out_dir: Path) -> list[Path]:

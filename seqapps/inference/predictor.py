@@ -46,14 +46,19 @@ class Predictor:
 
     @classmethod
     def from_export(cls, path) -> "Predictor":
+        path = Path(path)
+        if (path / "model.onnx").is_file():  # answered by ONNX Runtime, without TensorFlow
+            from seqapps.inference import onnx_runtime
+
+            return onnx_runtime.load(path)
         import tensorflow as tf
 
         from seqapps.core import registry
 
-        path = Path(path)
         meta_path = path / "metadata.json"
         if not (path / "saved_model.pb").exists() or not meta_path.exists():
-            raise ExportError(f"{path}: not a seqapps export (expected saved_model.pb and metadata.json)")
+            raise ExportError(f"{path}: not a seqapps export (expected saved_model.pb and metadata.json, "
+                              "or model.onnx and metadata.json)")
         metadata = json.loads(meta_path.read_text())
         task = registry.get(metadata["task"])
         loaded = tf.saved_model.load(str(path))

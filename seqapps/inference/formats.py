@@ -1,0 +1,138 @@
+"""ONNX exports (fp32, int8 or float16 weights) of a run, answered without TensorFlow.
+
+``python -m seqapps export RUN OUT --format onnx --quantize int8``. ONNX has no string
+operators, so an ONNX export's graph takes token ids and the folder carries what turns raw
+inputs into them:
+
+    OUT/model.onnx        the model: ids in, the task's numeric outputs out
+    OUT/tokenizer.json    the tokenizer specification (:class:`seqapps.inference.tokenizer.TextTokenizer`)
+    OUT/vocabulary.json   the word vocabulary (ids 2.. in order)
+    OUT/metadata.json     as a SavedModel export's, plus ``format``, ``quantize`` and ``graph``
+                          (what runs inside the graph and what runs outside it)
+
+:mod:`seqapps.inference.onnx_runtime` loads it with ONNX Runtime alone. Per task:
+
+- sentiment: the graph holds the embeddings, the n-gram table, the recurrent (or transformer or
+  bag) encoder with its loop over time (ONNX ``Loop``), pooling and the softmax; standardizing,
+  splitting, the vocabulary lookup and the n-gram hashing run in Python, as does picking the
+  label from the probabilities.
+
+Other tasks are refused with a message saying so (:data:`TASKS`).
+
+Quantization (``--quantize``): ``int8`` is ONNX Runtime's post-training dynamic quantization
+(``quantize_dynamic``: int8 weights for MatMul and Gather, the embedding tables included, with
+activations quantized on the fly), loops' bodies included; ``float16`` stores the weights in
+half precision with float32 inputs and outputs; ``none`` keeps float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from seqapps.core.errors import ExportError
+
+FORMATS = ("savedmodel", "onnx")
+QUANTIZE = ("none", "int8", "float16")
+TASKS = ("sentiment",)  # tasks with an ONNX adapter below; others: SavedModel only, for now
+
+
+def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
+    """Write ``bundle`` (a :class:`seqapps.inference.bundle.Bundle`) as a ``fmt`` export to ``out_dir``,
+    atomically (the same temporary-folder-and-rename as the SavedModel writer)."""
+    from seqapps.inference import export as savedmodel
+
+    if fmt not in FORMATS or fmt == "savedmodel":
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if quantize not in QUANTIZE:
+        raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE)}; got {quantize!r}")
+    task = bundle.task.name
+    if task not in TASKS:
+        raise ExportError(f"--format {fmt} is not available for {task} yet (it is for: {', '.join(TASKS)}); "
+                          "export a SavedModel (the default)")
+    savedmodel._check_target(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    savedmodel.remove_stale(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        tmp.chmod(0o777 & ~savedmodel._umask())
+        graph = ADAPTERS[task](bundle, tmp)
+        _quantize(tmp / "model.onnx", quantize)
+        metadata = bundle.metadata()
+        metadata.update({"format": fmt, "quantize": quantize, "graph": graph})
+        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+        savedmodel._swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+# -- per task: the graph written, the tokenizer beside it ---------------------------------------------
+def _sentiment(bundle, folder: Path) -> dict:
+    import tensorflow as tf
+
+    cfg, prep, model = bundle.config, bundle.prep, bundle.model
+    specs = {"tokens": tf.TensorSpec([None, None], tf.int64, name="tokens")}
+    if cfg.model.subwords:
+        specs["subwords"] = tf.TensorSpec([None, None, None], tf.int64, name="subwords")
+    _keras_to_onnx(model, {k: specs[k] for k in _input_names(model)}, folder / "model.onnx", ["probabilities"])
+    vocabulary = [t for t in prep.vocabulary if t not in ("", "[UNK]")]
+    (folder / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False) + "\n", encoding="utf-8")
+    subwords = ({"buckets": cfg.model.subword_buckets, "min_n": 3, "max_n": 5, "max_grams": 40}
+                if cfg.model.subwords else None)
+    spec = {"type": "words", "standardize": "seqapps.data.text.standardize", "vocabulary": "vocabulary.json",
+            "max_length": int(prep.max_length), "subwords": subwords}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return {"inputs": {"tokens": "int64 [batch, time]: word ids (0 padding, 1 unknown)",
+                       **({"subwords": "int64 [batch, time, grams]: hashed char n-gram ids (0 padding)"}
+                          if subwords else {})},
+            "outputs": {"probabilities": "float32 [batch, classes]"},
+            "in_graph": "embeddings, n-gram vectors, the encoder with its loop over time, pooling, softmax",
+            "outside": "standardizing, splitting, vocabulary lookup and n-gram hashing "
+                       "(seqapps.inference.tokenizer), the label from the probabilities"}
+
+
+ADAPTERS = {"sentiment": _sentiment}
+
+
+# -- conversion and quantization ---------------------------------------------------------------------
+def _input_names(model) -> list[str]:
+    """The Keras model's input names in the order it declares them (a dict input is called by name)."""
+    return [t.name for t in model.inputs]
+
+
+def _keras_to_onnx(model, specs: dict, path: Path, output_names: list[str]) -> None:
+    """Keras' own ONNX export (tf2onnx under the TensorFlow backend), with the outputs renamed."""
+    import onnx
+
+    model.export(str(path), format="onnx", input_signature=[specs], verbose=False)
+    graph = onnx.load(str(path))
+    renames = {o.name: new for o, new in zip(graph.graph.output, output_names)}
+    for node in graph.graph.node:
+        node.output[:] = [renames.get(o, o) for o in node.output]
+        node.input[:] = [renames.get(i, i) for i in node.input]
+    for output in graph.graph.output:
+        output.name = renames.get(output.name, output.name)
+    onnx.save(graph, str(path))
+
+
+def _quantize(path: Path, how: str) -> None:
+    if how == "none":
+        return
+    import onnx
+
+    if how == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        out = path.with_name("model.int8.onnx")
+        quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, per_channel=False,
+                         extra_options={"EnableSubgraph": True})
+        out.replace(path)
+    else:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        onnx.save(convert_float_to_float16(onnx.load(str(path)), keep_io_types=True), str(path))

@@ -1,0 +1,143 @@
+"""An ONNX export (:mod:`seqapps.inference.formats`) as a Predictor, with ONNX Runtime and NumPy only.
+
+Nothing here imports TensorFlow or Keras: ``seqapps.load(OUT).predict([...])`` on an ONNX export
+works where TensorFlow is not installed. Each signature runs the tokenizer
+(:mod:`seqapps.inference.tokenizer`), the ONNX graph, and the few steps that turn its numbers
+into the SavedModel's outputs (a label from probabilities), so ``call`` returns the same
+output names and values as the SavedModel's signature.
+
+The task's helpers (``predict``, ``format``) are re-stated here for the tasks that have an ONNX
+export, because the tasks' own predictor classes live beside their TensorFlow code; the tests
+compare the two on the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqapps.core.errors import DataError, ExportError
+from seqapps.inference.predictor import Predictor, one_or_many, text_items
+
+
+def is_onnx(path) -> bool:
+    return (Path(path) / "model.onnx").is_file()
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """A signature input without TensorFlow: dtype name (``string``, ``int64``, ``float32``...) and shape."""
+
+    name: str
+    dtype: str
+    shape: tuple
+
+    def convert(self, value, signature: str) -> np.ndarray:
+        shape_text = "[" + ", ".join("any" if d is None else str(d) for d in self.shape) + "]"
+        try:
+            if self.dtype == "string":
+                array = np.asarray(value, dtype=object)
+                for item in array.reshape(-1):
+                    if not isinstance(item, (str, bytes)):
+                        raise TypeError(f"{type(item).__name__} is not a string")
+            else:
+                array = np.asarray(value, dtype=self.dtype)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"input {self.name!r} of signature {signature!r} must be {self.dtype} {shape_text}; "
+                            f"got {type(value).__name__} ({str(e).splitlines()[0][:120]})") from None
+        if array.ndim != len(self.shape) or any(d is not None and d != n for d, n in zip(self.shape, array.shape)):
+            raise DataError(f"input {self.name!r} of signature {signature!r} must be {self.dtype} {shape_text}; "
+                            f"got shape {list(array.shape)}")
+        return array
+
+
+def session(path, threads: int = 0):
+    """An ONNX Runtime session over ``path`` (``threads`` 0: ONNX Runtime's default)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def signatures(path, threads: int = 0) -> tuple[dict, dict]:
+    """``({name: (fn(**numpy inputs) -> {output: numpy}, {input: ArraySpec})}, metadata)`` of an ONNX export."""
+    path = Path(path)
+    meta_path = path / "metadata.json"
+    if not meta_path.is_file():
+        raise ExportError(f"{path}: not a seqapps export (expected metadata.json beside model.onnx)")
+    metadata = json.loads(meta_path.read_text())
+    task = metadata.get("task")
+    if task not in SIGNATURES:
+        raise ExportError(f"{path}: ONNX exports of {task!r} are not supported by this version of seqapps")
+    return SIGNATURES[task](path, metadata, session(path / "model.onnx", threads)), metadata
+
+
+def _sentiment_signatures(path: Path, metadata: dict, sess) -> dict:
+    from seqapps.inference.tokenizer import TextTokenizer
+
+    tokenizer = TextTokenizer.load(path)
+    labels = np.array([label.encode("utf-8") for label in metadata["labels"]], dtype=object)
+    wanted = [i.name for i in sess.get_inputs()]
+
+    def serve(text):
+        texts = [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in np.asarray(text).tolist()]
+        if not texts:
+            return {"label": labels[:0], "probabilities": np.zeros((0, len(labels)), np.float32)}
+        ids, _ = tokenizer.encode(texts)
+        (probs,) = sess.run(["probabilities"], {k: ids[k] for k in wanted})
+        return {"label": labels[np.argmax(probs, axis=-1)], "probabilities": probs}
+
+    return {"serving_default": (serve, {"text": ArraySpec("text", "string", (None,))})}
+
+
+SIGNATURES = {"sentiment": _sentiment_signatures}
+OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "probabilities": ("float32", (None, None))}}}
+
+
+class OnnxPredictor(Predictor):
+    runtime = "onnx"
+
+    def call(self, signature: str = "serving_default", **inputs) -> dict:
+        if signature not in self.signatures:
+            raise ExportError(f"no signature {signature!r}; this export has: {', '.join(self.signatures)}")
+        fn, specs = self.signatures[signature]
+        unknown = sorted(set(inputs) - set(specs))
+        if unknown:
+            raise ExportError(f"signature {signature!r} has no input {unknown[0]!r}; "
+                              f"its inputs are: {', '.join(specs)}")
+        missing = set(specs) - set(inputs)
+        if missing:
+            raise ExportError(f"signature {signature!r} needs inputs: {', '.join(sorted(missing))}")
+        return fn(**{k: specs[k].convert(v, signature) for k, v in inputs.items()})
+
+
+class SentimentOnnxPredictor(OnnxPredictor):
+    """``tasks.sentiment.task.SentimentPredictor``'s ``predict`` and ``format`` over an ONNX export."""
+
+    def predict(self, texts, batch_size: int = 256) -> list[dict]:
+        labels, results, items = self.metadata["labels"], [], text_items(texts, "texts")
+        for start in range(0, len(items), batch_size):
+            out = self.call(text=items[start:start + batch_size])
+            for probs in out["probabilities"]:
+                best = int(np.argmax(probs))
+                results.append({"label": labels[best], "probability": float(probs[best]),
+                                "probabilities": {k: float(p) for k, p in zip(labels, probs)}})
+        return one_or_many(texts, results)
+
+    def format(self, inputs, results):
+        return [f"{r['label']}\t{r['probability']:.3f}\t{text}" for text, r in zip(inputs, results)]
+
+
+PREDICTORS = {"sentiment": SentimentOnnxPredictor}
+
+
+def load(path, threads: int = 0) -> OnnxPredictor:
+    sigs, metadata = signatures(path, threads)
+    return PREDICTORS.get(metadata["task"], OnnxPredictor)(None, sigs, metadata)
