@@ -1,6 +1,7 @@
 """The exports a server holds: found in a folder, loaded with TensorFlow alone, reloaded when replaced.
 
-A served folder is either one export (``saved_model.pb`` in it) or a folder of them, each
+A served folder is either one export (``saved_model.pb`` in it, or an ONNX export's ``model.onnx``:
+the runtime is picked from the folder) or a folder of them, each
 served under its folder name. A model folder may also follow TF Serving's layout, numbered
 version folders (``sentiment/3/saved_model.pb``); the highest is served. Names come only
 from this listing: a request names a model, it never names a path.
@@ -52,25 +53,31 @@ class Model:
 def find_exports(root: Path) -> dict:
     """Model name -> (export folder, version from the layout or None) for everything under ``root``."""
     root = Path(root)
-    if (root / "saved_model.pb").is_file():
+    if main_file(root).is_file():
         return {root.resolve().name: (root, None)}
     found = {}
     for sub in sorted(root.iterdir()) if root.is_dir() else []:
         if not sub.is_dir() or sub.name.startswith(".") or not NAME.match(sub.name):
             continue  # exports being written are hidden temporary folders
-        if (sub / "saved_model.pb").is_file():
+        if main_file(sub).is_file():
             found[sub.name] = (sub, None)
             continue
-        numbered = [(int(v.name), v) for v in sub.iterdir() if v.name.isdigit() and (v / "saved_model.pb").is_file()]
+        numbered = [(int(v.name), v) for v in sub.iterdir() if v.name.isdigit() and main_file(v).is_file()]
         if numbered:
             number, folder = max(numbered)
             found[sub.name] = (folder, number)
     return found
 
 
+def main_file(folder: Path) -> Path:
+    """``model.onnx`` for an ONNX export (:mod:`seqapps.inference.formats`), else ``saved_model.pb``."""
+    onnx = folder / "model.onnx"
+    return onnx if onnx.is_file() else folder / "saved_model.pb"
+
+
 def stamp(folder: Path):
-    """What changes when an export is replaced: the folder's inode and saved_model.pb's mtime."""
-    pb = (folder / "saved_model.pb").stat()
+    """What changes when an export is replaced: the folder's inode and its main file's mtime."""
+    pb = main_file(folder).stat()
     return folder.stat().st_ino, pb.st_ino, pb.st_mtime_ns
 
 
@@ -79,6 +86,8 @@ def load(name: str, folder: Path, version: int) -> Model:
 
     from seqapps.http.batching import can_batch
 
+    if main_file(folder).name == "model.onnx":
+        return load_onnx(name, folder, version)
     meta_path = folder / "metadata.json"
     metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     loaded = tf.saved_model.load(str(folder))
@@ -88,6 +97,34 @@ def load(name: str, folder: Path, version: int) -> Model:
         outputs = dict(fn.structured_outputs)
         signatures[sig_name] = Signature(sig_name, fn, inputs, outputs, can_batch(inputs, outputs))
     return Model(name, version, folder, metadata, signatures, loaded)
+
+
+class OnnxSignature(Signature):
+    """A signature of an ONNX export: numpy in, numpy out, through ONNX Runtime (no tensors)."""
+
+    def __call__(self, arrays: dict) -> dict:
+        return self.fn(**{k: arrays[k] for k in self.inputs})
+
+
+def load_onnx(name: str, folder: Path, version: int) -> Model:
+    """An ONNX export served under the same REST contract: its signatures' inputs and outputs are
+    described with TensorFlow's specs, so requests are checked and answered as for a SavedModel."""
+    import tensorflow as tf
+
+    from seqapps.http.batching import can_batch
+    from seqapps.inference import onnx_runtime
+
+    def spec(dtype, shape):
+        return tf.TensorSpec(shape, tf.string if dtype == "string" else tf.as_dtype(dtype))
+
+    sigs, metadata = onnx_runtime.signatures(folder, threads=1)
+    outputs = onnx_runtime.OUTPUTS[metadata["task"]]
+    signatures = {}
+    for sig_name, (fn, specs) in sigs.items():
+        inputs = {k: spec(s.dtype, s.shape) for k, s in specs.items()}
+        outs = {k: spec(*v) for k, v in outputs[sig_name].items()}
+        signatures[sig_name] = OnnxSignature(sig_name, fn, inputs, outs, can_batch(inputs, outs))
+    return Model(name, version, folder, metadata, signatures)
 
 
 def freeze_heap() -> None:
@@ -159,7 +196,7 @@ class Store:
     @staticmethod
     def _next_version(folder: Path, old: Model | None) -> int:
         """The export's time in whole seconds (TF Serving versions are numbers), always above the last."""
-        version = int((folder / "saved_model.pb").stat().st_mtime)
+        version = int(main_file(folder).stat().st_mtime)
         return max(version, old.version + 1) if old is not None else version
 
     def watch(self, every: float) -> threading.Thread:

@@ -126,11 +126,19 @@ def _quantize(path: Path, how: str) -> None:
     import onnx
 
     if how == "int8":
+        import logging
+
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         out = path.with_name("model.int8.onnx")
-        quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, per_channel=False,
-                         extra_options={"EnableSubgraph": True})
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # its advice to pre-process, and tensors it leaves in float (the loop's masks)
+        try:
+            quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, per_channel=False,
+                             extra_options={"EnableSubgraph": True})
+        finally:
+            root.setLevel(level)
         out.replace(path)
     else:
         from onnxruntime.transformers.float16 import convert_float_to_float16

@@ -104,6 +104,17 @@ OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "prob
 class OnnxPredictor(Predictor):
     runtime = "onnx"
 
+    @property
+    def task(self):
+        """The registered task (imports its module, and so TensorFlow: only ``evaluate`` asks for it)."""
+        from seqapps.core import registry
+
+        return registry.get(self.metadata["task"])
+
+    @task.setter
+    def task(self, value):
+        pass  # looked up when asked for, so loading never imports the task's TensorFlow code
+
     def call(self, signature: str = "serving_default", **inputs) -> dict:
         if signature not in self.signatures:
             raise ExportError(f"no signature {signature!r}; this export has: {', '.join(self.signatures)}")

@@ -1,0 +1,194 @@
+"""Export formats side by side: SavedModel, ONNX fp32, ONNX int8 (and ONNX float16) of one run.
+
+    python benchmarks/formats.py --run runs/sentiment-sst2 [--data sst2] [--calls 400] [--out DIR]
+
+Exports the run in each format (timed), then measures each export in its own child process
+(``seqapps.load(export)``; the ONNX children never import TensorFlow, which the child checks):
+
+- size: the whole export folder, and the model file alone (``saved_model.pb`` + variables, or
+  ``model.onnx``);
+- single-input latency: ``predictor.predict([text])`` end to end (tokenizing included), one text
+  at a time over the test split's texts, ``--calls`` calls after 20 warm-up calls: p50 and p99 in
+  ms, and the single-input throughput (calls per second);
+- throughput at batch 64: ``predict`` on batches of 64 test texts, texts per second;
+- quality on the test split (accuracy), and the answers against the SavedModel's: the largest
+  probability difference and the share of labels that differ.
+
+Both runtimes run with their default thread pools on the same machine, one child at a time. The
+result is printed as a table and written to ``OUT/formats.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FORMATS = [("savedmodel", "savedmodel", "none"), ("onnx-fp32", "onnx", "none"), ("onnx-int8", "onnx", "int8"),
+           ("onnx-fp16", "onnx", "float16")]
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def model_bytes(path: Path) -> int:
+    path = Path(path)
+    if (path / "model.onnx").is_file():
+        return (path / "model.onnx").stat().st_size
+    return (path / "saved_model.pb").stat().st_size + folder_bytes(path / "variables")
+
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+args = json.loads(sys.argv[1])
+if args["format"] != "savedmodel":
+    class NoTensorFlow:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras"):
+                raise ImportError(f"{name} is blocked in this process")
+    sys.meta_path.insert(0, NoTensorFlow())
+import seqapps
+t0 = time.perf_counter()
+predictor = seqapps.load(args["export"])
+load_s = time.perf_counter() - t0
+data = json.loads(open(args["data"]).read())
+texts, gold = data["texts"], data["labels"]
+results = []
+t0 = time.perf_counter()
+for start in range(0, len(texts), 256):
+    results.extend(predictor.predict(texts[start:start + 256]))
+score_s = time.perf_counter() - t0
+accuracy = float(np.mean([r["label"] == g for r, g in zip(results, gold)]))
+probs = [[r["probabilities"][k] for k in predictor.metadata["labels"]] for r in results]
+for t in texts[:20]:
+    predictor.predict([t])
+lat = []
+for i in range(args["calls"]):
+    t = texts[i % len(texts)]
+    t0 = time.perf_counter()
+    predictor.predict([t])
+    lat.append(time.perf_counter() - t0)
+batches = [texts[i:i + 64] for i in range(0, len(texts) - 63, 64)]
+predictor.predict(batches[0])
+t0 = time.perf_counter()
+n = 0
+while time.perf_counter() - t0 < args["seconds"] or n == 0:
+    for b in batches:
+        predictor.predict(b)
+        n += len(b)
+batch_s = time.perf_counter() - t0
+print(json.dumps({"load_s": load_s, "accuracy": accuracy, "score_s": score_s, "probabilities": probs,
+                  "p50_ms": 1000 * float(np.percentile(lat, 50)), "p99_ms": 1000 * float(np.percentile(lat, 99)),
+                  "single_per_s": len(lat) / sum(lat), "batch64_per_s": n / batch_s,
+                  "tensorflow_imported": "tensorflow" in sys.modules}))
+"""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", default="runs/sentiment-sst2", help="a trained run directory")
+    ap.add_argument("--data", default=None, help="dataset to score on (default: the run's)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--calls", type=int, default=400, help="single-input calls timed per format")
+    ap.add_argument("--seconds", type=float, default=10.0, help="at least this long at batch 64")
+    ap.add_argument("--formats", default=",".join(f[0] for f in FORMATS))
+    ap.add_argument("--out", default=None, help="folder for the exports and formats.json (default: a temporary one)")
+    args = ap.parse_args(argv)
+
+    from seqapps.core.task import whole
+    from seqapps.inference.bundle import Bundle
+    from seqapps.inference.export import export
+
+    out = Path(args.out or tempfile.mkdtemp(prefix="formats-"))
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = Bundle(args.run)
+    cfg = bundle.config
+    if args.data:
+        cfg.data.source = args.data
+    texts, labels = whole(getattr(bundle.task.load_data(cfg), args.split))
+    data_path = out / "data.json"
+    data_path.write_text(json.dumps({"texts": list(texts), "labels": list(labels)}))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    rows = {}
+    wanted = args.formats.split(",")
+    for name, fmt, quantize in [f for f in FORMATS if f[0] in wanted]:
+        path = out / name
+        t0 = time.perf_counter()
+        export(bundle, path, fmt, quantize)
+        export_s = time.perf_counter() - t0
+        child = {"format": fmt, "export": str(path), "data": str(data_path), "calls": args.calls,
+                 "seconds": args.seconds}
+        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(child)], env=env, capture_output=True,
+                              text=True, cwd=out)
+        if proc.returncode:
+            raise SystemExit(f"{name}: the measuring process failed:\n{proc.stderr[-3000:]}")
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row.update({"export_s": export_s, "folder_bytes": folder_bytes(path), "model_bytes": model_bytes(path)})
+        rows[name] = row
+        print(f"{name}: measured", file=sys.stderr)
+
+    import numpy as np
+
+    probs = {name: np.asarray(row.pop("probabilities")) for name, row in rows.items()}
+    ref, base = probs.get("savedmodel"), rows.get("savedmodel")
+    for name, row in rows.items():
+        if base is None:
+            continue
+        if len(ref):
+            row["max_abs_diff"] = float(np.abs(probs[name] - ref).max())
+            row["labels_differ"] = float(np.mean(probs[name].argmax(-1) != ref.argmax(-1)))
+        row["size_vs_savedmodel"] = row["folder_bytes"] / base["folder_bytes"]
+        row["single_vs_savedmodel"] = row["single_per_s"] / base["single_per_s"]
+        row["batch64_vs_savedmodel"] = row["batch64_per_s"] / base["batch64_per_s"]
+
+    import onnxruntime
+    import tensorflow as tf
+
+    summary = {"run": str(args.run), "task": bundle.task.name, "split": args.split, "examples": len(texts),
+               "date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(),
+               "machine": f"{os.cpu_count()} CPU cores {platform.machine()} ({platform.processor() or 'cpu'})",
+               "versions": {"tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__},
+               "formats": rows}
+    (out / "formats.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(table(summary))
+    print(f"\nwritten {out / 'formats.json'}")
+
+
+def table(summary: dict) -> str:
+    lines = [f"{summary['task']} ({summary['run']}), {summary['split']} split of {summary['examples']}, "
+             f"{summary['date']}, {summary['machine']}, commit {summary['commit']}",
+             "| format | folder MB | model MB | size / SM | p50 ms | p99 ms | single /s | x SM | batch-64 texts/s "
+             "| x SM | accuracy | max |p - p_SM| | labels differ | export s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in summary["formats"].items():
+        lines.append(f"| {name} | {r['folder_bytes'] / 1e6:.2f} | {r['model_bytes'] / 1e6:.2f} | "
+                     f"{r.get('size_vs_savedmodel', float('nan')):.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"{r['single_per_s']:.0f} | {r.get('single_vs_savedmodel', float('nan')):.2f} | "
+                     f"{r['batch64_per_s']:.0f} | {r.get('batch64_vs_savedmodel', float('nan')):.2f} | "
+                     f"{r['accuracy']:.4f} | {r.get('max_abs_diff', float('nan')):.2e} | "
+                     f"{r.get('labels_differ', float('nan')):.4f} | {r['export_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    main()
