@@ -1,21 +1,24 @@
 """Export formats side by side: SavedModel, ONNX fp32, ONNX int8 (and ONNX float16) of one run.
 
-    python benchmarks/formats.py --run runs/sentiment-sst2 [--data sst2] [--calls 400] [--out DIR]
+    python benchmarks/formats.py --run runs/sentiment-sst2 [--data sst2] [--rounds 3] [--out DIR]
 
-Exports the run in each format (timed), then measures each export in its own child process
-(``seqapps.load(export)``; the ONNX children never import TensorFlow, which the child checks):
+Exports the run in each format (timed), then loads each export in its own child process
+(``seqapps.load(export)``; the ONNX children block TensorFlow and Keras imports) and measures:
 
 - size: the whole export folder, and the model file alone (``saved_model.pb`` + variables, or
   ``model.onnx``);
+- quality on the split (accuracy), and the answers against the SavedModel's: the largest
+  probability difference and the share of labels that differ;
 - single-input latency: ``predictor.predict([text])`` end to end (tokenizing included), one text
-  at a time over the test split's texts, ``--calls`` calls after 20 warm-up calls: p50 and p99 in
-  ms, and the single-input throughput (calls per second);
-- throughput at batch 64: ``predict`` on batches of 64 test texts, texts per second;
-- quality on the test split (accuracy), and the answers against the SavedModel's: the largest
-  probability difference and the share of labels that differ.
+  at a time over the split's texts, ``--calls`` calls per round: p50 and p99 over all rounds, and
+  the single-input throughput (calls per second, the median of the rounds);
+- throughput at batch 64: ``predict`` on consecutive batches of 64 texts for ``--seconds`` per round,
+  texts per second (the median of the rounds).
 
-Both runtimes run with their default thread pools on the same machine, one child at a time. The
-result is printed as a table and written to ``OUT/formats.json``.
+The children stay up and take turns, round by round, so a busy spell of a shared machine falls
+on every format alike. The SavedModel runs with TensorFlow's default thread pools, ONNX Runtime
+with one thread per call (seqapps' default, :data:`seqapps.inference.onnx_runtime.THREADS`).
+The table is printed and everything written to ``OUT/formats.json``.
 """
 
 from __future__ import annotations
@@ -73,25 +76,23 @@ accuracy = float(np.mean([r["label"] == g for r, g in zip(results, gold)]))
 probs = [[r["probabilities"][k] for k in predictor.metadata["labels"]] for r in results]
 for t in texts[:20]:
     predictor.predict([t])
-lat = []
-for i in range(args["calls"]):
-    t = texts[i % len(texts)]
-    t0 = time.perf_counter()
-    predictor.predict([t])
-    lat.append(time.perf_counter() - t0)
 batches = [texts[i:i + 64] for i in range(0, len(texts) - 63, 64)]
-predictor.predict(batches[0])
-t0 = time.perf_counter()
-n = 0
-while time.perf_counter() - t0 < args["seconds"] or n == 0:
-    for b in batches:
-        predictor.predict(b)
-        n += len(b)
-batch_s = time.perf_counter() - t0
 print(json.dumps({"load_s": load_s, "accuracy": accuracy, "score_s": score_s, "probabilities": probs,
-                  "p50_ms": 1000 * float(np.percentile(lat, 50)), "p99_ms": 1000 * float(np.percentile(lat, 99)),
-                  "single_per_s": len(lat) / sum(lat), "batch64_per_s": n / batch_s,
-                  "tensorflow_imported": "tensorflow" in sys.modules}))
+                  "tensorflow_imported": "tensorflow" in sys.modules}), flush=True)
+offset = 0
+for line in sys.stdin:  # one round per line: single-input calls, then batches of 64 for some seconds
+    lat = []
+    for i in range(args["calls"]):
+        t = texts[(offset + i) % len(texts)]
+        t0 = time.perf_counter()
+        predictor.predict([t])
+        lat.append(time.perf_counter() - t0)
+    offset += args["calls"]
+    t0, n, k = time.perf_counter(), 0, 0
+    while time.perf_counter() - t0 < args["seconds"] or n == 0:
+        predictor.predict(batches[k % len(batches)])
+        n, k = n + 64, k + 1
+    print(json.dumps({"latencies": lat, "batch64_per_s": n / (time.perf_counter() - t0)}), flush=True)
 """
 
 
@@ -100,8 +101,9 @@ def main(argv=None):
     ap.add_argument("--run", default="runs/sentiment-sst2", help="a trained run directory")
     ap.add_argument("--data", default=None, help="dataset to score on (default: the run's)")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--calls", type=int, default=400, help="single-input calls timed per format")
-    ap.add_argument("--seconds", type=float, default=10.0, help="at least this long at batch 64")
+    ap.add_argument("--calls", type=int, default=200, help="single-input calls timed per format and round")
+    ap.add_argument("--seconds", type=float, default=5.0, help="at least this long at batch 64, per round")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds; the formats take turns in each")
     ap.add_argument("--formats", default=",".join(f[0] for f in FORMATS))
     ap.add_argument("--out", default=None, help="folder for the exports and formats.json (default: a temporary one)")
     args = ap.parse_args(argv)
@@ -121,25 +123,39 @@ def main(argv=None):
     data_path.write_text(json.dumps({"texts": list(texts), "labels": list(labels)}))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    rows = {}
+    rows, children = {}, {}
     wanted = args.formats.split(",")
     for name, fmt, quantize in [f for f in FORMATS if f[0] in wanted]:
         path = out / name
         t0 = time.perf_counter()
         export(bundle, path, fmt, quantize)
-        export_s = time.perf_counter() - t0
-        child = {"format": fmt, "export": str(path), "data": str(data_path), "calls": args.calls,
+        rows[name] = {"export_s": time.perf_counter() - t0, "folder_bytes": folder_bytes(path),
+                      "model_bytes": model_bytes(path)}
+    for name, fmt, _ in [f for f in FORMATS if f[0] in wanted]:  # started after the exports: nothing else runs
+        child = {"format": fmt, "export": str(out / name), "data": str(data_path), "calls": args.calls,
                  "seconds": args.seconds}
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(child)], env=env, capture_output=True,
-                              text=True, cwd=out)
-        if proc.returncode:
-            raise SystemExit(f"{name}: the measuring process failed:\n{proc.stderr[-3000:]}")
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
-        row.update({"export_s": export_s, "folder_bytes": folder_bytes(path), "model_bytes": model_bytes(path)})
-        rows[name] = row
-        print(f"{name}: measured", file=sys.stderr)
-
+        children[name] = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(child)], env=env, text=True,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=out)
+        rows[name].update(_answer(name, children[name]))
+        print(f"{name}: loaded and scored", file=sys.stderr)
     import numpy as np
+
+    rounds = {name: [] for name in rows}
+    for r in range(args.rounds):  # the formats take turns, so a busy spell of the machine hits them all
+        for name, proc in children.items():
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            rounds[name].append(_answer(name, proc))
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    for name, proc in children.items():
+        proc.stdin.close()
+        proc.wait(timeout=60)
+        lat = [x for rd in rounds[name] for x in rd["latencies"]]
+        per_round = [len(rd["latencies"]) / sum(rd["latencies"]) for rd in rounds[name]]
+        rows[name].update({"p50_ms": 1000 * float(np.percentile(lat, 50)), "p99_ms": 1000 * float(np.percentile(lat, 99)),
+                           "single_per_s": float(np.median(per_round)),
+                           "batch64_per_s": float(np.median([rd["batch64_per_s"] for rd in rounds[name]]))})
+
 
     probs = {name: np.asarray(row.pop("probabilities")) for name, row in rows.items()}
     ref, base = probs.get("savedmodel"), rows.get("savedmodel")
@@ -180,6 +196,13 @@ def table(summary: dict) -> str:
                      f"{r['accuracy']:.4f} | {r.get('max_abs_diff', float('nan')):.2e} | "
                      f"{r.get('labels_differ', float('nan')):.4f} | {r['export_s']:.1f} |")
     return "\n".join(lines)
+
+
+def _answer(name, proc) -> dict:
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"{name}: the measuring process stopped (exit code {proc.wait()})")
+    return json.loads(line)
 
 
 def _commit() -> str:

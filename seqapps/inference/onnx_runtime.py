@@ -54,7 +54,11 @@ class ArraySpec:
         return array
 
 
-def session(path, threads: int = 0):
+THREADS = 1  # ONNX Runtime threads per call: on small recurrent graphs one was faster than its default
+            # (a pool of one per core) both for one text and for batches of 64 (benchmarks/formats.py)
+
+
+def session(path, threads: int = THREADS):
     """An ONNX Runtime session over ``path`` (``threads`` 0: ONNX Runtime's default)."""
     import onnxruntime as ort
 
@@ -66,7 +70,7 @@ def session(path, threads: int = 0):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def signatures(path, threads: int = 0) -> tuple[dict, dict]:
+def signatures(path, threads: int = THREADS) -> tuple[dict, dict]:
     """``({name: (fn(**numpy inputs) -> {output: numpy}, {input: ArraySpec})}, metadata)`` of an ONNX export."""
     path = Path(path)
     meta_path = path / "metadata.json"
@@ -149,6 +153,6 @@ class SentimentOnnxPredictor(OnnxPredictor):
 PREDICTORS = {"sentiment": SentimentOnnxPredictor}
 
 
-def load(path, threads: int = 0) -> OnnxPredictor:
+def load(path, threads: int = THREADS) -> OnnxPredictor:
     sigs, metadata = signatures(path, threads)
     return PREDICTORS.get(metadata["task"], OnnxPredictor)(None, sigs, metadata)
