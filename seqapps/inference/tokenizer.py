@@ -14,6 +14,10 @@ TextVectorization lookup, :func:`seqapps.layers.subwords.dense_char_ngram_ids`),
 - N-gram ids are FarmHash Fingerprint64 (what ``tf.strings.to_hash_bucket_fast`` uses) of each
   n-gram's UTF-8 bytes, modulo the bucket count, plus one; ``pyfarmhash`` provides it.
 
+One known difference: character classes and lower-casing come from this Python's Unicode database
+(3.11: Unicode 14.0), TensorFlow's from its newer RE2 and ICU tables; a letter or digit assigned since
+(e.g. U+31350, CJK Extension H) is split off as punctuation here and kept in its word in the graph.
+
 The export's ``tokenizer.json`` says which of these a graph needs (:class:`TextTokenizer`).
 """
 
