@@ -131,7 +131,10 @@ def measure(tasks, backends, repeats, out, epochs: int) -> dict:
         counted = matmul_flops(task, cfg)
         examples = per_step(cfg) * steps
         if not steps or counted:
+            from seqapps.core.task import whole
+
             splits = registry.get(task).load_data(cfg)
+            splits.train = whole(splits.train)
             if not steps:
                 examples = len(splits.train[0])
         extra = {name: spec for name, spec in PREVIOUS.items() if spec[0] == task}

@@ -107,13 +107,16 @@ def test_small_batch_is_overfit(subword_dim):
     task = registry.get("sentiment")
     cfg = task.default_config().override(["model.units=16", "model.embedding_dropout=0", "model.head_dropout=0",
                                           "data.source=demo", f"model.subword_dim={subword_dim}"])
+    import numpy as np
+    import tensorflow as tf
+
     splits = task.load_data(cfg)
-    texts, labels = splits.train
+    texts, labels = splits.train.materialize()
     texts, labels = texts[:16], labels[:16]
     prep = task.fit_preprocessing(cfg, splits)
-    features, y = task.features(cfg, prep, texts, labels)
+    features = task.encoder(cfg, prep)(tf.constant(texts))[0]
+    y = np.asarray([prep.label_ids()[label] for label in labels])
     assert set(features) == {"tokens", "subwords"}
-    features = {k: v.to_tensor() for k, v in features.items()}
     keras.utils.set_random_seed(0)
     model = task.build_model(cfg, prep)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])

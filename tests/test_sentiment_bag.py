@@ -52,10 +52,14 @@ def small_batch(*overrides):
                                           "model.embedding_dropout=0", "model.head_dropout=0", *overrides])
     task.validate(cfg)
     splits = task.load_data(cfg)
-    texts, labels = splits.train[0][:16], splits.train[1][:16]
+    import numpy as np
+    import tensorflow as tf
+
+    texts, labels = splits.train.materialize()
+    texts, labels = texts[:16], labels[:16]
     prep = task.fit_preprocessing(cfg, splits)
-    features, y = task.features(cfg, prep, texts, labels)
-    return task, cfg, prep, {k: v.to_tensor() for k, v in features.items()}, y
+    features = task.encoder(cfg, prep)(tf.constant(texts))[0]
+    return task, cfg, prep, features, np.asarray([prep.label_ids()[label] for label in labels])
 
 
 def fitted(*overrides, epochs=40):
@@ -70,8 +74,9 @@ def fitted(*overrides, epochs=40):
 
 
 def probabilities(task, cfg, prep, model, texts):
-    features, _ = task.features(cfg, prep, texts, ["negative"] * len(texts))
-    return np.asarray(model({k: v.to_tensor() for k, v in features.items()}, training=False))
+    import tensorflow as tf
+
+    return np.asarray(model(task.encoder(cfg, prep)(tf.constant(texts))[0], training=False))
 
 
 def test_the_bag_ignores_word_order_and_the_rnn_does_not(bag):

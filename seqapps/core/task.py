@@ -10,14 +10,15 @@ its export are scored by the same code).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
-
-import keras
-import tensorflow as tf
+from typing import TYPE_CHECKING, Any, Callable
 
 from seqapps.core import config as configlib
 from seqapps.core.config import Config
 from seqapps.core.errors import ConfigError
+
+if TYPE_CHECKING:  # the contract names them; the module imports neither (a prepared run needs no TensorFlow)
+    import keras
+    import tensorflow as tf
 
 
 @dataclasses.dataclass

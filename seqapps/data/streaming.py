@@ -217,7 +217,8 @@ def fitting_pass(what: str, paths: list[Path], settings: dict, run: Callable[[Ca
 
 
 class TokenCounter:
-    """Token counts in bounded memory, ranked as ``TextVectorization.adapt`` ranks them.
+    """Token counts in bounded memory, ranked as ``TextVectorization.adapt`` ranks them: by count,
+    ties by the token's UTF-8 bytes, both descending (Keras sorts with ``np.lexsort``).
 
     Up to ``cap`` distinct tokens are kept; past it, the tokens seen least often are dropped
     (their counts can only have been small, so the head of the ranking is exact unless the
@@ -240,20 +241,19 @@ class TokenCounter:
     def _prune(self) -> None:
         keep = sorted(self.counts.values(), reverse=True)[self.cap // 2]
         before = len(self.counts)
-        # dicts keep insertion order, so the first use of every kept token is kept too
         self.counts = {t: c for t, c in self.counts.items() if c > keep}
         self.dropped += before - len(self.counts)
 
-    def ranked(self, limit: int | None = None) -> list[str]:
-        """Tokens by count, ties by first use (a stable sort of the insertion order)."""
-        order = sorted(self.counts.items(), key=lambda tc: -tc[1])
+    def ranked(self, limit: int | None = None) -> list:
+        """Tokens (as added: bytes from TensorFlow) by count, then by token, descending."""
+        order = sorted(self.counts.items(), key=lambda tc: (tc[1], tc[0]), reverse=True)
         return [t for t, _ in (order[:limit] if limit else order)]
 
 
 # -- batches on a stream -------------------------------------------------------------------------------
 def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_fn: Callable, encode_fn: Callable,
                     batch_size: int, n_examples: int, longest: int, *, shuffle: bool, buffer: int = 100_000,
-                    seed: int = 0, full: bool = False, boundaries: list[int] | None = None):
+                    seed: int = 0, full: bool = False, boundaries: list[int] | None = None, exact: bool = True):
     """Padded batches of similar length from a stream of raw examples.
 
     ``generator()`` yields raw examples (tuples matching ``output_signature``); ``length_fn``
@@ -262,7 +262,8 @@ def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_
     steps (the bucket's upper edge). Training (``shuffle``) repeats the stream and takes
     ``ceil(n_examples / batch_size)`` batches an epoch (``floor`` with ``full``, whose batches are
     all ``batch_size``), so the epoch has an exact length while the reading never stops; without
-    shuffling (validation), one pass, every example once."""
+    shuffling (validation), one pass in order, every example once, in plain batches (``exact``: the
+    batch count is known, ``n_examples`` being the split's exact size)."""
     import tensorflow as tf
 
     from seqapps.data.pipeline import default_boundaries
@@ -270,13 +271,6 @@ def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_
     if boundaries is None:
         boundaries = default_boundaries(longest + 1) + [longest + 1]
     ds = tf.data.Dataset.from_generator(generator, output_signature=output_signature)
-    if shuffle:
-        ds = ds.shuffle(max(1, min(buffer, n_examples or buffer)), seed=seed, reshuffle_each_iteration=True)
-    # lengths of many rows at once (string ops vectorize), then back to single examples
-    ds = ds.batch(1024).map(lambda *b: (*b, length_fn(*b)), num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    ds = ds.bucket_by_sequence_length(
-        element_length_func=lambda *e: e[-1], bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1), drop_remainder=full and shuffle)
     edges = tf.constant(boundaries, tf.int32) - 1
 
     def encode(*batch):
@@ -284,9 +278,23 @@ def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_
         width = edges[tf.reduce_sum(tf.cast(edges < tf.reduce_max(lengths), tf.int32))]
         return encode_fn(*raw, width=width)
 
+    def with_lengths(ds):
+        # lengths of many rows at once (string ops vectorize), then back to single examples
+        return ds.batch(1024).map(lambda *b: (*b, tf.cast(length_fn(*b), tf.int32)),
+                                  num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+    if not shuffle:
+        # validation: in order, one pass, plain batches padded to their bucket's edge; the count is
+        # exact when the fitting pass counted the split (not after data.fit_sample)
+        ds = with_lengths(ds).batch(batch_size).map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+        if exact and n_examples:
+            ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(n_examples / batch_size)))
+        return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.shuffle(max(1, min(buffer, n_examples or buffer)), seed=seed, reshuffle_each_iteration=True)
+    ds = with_lengths(ds).bucket_by_sequence_length(
+        element_length_func=lambda *e: e[-1], bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1), drop_remainder=full)
     ds = ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
-    if shuffle:
-        n_batches = n_examples // batch_size if full else math.ceil(n_examples / batch_size)
-        n_batches = max(n_batches, 1)
-        ds = ds.repeat().take(n_batches).apply(tf.data.experimental.assert_cardinality(n_batches))
+    n_batches = max(n_examples // batch_size if full else math.ceil(n_examples / batch_size), 1)
+    ds = ds.repeat().take(n_batches).apply(tf.data.experimental.assert_cardinality(n_batches))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,86 +1,296 @@
-"""Labelled texts (text -> class) from any source, and their vocabularies.
+"""Labelled texts (text -> class) from any source, read as a stream, and their vocabularies.
 
-Sources: ``demo``, a named dataset, a CSV/TSV file (split into train/val/test by
-``data.val_fraction`` and ``data.test_fraction``), a folder holding ``train.*``,
-``dev.*``/``val*.*`` and ``test.*`` tables, or ``tfds:NAME``.
+Sources: ``demo``, a named dataset, a CSV/TSV file, a folder holding ``train.*``,
+``dev.*``/``val*.*`` and ``test.*`` tables, or ``tfds:NAME``. Files are never read whole:
+each split is a :class:`LabelledStream` that reads its rows when asked, and what must be fitted
+(the labels, the token counts of the vocabulary, the split sizes, the longest text) comes from
+one streaming pass over the files, cached by their sizes and modification times
+(:func:`seqapps.data.streaming.fitting_pass`).
+
+Splits: a source in one piece (``demo``, one file) is split by the MD5 bucket of each text
+(``data.test_fraction`` of the buckets test, ``data.val_fraction`` validate, the rest train), so
+the same text always lands in the same split however the file is read; a source with split
+files keeps them, a missing validation split is carved from the training file the same way.
+Empty training texts are left out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from seqapps.data import text as textlib
-from seqapps.data.preprocessing import Preprocessing, save_vocab
-from seqapps.data.readers import pick_column, read_table
-from seqapps.data.sources import Reader, load_splits
-from seqapps.data.splits import split
 from seqapps.core.errors import DataError
 from seqapps.core.task import Splits
+from seqapps.data import text as textlib
+from seqapps.data.preprocessing import Preprocessing, save_vocab
+from seqapps.data.sources import read_tfds, resolve
+from seqapps.data.splits import find_split_files
+from seqapps.data.streaming import BadRows, ByteLines, TokenCounter, fitting_pass, hash_role, pick_column, table_rows
 
 TEXT_COLUMNS = ["sentence", "text", "review", "content", "document"]
 LABEL_COLUMNS = ["label", "sentiment", "class", "polarity", "target"]
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
+MAX_LABELS = 10_000   # more distinct labels than this is a wrong column, not a classification
+FIT_BATCH = 4096      # texts tokenized at once in the fitting pass
+
+
+# -- one piece of a source, and the role of each of its rows -----------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """A file (or, for demo and tfds sources, rows in memory) and how its rows get a split:
+    ``role`` for all of them, or, with ``fractions``, by the MD5 bucket of the text
+    (``(val_fraction, test_fraction)``, the rest training)."""
+
+    path: Path | None = None
+    rows: tuple = ()
+    role: str = "train"
+    fractions: tuple | None = None
+
+    def role_of(self, text: str) -> str:
+        return hash_role(text, *self.fractions) if self.fractions else self.role
+
+    def roles(self) -> set:
+        if not self.fractions:
+            return {self.role}
+        return {"train", *(["val"] if self.fractions[0] > 0 else []), *(["test"] if self.fractions[1] > 0 else [])}
+
+
+@dataclasses.dataclass
+class Settings:
+    """What reading a labelled-text source depends on (part of the fitting pass's cache key)."""
+
+    text_column: str = ""
+    label_column: str = ""
+    label_names: tuple = ()
+    skip_bad_rows: bool = False
+
+
+class LabelledStream:
+    """One split (``train``, ``val`` or ``test``) of a labelled-text source, read when iterated:
+    ``rows()`` yields ``(text, label)`` pairs; ``n`` is the number of rows (from the fitting pass;
+    an estimate after ``data.fit_sample``); ``materialize()`` returns ``(texts, labels)`` lists,
+    for scoring and for peers that need the split whole."""
+
+    def __init__(self, pieces: list[Piece], role: str, settings: Settings, n: int = 0, what: str = ""):
+        self.pieces, self.role, self.settings, self.n, self.what = pieces, role, settings, n, what
+
+    def rows(self) -> Iterator[tuple[str, str]]:
+        for piece in self.pieces:
+            if self.role not in piece.roles():
+                continue
+            for text, label in piece_rows(piece, self.settings, BadRows(self.settings.skip_bad_rows)):
+                if piece.role_of(text) == self.role and (self.role != "train" or text.strip()):
+                    yield text, label
+
+    __iter__ = rows
+
+    def materialize(self) -> tuple[list[str], list[str]]:
+        texts, labels = [], []
+        for text, label in self.rows():
+            texts.append(text)
+            labels.append(label)
+        return texts, labels
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def piece_rows(piece: Piece, settings: Settings, bad: BadRows, lines: ByteLines | None = None):
+    """``(text, label)`` of every row of ``piece``; labels stripped, ids named by ``data.label_names``."""
+    names = settings.label_names
+    if piece.path is None:
+        source = piece.rows
+    else:
+        source = _file_rows(piece.path, settings, bad, lines)
+    for item in source:
+        if piece.path is None:
+            text, label = item
+            where = "the data"
+        else:
+            where, (text, label) = f"{piece.path}:{item[0]}", item[1]
+        label = label.strip()
+        if names:
+            if not (label.lstrip("-").isdigit() and 0 <= int(label) < len(names)):
+                bad.bad(where, f"label {label!r} is not an id 0..{len(names) - 1} of data.label_names "
+                               f"({', '.join(names)}); give one name per id from 0, or leave data.label_names "
+                               "empty to use the labels as they are")
+                continue
+            label = names[int(label)]
+        yield text, label
+
+
+def _file_rows(path: Path, settings: Settings, bad: BadRows, lines: ByteLines | None):
+    from seqapps.data.streaming import table_header
+
+    header = table_header(path)
+    text = pick_column(header, settings.text_column, TEXT_COLUMNS, "text", path)
+    label = pick_column(header, settings.label_column, LABEL_COLUMNS, "label", path)
+    return table_rows(path, [text, label], bad, lines)
+
+
+# -- the source -------------------------------------------------------------------------------------
+def pieces_of(data_cfg, task: str, data_dir=None) -> tuple[list[Piece], Settings, object]:
+    """The pieces of ``data_cfg.source`` and the settings that read them."""
+    source = resolve(data_cfg.source, task, data_dir)
+    opts = source.options
+    settings = Settings(data_cfg.text_column or opts.get("text_column", ""),
+                        data_cfg.label_column or opts.get("label_column", ""),
+                        tuple(data_cfg.label_names or opts.get("label_names") or ()),
+                        bool(getattr(data_cfg, "skip_bad_rows", False)))
+    fractions = (opts.get("val_fraction", data_cfg.val_fraction), opts.get("test_fraction", data_cfg.test_fraction))
+    _check_fractions(*fractions)
+    if source.kind == "demo":
+        rows = tuple(importlib.import_module(f"tasks.{task}.demo").examples())
+        return [Piece(rows=rows, fractions=fractions)], settings, source
+    if source.kind == "tfds":
+        parts = read_tfds(source.tfds_name, lambda ex, split: tuple(_from_tfds(ex, source.tfds_name, data_cfg)),
+                          0.0, lambda data, v, t: (data, None, None))
+        return _split_pieces({k: Piece(rows=v, role=k) for k, v in parts.items() if v}, fractions), settings, source
+    files = dict(source.paths)
+    if "path" in files:
+        path = files.pop("path")
+        files = find_split_files(path, TABLE_SUFFIXES) if path.is_dir() else {"all": path}
+    if "all" in files:
+        return [Piece(path=files["all"], fractions=fractions)], settings, source
+    return _split_pieces({k: Piece(path=p, role=k) for k, p in files.items()}, fractions), settings, source
+
+
+def _split_pieces(pieces: dict, fractions) -> list[Piece]:
+    """Split pieces as given; without a validation piece, the training piece's texts are split by
+    hash into training and validation (``data.val_fraction``)."""
+    if "val" not in pieces:
+        train = pieces["train"]
+        pieces["train"] = dataclasses.replace(train, fractions=(fractions[0] or 0.1, 0.0))
+    return list(pieces.values())
+
+
+def _check_fractions(val_fraction, test_fraction):
+    for fraction, name in ((val_fraction, "data.val_fraction"), (test_fraction, "data.test_fraction")):
+        if not 0 <= fraction < 1:
+            raise DataError(f"{name} must be in [0, 1), got {fraction}")
+    if val_fraction + test_fraction >= 1:
+        raise DataError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} leave no "
+                        "training data")
+
+
+def load_labelled_stream(data_cfg, task: str, data_dir=None, vocab_cap: int = 0, verbose: bool = True) -> Splits:
+    """Streamed splits of ``data_cfg.source`` and, in ``info``, what the fitting pass found:
+    ``labels``, ``tokens`` (ranked by count, as TextVectorization ranks them), ``counts`` per
+    split, ``longest`` text per split (in words, at most ``data.max_length``) and ``bad_rows``."""
+    pieces, settings, source = pieces_of(data_cfg, task, data_dir)
+    cap = vocab_cap or max(50 * data_cfg.vocab_size, 500_000)
+    fit_sample = int(getattr(data_cfg, "fit_sample", 0) or 0)
+    files = [p.path for p in pieces if p.path is not None]
+    key = {"task": task, "settings": dataclasses.asdict(settings), "fractions": [p.fractions for p in pieces],
+           "roles": [p.role for p in pieces], "cap": cap, "fit_sample": fit_sample,
+           "max_length": data_cfg.max_length}
+    fit = fitting_pass(f"{task} on {data_cfg.source}", files, key,
+                       lambda progress: _fit(pieces, settings, cap, fit_sample, data_cfg.max_length, progress,
+                                             data_cfg.source),
+                       cache=bool(files) and source.kind != "tfds", verbose=verbose)
+    if fit["bad_rows"]:
+        import sys
+
+        print(f"skipped {fit['bad_rows']:,} bad row(s) (data.skip_bad_rows); the first: {fit['first_bad']}",
+              file=sys.stderr)
+    labels = fit["labels"]
+    if fit["counts"].get("train", 0) == 0:
+        raise DataError(f"{data_cfg.source}: no non-empty training texts")
+    if len(labels) < 2:
+        raise DataError(f"{data_cfg.source}: the training data has {len(labels)} distinct label(s); need at least 2")
+    for role in ("val", "test"):
+        unknown = sorted(set(fit["labels_of"].get(role, [])) - set(labels), key=_label_key)
+        if unknown:
+            raise DataError(f"{data_cfg.source}: the {role} split has labels {unknown[:5]} that the training "
+                            f"split has not (its labels: {', '.join(labels[:10])})")
+    streams = {role: LabelledStream(pieces, role, settings, fit["counts"].get(role, 0), data_cfg.source)
+               for role in ("train", "val", "test")}
+    has = {role for p in pieces for role in p.roles()}
+    return Splits(streams["train"], streams["val"], streams["test"] if "test" in has else None,
+                  {"labels": labels, "fit": fit})
+
+
+def _fit(pieces, settings, cap, fit_sample, max_length, progress, what) -> dict:
+    """The fitting pass: one read of every piece."""
+    import tensorflow as tf
+
+    counter = TokenCounter(cap)
+    counts, longest, labels_of = {"train": 0, "val": 0, "test": 0}, {"train": 1, "val": 1, "test": 1}, {}
+    bad = BadRows(settings.skip_bad_rows)
+    done_bytes, batch = 0, {"train": [], "val": [], "test": []}
+    sampled, read_bytes, total_bytes = False, 0, sum(p.path.stat().st_size for p in pieces if p.path is not None)
+
+    def flush(role):
+        texts = batch[role]
+        if not texts:
+            return
+        words = textlib.words(tf.constant(texts))
+        lengths = words.row_lengths().numpy()
+        longest[role] = max(longest[role], min(int(lengths.max()), max_length))
+        if role == "train":
+            tokens, n = np.unique(words.flat_values.numpy(), return_counts=True)
+            counter.add(tokens.tolist(), n.tolist())
+        batch[role] = []
+
+    for piece in pieces:
+        lines = ByteLines(piece.path) if piece.path is not None else None
+        for text, label in piece_rows(piece, settings, bad, lines):
+            role = piece.role_of(text)
+            if role == "train" and not text.strip():
+                continue
+            counts[role] += 1
+            seen = labels_of.setdefault(role, {})
+            if label not in seen:
+                if len(seen) >= MAX_LABELS:
+                    raise DataError(f"{what}: more than {MAX_LABELS:,} distinct labels in the {role} split; "
+                                    "is data.label_column the label column?")
+                seen[label] = None
+            batch[role].append(text)
+            if len(batch[role]) >= FIT_BATCH:
+                flush(role)
+            if counts["train"] % 1000 == 0:
+                progress(sum(counts.values()), done_bytes + (lines.bytes if lines else 0))
+            if fit_sample and counts["train"] >= fit_sample:
+                sampled = True
+                read_bytes = done_bytes + (lines.bytes if lines else 0)
+                break
+        if lines is not None:
+            done_bytes += lines.bytes
+        if sampled:
+            break
+    for role in batch:
+        flush(role)
+    progress(sum(counts.values()), done_bytes)
+    if sampled and read_bytes:  # the sizes of the splits, estimated from the share of bytes read
+        scale = total_bytes / read_bytes
+        counts = {k: int(round(v * scale)) for k, v in counts.items()}
+    return {"counts": counts, "longest": longest, "labels": sorted(labels_of.get("train", {}), key=_label_key),
+            "labels_of": {k: list(v) for k, v in labels_of.items()},
+            "tokens": [t.decode("utf-8", "replace") for t in counter.ranked()], "tokens_dropped": counter.dropped,
+            "bad_rows": bad.count, "first_bad": bad.first, "sampled": sampled}
 
 
 def load_labelled_texts(data_cfg, task: str, data_dir=None) -> Splits:
-    """``(texts, labels)`` per split; pieces are split in a seeded shuffled order."""
-    parts, source = load_splits(data_cfg, task, reader(data_cfg, task), data_dir)
-    label_names = list(data_cfg.label_names or source.options.get("label_names") or [])
-    parts = {k: (list(v[0]), list(v[1])) for k, v in parts.items() if v is not None}
-    if label_names:
-        _check_label_ids([y for _, labels in parts.values() for y in labels], label_names, data_cfg.source)
-        parts = {k: (texts, [label_names[int(y)] for y in labels]) for k, (texts, labels) in parts.items()}
-    train_texts, train_labels = parts["train"]
-    keep = [i for i, t in enumerate(train_texts) if t.strip()]
-    parts["train"] = ([train_texts[i] for i in keep], [train_labels[i] for i in keep])
-    if not keep:
-        raise DataError(f"{data_cfg.source}: no non-empty training texts")
-    labels = sorted(set(parts["train"][1]), key=_label_key)
-    if len(labels) < 2:
-        raise DataError(f"{data_cfg.source}: the training data has {len(labels)} distinct label(s); need at least 2")
-    return Splits(parts["train"], parts["val"], parts.get("test"), {"labels": labels})
+    """The splits as ``(texts, labels)`` lists (for peers and tools that need them whole)."""
+    splits = load_labelled_stream(data_cfg, task, data_dir, verbose=False)
+    return Splits(splits.train.materialize(), splits.val.materialize(),
+                  splits.test.materialize() if splits.test is not None else None, {"labels": splits.info["labels"]})
 
 
-def reader(data_cfg, task: str) -> Reader:
-    def demo(cfg):
-        rows = importlib.import_module(f"tasks.{task}.demo").examples()
-        return [t for t, _ in rows], [y for _, y in rows]
-
-    def read(path, cfg, options):
-        frame = read_table(path)
-        text = pick_column(frame, cfg.text_column or options.get("text_column"), TEXT_COLUMNS, "text", path)
-        label = pick_column(frame, cfg.label_column or options.get("label_column"), LABEL_COLUMNS, "label", path)
-        return frame[text].astype(str).tolist(), frame[label].astype(str).str.strip().tolist()
-
-    def shuffled(data, val_fraction, test_fraction):
-        return split(data, val_fraction, test_fraction, order="shuffle", what=data_cfg.source)
-
-    return Reader(demo, read, _from_tfds, TABLE_SUFFIXES, shuffled)
-
-
-def _from_tfds(examples, name, split_name, data_cfg):
-    texts, labels = [], []
+def _from_tfds(examples, name, data_cfg):
     for ex in examples:
         text_key = data_cfg.text_column or next((k for k in TEXT_COLUMNS if k in ex), None)
         label_key = data_cfg.label_column or next((k for k in LABEL_COLUMNS if k in ex), None)
         if text_key is None or label_key is None:
             raise DataError(f"tfds:{name}: cannot find text and label features in {sorted(ex)}; "
                             "set data.text_column and data.label_column")
-        texts.append(ex[text_key].decode("utf-8", "replace"))
-        labels.append(str(int(ex[label_key])) if np.ndim(ex[label_key]) == 0 else str(ex[label_key]))
-    return texts, labels
-
-
-def _check_label_ids(labels: list[str], names: list[str], source: str) -> None:
-    """With ``data.label_names``, every label must be an integer id ``0..len(names)-1``."""
-    bad = sorted({y for y in labels if not (y.lstrip("-").isdigit() and 0 <= int(y) < len(names))}, key=_label_key)
-    if bad:
-        raise DataError(f"{source}: data.label_names names the label ids 0..{len(names) - 1} "
-                        f"({', '.join(names)}), but the data has labels {bad[:5]}; give one name per id from 0, "
-                        "or leave data.label_names empty to use the labels as they are")
+        label = str(int(ex[label_key])) if np.ndim(ex[label_key]) == 0 else str(ex[label_key])
+        yield ex[text_key].decode("utf-8", "replace"), label
 
 
 def _label_key(label: str):
@@ -95,8 +305,10 @@ class TextClassificationData(Preprocessing):
 
     @classmethod
     def fit(cls, cfg, splits) -> "TextClassificationData":
-        texts, _ = splits.train
-        return cls(textlib.fit_vocabulary(texts, cfg.data.vocab_size), splits.info["labels"], cfg.data.max_length)
+        """The ``data.vocab_size`` most frequent training tokens (with the padding and unknown
+        entries, as ``TextVectorization.get_vocabulary`` lists them) and the labels."""
+        tokens = splits.info["fit"]["tokens"][:max(cfg.data.vocab_size - 2, 0)]
+        return cls([textlib.PAD, textlib.UNK, *tokens], splits.info["labels"], cfg.data.max_length)
 
     def save(self, run_dir) -> None:
         save_vocab(run_dir, "vocab.txt", self.vocabulary)
@@ -110,12 +322,10 @@ class TextClassificationData(Preprocessing):
     def vectorizer(self):
         return textlib.vectorizer(self.vocabulary)
 
-    def encode(self, texts, labels):
-        """Ragged token ids (cut to ``max_length``) and integer label ids."""
-        texts = np.asarray(texts, dtype=object)
-        ids = textlib.vectorizer(self.vocabulary, ragged=True)(texts)[:, :self.max_length]
-        index = {name: i for i, name in enumerate(self.labels)}
-        unknown = sorted({y for y in labels if y not in index})
-        if unknown:
-            raise DataError(f"labels {unknown[:5]} are not among the trained labels {self.labels}")
-        return ids, np.asarray([index[y] for y in labels], dtype=np.int32)
+    @functools.cache
+    def ragged_ids(self):
+        """``texts -> ragged ids`` in plain TF ops (for tf.data on any backend), the vectorizer's ids."""
+        return textlib.vectorizer(self.vocabulary, ragged=True)
+
+    def label_ids(self) -> dict:
+        return {name: i for i, name in enumerate(self.labels)}

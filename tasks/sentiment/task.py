@@ -26,13 +26,13 @@ import tensorflow as tf
 from seqapps.core.config import (AT_LEAST_0, AT_LEAST_1, FRACTION, Config, DataConfig, ModelConfig, TrainConfig,
                             TransformerConfig)
 from seqapps.data import text as textlib
-from tasks.sentiment.data import TextClassificationData, load_labelled_texts
+from tasks.sentiment.data import TextClassificationData, load_labelled_stream
 from seqapps.core.errors import ConfigError, DataError
-from seqapps.data.pipeline import bucketed_batches
+from seqapps.data.streaming import bucketed_stream
 from seqapps.layers import MaskedPooling
 from seqapps.layers.bag import BAG_POOLING, bag_of_vectors
 from seqapps.layers.transformer import ARCHITECTURES, sequence_encoder
-from seqapps.layers.subwords import SubwordEmbedding, char_ngram_ids, dense_char_ngram_ids
+from seqapps.layers.subwords import SubwordEmbedding, dense_char_ngram_ids
 from seqapps.analysis.metrics import classification_report, format_classification
 from seqapps.core.presets import Preset
 from seqapps.inference.predictor import Predictor, SelfAttentionMaps, one_or_many, text_items
@@ -95,6 +95,17 @@ class SentimentPredictor(SelfAttentionMaps, Predictor):
         return [f"{r['label']}\t{r['probability']:.3f}\t{text}" for text, r in zip(inputs, results)]
 
 
+#: n-grams per word in a training batch (char_ngram_ids keeps at most this many)
+SUBWORD_GRAMS = 40
+
+
+def _pad_time(x, width, value):
+    """``x`` [batch, time, ...] padded with ``value`` to ``width`` time steps."""
+    pad = tf.maximum(0, tf.cast(width, tf.int32) - tf.shape(x)[1])
+    return tf.pad(x, tf.concat([[[0, 0], [0, pad]], tf.zeros([tf.rank(x) - 2, 2], tf.int32)], 0),
+                  constant_values=value)
+
+
 @register
 class Sentiment(Task):
     name = "sentiment"
@@ -122,22 +133,63 @@ class Sentiment(Task):
                               "pools its outputs: max, mean or max_mean")
 
     def load_data(self, cfg, data_dir=None):
-        return load_labelled_texts(cfg.data, self.name, data_dir)
+        """Streamed splits (:class:`tasks.sentiment.data.LabelledStream`); the fitting pass runs
+        (or is read from its cache) here, so bad data fails before anything is written."""
+        return load_labelled_stream(cfg.data, self.name, data_dir)
 
-    def features(self, cfg, prep, texts, labels):
-        """Ragged model inputs ``{"tokens", "subwords"}`` and label ids for raw texts."""
-        ids, y = prep.encode(texts, labels)
-        features = {"tokens": ids}
-        if cfg.model.subwords:
-            words = textlib.words(np.asarray(texts, dtype=object))[:, :prep.max_length]
-            features["subwords"] = char_ngram_ids(words, cfg.model.subword_buckets)
-        return features, y
+    def encoder(self, cfg, prep, pipeline: bool = False):
+        """``encode(text, width=None) -> (model inputs, words)`` for a batch of raw texts: the one
+        function training (in tf.data) and the export's signatures both run. With ``width``, the
+        time axis is padded to ``width`` and the n-gram axis to its maximum (fixed batch shapes).
+
+        The word ids come from the export's TextVectorization layer, or, with ``pipeline`` (inside
+        tf.data, where Keras layers need the TensorFlow backend), from the same vocabulary's lookup
+        table in plain TF ops; the two give the same ids (tests/data/test_streaming.py)."""
+        if pipeline:
+            ragged = prep.ragged_ids()
+
+            def vectorizer(text):
+                return ragged(text).to_tensor(0)
+        else:
+            vectorizer = prep.vectorizer()
+
+        def encode(text, width=None):
+            words = textlib.clip_and_pad(textlib.words(text).to_tensor(""), prep.max_length, pad_value="")
+            tokens = textlib.clip_and_pad(vectorizer(text), prep.max_length)
+            if width is not None:
+                words, tokens = _pad_time(words, width, ""), _pad_time(tokens, width, 0)
+            inputs = {"tokens": tokens}
+            if cfg.model.subwords:
+                grams = dense_char_ngram_ids(words, cfg.model.subword_buckets)
+                if width is not None:
+                    grams = tf.pad(grams, [[0, 0], [0, 0], [0, SUBWORD_GRAMS - tf.shape(grams)[2]]])
+                    grams = tf.ensure_shape(grams, [None, None, SUBWORD_GRAMS])
+                inputs["subwords"] = grams
+            return inputs, words
+
+        return encode
 
     def datasets(self, cfg, prep, splits):
-        def make(split, shuffle):
-            features, y = self.features(cfg, prep, *split)
-            return bucketed_batches(features, y, features["tokens"].row_lengths().numpy(), cfg.train.batch_size,
-                                    shuffle=shuffle, seed=cfg.train.seed, full=cfg.train.fills_batches())
+        encode, index = self.encoder(cfg, prep, pipeline=True), prep.label_ids()
+        longest = splits.info["fit"]["longest"]
+        max_length = prep.max_length
+
+        def make(stream, training):
+            def rows():
+                for text, label in stream.rows():
+                    yield text, index[label]
+
+            def lengths(text, y):
+                return tf.minimum(textlib.words(text).row_lengths(), max_length)
+
+            return bucketed_stream(
+                rows, (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)), lengths,
+                lambda text, y, width: (encode(text, width)[0], y), cfg.train.batch_size, stream.n,
+                longest[stream.role], shuffle=training, buffer=cfg.data.shuffle_buffer, seed=cfg.train.seed,
+                full=cfg.train.fills_batches(), exact=not splits.info["fit"]["sampled"])
+
+        if splits.val.n == 0:
+            raise DataError(f"{cfg.data.source}: the validation split is empty; raise data.val_fraction")
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):
@@ -168,15 +220,7 @@ class Sentiment(Task):
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     def endpoints(self, model, prep, cfg):
-        vectorizer, labels = prep.vectorizer(), tf.constant(prep.labels)
-
-        def encode(text):
-            """The model's inputs for raw texts, and the words they are (padded with "")."""
-            words = textlib.clip_and_pad(textlib.words(text).to_tensor(""), prep.max_length, pad_value="")
-            ids = {"tokens": textlib.clip_and_pad(vectorizer(text), prep.max_length)}
-            if cfg.model.subwords:
-                ids["subwords"] = dense_char_ngram_ids(words, cfg.model.subword_buckets)
-            return ids, words
+        encode, labels = self.encoder(cfg, prep), tf.constant(prep.labels)
 
         def serve(text):
             probs = model(encode(text)[0], training=False)
