@@ -250,13 +250,30 @@ class TokenCounter:
         return [t for t, _ in (order[:limit] if limit else order)]
 
 
+def chunked(rows: Iterable[tuple], dtypes: tuple, size: int = 1024) -> Iterator[tuple]:
+    """``rows`` (tuples) as tuples of numpy arrays of up to ``size`` rows each (``dtypes``: one
+    numpy dtype per field, ``object`` for strings)."""
+    import numpy as np
+
+    buffer = []
+    for row in rows:
+        buffer.append(row)
+        if len(buffer) == size:
+            yield tuple(np.asarray(col, dtype=dt) for col, dt in zip(zip(*buffer), dtypes))
+            buffer = []
+    if buffer:
+        yield tuple(np.asarray(col, dtype=dt) for col, dt in zip(zip(*buffer), dtypes))
+
+
 # -- batches on a stream -------------------------------------------------------------------------------
 def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_fn: Callable, encode_fn: Callable,
                     batch_size: int, n_examples: int, longest: int, *, shuffle: bool, buffer: int = 100_000,
                     seed: int = 0, full: bool = False, boundaries: list[int] | None = None, exact: bool = True):
     """Padded batches of similar length from a stream of raw examples.
 
-    ``generator()`` yields raw examples (tuples matching ``output_signature``); ``length_fn``
+    ``generator()`` yields raw examples in chunks: tuples of arrays matching ``output_signature``
+    with a leading dimension (use :func:`chunked` on a row iterator; a chunk of rows per Python
+    call keeps the interpreter out of the per-example path); ``length_fn``
     maps a batch of them (as ``tf.data`` batches them) to their lengths; ``encode_fn(*batch,
     width)`` maps a batch of similar length to ``(features, targets)``, padded to ``width`` time
     steps (the bucket's upper edge). Training (``shuffle``) repeats the stream and takes
@@ -270,7 +287,9 @@ def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_
 
     if boundaries is None:
         boundaries = default_boundaries(longest + 1) + [longest + 1]
-    ds = tf.data.Dataset.from_generator(generator, output_signature=output_signature)
+    chunk_signature = tf.nest.map_structure(lambda spec: tf.TensorSpec([None, *spec.shape], spec.dtype),
+                                            output_signature)
+    ds = tf.data.Dataset.from_generator(generator, output_signature=chunk_signature).unbatch()
     edges = tf.constant(boundaries, tf.int32) - 1
 
     def encode(*batch):

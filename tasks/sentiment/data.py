@@ -36,7 +36,7 @@ TEXT_COLUMNS = ["sentence", "text", "review", "content", "document"]
 LABEL_COLUMNS = ["label", "sentiment", "class", "polarity", "target"]
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
 MAX_LABELS = 10_000   # more distinct labels than this is a wrong column, not a classification
-FIT_BATCH = 4096      # texts tokenized at once in the fitting pass
+FIT_BATCH = 16384     # texts tokenized at once in the fitting pass
 
 
 # -- one piece of a source, and the role of each of its rows -----------------------------------------
@@ -233,8 +233,8 @@ def _fit(pieces, settings, cap, fit_sample, max_length, progress, what) -> dict:
         lengths = words.row_lengths().numpy()
         longest[role] = max(longest[role], min(int(lengths.max()), max_length))
         if role == "train":
-            tokens, n = np.unique(words.flat_values.numpy(), return_counts=True)
-            counter.add(tokens.tolist(), n.tolist())
+            tokens, _, n = tf.unique_with_counts(words.flat_values)
+            counter.add(tokens.numpy().tolist(), n.numpy().tolist())
         batch[role] = []
 
     for piece in pieces:

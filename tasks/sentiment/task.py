@@ -28,7 +28,7 @@ from seqapps.core.config import (AT_LEAST_0, AT_LEAST_1, FRACTION, Config, DataC
 from seqapps.data import text as textlib
 from tasks.sentiment.data import TextClassificationData, load_labelled_stream
 from seqapps.core.errors import ConfigError, DataError
-from seqapps.data.streaming import bucketed_stream
+from seqapps.data.streaming import bucketed_stream, chunked
 from seqapps.layers import MaskedPooling
 from seqapps.layers.bag import BAG_POOLING, bag_of_vectors
 from seqapps.layers.transformer import ARCHITECTURES, sequence_encoder
@@ -176,8 +176,7 @@ class Sentiment(Task):
 
         def make(stream, training):
             def rows():
-                for text, label in stream.rows():
-                    yield text, index[label]
+                return chunked(((text, index[label]) for text, label in stream.rows()), (object, np.int32))
 
             def lengths(text, y):
                 return tf.minimum(textlib.words(text).row_lengths(), max_length)
