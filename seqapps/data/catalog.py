@@ -1,13 +1,15 @@
 """Named datasets: what each name means under the data directory.
 
 The data directory is ``--data-dir`` or the environment variable ``SEQAPPS_DATA``.
-A name resolves to files inside it; ``path`` entries are relative to it.
+A name resolves to files inside it; ``path`` entries are relative to it. Each task declares
+its own named datasets in ``tasks/<name>/datasets.py``; :data:`CATALOG` gathers them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from seqapps.core.errors import DataError
@@ -22,6 +24,7 @@ class NamedDataset:
     files: dict            # split -> path relative to the data directory
     description: str
     options: dict = dataclasses.field(default_factory=dict)  # task-specific reader options
+    backend: str = ""      # the Keras backend it trains on unless told otherwise ("": tensorflow)
 
     def paths(self, data_dir: Path) -> dict[str, Path]:
         return {split: data_dir / rel for split, rel in self.files.items()}
@@ -32,38 +35,47 @@ class NamedDataset:
         return data_dir is not None and all(p.exists() for p in self.paths(data_dir).values())
 
 
-CATALOG: dict[str, NamedDataset] = {d.name: d for d in [
-    NamedDataset("sst2", "sentiment",
-                 {"train": "sst2/train.tsv", "val": "sst2/dev.tsv", "test": "sst2/test.tsv"},
-                 "SST-2 movie-review sentiment (GLUE), 67k phrases",
-                 {"text_column": "sentence", "label_column": "label", "label_names": ["negative", "positive"]}),
-    NamedDataset("ud_english_ewt", "pos",
-                 {"train": "ud_english_ewt/en_ewt-ud-dev.conllu", "test": "ud_english_ewt/en_ewt-ud-test.conllu"},
-                 "UD English-EWT: train on dev (last 10% validates), test on test"),
-    NamedDataset("ud_english_atis", "pos",
-                 {"train": "ud_english_atis/en_atis-ud-train.conllu", "val": "ud_english_atis/en_atis-ud-dev.conllu",
-                  "test": "ud_english_atis/en_atis-ud-test.conllu"},
-                 "UD English-ATIS flight-booking queries"),
-    NamedDataset("anki_fra_eng", "translation", {"all": "anki_fra_eng/fra.txt"},
-                 "Tatoeba/Anki English-French pairs, split by MD5 of the English side",
-                 {"columns": ["en", "fr"], "split_by": "en", "val_fraction": 0.01, "test_fraction": 0.01}),
-    NamedDataset("flickr8k_1000", "captioning",
-                 {"all": "flickr8k_1000/captions.txt"},
-                 "1,000 Flickr8k images with 5 captions each (images/ beside the captions)"),
-    NamedDataset("tinyshakespeare", "char_lm", {"all": "tinyshakespeare/input.txt"},
-                 "Tiny Shakespeare, 1.1M characters"),
-    NamedDataset("airline_passengers", "forecasting", {"all": "timeseries/airline-passengers.csv"},
-                 "monthly airline passengers 1949-1960", {"target": "Passengers"}),
-    NamedDataset("daily_min_temperatures", "forecasting", {"all": "timeseries/daily-min-temperatures.csv"},
-                 "daily minimum temperatures, Melbourne 1981-1990", {"target": "Temp"}),
-    NamedDataset("monthly_sunspots", "forecasting", {"all": "timeseries/monthly-sunspots.csv"},
-                 "monthly sunspot numbers 1749-1983", {"target": "Sunspots"}),
-    NamedDataset("pollution", "forecasting", {"all": "timeseries/pollution.csv"},
-                 "Beijing PM2.5, hourly, several variables", {"target": "pm2.5", "features": ["all"]}),
-    NamedDataset("moving_digits", "video_frames", {},
-                 "generated: sklearn's 8x8 handwritten digits moving on a canvas, label = direction per frame",
-                 {"generated": "moving_digits"}),
-]}
+class _Catalog(Mapping):
+    """Name -> :class:`NamedDataset`, gathered on first use from every task's ``datasets.py``
+    (``tasks/<name>/datasets.py``: a list ``DATASETS``), so a task declares its datasets in its
+    own folder and nothing here names a task. Importing those files imports no task code."""
+
+    def __init__(self):
+        self._entries: dict[str, NamedDataset] | None = None
+
+    def _load(self) -> dict[str, NamedDataset]:
+        if self._entries is None:
+            import importlib
+            import importlib.util
+            import pkgutil
+
+            import tasks
+
+            entries: dict[str, NamedDataset] = {}
+            for module in sorted(m.name for m in pkgutil.iter_modules(tasks.__path__) if m.ispkg):
+                name = f"tasks.{module}.datasets"
+                if importlib.util.find_spec(name) is None:
+                    continue
+                for entry in importlib.import_module(name).DATASETS:
+                    if entry.name in entries:
+                        raise DataError(f"dataset {entry.name!r} is declared twice ({entries[entry.name].task} "
+                                        f"and {entry.task})")
+                    entries[entry.name] = entry
+            self._entries = entries
+        return self._entries
+
+    def __getitem__(self, name):
+        return self._load()[name]
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self):
+        return len(self._load())
+
+
+#: every named dataset, from the tasks' own ``datasets.py``
+CATALOG: Mapping[str, NamedDataset] = _Catalog()
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:

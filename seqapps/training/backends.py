@@ -6,11 +6,11 @@ tf.data feeds every backend; exports are always written with the TensorFlow back
 (their signatures are TensorFlow graphs). A step asked for on a backend other than the
 one this process runs goes to a child process that runs it, with the same arguments.
 
-The default backend of a task's benchmark dataset is what ``benchmarks/engine.py``
-measured fastest there, with the dataset's preset, on the benchmark machine (2 x86_64 CPU
-cores), kept in :data:`DEFAULT_BACKENDS`. Everything else (``demo``, a user's files)
-trains on TensorFlow: JAX compiles each batch shape first (14-78 s for sentiment's, by machine),
-which a small dataset never earns back.
+A named dataset may name the backend it trains on by default (``NamedDataset.backend``, in
+the task's ``datasets.py``), chosen by what a first-time user waits for: the whole fit with a
+cold compile cache, not the steady epoch alone (``benchmarks/engine.py`` measures both).
+Everything else (``demo``, a user's files) trains on TensorFlow: JAX compiles each batch shape
+first, which a small dataset never earns back.
 """
 
 from __future__ import annotations
@@ -28,18 +28,12 @@ BACKENDS = ("tensorflow", "jax", "torch")
 warnings.filterwarnings("ignore", message="Explicitly requested dtype int64", category=UserWarning)
 #: what to install for a backend (the pins in requirements.txt)
 PACKAGES = {"tensorflow": "tensorflow-cpu==2.21.0", "jax": "jax==0.10.2", "torch": "torch==2.13.0"}
-#: task -> {dataset: backend}, measured by benchmarks/engine.py (benchmarks/RESULTS.md): the backend with the
-#: most training examples per second in a steady epoch; the rest train on tensorflow. sentiment on sst2 was
-#: 1.14x faster per steady epoch on JAX where it was chosen; on AVX-512 machines since, the two are level
-#: (0.967x, 0.937x), and its whole fit there is about 70 s (XLA compiles 52 programs in 14 s). forecasting on
-#: pollution measured 1.453x faster on JAX but stays until its quality figures are re-measured there;
-#: pos measured 0.227x, char_lm 0.896x.
-DEFAULT_BACKENDS: dict[str, dict[str, str]] = {"sentiment": {"sst2": "jax"}}
-
-
 def default_backend(task_name: str, data: str | None = None) -> str:
     """The backend ``train`` uses for ``task_name`` on ``data`` when none is asked for."""
-    return DEFAULT_BACKENDS.get(task_name, {}).get(data or "", "tensorflow")
+    from seqapps.data import catalog
+
+    entry = catalog.CATALOG.get(data or "")
+    return entry.backend if entry is not None and entry.task == task_name and entry.backend else "tensorflow"
 
 
 def check_backend(name: str) -> str:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import seqapps
-from conftest import ROOT, run_cli
+from conftest import ROOT, assert_same_outputs, run_cli, tiny
 from seqapps.training import backends as engine
 from seqapps.core import registry
 from seqapps.core.errors import ConfigError
 from seqapps.training.fit import Run, resolve_config
-from test_contract import assert_same_outputs, make_batch, tiny
+from seqapps.core.testing import make_batch
 
 TASKS = registry.names()
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
@@ -51,6 +51,7 @@ def jax_runs(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 @needs_jax
 @pytest.mark.parametrize("name", TASKS)
 def test_every_task_trains_on_jax_and_its_tensorflow_export_answers_like_the_run(name, jax_runs, tmp_path):
@@ -68,6 +69,7 @@ def test_every_task_trains_on_jax_and_its_tensorflow_export_answers_like_the_run
                             f"{name}:{signature} (trained on jax)")
 
 
+@pytest.mark.slow
 @needs_jax
 def test_train_from_python_with_another_backend_runs_a_child_process_and_scores_with_tensorflow(tmp_path):
     import keras
@@ -84,6 +86,7 @@ def test_train_from_python_with_another_backend_runs_a_child_process_and_scores_
         seqapps.train("sentiment", "demo", backend="jax", run_dir=tmp_path / "other", callbacks=[object()])
 
 
+@pytest.mark.slow
 def test_unknown_or_missing_backend_is_one_line_and_writes_nothing(tmp_path):
     bad = run_cli("train", "sentiment", "--data", "demo", "--set", "train.backend=theano", "--run-dir", tmp_path / "a")
     assert bad.returncode == 2
@@ -99,17 +102,18 @@ def test_unknown_or_missing_backend_is_one_line_and_writes_nothing(tmp_path):
         assert not (tmp_path / "b").exists()
 
 
-def test_default_backends_name_known_tasks_datasets_and_backends():
+def test_a_named_dataset_trains_on_its_declared_backend_and_everything_else_on_tensorflow():
     from seqapps.data import catalog
 
-    assert set(engine.DEFAULT_BACKENDS) <= set(TASKS)
-    for name, by_data in engine.DEFAULT_BACKENDS.items():
-        assert set(by_data) <= {d.name for d in catalog.CATALOG.values() if d.task == name}, name
-        assert set(by_data.values()) <= set(engine.BACKENDS), name
-        for data, backend in by_data.items():  # a measured dataset trains on its backend unless told otherwise
-            assert resolve_config(registry.get(name), data).train.backend == backend
-            assert resolve_config(registry.get(name), data, overrides=["train.backend=tensorflow"]).train.backend \
-                == "tensorflow"
+    for entry in catalog.CATALOG.values():
+        assert entry.task in TASKS and entry.backend in ("", *engine.BACKENDS), entry.name
+        expected = entry.backend or "tensorflow"
+        assert engine.default_backend(entry.task, entry.name) == expected
+        assert resolve_config(registry.get(entry.task), entry.name,
+                              overrides=["train.backend=jax"]).train.backend == "jax"
+    # SST-2 trains on TensorFlow: on a first run, JAX's compile of every batch shape costs more than its
+    # steady epoch saves
+    assert engine.default_backend("sentiment", "sst2") == "tensorflow"
     for name in TASKS:  # demo data trains on TensorFlow: no compile to earn back
         assert resolve_config(registry.get(name), "demo").train.backend == "tensorflow"
 
