@@ -152,12 +152,13 @@ def peers(args) -> dict:
     """The n-gram rows on the task's own split of the same data (the runs' data config)."""
     from benchmarks.peers.ngram_lm import peer_rows
     from seqapps.core import registry
+    from seqapps.core.task import whole
     from seqapps.training.fit import resolve_config
 
     task = registry.get("char_lm")
     splits = task.load_data(resolve_config(task, DATA, overrides=args.overrides))
     print("== n-gram peers", flush=True)
-    out = peer_rows(splits.train, splits.val)
+    out = peer_rows(whole(splits.train), whole(splits.val))  # a file's splits are read as text here
     out.update(train_chars=len(splits.train), val_text_chars=len(splits.val))
     for r in out["rows"]:
         print(json.dumps(r), flush=True)

@@ -28,15 +28,14 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tasks.char_lm import commands
 from seqapps.core.config import AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig, TransformerConfig
-from tasks.char_lm.data import CharVocab, load_texts
+from tasks.char_lm.data import CharVocab, load_texts, split_ids
 from seqapps.core.errors import ConfigError, DataError
 from seqapps.training.distribute import per_replica
 from seqapps.training.callbacks import ResetStates
-from tasks.char_lm.streams import random_window_dataset, stateful_dataset, stream_windows
+from tasks.char_lm.streams import random_window_dataset, stateful_dataset, window_dataset
 from seqapps.layers.recurrent import GATES
 from seqapps.layers.transformer import ARCHITECTURES
 from tasks.char_lm.model import CharLanguageModel
@@ -45,7 +44,7 @@ from seqapps.core.presets import Preset
 from seqapps.inference.predictor import Predictor, decode_strings, text_items
 from seqapps.core.registry import register
 from tasks.char_lm.serving import MAX_GENERATE, check_generate_args, lm_endpoints
-from seqapps.core.task import Task
+from seqapps.core.task import Task, whole
 
 @dataclasses.dataclass
 class CharLMData(DataConfig):
@@ -167,13 +166,14 @@ class CharLM(Task):
         t = cfg.train
         if t.bptt < 1:
             raise ConfigError(f"train.bptt must be >= 1, got {t.bptt}")
-        train_ids, val_ids = prep.encode(splits.train), prep.encode(splits.val)
+        # windows are read batch by batch: from the ids file of the fitting pass for files, from
+        # the text encoded in memory for demo and tfds sources
+        train_ids, val_ids = split_ids(splits.train, prep), split_ids(splits.val, prep)
         if self._stateful(cfg):
             val_bptt = max(1, min(t.bptt, (len(val_ids) - 1) // t.batch_size))
             return (stateful_dataset(train_ids, t.batch_size, t.bptt, "training text"),
                     stateful_dataset(val_ids, t.batch_size, val_bptt, "validation text"))
-        val_x, val_y = stream_windows(val_ids, 1, min(t.bptt, len(val_ids) - 1), "validation text")
-        val = tf.data.Dataset.from_tensor_slices((val_x[:, 0], val_y[:, 0])).batch(t.batch_size)
+        val = window_dataset(val_ids, t.batch_size, min(t.bptt, len(val_ids) - 1))
         return random_window_dataset(train_ids, t.batch_size, t.bptt, t.seed), val
 
     def build_model(self, cfg, prep):
@@ -210,7 +210,7 @@ class CharLM(Task):
                 "max_generate": MAX_GENERATE}
 
     def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
-        return predictor.score(examples, streams=cfg.data.eval_streams)
+        return predictor.score(whole(examples), streams=cfg.data.eval_streams)  # a file's split: its text
 
     tiny_overrides = ["model.units=8", "model.embedding_dim=8", "train.batch_size=8", "train.bptt=16",
                       "train.epochs=1", "train.steps_per_epoch=5", "train.patience=0", "data.eval_streams=4"]
