@@ -33,6 +33,7 @@ def test_scaled_up_recurrent_weights_explode_and_clipping_bounds_the_update():
     np.testing.assert_allclose(r["clipped"], r["norms"] / r["param_norm"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_diagnose_cli_writes_csv_and_png(tmp_path):
     proc = run_cli("diagnose", "gradients", "--cells", "rnn,gru", "--length", 12, "--units", 8, "--scales", "1,2",
                    "--out", tmp_path)

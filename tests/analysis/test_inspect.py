@@ -53,6 +53,7 @@ def model_and_text(tmp_path_factory):
     return run, sample, root
 
 
+@pytest.mark.slow
 def test_inspect_writes_html_png_and_ranking(model_and_text):
     from seqapps.analysis.states import inspect
 
@@ -76,6 +77,7 @@ def test_inspect_writes_html_png_and_ranking(model_and_text):
     assert (root / "out" / "keep-gate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_the_recorded_gates_rebuild_the_lstm_states(model_and_text):
     """c_t = f * c_(t-1) + i * g and h_t = o * tanh(c_t), from the export's recorded gates and states."""
     run, sample, _ = model_and_text
@@ -109,6 +111,7 @@ def test_gru_gates_rebuild_the_cell_update():
     assert np.asarray(cell_gates(keras.layers.SimpleRNNCell(5), x, [h])).shape == (4, 0, 5)
 
 
+@pytest.mark.slow
 def test_states_match_the_keras_layer(model_and_text):
     """The stepped cells reproduce the trained layer's outputs (same weights, same maths)."""
     import keras
@@ -130,6 +133,7 @@ def test_states_match_the_keras_layer(model_and_text):
     np.testing.assert_allclose(states["hidden"][:, 0], expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_inspect_cli_and_its_errors(model_and_text, tmp_path, capsys):
     run, sample, _ = model_and_text
     proc = run_cli("inspect", run.dir, "--text", sample, "--find", "quotes", "--top", 3, "--out", tmp_path / "q")
@@ -150,6 +154,7 @@ def test_inspect_cli_and_its_errors(model_and_text, tmp_path, capsys):
         assert len(err) == 1 and message in err[0], err
 
 
+@pytest.mark.slow
 def test_inspect_draws_the_transformer_lms_attention(tmp_path):
     import seqapps
     from tasks.char_lm.demo import text

@@ -24,6 +24,7 @@ def trained(tmp_path_factory):
     return tagger, train, data[350:]
 
 
+@pytest.mark.slow
 def test_tokens_are_kept_in_training_and_tagging(trained, tmp_path):
     tagger, train, test = trained
     assert all(len(tagger.nlp.make_doc(token)) > 1 for token in GLUED)  # what re-tokenizing would do

@@ -20,6 +20,7 @@ CYCLES_TOOL = ROOT.parent / "shared" / "tools" / "import_cycles.py"
 
 
 # -- packaging ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_installed_package_gives_the_seqapps_command_from_another_directory(tmp_path):
     """``pip install`` of a copy of the checkout (so the build leaves nothing in it) into a target
     folder; its console script lists the tasks from the installed ``tasks`` package, run elsewhere."""

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import seqapps
+from conftest import ROOT
 from seqapps.core.errors import DataError, ExportError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args, env=None, stdin=None):
@@ -46,6 +44,7 @@ def test_label_names_must_name_every_label_id(tmp_path):
 
 
 # -- the command line ---------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("tf_config,fragment", [(None, "needs TF_CONFIG"), ("{not json", "TF_CONFIG is not valid"),
                                                 ('{"cluster": {"worker": ["127.0.0.1:1"]}, '
                                                  '"task": {"type": "worker", "index": 3}}', "is not in its cluster")])
@@ -67,13 +66,12 @@ def test_data_too_small_for_the_config_fails_before_the_run_directory_is_written
 
 
 @pytest.fixture(scope="module")
-def sentiment_export(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hardening")
-    run = seqapps.train("sentiment", "demo", overrides=["model.units=4", "train.epochs=1", "model.subwords=false"],
-                        run_dir=root / "run", verbose=0)
-    return run, run.export(root / "export")
+def sentiment_export(tiny_runs):
+    """Any trained sentiment run and its export: sentiment's shared tiny run."""
+    return tiny_runs.run("sentiment"), tiny_runs.export("sentiment")
 
 
+@pytest.mark.slow
 def test_predict_reads_a_non_utf8_file_as_one_line(sentiment_export, tmp_path):
     bad = tmp_path / "reviews.txt"
     bad.write_bytes("fine\nstill fine\ncaf\xe9 au lait\n".encode("latin-1"))
@@ -93,6 +91,7 @@ def test_predict_streams_long_inputs_in_chunks(tmp_path):
     assert list(input_chunks([], str(lines)))[-1][-1] == f"line {2 * CHUNK + 4}"  # no "\r" left
 
 
+@pytest.mark.slow
 def test_evaluate_with_labels_the_model_does_not_know_is_one_line(sentiment_export, tmp_path):
     table = tmp_path / "new.csv"
     table.write_text("text,label\nwhat a film,positive\nso dull,maybe\n" * 5)
@@ -101,6 +100,7 @@ def test_evaluate_with_labels_the_model_does_not_know_is_one_line(sentiment_expo
 
 
 # -- exports ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_export_onto_a_regular_file_is_refused(sentiment_export, tmp_path):
     target = tmp_path / "file.txt"
     target.write_text("keep me")
@@ -109,6 +109,7 @@ def test_export_onto_a_regular_file_is_refused(sentiment_export, tmp_path):
     assert target.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_an_export_cleans_what_killed_exports_left(sentiment_export, tmp_path):
     from seqapps.inference.export import remove_stale
 
@@ -147,6 +148,7 @@ def test_resume_says_where_it_continues_and_keeps_one_history_row_per_epoch(tmp_
     assert "no backup yet; training again from epoch 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_diagnose_sizes_below_one_are_one_line():
     from conftest import run_cli
 

@@ -36,6 +36,7 @@ def test_a_named_dataset_trains_with_its_preset_unless_told_otherwise():
         presets.choose(pos, "ud_english_ewt", "bogus")
 
 
+@pytest.mark.slow
 def test_cli_lists_presets_and_refuses_an_unknown_one(tmp_path):
     listed = run_cli("presets", "pos")
     assert listed.returncode == 0 and "ewt" in listed.stdout and "ud_english_ewt" in listed.stdout

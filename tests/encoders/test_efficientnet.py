@@ -9,16 +9,16 @@ import struct
 import sys
 import types
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import DATA, needs_data
 from seqapps.encoders import imagenet
 from seqapps.encoders.pth import LEGACY_MAGIC, load_state_dict
 from seqapps.core.errors import DataError
 
-FLICKR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flickr8k_1000" / "images"
+FLICKR = DATA / "flickr8k_1000" / "images"
 
 
 # -- writing .pth files the way torch.save does, without torch -------------------------------------
@@ -143,6 +143,7 @@ def lite0():
     return load_torch_weights(efficientnet_lite0(include_top=True, input_shape=(224, 224, 3)))
 
 
+@pytest.mark.slow
 def test_lite0_has_the_published_shape(lite0):
     trainable = sum(int(np.prod(w.shape)) for w in lite0.trainable_weights)
     assert trainable == 4_652_008  # weights, BN scales/offsets, head (4.69M with BN moving statistics)
@@ -150,7 +151,9 @@ def test_lite0_has_the_published_shape(lite0):
     assert tuple(features[1:]) == (7, 7, 1280)
 
 
+@needs_data
 @pytest.mark.skipif(not FLICKR.is_dir(), reason="flickr8k_1000 not available")
+@pytest.mark.slow
 def test_lite0_recognises_dogs_in_real_photos(lite0):
     """Three Flickr8k photos whose captions are about dogs: a dog breed is the top class."""
     import tensorflow as tf

@@ -25,9 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-import seqapps
 from conftest import ROOT
-from seqapps.core import registry
 
 SENTENCES = ["a gripping , beautiful film", "dull and far too long", "the acting was brilliant", "what a mess",
              "i loved every minute", "boring", "a warm and funny story", "the plot makes no sense",
@@ -57,13 +55,12 @@ def http(url, body=None, method=None, raw: bytes | None = None, timeout=60):
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, tiny_runs):
     """Tiny sentiment and forecasting exports in one served folder, and sentiment's run (to re-export)."""
     root = tmp_path_factory.mktemp("serve")
     runs = {}
     for name in ("sentiment", "forecasting"):
-        runs[name] = seqapps.train(name, "demo", overrides=list(registry.get(name).tiny_overrides),
-                                   run_dir=root / "runs" / name, verbose=0)
+        runs[name] = tiny_runs.run(name)  # the tasks' tiny runs (Task.tiny_overrides), shared
         runs[name].export(root / "models" / name)
     (root / "secret.txt").write_text("not to be served")
     return {"root": root, "models": root / "models", "runs": runs}
@@ -115,6 +112,7 @@ def alive(server):
 
 
 # -- status, metadata, predict -----------------------------------------------------------------
+@pytest.mark.slow
 def test_status_and_metadata(server):
     status, answer = http(f"{server['url']}/v1/models/sentiment")
     assert status == 200
@@ -139,6 +137,7 @@ def test_status_and_metadata(server):
     assert [d["size"] for d in dims["tensor_shape"]["dim"]] == ["-1", "12", "4"] and dims["dtype"] == "DT_FLOAT"
 
 
+@pytest.mark.slow
 def test_row_and_columnar_formats_answer_as_the_export(server, direct):
     texts = SENTENCES[:3]
     want = direct("sentiment", text=texts)
@@ -157,6 +156,7 @@ def test_row_and_columnar_formats_answer_as_the_export(server, direct):
     assert http(f"{server['url']}/v1/models/sentiment:predict", {"instances": [{"text": t} for t in texts]})[1] == rows
 
 
+@pytest.mark.slow
 def test_api_document_forms(server, direct):
     """The forms of TF Serving's REST document: a bare list of rows for a one-output model,
     nested lists for a tensor input, and binary values as {"b64": ...}."""
@@ -204,6 +204,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what, path, body, status, message", BAD, ids=[b[0] for b in BAD])
 def test_bad_request_is_one_clear_error(server, what, path, body, status, message):
     got, answer = http(server["url"] + path, raw=body if isinstance(body, bytes) else None,
@@ -213,6 +214,7 @@ def test_bad_request_is_one_clear_error(server, what, path, body, status, messag
     alive(server)
 
 
+@pytest.mark.slow
 def test_body_over_the_limit(server):
     big = {"instances": ["word " * 1000] * 300}  # 1.5 MB; the server was started with --max-body-mb 1
     status, answer = http(server["url"] + PREDICT, big)
@@ -223,6 +225,7 @@ def test_body_over_the_limit(server):
     alive(server)
 
 
+@pytest.mark.slow
 def test_no_path_outside_the_served_folder(server, exports):
     secret = "not to be served"
     for path in ["/static/../../secret.txt", "/static/..%2F..%2F..%2Fsecret.txt", "/static/%2e%2e/%2e%2e/secret.txt",
@@ -239,6 +242,7 @@ def test_no_path_outside_the_served_folder(server, exports):
     alive(server)
 
 
+@pytest.mark.slow
 def test_client_that_disconnects_mid_request(server):
     for sent in (b"", b'{"instances": ["a gr'):
         with socket.create_connection(("127.0.0.1", server["port"]), timeout=10) as s:
@@ -267,6 +271,7 @@ def _counters(server):
     return values.get("seqapps_requests_total", 0), values.get("seqapps_model_calls_total", 0)
 
 
+@pytest.mark.slow
 def test_batching_gives_each_client_its_own_answer(server, direct):
     """48 clients at once, each with its own 1-3 sentences: the calls are shared (fewer calls
     than requests) and every client gets exactly the rows of its own sentences, in its order."""
@@ -293,6 +298,7 @@ def test_batching_gives_each_client_its_own_answer(server, direct):
 
 
 # -- reload ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_replaced_export_is_served_without_dropping_requests(server, exports):
     old = http(f"{server['url']}/v1/models/sentiment")[1]["model_version_status"][-1]["version"]
     stop, results = threading.Event(), []
@@ -396,6 +402,8 @@ def browser():
     driver.close()
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_sentiment_page_in_chromium(server, browser):
     browser.open(server["url"] + "/")
     assert browser.text("#models").count("version") == 2
@@ -411,6 +419,8 @@ def test_sentiment_page_in_chromium(server, browser):
     np.testing.assert_allclose(shown_probabilities, answer["predictions"][0]["probabilities"], atol=6e-4)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_forecasting_page_in_chromium(server, browser):
     browser.open(server["url"] + "/models/forecasting")
     rows = [[50 + t, 10.0, 1.0, 0.0] for t in range(12)]
@@ -433,6 +443,7 @@ def test_serve_a_missing_folder_is_one_error_line(tmp_path, capsys):
 
 
 # -- finding exports, in process ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_store_finds_replaces_and_drops_exports(exports, tmp_path):
     from seqapps.http.models import Store, find_exports
 

@@ -117,6 +117,7 @@ def test_length_penalty_prefers_longer_hypotheses():
     assert long["tokens"].numpy()[0].tolist()[:1] == [A] and int(long["lengths"][0]) == 1
 
 
+@pytest.mark.slow
 def test_loops_run_inside_a_graph_with_dynamic_batch_and_max_length():
     rnn = TinyRNN()
 

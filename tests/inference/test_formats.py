@@ -19,6 +19,8 @@ import seqapps
 from conftest import ROOT, cli_here
 from seqapps.core.testing import random_texts
 
+pytestmark = pytest.mark.slow  # every test uses the trained run and its exports
+
 TEXTS = ["the acting was brilliant", "dull and far too long", "", "   ", "zzqxv blorptastic unseenword",
          "It's GREAT, isn't it? I don't know...", "très bien, 東京 😀", "\u200b\x00 ¿qué?", "a " * 300]
 INT8_BOUND = 0.02  # largest |p_int8 - p_savedmodel| allowed; measured 2e-4 on these tiny runs (see the test)

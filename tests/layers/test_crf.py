@@ -109,6 +109,7 @@ def test_inside_tf_function_with_dynamic_shapes():
     assert decode(emissions[:, :1], mask[:, :1]).numpy().shape == (2, 1)
 
 
+@pytest.mark.slow
 def test_serializes_and_learns_transitions(tmp_path):
     # Tags cycle 1 -> 2 -> 3 -> 1; the input shows the tag (1..3) or hides it (4). Per-step
     # emissions cannot tell a hidden tag, so only the learned transitions get those right.

@@ -1,6 +1,7 @@
 """The contract every task keeps, checked over every task the registry knows.
 
-Each task trains once, tiny (its ``Task.tiny_overrides``) on ``--data demo``; then:
+Each task trains once, tiny (its ``Task.tiny_overrides``) on ``--data demo``, shared with the other
+modules that need a tiny run (conftest.tiny_runs); then:
 its export loads in a process with only TensorFlow and answers like the in-memory
 predictor, an empty batch answers with zero rows, metadata.json describes it, a bad
 config key is a ConfigError, mixed precision trains and exports, and -- the property --
@@ -17,10 +18,12 @@ import pytest
 import tensorflow as tf
 
 import seqapps
-from conftest import run_fresh
+from conftest import FRESH, assert_same_outputs, run_fresh, sample_batches, tiny
 from seqapps.core import registry
 from seqapps.core.errors import ConfigError
-from seqapps.core.testing import batch_independence, empty_batch, make_batch
+from seqapps.core.testing import batch_independence, make_batch
+
+pytestmark = pytest.mark.slow  # every test here trains or uses a tiny run
 
 TASKS = registry.names()
 
@@ -32,70 +35,17 @@ BATCH_DEPENDENT: dict[tuple[str, str], str] = {}
 MIXED_PRECISION_FAILS: dict[str, str] = {}
 
 
-def tiny(task) -> list[str]:
-    overrides = type(task).tiny_overrides
-    if not overrides:
-        pytest.fail(f"task {task.name!r} declares no `tiny_overrides`: add a one-line list of --set overrides that "
-                    "train it in seconds on --data demo (see seqapps/core/task.py)")
-    return list(overrides)
-
-
 @pytest.fixture(scope="module", params=TASKS)
-def trained(request, tmp_path_factory):
+def trained(request, tiny_runs):
     """One tiny run per task, its export and both predictors: {task, run_dir, export, memory, loaded, meta}."""
     task = registry.get(request.param)
-    root = tmp_path_factory.mktemp(f"contract-{task.name}")
-    run = seqapps.train(task.name, "demo", overrides=tiny(task), run_dir=root / "run", verbose=0)
-    export = run.export(root / "export")
+    run, export = tiny_runs.run(task.name), tiny_runs.export(task.name)
     meta = json.loads((export / "metadata.json").read_text())
-    return {"task": task, "run_dir": root / "run", "export": export, "root": root, "meta": meta,
-            "memory": seqapps.load(root / "run"), "loaded": seqapps.load(export)}
-
-
-def assert_same_outputs(a: dict, b: dict, what: str) -> None:
-    assert set(a) == set(b), f"{what}: outputs {sorted(a)} vs {sorted(b)}"
-    for key in a:
-        x, y = np.asarray(a[key]), np.asarray(b[key])
-        assert x.shape == y.shape, f"{what}: output {key!r} shapes {x.shape} vs {y.shape}"
-        if np.issubdtype(x.dtype, np.floating):
-            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=f"{what}: output {key!r}")
-        else:
-            np.testing.assert_array_equal(x, y, err_msg=f"{what}: output {key!r}")
-
-
-def sample_batches(t, n: int = 6, seed: int = 0) -> dict:
-    """Per signature of the export: a batch of ``n`` of the task's sample inputs, and an empty batch."""
-    task, predictor, meta = t["task"], t["loaded"], t["meta"]
-    out = {}
-    for i, (name, (_, specs)) in enumerate(predictor.signatures.items()):
-        examples = task.sample_inputs(np.random.default_rng(seed + i), n, meta, name)
-        assert len(examples) == n and all(set(e) == set(specs) for e in examples), \
-            f"{task.name}.sample_inputs({name!r}) must give {n} dicts with the inputs {sorted(specs)}"
-        out[name] = {"batch": make_batch(specs, examples, pad=2), "empty": empty_batch(specs, examples[0])}
-    return out
+    return {"task": task, "run_dir": run.dir, "export": export, "root": run.dir.parent, "meta": meta,
+            "memory": seqapps.load(run.dir), "loaded": seqapps.load(export)}
 
 
 # -- the contract ---------------------------------------------------------------------------------
-FRESH = """
-import json, pickle, tensorflow as tf
-batches = pickle.load(open("batches.pkl", "rb"))
-m = tf.saved_model.load({export!r})
-out = {{}}
-for name, calls in batches.items():
-    sig = m.signatures[name]
-    specs = sig.structured_input_signature[1]
-    res = {{}}
-    for kind, inputs in calls.items():
-        tensors = {{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}}
-        try:
-            res[kind] = {{k: v.numpy() for k, v in sig(**tensors).items()}}
-        except tf.errors.OpError as e:
-            res[kind] = " ".join(str(e).split())[:800]
-    out[name] = res
-pickle.dump(out, open("outputs.pkl", "wb"))
-print(json.dumps({{"signatures": sorted(m.signatures)}}))
-"""
-
 #: tasks whose export does not answer an empty batch yet
 EMPTY_BATCH_FAILS: dict[str, str] = {}
 

@@ -13,12 +13,10 @@ import numpy as np
 import pytest
 
 import seqapps
-from conftest import run_fresh
+from conftest import FRESH, assert_same_outputs, fitted, run_fresh, sample_batches
 from seqapps.core import config as configlib, registry
 from seqapps.core.errors import ConfigError
 from seqapps.core.testing import batch_independence
-from test_contract import FRESH, assert_same_outputs, sample_batches
-from test_sentiment_bag import fitted
 
 TRANSFORMER = ["model.architecture=transformer", "model.heads=2", "model.layers=1"]
 TINY = {  # the tasks' tiny settings (seqapps.core.task.Task.tiny_overrides), the width a multiple of the heads
@@ -30,6 +28,7 @@ TINY = {  # the tasks' tiny settings (seqapps.core.task.Task.tiny_overrides), th
 }
 
 
+@pytest.mark.slow
 def test_the_sentiment_transformer_overfits_a_small_batch():
     _, cfg, _, model, history = fitted("model.architecture=transformer", "model.heads=2", "model.ff_units=32")
     blocks = [layer for layer in model.layers if type(layer).__name__ == "TransformerBlock"]
@@ -39,6 +38,7 @@ def test_the_sentiment_transformer_overfits_a_small_batch():
 
 
 @pytest.mark.parametrize("task_name", ["pos", "translation", "char_lm"])
+@pytest.mark.slow
 def test_a_transformer_overfits_a_small_batch(task_name):
     task = registry.get(task_name)
     cfg = task.default_config().override(["data.source=demo", *task.tiny_overrides, *TRANSFORMER, "model.units=16"])
@@ -71,6 +71,7 @@ def trained(request, tmp_path_factory):
             "memory": seqapps.load(run.dir), "meta": json.loads((export / "metadata.json").read_text())}
 
 
+@pytest.mark.slow
 def test_the_export_answers_in_a_fresh_process_like_the_run(trained, tmp_path):
     batches = sample_batches(trained)
     (tmp_path / "batches.pkl").write_bytes(pickle.dumps(batches))
@@ -85,6 +86,7 @@ def test_the_export_answers_in_a_fresh_process_like_the_run(trained, tmp_path):
     assert trained["meta"]["config"]["model"]["architecture"] == "transformer"
 
 
+@pytest.mark.slow
 def test_the_signatures_are_the_recurrent_models_and_no_answer_depends_on_its_batch(trained):
     task = trained["task"]
     cfg = task.default_config().override(["data.source=demo", *task.tiny_overrides])  # the recurrent model
@@ -100,6 +102,7 @@ def test_the_signatures_are_the_recurrent_models_and_no_answer_depends_on_its_ba
         assert batch_independence(task, trained["loaded"], trained["meta"], signature, max_examples=4) > 0
 
 
+@pytest.mark.slow
 def test_self_attention_maps_come_from_the_export_and_evaluate_plots_them(trained, tmp_path):
     task = trained["task"]
     if task.name not in ("sentiment", "pos"):
@@ -147,6 +150,7 @@ def test_pos_refuses_heads_that_do_not_divide_its_width(tmp_path):
                       run_dir=tmp_path / "r", verbose=0)
 
 
+@pytest.mark.slow
 def test_every_signature_survives_hostile_inputs_and_long_texts(trained):
     """The recurrent models' bad-input contract: random bytes, NaN/inf, extreme integers, batches
     of 0..5, and (for the text inputs) an empty string, emoji and 100,000 characters."""
@@ -166,6 +170,7 @@ def test_every_signature_survives_hostile_inputs_and_long_texts(trained):
         assert len(trained["loaded"].predict(texts)) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_the_transformer_trains_and_exports_in_mixed_precision(name, tmp_path):
     """float16 compute, float32 scores and outputs: finite answers from the export, and the policy is

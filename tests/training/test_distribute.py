@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # every test here trains several processes
 
 
 def free_ports(n: int) -> list[int]:

@@ -64,6 +64,7 @@ def _leaves(element):
 
 
 @pytest.mark.parametrize("task_name,overrides", [("translation", TRANSLATION), ("char_lm", CHAR_LM)])
+@pytest.mark.slow
 def test_prepared_batches_are_the_training_batches(folders, task_name, overrides):
     expected = _epoch_batches(task_name, overrides)
     stored = prepared.batches(folders[task_name])
@@ -80,6 +81,7 @@ def test_prepared_batches_are_the_training_batches(folders, task_name, overrides
         assert not np.array_equal(expected[0][0][0], expected[1][0][0])
 
 
+@pytest.mark.slow
 def test_prepared_folder_contents(folders):
     info = json.loads((folders["translation"] / "prepared.json").read_text())
     assert info["task"] == "translation" and info["epochs"] == 2 and info["backend"] == "jax"
@@ -96,6 +98,7 @@ def test_prepared_folder_contents(folders):
     assert not (folders["char_lm"] / "train-1.npz").exists()
 
 
+@pytest.mark.slow
 @needs_jax
 def test_prepared_trains_without_tensorflow_and_scores_where_it_is(folders, tmp_path):
     script = tmp_path / "without_tf.py"
@@ -122,6 +125,7 @@ def test_prepared_trains_without_tensorflow_and_scores_where_it_is(folders, tmp_
     assert isinstance(text, str) and text
 
 
+@pytest.mark.slow
 def test_prepared_folder_errors(folders, tmp_path, capsys):
     code, lines = run_main(["train", "pos", "--data", folders["translation"]], capsys)
     assert code == 2 and len(lines) == 1 and "was prepared for translation, not pos" in lines[0]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from conftest import run_cli
 from seqapps.training.run_dir import locked
+
+pytestmark = pytest.mark.slow  # both train
 
 
 def test_a_second_training_into_a_busy_run_directory_is_one_line_naming_the_holder(tmp_path):

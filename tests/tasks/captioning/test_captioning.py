@@ -127,6 +127,7 @@ def trained(tmp_path_factory):
     return run, export, root
 
 
+@pytest.mark.slow
 def test_demo_learns_and_scores(trained):
     run, _, _ = trained
     import pandas as pd
@@ -141,6 +142,7 @@ def test_demo_learns_and_scores(trained):
     assert len(test["samples"]) == 10
 
 
+@pytest.mark.slow
 def test_export_signatures_caption_files_and_mark_undecodable_items(trained):
     import seqapps
 
@@ -169,6 +171,7 @@ def test_export_signatures_caption_files_and_mark_undecodable_items(trained):
         assert r["caption"] == caption and r["words"] and r["attention"].shape == (len(r["words"]), 2, 2)
 
 
+@pytest.mark.slow
 def test_predictor_reports_bad_items_and_captions_the_rest(trained):
     from PIL import Image
 
@@ -193,6 +196,7 @@ def test_predictor_reports_bad_items_and_captions_the_rest(trained):
         seqapps.load(export).caption(items[:1], beam=5)
 
 
+@pytest.mark.slow
 def test_cli_predict_and_bad_option(trained):
     _, export, root = trained
     good = root / "good.png"
@@ -208,6 +212,7 @@ def test_cli_predict_and_bad_option(trained):
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: model.attention must be one of")
 
 
+@pytest.mark.slow
 def test_default_encoder_is_frozen_imagenet_efficientnet_with_a_feature_cache(tmp_path):
     """The default path: EfficientNet-Lite0 with ImageNet weights, frozen, its features cached once."""
     import keras

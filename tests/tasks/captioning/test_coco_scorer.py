@@ -23,6 +23,7 @@ REFS = [["A dog runs on the grass.", "A brown dog is running ."], ["A man rides 
 
 
 @needs_java
+@pytest.mark.slow
 def test_coco_scores_match_the_hand_computed_values():
     s = metrics.coco_caption_scores(HYPS, REFS)
     # clipped n-gram matches over both images: 1-grams 6+5 of 6+5, 2-grams 5+4 of 5+4,
@@ -42,6 +43,7 @@ def test_coco_scores_match_the_hand_computed_values():
 
 
 @needs_java
+@pytest.mark.slow
 def test_report_keeps_sacrebleu_whose_final_period_lifts_bleu1():
     report = metrics.caption_report(["a dog runs ."], [["the dog sits ."]])
     # COCO: "a dog runs" vs "the dog sits" -> 1 of 3 unigrams; sacreBLEU keeps "." -> 2 of 4
@@ -54,6 +56,7 @@ def test_report_keeps_sacrebleu_whose_final_period_lifts_bleu1():
 
 
 @needs_java
+@pytest.mark.slow
 def test_meteor_keeps_one_jvm_and_scores_each_call_on_its_own():
     first = metrics.coco_caption_scores(HYPS, REFS)["meteor"]
     jvm = metrics._METEOR[0]
@@ -176,6 +179,7 @@ def test_flip_reads_the_mirrored_feature_view_for_about_half_the_rows(tmp_path):
     assert views()[:, 0].all()  # without flip every row reads the plain view
 
 
+@pytest.mark.slow
 def test_scheduled_sampling_feeds_the_greedy_guess_at_rate_one_and_ramps():
     from seqapps.core import registry
     from seqapps.core.errors import ConfigError

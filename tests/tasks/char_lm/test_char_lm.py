@@ -92,6 +92,7 @@ def test_text_sources_and_contiguous_split(tmp_path):
     assert train + val == text and len(val) == 100 and test is None
 
 
+@pytest.mark.slow
 def test_binary_and_undecodable_files_fail_with_one_line(tmp_path):
     from seqapps.core.errors import DataError
     from tasks.char_lm.data import read_text_source
@@ -110,6 +111,7 @@ def test_binary_and_undecodable_files_fail_with_one_line(tmp_path):
 
 
 # -- the model ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_carried_state_changes_the_loss(trained):
     import keras
 
@@ -139,6 +141,7 @@ def test_carried_state_changes_the_loss(trained):
     assert carried < reset  # context from earlier windows helps a model trained with it
 
 
+@pytest.mark.slow
 def test_tiny_batch_overfits():
     import keras
 
@@ -159,6 +162,7 @@ def test_tiny_batch_overfits():
     assert history.history["loss"][-1] < 0.3 < history.history["loss"][0]
 
 
+@pytest.mark.slow
 def test_sampling_at_temperature_to_zero_is_greedy_and_seeds_repeat(trained):
     run, export_dir = trained
     import seqapps
@@ -176,6 +180,7 @@ def test_sampling_at_temperature_to_zero_is_greedy_and_seeds_repeat(trained):
     assert len(p.generate("ALDA:\n", length=40, temperature=1.0, top_p=0.5, seed=3)) == 40
 
 
+@pytest.mark.slow
 def test_bad_generation_inputs_have_documented_behaviour(trained):
     from seqapps.core.errors import ConfigError
 
@@ -206,6 +211,7 @@ def test_bad_generation_inputs_have_documented_behaviour(trained):
             p.call(prime=["ALDA"], **{"length": 20, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 1, **bad})
 
 
+@pytest.mark.slow
 def test_score_matches_the_training_loss_scale(trained):
     run, _ = trained
     metrics = run.metrics["val"]
@@ -219,6 +225,7 @@ def test_score_matches_the_training_loss_scale(trained):
     assert metrics["nats_per_char"] == pytest.approx(best_val_loss, rel=0.05)
 
 
+@pytest.mark.slow
 def test_export_samples_like_the_run_with_a_seed_and_its_signatures_shapes(trained):
     """Seeded sampling (not only greedy, which the contract tests cover) and the raw signatures' outputs."""
     run, export_dir = trained
@@ -239,6 +246,7 @@ def test_export_samples_like_the_run_with_a_seed_and_its_signatures_shapes(train
     assert set(meta["signatures"]) == {"serving_default", "score", "states"}
 
 
+@pytest.mark.slow
 def test_cli_generate_and_predict(trained):
     _, export_dir = trained
     import seqapps
@@ -255,6 +263,7 @@ def test_cli_generate_and_predict(trained):
     assert proc.returncode == 0 and proc.stdout.startswith("ALDA:")
 
 
+@pytest.mark.slow
 def test_non_stateful_training_runs_and_bidirectional_is_refused(tmp_path):
     import seqapps
     from seqapps.core.errors import ConfigError

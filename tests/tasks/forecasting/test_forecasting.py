@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import seqapps
-from conftest import run_cli
+from conftest import needs_data, run_cli
 from seqapps.core import registry
 from tasks.forecasting import data as ts
 from seqapps.core.errors import ConfigError, DataError
@@ -165,6 +165,7 @@ def test_baselines_and_scores():
     assert ts.mase_scale(y, observed, 10, 4) == pytest.approx(40.0)
 
 
+@pytest.mark.slow
 def test_small_batch_is_overfit(tmp_path):
     import keras
 
@@ -182,6 +183,7 @@ def test_small_batch_is_overfit(tmp_path):
     assert after < 0.05 * before, (before, after)
 
 
+@needs_data
 @needs_series
 def test_pollution_reads_with_its_gaps_and_wind_direction():
     task = registry.get("forecasting")
@@ -213,6 +215,7 @@ def recent_rows(n=20):
     return frame().iloc[-n - 8:-8].reset_index(drop=True)   # no gaps in these rows
 
 
+@pytest.mark.slow
 def test_run_and_export_describe_the_model(trained):
     run, export_dir, _ = trained
     for name in ["config.json", "series.json", "best.keras", "history.csv", "metrics.json"]:
@@ -225,6 +228,7 @@ def test_run_and_export_describe_the_model(trained):
     assert set(test) >= {"model", "naive", "seasonal_naive"} and set(test["model"]) == {"mae", "rmse", "mase"}
 
 
+@pytest.mark.slow
 def test_export_forecasts_a_frame_and_its_signature_refuses_nan(trained):
     _, export_dir, _ = trained
     predictor = seqapps.load(export_dir)
@@ -236,6 +240,7 @@ def test_export_forecasts_a_frame_and_its_signature_refuses_nan(trained):
         predictor.call(window=np.full([1, 12, 4], np.nan, "float32"))
 
 
+@pytest.mark.slow
 def test_forecast_rejects_bad_windows(trained):
     _, export_dir, _ = trained
     predictor = seqapps.load(export_dir)
@@ -257,6 +262,7 @@ def test_forecast_rejects_bad_windows(trained):
         predictor.predict(np.zeros([1, 12, 3]))
 
 
+@pytest.mark.slow
 def test_cli_predict_and_evaluate(trained):
     run, export_dir, root = trained
     rows = recent_rows()
@@ -286,6 +292,7 @@ def test_cli_predict_and_evaluate(trained):
     assert scores["model"]["mae"] == pytest.approx(run.metrics["test"]["model"]["mae"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_train_bad_input_is_one_line(tmp_path):
     path = write(tmp_path, "x.csv", "m,v\n2000-01,1\n2000-02,oops\n")
     out = run_cli("train", "forecasting", "--data", path, "--run-dir", tmp_path / "r")

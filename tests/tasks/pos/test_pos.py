@@ -10,11 +10,10 @@ import pytest
 import tensorflow as tf
 
 import seqapps
-from conftest import needs_data
+from conftest import needs_data, run_cli
 from seqapps.core import registry
 from seqapps.core.errors import ConfigError, DataError
 from seqapps.training.fit import resolve_config
-from tests.conftest import run_cli
 
 TINY = ["model.units=32", "model.embedding_dim=32", "model.char_dim=16", "model.char_features=32",
         "train.learning_rate=0.01", "train.patience=0", "train.backup_every=0"]
@@ -41,6 +40,7 @@ def runs(tmp_path_factory):
 UNLABELED = ["the zebras sleep near the river .", "two zebras run .", "a zebra sees the dog ."]
 
 
+@pytest.mark.slow
 def test_word_vectors_are_frozen_and_reach_unseen_words(runs):
     from seqapps.data.vectors import read_vectors
 
@@ -55,6 +55,7 @@ def test_word_vectors_are_frozen_and_reach_unseen_words(runs):
     assert feats["vectors"].numpy()[0].tolist() == [words.index("zebras") + 2, words.index("the") + 2, 1]  # ... known here
 
 
+@pytest.mark.slow
 def test_learns_the_demo(runs):
     for name in ("softmax", "crf"):
         metrics = runs[name].metrics
@@ -68,6 +69,7 @@ def _plain(outputs):
             for k, v in outputs.items()}
 
 
+@pytest.mark.slow
 def test_export_tokenizes_tags_and_pads_like_the_run(runs):
     """Both variants (the CRF one with frozen word vectors) export and tag as their runs do."""
     rows = [["The", "dog", "sleeps", "."], ["Tom", "", "sings", ""], ["", "", "", ""], ["cat", "", "", ""]]
@@ -93,6 +95,7 @@ def test_export_tokenizes_tags_and_pads_like_the_run(runs):
         assert tokens["in_vocabulary"][0] == [True, True, True, True]
 
 
+@pytest.mark.slow
 def test_predictor_bad_input_never_crashes(runs):
     predictor = runs["softmax"].predictor()
     long = " ".join(["the dog runs"] * 167)  # 501 words
@@ -110,6 +113,7 @@ def test_predictor_bad_input_never_crashes(runs):
         predictor.predict([3])
 
 
+@pytest.mark.slow
 def test_padding_never_counts(runs):
     task = registry.get("pos")
     for name in ("softmax", "crf"):
@@ -132,6 +136,7 @@ def test_padding_never_counts(runs):
         assert alone == together
 
 
+@pytest.mark.slow
 def test_cli_predict_and_evaluate(runs, tmp_path):
     export = runs["softmax"].export(tmp_path / "export")
     proc = run_cli("predict", export, "The old man the boat .")
@@ -146,6 +151,7 @@ def test_cli_predict_and_evaluate(runs, tmp_path):
     assert 0.9 < report["accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_cli_malformed_conllu_one_line(tmp_path):
     bad = tmp_path / "bad.conllu"
     bad.write_text("1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\n")

@@ -28,6 +28,7 @@ def trained(tmp_path_factory):
     return run, export_dir
 
 
+@pytest.mark.slow
 def test_run_directory_holds_everything(trained):
     run, _ = trained
     for name in ["config.json", "run.json", "vocab.txt", "labels.txt", "best.keras", "history.csv",
@@ -37,6 +38,7 @@ def test_run_directory_holds_everything(trained):
     assert set(run.metrics) >= {"val", "test"} and 0 <= run.metrics["test"]["accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_predictor_returns_plain_python(trained):
     _, export_dir = trained
     results = seqapps.load(export_dir).predict(TEXTS)  # empty, blank, emoji and 100,000-character texts too
@@ -47,12 +49,14 @@ def test_predictor_returns_plain_python(trained):
     assert seqapps.load(export_dir).predict([]) == []
 
 
+@pytest.mark.slow
 def test_demo_model_learns_the_demo_task(trained):
     run, _ = trained
     results = run.predictor().predict(["the acting was brilliant", "the script is tedious , shallow and slow"])
     assert [r["label"] for r in results] == ["positive", "negative"]
 
 
+@pytest.mark.slow
 def test_metadata_describes_the_export(trained):
     _, export_dir = trained
     meta = json.loads((export_dir / "metadata.json").read_text())
@@ -65,6 +69,7 @@ def test_metadata_describes_the_export(trained):
     assert maps[0]["tokens"] == ["the", "film", "is", "wonderful", "!"] and maps[0]["attention"].shape == (0, 0, 5, 5)
 
 
+@pytest.mark.slow
 def test_cli_predict_evaluate_and_export(trained, tmp_path, capsys):
     run, export_dir = trained
     out = run_cli("predict", export_dir, "the film is wonderful !", "this movie was boring")
@@ -83,6 +88,7 @@ def test_cli_predict_evaluate_and_export(trained, tmp_path, capsys):
     assert out.returncode == 0 and (tmp_path / "again" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_failed_export_keeps_the_existing_one(trained, monkeypatch):
     run, export_dir = trained
     before = (export_dir / "saved_model.pb").read_bytes()
@@ -101,6 +107,7 @@ def test_failed_export_keeps_the_existing_one(trained, monkeypatch):
 
 
 @pytest.mark.parametrize("subword_dim", [0, 8])
+@pytest.mark.slow
 def test_small_batch_is_overfit(subword_dim):
     import keras
 

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 import seqapps
-from conftest import run_cli, run_fresh
+from conftest import FRESH, assert_same_outputs, fitted, run_cli, run_fresh, sample_batches
 from seqapps.core import registry
 from seqapps.core.errors import ConfigError
 from seqapps.core.testing import make_batch
-from test_contract import FRESH, assert_same_outputs, sample_batches
 
 BAG = ["model.architecture=bag", "model.units=16", "model.embedding_dim=16", "model.subword_buckets=500",
        "train.learning_rate=0.005"]
@@ -45,40 +44,13 @@ def bag(tmp_path_factory):
             "memory": seqapps.load(run.dir), "meta": json.loads((export / "metadata.json").read_text())}
 
 
-def small_batch(*overrides):
-    """A config, its preprocessing and 16 demo sentences as dense model inputs."""
-    task = registry.get("sentiment")
-    cfg = task.default_config().override(["data.source=demo", "model.units=16", "model.embedding_dim=16",
-                                          "model.embedding_dropout=0", "model.head_dropout=0", *overrides])
-    task.validate(cfg)
-    splits = task.load_data(cfg)
-    import numpy as np
-    import tensorflow as tf
-
-    texts, labels = splits.train.materialize()
-    texts, labels = texts[:16], labels[:16]
-    prep = task.fit_preprocessing(cfg, splits)
-    features = task.encoder(cfg, prep)(tf.constant(texts))[0]
-    return task, cfg, prep, features, np.asarray([prep.label_ids()[label] for label in labels])
-
-
-def fitted(*overrides, epochs=40):
-    import keras
-
-    task, cfg, prep, features, y = small_batch(*overrides)
-    keras.utils.set_random_seed(0)
-    model = task.build_model(cfg, prep)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(features, y, epochs=epochs, batch_size=16, verbose=0)
-    return task, cfg, prep, model, history
-
-
 def probabilities(task, cfg, prep, model, texts):
     import tensorflow as tf
 
     return np.asarray(model(task.encoder(cfg, prep)(tf.constant(texts))[0], training=False))
 
 
+@pytest.mark.slow
 def test_the_bag_ignores_word_order_and_the_rnn_does_not(bag):
     for predictor in (bag["loaded"], bag["memory"]):  # the export and the run, raw strings in
         same, moved = (predictor.call(text=t)["probabilities"] for t in (SENTENCES, shuffled(SENTENCES)))
@@ -91,6 +63,7 @@ def test_the_bag_ignores_word_order_and_the_rnn_does_not(bag):
         assert (gap < 1e-6) if architecture == "bag" else (gap > 1e-3), (architecture, gap)
 
 
+@pytest.mark.slow
 def test_the_bag_overfits_a_small_batch():
     _, cfg, _, model, history = fitted("model.architecture=bag")
     assert cfg.model.subwords and any(layer.name == "bag_pooling" for layer in model.layers)
@@ -98,6 +71,7 @@ def test_the_bag_overfits_a_small_batch():
     assert history.history["accuracy"][-1] == 1.0 and history.history["loss"][-1] < 0.05
 
 
+@pytest.mark.slow
 def test_the_export_answers_in_a_fresh_tensorflow_process_like_the_run(bag, tmp_path):
     batches = sample_batches(bag)
     (tmp_path / "batches.pkl").write_bytes(pickle.dumps(batches))
@@ -118,6 +92,7 @@ def test_the_export_answers_in_a_fresh_tensorflow_process_like_the_run(bag, tmp_
     assert maps[1]["tokens"] == [] and maps[1]["attention"].shape == (0, 0, 0, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_the_bag_trains_on_jax_and_its_tensorflow_export_answers_like_the_run(bag, tmp_path):
     run = seqapps.train("sentiment", "demo", backend="jax", epochs=1, run_dir=tmp_path / "run", verbose=0,
@@ -130,6 +105,7 @@ def test_the_bag_trains_on_jax_and_its_tensorflow_export_answers_like_the_run(ba
     assert_same_outputs(loaded.call(**batch), memory.call(**batch), "bag trained on jax")
 
 
+@pytest.mark.slow
 def test_a_bad_architecture_or_bag_pooling_is_one_line(tmp_path):
     out = run_cli("train", "sentiment", "--data", "demo", "--set", "model.architecture=cnn",
                   "--run-dir", tmp_path / "r")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_cli
+from conftest import needs_data, run_cli
 from tasks.translation import data as parallel
 from seqapps.core.errors import DataError
 
@@ -88,6 +88,8 @@ def test_reader_errors_name_the_problem(tmp_path):
         parallel.load_parallel(Cfg(source=str(empty)), "translation")
 
 
+@needs_data
+@pytest.mark.slow
 def test_anki_split_follows_the_protocol():
     from seqapps.data import catalog
 
@@ -105,6 +107,7 @@ def test_anki_split_follows_the_protocol():
 
 
 @pytest.mark.parametrize("attention,cell", [("none", "gru"), ("multiplicative", "lstm"), ("additive", "rnn")])
+@pytest.mark.slow
 def test_every_attention_kind_serves_after_a_checkpoint_round_trip(attention, cell, tmp_path):
     import keras
 
@@ -179,6 +182,7 @@ def trained(tmp_path_factory):
 SAMPLE = [fr for fr, _ in PAIRS] + ["", "Xyzzy ☃ 🤖 plugh !", " ".join(["chat"] * 300)]
 
 
+@pytest.mark.slow
 def test_model_learns_the_tiny_corpus(trained):
     run, _ = trained
     predictor = run.predictor()
@@ -188,6 +192,7 @@ def test_model_learns_the_tiny_corpus(trained):
     assert run.metrics["val"]["bleu"] > 60
 
 
+@pytest.mark.slow
 def test_export_decodes_like_the_run_and_handles_odd_sources(trained):
     from seqapps import load
 
@@ -212,6 +217,7 @@ def test_export_decodes_like_the_run_and_handles_odd_sources(trained):
     assert batch == len(SAMPLE) and width == max_length and steps >= 1
 
 
+@pytest.mark.slow
 def test_predictor_api_and_attention_weights(trained):
     from seqapps import load
 
@@ -229,6 +235,7 @@ def test_predictor_api_and_attention_weights(trained):
         predictor.translate(None)
 
 
+@pytest.mark.slow
 def test_cli_predict_and_evaluate_with_plots(trained, tmp_path):
     run, export = trained
     proc = run_cli("predict", export, "Je suis fatigué.", "")
@@ -245,6 +252,7 @@ def test_cli_predict_and_evaluate_with_plots(trained, tmp_path):
     assert report["examples"] == len(PAIRS) and "1-5" in report["by_source_length"]
 
 
+@pytest.mark.slow
 def test_cli_bad_options_fail_with_one_line(tmp_path):
     proc = run_cli("train", "translation", "--data", "demo", "--set", "model.attention=dot", "--run-dir", tmp_path / "r")
     assert proc.returncode == 2 and "model.attention must be one of" in proc.stderr

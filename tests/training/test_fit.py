@@ -1,0 +1,83 @@
+"""Training: a killed run resumes from its backup; learning-rate decay and warmup."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from seqapps.core.errors import ConfigError
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_backup(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "seqapps", "train", "sentiment", "--data", "demo", "--epochs", "3",
+            "--run-dir", str(run_dir), "--set", "train.steps_per_epoch=100", "--set", "train.backup_every=5",
+            "--set", "model.units=8", "--set", "train.patience=0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run_dir / "history.csv"
+    deadline = time.time() + 240
+
+    def backed_up_epoch():  # the file may be mid-write or just replaced: read it when it is whole
+        try:
+            return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            return -1
+
+    while time.time() < deadline:  # wait until epoch 1 is logged and epoch 2 has a mid-epoch backup
+        if history.exists() and len(history.read_text().splitlines()) >= 2 and backed_up_epoch() >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    epochs_before = len(history.read_text().splitlines()) - 1
+    assert 1 <= epochs_before < 3, "the run finished before it could be interrupted"
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming the interrupted run" in again.stderr
+    epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2]  # continued; did not start over at epoch 0
+    assert not (run_dir / "backup").exists() and (run_dir / "metrics.json").exists()
+
+
+def _rates(opt, steps) -> list[float]:
+    """The optimizer's learning rate at each step count (its current rate follows ``iterations``)."""
+    out = []
+    for step in steps:
+        opt.iterations.assign(step)
+        out.append(float(opt.learning_rate))
+    return out
+
+
+def test_cosine_decay_falls_to_zero_over_all_steps_and_needs_them():
+    from seqapps.core.config import TrainConfig
+    from seqapps.training.fit import make_optimizer
+
+    rates = _rates(make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine"), total_steps=100), (0, 50, 100))
+    assert rates[0] == pytest.approx(0.01) and rates[1] == pytest.approx(0.005)
+    assert rates[2] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ConfigError, match="set train.steps_per_epoch"):
+        make_optimizer(TrainConfig(decay="cosine"))
+    with pytest.raises(ConfigError, match="train.decay must be none or cosine"):
+        make_optimizer(TrainConfig(decay="linear"), total_steps=10)
+
+
+def test_warmup_rises_linearly_then_decays_or_holds():
+    from seqapps.core.config import TrainConfig
+    from seqapps.training.fit import make_optimizer
+
+    cosine = _rates(make_optimizer(TrainConfig(learning_rate=0.01, decay="cosine", warmup=10), total_steps=110),
+                   (0, 5, 10, 60, 110))
+    assert cosine == pytest.approx([0.0, 0.005, 0.01, 0.005, 0.0], abs=1e-7)
+    held = _rates(make_optimizer(TrainConfig(learning_rate=0.01, warmup=4)), (0, 2, 4, 1000))
+    assert held == pytest.approx([0.0, 0.005, 0.01, 0.01], abs=1e-7)
+    with pytest.raises(ConfigError, match="train.warmup=10 leaves no batch"):
+        make_optimizer(TrainConfig(decay="cosine", warmup=10), total_steps=10)
