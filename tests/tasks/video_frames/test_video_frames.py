@@ -164,6 +164,7 @@ def runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_the_recurrent_model_beats_the_per_frame_baseline(runs):
     rnn, frame = runs["rnn"].metrics["test"], runs["frame"].metrics["test"]
     assert rnn["videos"] == 24 and rnn["frames"] == frame["frames"] >= 24 * 12
@@ -172,6 +173,7 @@ def test_the_recurrent_model_beats_the_per_frame_baseline(runs):
     assert len(rnn["accuracy_by_position"]) == 20 and 0 <= min(rnn["accuracy_by_position"])
 
 
+@pytest.mark.slow
 def test_predict_answers_good_items_and_names_bad_ones(runs, tmp_path):
     _, frames, labels = _video(20, seed=5)
     mp4 = write_video(tmp_path / "clip.mp4", frames)
@@ -218,6 +220,7 @@ print(json.dumps({{"labels": out["labels"].numpy().astype(str).tolist(),
 """
 
 
+@pytest.mark.slow
 def test_cli_and_a_fresh_process_answer_like_the_run(runs, tmp_path):
     from tasks.video_frames.data import encode_frames
 
@@ -243,6 +246,7 @@ def test_cli_and_a_fresh_process_answer_like_the_run(runs, tmp_path):
     assert report["accuracy"] == pytest.approx(runs["rnn"].metrics["test"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_the_crf_head_trains_exports_and_answers_like_the_run(tmp_path):
     """``model.crf=true`` (labels that come in segments): Viterbi decoding in the export, the
     same labels and probabilities as the run, one valid label per frame."""
