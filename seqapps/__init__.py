@@ -33,7 +33,7 @@ def prepare(task, data=None, out=None, **kwargs):
 
 def load(path):
     """Load an export or run directory as a Predictor; see :mod:`seqapps.inference.predictor`."""
-    from seqapps.inference.predictor import load as _load
+    from seqapps.inference.loading import load as _load
 
     return _load(path)
 

@@ -117,7 +117,7 @@ def read_text(path, max_chars: int) -> str:
 
 def record(path, text: str) -> dict:
     """``{"chars", "hidden" [time, layers, units], "cell" (LSTM) or None}`` from a run or export."""
-    from seqapps.inference.predictor import load
+    from seqapps.inference.loading import load
 
     predictor = load(path)
     if not hasattr(predictor, "states") or "states" not in predictor.signatures:

@@ -13,6 +13,7 @@ import os
 import sys
 
 from seqapps.core.commands import at_least_one as _at_least_one
+from seqapps.core.config import CHOICES
 from seqapps.core.commands import positive_int as _whole  # 0 reaches the config check, which names the key
 from seqapps.core.commands import table as _table
 from seqapps.http.command import SERVE
@@ -72,16 +73,16 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
 
     p = add("train", help="train a task by name", parents=[debug, recipe])
     p.add_argument("--run-dir", help="where the run is written (default: runs/<task>-<data>)")
-    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
+    p.add_argument("--strategy", choices=CHOICES["train.strategy"])
     p.add_argument("--no-eval", action="store_true", help="skip scoring the validation and test splits at the end")
-    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
-                   help="the Keras backend that trains (default: the task's measured fastest); exports always "
+    p.add_argument("--backend", choices=[b for b in CHOICES["train.backend"] if b],
+                   help="the Keras backend that trains (default: the dataset's, else tensorflow); exports always "
                         "use TensorFlow")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
 
     p = add("prepare", help="write a task's batches as arrays, to train where TensorFlow is not installed",
             parents=[debug, recipe])
-    p.add_argument("--backend", choices=["jax", "torch", "tensorflow"], default="jax",
+    p.add_argument("--backend", choices=[b for b in CHOICES["train.backend"] if b], default="jax",
                    help="the Keras backend the folder will train on (default: jax)")
     p.add_argument("--out", help="the folder to write (default: prepared/<task>-<data>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
@@ -248,7 +249,7 @@ def cmd_evaluate(args):
     import json
     from pathlib import Path
 
-    from seqapps.inference.predictor import load
+    from seqapps.inference.loading import load
 
     predictor = load(args.path)
     task = predictor.task
@@ -277,7 +278,7 @@ def cmd_export(args):
 
 
 def cmd_predict(args):
-    from seqapps.inference.predictor import load
+    from seqapps.inference.loading import load
 
     predictor = load(args.path)
     for line in predictor.cli_predict(list(args.inputs), args.input):

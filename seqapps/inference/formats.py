@@ -43,7 +43,7 @@ TASKS = ("sentiment",)  # tasks with an ONNX adapter below; others: SavedModel o
 def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
     """Write ``bundle`` (a :class:`seqapps.inference.bundle.Bundle`) as a ``fmt`` export to ``out_dir``,
     atomically (the same temporary-folder-and-rename as the SavedModel writer)."""
-    from seqapps.inference import export as savedmodel
+    from seqapps.inference import folders
 
     if fmt not in FORMATS or fmt == "savedmodel":
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
@@ -53,18 +53,18 @@ def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
     if task not in TASKS:
         raise ExportError(f"--format {fmt} is not available for {task} yet (it is for: {', '.join(TASKS)}); "
                           "export a SavedModel (the default)")
-    savedmodel._check_target(out_dir)
+    folders.check_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    savedmodel.remove_stale(out_dir)
+    folders.remove_stale(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        tmp.chmod(0o777 & ~savedmodel._umask())
+        tmp.chmod(0o777 & ~folders.umask())
         graph = ADAPTERS[task](bundle, tmp)
         _quantize(tmp / "model.onnx", quantize)
         metadata = bundle.metadata()
         metadata.update({"format": fmt, "quantize": quantize, "graph": graph})
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
-        savedmodel._swap_into_place(tmp, out_dir)
+        folders.swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

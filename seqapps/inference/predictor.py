@@ -47,10 +47,6 @@ class Predictor:
     @classmethod
     def from_export(cls, path) -> "Predictor":
         path = Path(path)
-        if (path / "model.onnx").is_file():  # answered by ONNX Runtime, without TensorFlow
-            from seqapps.inference import onnx_runtime
-
-            return onnx_runtime.load(path)
         import tensorflow as tf
 
         from seqapps.core import registry
@@ -203,14 +199,6 @@ def input_chunks(inputs: list[str], input_file: str | None, size: int = CHUNK):
             yield chunk
 
 
-def load(path) -> Predictor:
-    """Load an export (or a run directory) as a :class:`Predictor`."""
-    path = Path(path)
-    if (path / "run.json").exists():
-        return Predictor.from_run(path)
-    if not path.exists():
-        raise ExportError(f"{path}: no such export or run directory")
-    return Predictor.from_export(path)
 
 
 def decode_strings(array) -> list:

@@ -21,9 +21,10 @@ import subprocess
 import sys
 import warnings
 
+from seqapps.core.config import CHOICES
 from seqapps.core.errors import ConfigError, SeqappsError
 
-BACKENDS = ("tensorflow", "jax", "torch")
+BACKENDS = tuple(b for b in CHOICES["train.backend"] if b)  # declared once, on the config field
 # tf.data hands JAX int64 ids, which it keeps as int32 (ids and lengths fit): the same note at every step is noise
 warnings.filterwarnings("ignore", message="Explicitly requested dtype int64", category=UserWarning)
 #: what to install for a backend (the pins in requirements.txt)

@@ -20,6 +20,7 @@ from seqapps.training import distribute, backends as engine
 
 from seqapps.core import presets, registry
 from seqapps.core.errors import ConfigError, SeqappsError
+from seqapps.core import config as configlib
 from seqapps.core.task import whole
 from seqapps.training.run_dir import locked, versions
 from seqapps.inference.trained import TrainedRun as Run  # a run directory that can predict and export
@@ -60,8 +61,9 @@ def make_optimizer(train_cfg, total_steps: int | None = None):
 
     kinds = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
              "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
-    if train_cfg.optimizer not in kinds:
-        raise ConfigError(f"train.optimizer must be one of {', '.join(kinds)}, got {train_cfg.optimizer!r}")
+    allowed = configlib.CHOICES["train.optimizer"]  # the one list of names; kinds maps each to its class
+    if train_cfg.optimizer not in allowed:
+        raise ConfigError(f"train.optimizer must be one of {', '.join(allowed)}, got {train_cfg.optimizer!r}")
     extra = {"clipnorm": train_cfg.clipnorm} if train_cfg.clipnorm else {}
     if train_cfg.ema:
         extra.update(use_ema=True, ema_momentum=train_cfg.ema)

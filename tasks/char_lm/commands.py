@@ -18,7 +18,7 @@ def _generate_arguments(p):
 
 def _generate(args):
     from seqapps.core.errors import SeqappsError
-    from seqapps.inference.predictor import load
+    from seqapps.inference.loading import load
 
     predictor = load(args.path)
     if not hasattr(predictor, "generate"):

@@ -123,7 +123,7 @@ class Sentiment(Task):
                       "accuracy", ("train.batch_size=256", "train.learning_rate=0.002", "train.decay=cosine",
                                    "model.subword_dim=32"), data="sst2"),
                Preset("bag", "the one-to-one baseline: the defaults with the bag encoder (mean of the word + "
-                      "subword vectors, one ReLU layer of 64; SST-2 test 0.8292)", ("model.architecture=bag",)))
+                      "subword vectors, one ReLU layer of 64)", ("model.architecture=bag",)))
 
     def validate(self, cfg):
         super().validate(cfg)

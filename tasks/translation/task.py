@@ -21,12 +21,12 @@ import dataclasses
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from seqapps.core.config import FRACTION, Config, DataConfig, ModelConfig, Range, TrainConfig, TransformerConfig
-from tasks.translation.data import ParallelVocab, load_parallel, training_source_keys, unseen_sources
-from seqapps.data.pipeline import bucketed_batches
+from tasks.translation.data import (ParallelVocab, fits, load_parallel, pair_lengths, training_source_keys,
+                                    unseen_sources)
+from seqapps.data.streaming import bucketed_stream, chunked
 from seqapps.core.errors import DataError
 from seqapps.analysis.metrics import format_translation, length_buckets, score_translations
 from seqapps.layers.transformer import ARCHITECTURES
@@ -96,34 +96,64 @@ class Translation(Task):
               "data.target_vocab_size": Range(5), "train.label_smoothing": FRACTION}
     presets = (Preset("fr-en", "French -> English, the task defaults (5 passes, no early stop)", ("train.patience=0",),
                       data="anki_fra_eng"),
-               # 0.15 s a batch at width 192 against 0.21 at 256 (a 60-batch probe, 2026-12-06; benchmarks/RESULTS.md)
-               Preset("fr-en-fast", "French -> English, the recipe at 192 units per direction: about 0.7x "
-                      "the fit time (test BLEU 50.07 in 951 s on 2 CPU cores)", ("model.units=192", "train.patience=0")),
+               Preset("fr-en-fast", "French -> English, the recipe at 192 units per direction (a shorter fit; "
+                      "benchmarks/RESULTS.md has what it gives)", ("model.units=192", "train.patience=0")),
                Preset("en-fr", "English -> French with the same recipe",
                       ("data.source_lang=en", "data.target_lang=fr", "train.patience=0")),
-               # 4 passes without dropout: test BLEU 50.55 in 889 s of fit on 2 AVX-512 CPU cores
-               # (benchmarks/RESULTS.md); the 900-s limit ends it sooner on slower CPUs
+               # the 900-s limit ends it sooner on slower CPUs
                Preset("fr-en-transformer", "French -> English with the encoder-decoder transformer (3 + 3 blocks, "
-                      "width 192, 4 heads), warm-up, label smoothing, no dropout, 4 passes within 15 minutes of fit "
-                      "(test BLEU 50.55 in 889 s on 2 CPU cores)",
+                      "width 192, 4 heads), warm-up, label smoothing, no dropout, 4 passes within 15 minutes of fit",
                       ("model.architecture=transformer", "model.units=192", "model.layers=3", "model.heads=4",
                        "model.dropout=0.0", "train.learning_rate=2e-3", "train.warmup=300",
                        "train.label_smoothing=0.1", "train.epochs=4", "train.time_limit=900", "train.patience=0")))
 
     def load_data(self, cfg, data_dir=None):
+        """Streamed splits (:class:`tasks.translation.data.ParallelStream`); the fitting pass runs
+        (or is read from its cache) here, so bad data fails before anything is written."""
         return load_parallel(cfg.data, self.name, data_dir)
 
+    def encoder(self, cfg, prep, pipeline: bool = False):
+        """``encode(text, width=None) -> source ids`` for a batch of raw source texts: the one
+        function training (in tf.data, ``pipeline``) and the export's signatures both run
+        (:meth:`tasks.translation.data.ParallelVocab.source_encoder`)."""
+        return prep.source_encoder(pipeline=pipeline)
+
     def datasets(self, cfg, prep, splits):
-        def make(split, shuffle):
-            source, target_in, target_out = prep.encode(*split)
-            if source.nrows() == 0:
-                raise DataError(f"{cfg.data.source}: no pair fits data.max_length={prep.max_length} source tokens "
-                                f"and data.max_output_length={prep.max_output_length} output steps")
-            lengths = np.maximum(source.row_lengths().numpy(), target_in.row_lengths().numpy())
-            ds = bucketed_batches({"source": source, "target_in": target_in}, target_out, lengths,
-                                  cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed,
-                                  full=cfg.train.fills_batches())
-            return ds.map(lambda x, y: (x, y, tf.cast(tf.not_equal(y, 0), tf.float32)))
+        """Batches ``({"source", "target_in"}, target_out, sample_weight)`` made in tf.data on the
+        streamed pairs: pairs that do not fit (``data.max_length`` source tokens,
+        ``data.max_output_length`` output steps) filtered out, bucketed by length on the stream."""
+        encode_source, encode_target = self.encoder(cfg, prep, pipeline=True), prep.target_encoder()
+        fit, target_standardize = splits.info["fit"], prep.target_standardize
+        max_length, max_output_length = prep.max_length, prep.max_output_length
+
+        def make(stream, training):
+            n = fit["fits"][stream.role]
+            if n == 0:
+                raise DataError(f"{cfg.data.source}: no pair fits data.max_length={max_length} source tokens "
+                                f"and data.max_output_length={max_output_length} output steps")
+            # after data.fit_sample, a pair not read by the pass may be longer than the longest it saw
+            longest = max(max_length, max_output_length) if fit["sampled"] else fit["longest"][stream.role]
+
+            def rows():
+                return chunked(stream.rows(), (object, object))
+
+            def lengths(source, target):
+                src, tgt = pair_lengths(source, target, target_standardize)
+                return tf.maximum(src, tgt + 1)
+
+            def keep(source, target):
+                return fits(*pair_lengths(source, target, target_standardize), max_length, max_output_length)
+
+            def encode(source, target, width):
+                target_in, target_out = encode_target(target, width)
+                x = {"source": encode_source(source, width), "target_in": target_in}
+                return x, target_out, tf.cast(tf.not_equal(target_out, 0), tf.float32)
+
+            return bucketed_stream(
+                rows, (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)), lengths, encode,
+                cfg.train.batch_size, n, longest, shuffle=training, buffer=cfg.data.shuffle_buffer,
+                seed=cfg.train.seed, full=cfg.train.fills_batches(), exact=not fit["sampled"], keep_fn=keep)
+
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):

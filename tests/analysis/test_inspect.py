@@ -81,7 +81,7 @@ def test_inspect_writes_html_png_and_ranking(model_and_text):
 def test_the_recorded_gates_rebuild_the_lstm_states(model_and_text):
     """c_t = f * c_(t-1) + i * g and h_t = o * tanh(c_t), from the export's recorded gates and states."""
     run, sample, _ = model_and_text
-    from seqapps.inference.predictor import load
+    from seqapps.inference.loading import load
 
     states = load(run.dir).states(sample.read_text()[:300])
     g, c, h = states["gates"], states["cell"][:, 0], states["hidden"][:, 0]
@@ -117,7 +117,7 @@ def test_states_match_the_keras_layer(model_and_text):
     import keras
 
     run, sample, _ = model_and_text
-    from seqapps.inference.predictor import load
+    from seqapps.inference.loading import load
     from tasks.char_lm.data import CharVocab
 
     text = sample.read_text()[:200]

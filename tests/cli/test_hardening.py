@@ -111,7 +111,7 @@ def test_export_onto_a_regular_file_is_refused(sentiment_export, tmp_path):
 
 @pytest.mark.slow
 def test_an_export_cleans_what_killed_exports_left(sentiment_export, tmp_path):
-    from seqapps.inference.export import remove_stale
+    from seqapps.inference.folders import remove_stale
 
     target = tmp_path / "model"
     dead = 2 ** 22 + 12345  # above the default pid_max: no such process
