@@ -101,8 +101,10 @@ def score_run(run, task, export_dir, speed_sentences) -> dict:
     from seqapps import load
     from seqapps.analysis.metrics import score_translations
 
+    from seqapps.core.task import whole
+
     export = run.export(export_dir)
-    sources, references = task.load_data(run.config).test  # the run's own direction and split
+    sources, references = whole(task.load_data(run.config).test)  # the run's own direction and split
     predictor = load(export)
     unseen = task.unseen(predictor, sources)
     t = time.time()
@@ -148,12 +150,13 @@ def count_unseen(task) -> dict:
     """Per direction of the protocol's split: test pairs, and how many have a source that is no training
     source, compared as the model reads them (standardized) and as exact strings."""
     from tasks.translation.data import unseen_sources
+    from seqapps.core.task import whole
     from seqapps.training.fit import resolve_config
 
     out = {}
     for preset in ("fr-en", "en-fr"):
         splits = task.load_data(resolve_config(task, DATA, preset=preset))
-        (sources, _), train_sources = splits.test, splits.train[0]
+        (sources, _), train_sources = whole(splits.test), whole(splits.train)[0]
         exact = set(train_sources)
         out[preset] = {"test_pairs": len(sources), "unseen": len(unseen_sources(sources, train_sources)),
                        "unseen_exact_string": sum(s not in exact for s in sources),

@@ -266,9 +266,19 @@ def chunked(rows: Iterable[tuple], dtypes: tuple, size: int = 1024) -> Iterator[
 
 
 # -- batches on a stream -------------------------------------------------------------------------------
+def _kept(*example):
+    """The keep flag :func:`bucketed_stream` adds last to an example (with ``keep_fn``)."""
+    return example[-1]
+
+
+def _without_last(*example):
+    return example[:-1]
+
+
 def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_fn: Callable, encode_fn: Callable,
                     batch_size: int, n_examples: int, longest: int, *, shuffle: bool, buffer: int = 100_000,
-                    seed: int = 0, full: bool = False, boundaries: list[int] | None = None, exact: bool = True):
+                    seed: int = 0, full: bool = False, boundaries: list[int] | None = None, exact: bool = True,
+                    keep_fn: Callable | None = None):
     """Padded batches of similar length from a stream of raw examples.
 
     ``generator()`` yields raw examples in chunks: tuples of arrays matching ``output_signature``
@@ -280,7 +290,11 @@ def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_
     ``ceil(n_examples / batch_size)`` batches an epoch (``floor`` with ``full``, whose batches are
     all ``batch_size``), so the epoch has an exact length while the reading never stops; without
     shuffling (validation), one pass in order, every example once, in plain batches (``exact``: the
-    batch count is known, ``n_examples`` being the split's exact size)."""
+    batch count is known, ``n_examples`` being the split's exact size).
+
+    ``keep_fn`` (optional): maps a batch of raw examples (as ``length_fn`` does) to a boolean mask of
+    those to keep; the others are filtered out of the stream (a ``tf.data`` filter) before batching,
+    and ``n_examples`` and ``longest`` count the kept ones only."""
     import tensorflow as tf
 
     from seqapps.data.pipeline import default_boundaries
@@ -299,6 +313,10 @@ def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_
 
     def with_lengths(ds):
         # lengths of many rows at once (string ops vectorize), then back to single examples
+        if keep_fn is not None:
+            ds = ds.batch(1024).map(lambda *b: (*b, tf.cast(length_fn(*b), tf.int32), keep_fn(*b)),
+                                    num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+            return ds.filter(_kept).map(_without_last)
         return ds.batch(1024).map(lambda *b: (*b, tf.cast(length_fn(*b), tf.int32)),
                                   num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 

@@ -16,6 +16,17 @@ Sources
 - ``tfds:NAME`` (for example ``tfds:ted_hrlr_translate/pt_to_en``): features named by
   language code, its train/validation/test splits.
 
+Streaming
+---------
+Files are never read whole: each split is a :class:`ParallelStream` that reads its pairs
+when asked, and what must be fitted (the source and target token counts of the
+vocabularies, the split sizes, the longest pair that trains) comes from one streaming pass
+over the files (:func:`fit_parallel`), cached by their sizes and modification times
+(:func:`seqapps.data.streaming.fitting_pass`). A line of a pairs file with too few columns
+stops with one line naming file:line, or, with ``data.skip_bad_rows=true``, is skipped and
+counted; ``data.fit_sample=N`` fits on the first N training pairs. Pairs with an empty side
+are left out of every split.
+
 Splits
 ------
 A source without its own splits is split by the MD5 hex digest of the UTF-8 bytes of
@@ -35,10 +46,13 @@ and clitics into tokens (``l'homme`` -> ``l' homme``, ``don't`` -> ``do n't``,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
+import itertools
 import re
 from pathlib import Path
+from typing import Iterator
 
 import keras
 import numpy as np
@@ -46,12 +60,14 @@ import tensorflow as tf
 
 from seqapps.data import text as textlib
 from seqapps.data.preprocessing import Preprocessing, save_vocab
-from seqapps.data.sources import Reader, load_splits, resolve
-from seqapps.data.splits import split
+from seqapps.data.sources import read_tfds, resolve
+from seqapps.data.splits import find_split_files, split
+from seqapps.data.streaming import BadRows, ByteLines, TokenCounter, fitting_pass, hash_role
 from seqapps.core.errors import DataError
 from seqapps.core.task import Splits
 
 START, END = "[START]", "[END]"
+FIT_BATCH = 16384     # pairs standardized at once in the fitting pass
 _LANG = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
 
 _ELISION = r"(?i)(^|[^\pL])([cdjlmnst]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'"
@@ -94,54 +110,122 @@ def detokenize(joined, french_spacing: bool = False):
     return tf.strings.strip(text)
 
 
-# -- reading -------------------------------------------------------------------------------------
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    except OSError as e:
-        raise DataError(f"{path}: {e.strerror}") from None
+# -- reading, one line at a time ---------------------------------------------------------------------
+def numbered_lines(path: Path, lines: ByteLines | None = None) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` of a UTF-8 text file read one line at a time, numbered and split as
+    ``str.splitlines`` splits the whole text (``\\r``, ``\\x85``, ``\\u2028``... end a line too).
+    ``lines``: the :class:`~seqapps.data.streaming.ByteLines` to read through (its ``bytes`` tell
+    the progress)."""
+    number = 0
+    for text in (lines if lines is not None else ByteLines(path)):
+        for line in text.splitlines():
+            number += 1
+            yield number, line
 
 
-def read_pairs_file(path, columns: list[str] | None, source_lang: str, target_lang: str):
-    """A tab-separated pairs file -> (sources, targets)."""
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where a pairs file holds each side: the column indices, how many columns a row needs, the
+    columns' languages (for messages) and the number of the header line (0: none)."""
+
+    source: int
+    target: int
+    need: int
+    columns: tuple
+    header_line: int = 0
+
+
+def pairs_layout(path, columns: list[str] | None, source_lang: str, target_lang: str) -> Layout:
+    """The layout of a tab-separated pairs file, from ``columns`` or its first non-blank line
+    (a header when its first two fields are language codes), read alone."""
     path = Path(path)
-    lines = _read_lines(path)
-    rows = [(i + 1, line.split("\t")) for i, line in enumerate(lines) if line.strip()]
-    if not rows:
+    first = next(((n, line.split("\t")) for n, line in numbered_lines(path) if line.strip()), None)
+    if first is None:
         raise DataError(f"{path}: the file is empty; expected one tab-separated sentence pair a line")
-    if not columns and len(rows[0][1]) >= 2 and all(_LANG.match(c.strip()) for c in rows[0][1][:2]):
-        columns = [c.strip() for c in rows[0][1]]
-        rows = rows[1:]
+    header_line = 0
+    if not columns and len(first[1]) >= 2 and all(_LANG.match(c.strip()) for c in first[1][:2]):
+        columns, header_line = [c.strip() for c in first[1]], first[0]
     columns = list(columns or [source_lang, target_lang])
     for lang in (source_lang, target_lang):
         if lang not in columns:
             raise DataError(f"{path}: no {lang!r} column; its columns are {', '.join(columns)} "
                             f"(set data.columns, data.source_lang and data.target_lang)")
     si, ti = columns.index(source_lang), columns.index(target_lang)
-    need = max(si, ti) + 1
-    sources, targets = [], []
-    for number, fields in rows:
-        if len(fields) < need:
-            raise DataError(f"{path}:{number}: expected {need} tab-separated columns ({', '.join(columns)}), "
-                            f"found {len(fields)}")
-        sources.append(fields[si].strip())
-        targets.append(fields[ti].strip())
-    return sources, targets
+    return Layout(si, ti, max(si, ti) + 1, tuple(columns), header_line)
 
 
-def _read_aligned(src_path: Path, tgt_path: Path):
-    src, tgt = _read_lines(src_path), _read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise DataError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; "
-                        "aligned files need one sentence a line, the same count")
-    return [s.strip() for s in src], [t.strip() for t in tgt]
+def pairs_file_rows(path, layout: Layout, bad: BadRows, lines: ByteLines | None = None):
+    """``(source, target)`` of every non-blank line of a pairs file, stripped; a line with too few
+    columns is a bad row (an error naming file:line, or skipped and counted)."""
+    for number, line in numbered_lines(path, lines):
+        if number == layout.header_line or not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < layout.need:
+            bad.bad(f"{path}:{number}", f"expected {layout.need} tab-separated columns "
+                                        f"({', '.join(layout.columns)}), found {len(fields)}")
+            continue
+        yield fields[layout.source].strip(), fields[layout.target].strip()
 
 
-def _read_path(path: Path, columns, source_lang: str, target_lang: str):
-    """A pairs file, one side of aligned files (``train.fr`` beside ``train.en``), or a
-    folder holding one pair of aligned files (``corpus.fr``, ``corpus.en``)."""
+def aligned_rows(src_path: Path, tgt_path: Path, src_lines: ByteLines | None = None,
+                 tgt_lines: ByteLines | None = None):
+    """``(source, target)`` of two aligned files read in step, stripped; files of different line
+    counts are an error (found when the shorter ends)."""
+    src, tgt, n = numbered_lines(src_path, src_lines), numbered_lines(tgt_path, tgt_lines), 0
+    for a, b in itertools.zip_longest(src, tgt):
+        if a is None or b is None:
+            n_src = n + (a is not None) + sum(1 for _ in src)
+            n_tgt = n + (b is not None) + sum(1 for _ in tgt)
+            raise DataError(f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt}; "
+                            "aligned files need one sentence a line, the same count")
+        n += 1
+        yield a[1].strip(), b[1].strip()
+
+
+# -- pieces of a source ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """A pairs file (``path`` and its ``layout``), two aligned files (``path`` the source side,
+    ``target_path`` the target side), or pairs in memory (``rows``: demo and tfds sources); and how
+    its pairs get a split: ``role`` for all of them, or, with ``fractions`` (``(val_fraction,
+    test_fraction)``), by the MD5 bucket of one side's sentence (``key``: 0 the source, 1 the
+    target; see the module docstring)."""
+
+    path: Path | None = None
+    target_path: Path | None = None
+    layout: Layout | None = None
+    rows: tuple = ()
+    role: str = "train"
+    fractions: tuple | None = None
+    key: int = 1
+
+    @property
+    def files(self) -> list[Path]:
+        return [p for p in (self.path, self.target_path) if p is not None]
+
+    def role_of(self, pair) -> str:
+        return hash_role(pair[self.key], *self.fractions) if self.fractions else self.role
+
+    def roles(self) -> set:
+        if not self.fractions:
+            return {self.role}
+        return {"train", *(["val"] if round(100 * self.fractions[0]) > 0 else []),
+                *(["test"] if round(100 * self.fractions[1]) > 0 else [])}
+
+    def pairs(self, bad: BadRows, lines: list[ByteLines] | None = None):
+        """Every ``(source, target)`` of the piece, in order, before any cleaning."""
+        lines = lines or [None, None]
+        if self.path is None:
+            return iter(self.rows)
+        if self.target_path is not None:
+            return aligned_rows(self.path, self.target_path, *lines)
+        return pairs_file_rows(self.path, self.layout, bad, lines[0])
+
+
+def _file_piece(path: Path, columns, source_lang: str, target_lang: str, **how) -> Piece:
+    """A pairs file, one side of aligned files (``train.fr`` beside ``train.en``), or a folder
+    holding one pair of aligned files (``corpus.fr``, ``corpus.en``), as a piece."""
     if path.is_dir():
         stems = sorted({p.stem for p in path.glob(f"*.{source_lang}")}
                        & {p.stem for p in path.glob(f"*.{target_lang}")})
@@ -150,14 +234,30 @@ def _read_path(path: Path, columns, source_lang: str, target_lang: str):
                             "(or a tab-separated pairs file)")
         if len(stems) > 1:
             raise DataError(f"{path}: several aligned file pairs ({', '.join(stems)}); name them train/dev/test")
-        return _read_aligned(path / f"{stems[0]}.{source_lang}", path / f"{stems[0]}.{target_lang}")
+        return Piece(path / f"{stems[0]}.{source_lang}", path / f"{stems[0]}.{target_lang}", **how)
     if path.suffix == f".{source_lang}" and path.with_suffix(f".{target_lang}").is_file():
-        return _read_aligned(path, path.with_suffix(f".{target_lang}"))
-    return read_pairs_file(path, columns, source_lang, target_lang)
+        return Piece(path, path.with_suffix(f".{target_lang}"), **how)
+    return Piece(path, layout=pairs_layout(path, columns, source_lang, target_lang), **how)
 
 
-def load_parallel(data_cfg, task: str, data_dir=None) -> Splits:
-    """Sentence pairs per split as ``(sources, targets)`` lists (see the module docstring)."""
+@dataclasses.dataclass
+class Settings:
+    """What reading a parallel source depends on (part of the fitting pass's cache key)."""
+
+    source_lang: str = "fr"
+    target_lang: str = "en"
+    lowercase_target: bool = False
+    max_length: int = 40
+    max_output_length: int = 50
+    skip_bad_rows: bool = False
+
+    @property
+    def target_standardize(self):
+        return standardize if self.lowercase_target else standardize_cased
+
+
+def pieces_of(data_cfg, task: str, data_dir=None) -> tuple[list[Piece], Settings, object]:
+    """The pieces of ``data_cfg.source`` and the settings that read them (see the module docstring)."""
     source = resolve(data_cfg.source, task, data_dir)
     src_lang, tgt_lang = data_cfg.source_lang, data_cfg.target_lang
     if src_lang == tgt_lang:
@@ -166,29 +266,180 @@ def load_parallel(data_cfg, task: str, data_dir=None) -> Splits:
     if split_by not in (src_lang, tgt_lang):
         raise DataError(f"data.split_by must be the source or target language ({src_lang} or {tgt_lang}), "
                         f"got {split_by!r}")
+    key = 0 if split_by == src_lang else 1
+    settings = Settings(src_lang, tgt_lang, bool(data_cfg.lowercase_target), int(data_cfg.max_length),
+                        int(data_cfg.max_output_length), bool(getattr(data_cfg, "skip_bad_rows", False)))
+    fractions = (source.options.get("val_fraction", data_cfg.val_fraction),
+                 source.options.get("test_fraction", data_cfg.test_fraction))
+    if source.kind == "demo":
+        rows = tuple(zip(*_demo_pairs(task, src_lang, tgt_lang)))
+        return [Piece(rows=rows, fractions=fractions, key=key)], settings, source
+    if source.kind == "tfds":
+        def by_hash(pairs, val_fraction, test_fraction):
+            return split(pairs, val_fraction, test_fraction, keys=pairs[key])
 
-    def by_hash(pairs, val_fraction, test_fraction):
-        return split(pairs, val_fraction, test_fraction, keys=pairs[0] if split_by == src_lang else pairs[1])
+        def convert(examples, split_name):
+            return _from_tfds(examples, source.tfds_name, split_name, data_cfg)
 
-    def read(path, cfg, options):
-        return _read_path(path, list(cfg.columns or options.get("columns") or []), src_lang, tgt_lang)
+        parts = read_tfds(source.tfds_name, convert, fractions[0], by_hash)
+        return [Piece(rows=tuple(zip(*part)), role=role, key=key) for role, part in parts.items()
+                if part is not None], settings, source
+    columns = list(data_cfg.columns or source.options.get("columns") or [])
+    files = dict(source.paths)
+    if "path" in files:
+        path = files.pop("path")
+        found = find_split_files(path, (f".{src_lang}",), required=False) if path.is_dir() else {}
+        files = found or {"all": path}
+    if "all" in files:
+        return [_file_piece(files["all"], columns, src_lang, tgt_lang, fractions=fractions, key=key)], settings, source
+    pieces = {role: _file_piece(p, columns, src_lang, tgt_lang, role=role, key=key) for role, p in files.items()}
+    if "val" not in pieces:  # carved from the training file by hash, as a piece in one file would be
+        pieces["train"] = dataclasses.replace(pieces["train"], fractions=(fractions[0], 0.0))
+    return list(pieces.values()), settings, source
 
-    reader = Reader(lambda cfg: _demo_pairs(task, src_lang, tgt_lang), read, _from_tfds, (f".{src_lang}",),
-                    by_hash, "sentence pairs", folder_piece=True)
-    parts, _ = load_splits(data_cfg, task, reader, data_dir, source)
 
-    def clean(pair):
-        keep = [i for i, (s, t) in enumerate(zip(*pair)) if s and t]
-        return [pair[0][i] for i in keep], [pair[1][i] for i in keep]
+# -- the streamed splits ------------------------------------------------------------------------------
+class ParallelStream:
+    """One split (``train``, ``val`` or ``test``) of a parallel source, read when iterated:
+    ``rows()`` yields its ``(source, target)`` pairs (both sides non-empty); ``n`` is their number
+    (from the fitting pass; an estimate after ``data.fit_sample``); ``materialize()`` returns
+    ``(sources, targets)`` lists, what scoring reads."""
 
-    parts = {k: clean(v) for k, v in parts.items() if v is not None}
-    if not parts["train"][0]:
+    def __init__(self, pieces: list[Piece], role: str, settings: Settings, n: int = 0, what: str = ""):
+        self.pieces, self.role, self.settings, self.n, self.what = pieces, role, settings, n, what
+
+    def rows(self) -> Iterator[tuple[str, str]]:
+        for piece in self.pieces:
+            if self.role not in piece.roles():
+                continue
+            for pair in piece.pairs(BadRows(self.settings.skip_bad_rows)):
+                if pair[0] and pair[1] and piece.role_of(pair) == self.role:
+                    yield pair
+
+    __iter__ = rows
+
+    def materialize(self) -> tuple[list[str], list[str]]:
+        sources, targets = [], []
+        for s, t in self.rows():
+            sources.append(s)
+            targets.append(t)
+        return sources, targets
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def load_parallel(data_cfg, task: str, data_dir=None, verbose: bool = True) -> Splits:
+    """Streamed splits (:class:`ParallelStream`) of ``data_cfg.source`` and, in ``info["fit"]``,
+    what the fitting pass found (see :func:`fit_parallel`)."""
+    pieces, settings, source = pieces_of(data_cfg, task, data_dir)
+    caps = (max(50 * data_cfg.source_vocab_size, 500_000), max(50 * data_cfg.target_vocab_size, 500_000))
+    limits = (data_cfg.source_vocab_size - 2, max(data_cfg.target_vocab_size - 2, 3) - 2)
+    fit_sample = int(getattr(data_cfg, "fit_sample", 0) or 0)
+    files = [f for p in pieces for f in p.files]
+    key = {"task": task, "reader": 1, "settings": dataclasses.asdict(settings),
+           "pieces": [[p.role, p.fractions, p.key, dataclasses.asdict(p.layout) if p.layout else None,
+                       [str(f) for f in p.files]] for p in pieces],
+           "caps": caps, "limits": limits, "fit_sample": fit_sample}
+    fit = fitting_pass(f"{task} on {data_cfg.source}", files, key,
+                       lambda progress: fit_parallel(pieces, settings, caps, limits, fit_sample, progress),
+                       cache=bool(files) and source.kind != "tfds", verbose=verbose)
+    if fit["bad_rows"]:
+        import sys
+
+        print(f"skipped {fit['bad_rows']:,} bad row(s) (data.skip_bad_rows); the first: {fit['first_bad']}",
+              file=sys.stderr)
+    counts = fit["counts"]
+    if not counts["train"]:
         raise DataError(f"{data_cfg.source}: no non-empty sentence pairs for training")
-    if not parts["val"][0]:
-        raise DataError(f"{data_cfg.source}: the validation split is empty ({len(parts['train'][0])} training "
+    if not counts["val"]:
+        raise DataError(f"{data_cfg.source}: the validation split is empty ({counts['train']} training "
                         "pairs); raise data.val_fraction or give a dev file")
-    return Splits(parts["train"], parts["val"], parts.get("test") or None,
-                  {"source_lang": src_lang, "target_lang": tgt_lang})
+    streams = {role: ParallelStream(pieces, role, settings, counts[role], data_cfg.source)
+               for role in ("train", "val", "test")}
+    return Splits(streams["train"], streams["val"], streams["test"] if fit["read"]["test"] else None,
+                  {"source_lang": settings.source_lang, "target_lang": settings.target_lang, "fit": fit})
+
+
+def pair_lengths(sources, targets, target_standardize):
+    """Tokens per source and per target (after their standardization), as numpy arrays or, in a
+    graph, tensors; the lengths the training pairs are filtered and bucketed by."""
+    src = tf.strings.split(standardize(sources)).row_lengths()
+    tgt = tf.strings.split(target_standardize(targets)).row_lengths()
+    return src, tgt
+
+
+def fits(src_lengths, tgt_lengths, max_length: int, max_output_length: int):
+    """Which pairs train: a source of at most ``max_length`` tokens and a target that fits in
+    ``max_output_length`` steps with its end token."""
+    return (src_lengths <= max_length) & (tgt_lengths < max_output_length)
+
+
+def fit_parallel(pieces: list[Piece], settings: Settings, caps, limits, fit_sample: int, progress) -> dict:
+    """The fitting pass, one read of every piece: per split, ``read`` (pairs read), ``counts``
+    (pairs with both sides non-empty: the split's size), ``fits`` (those that train: see
+    :func:`fits`) and ``longest`` (the most time steps of a pair that fits, source or target with its
+    start token); the training split's ``source_tokens`` and ``target_tokens`` ranked as
+    ``TextVectorization.adapt`` ranks them (count, then token, descending; the first ``limits``);
+    ``bad_rows`` and ``first_bad``; ``sampled`` (after ``data.fit_sample``, sizes estimated from the
+    share of bytes read)."""
+    roles = ("train", "val", "test")
+    counters = TokenCounter(caps[0]), TokenCounter(caps[1])
+    read, counts, kept, longest = ({r: 0 for r in roles} for _ in range(4))
+    batch = {r: ([], []) for r in roles}
+    bad = BadRows(settings.skip_bad_rows)
+    done_bytes, sampled, read_bytes = 0, False, 0
+    total_bytes = sum(f.stat().st_size for p in pieces for f in p.files)
+
+    def flush(role):
+        sources, targets = batch[role]
+        if not sources:
+            return
+        words = (tf.strings.split(standardize(tf.constant(sources))),
+                 tf.strings.split(settings.target_standardize(tf.constant(targets))))
+        src_n, tgt_n = (w.row_lengths().numpy() for w in words)
+        keep = fits(src_n, tgt_n, settings.max_length, settings.max_output_length)
+        kept[role] += int(keep.sum())
+        if keep.any():
+            longest[role] = max(longest[role], int(np.maximum(src_n, tgt_n + 1)[keep].max()))
+        if role == "train":
+            for counter, w in zip(counters, words):
+                tokens, _, n = tf.unique_with_counts(w.flat_values)
+                counter.add(tokens.numpy().tolist(), n.numpy().tolist())
+        batch[role] = ([], [])
+
+    for piece in pieces:
+        lines = [ByteLines(f) for f in piece.files]
+        for pair in piece.pairs(bad, lines):
+            role = piece.role_of(pair)
+            read[role] += 1
+            if not (pair[0] and pair[1]):
+                continue
+            counts[role] += 1
+            batch[role][0].append(pair[0])
+            batch[role][1].append(pair[1])
+            if len(batch[role][0]) >= FIT_BATCH:
+                flush(role)
+            if counts["train"] % 1000 == 0:
+                progress(sum(counts.values()), done_bytes + sum(b.bytes for b in lines))
+            if fit_sample and counts["train"] >= fit_sample:
+                sampled, read_bytes = True, done_bytes + sum(b.bytes for b in lines)
+                break
+        done_bytes += sum(b.bytes for b in lines)
+        if sampled:
+            break
+    for role in roles:
+        flush(role)
+    progress(sum(counts.values()), done_bytes)
+    if sampled and read_bytes:  # the sizes of the splits, estimated from the share of bytes read
+        scale = total_bytes / read_bytes
+        read, counts, kept = ({k: int(round(v * scale)) for k, v in d.items()} for d in (read, counts, kept))
+    ranked = [[t.decode("utf-8", "replace") for t in c.ranked(max(limit, 0))] if limit > 0 else []
+              for c, limit in zip(counters, limits)]
+    return {"read": read, "counts": counts, "fits": kept, "longest": longest,
+            "source_tokens": ranked[0], "target_tokens": ranked[1],
+            "tokens_dropped": [c.dropped for c in counters], "bad_rows": bad.count, "first_bad": bad.first,
+            "sampled": sampled}
 
 
 def _demo_pairs(task, src_lang, tgt_lang):
@@ -243,14 +494,20 @@ _TRAINING_KEYS: dict[str, frozenset] = {}
 
 def training_source_keys(data_cfg, task: str = "translation", data_dir=None) -> frozenset:
     """The :func:`source_keys` of the training split that ``data_cfg`` reads (kept per config, so
-    scoring the validation and the test split reads the data once)."""
-    import dataclasses
+    scoring the validation and the test split reads the data once), read as a stream."""
     import json
 
     key = json.dumps([dataclasses.asdict(data_cfg), task, str(data_dir)], sort_keys=True)
     if key not in _TRAINING_KEYS:
         _TRAINING_KEYS.clear()
-        _TRAINING_KEYS[key] = frozenset(source_keys(load_parallel(data_cfg, task, data_dir).train[0]))
+        keys, chunk = set(), []
+        for source, _ in load_parallel(data_cfg, task, data_dir, verbose=False).train.rows():
+            chunk.append(source)
+            if len(chunk) >= FIT_BATCH:
+                keys.update(source_keys(chunk))
+                chunk = []
+        keys.update(source_keys(chunk))
+        _TRAINING_KEYS[key] = frozenset(keys)
     return _TRAINING_KEYS[key]
 
 
@@ -271,10 +528,13 @@ class ParallelVocab(Preprocessing):
 
     @classmethod
     def fit(cls, cfg, splits) -> "ParallelVocab":
-        (sources, targets), data_cfg = splits.train, cfg.data
-        target_std = standardize if data_cfg.lowercase_target else standardize_cased
-        src = textlib.fit_vocabulary(sources, data_cfg.source_vocab_size, standardize)
-        tgt = textlib.fit_vocabulary(targets, max(data_cfg.target_vocab_size - 2, 3), target_std)
+        """The vocabularies from the fitting pass's ranked training tokens: the padding and unknown
+        entries, then the ``data.source_vocab_size - 2`` (target: ``data.target_vocab_size - 4``, at
+        least 1) most frequent tokens, as ``TextVectorization.adapt`` on the training split lists them
+        (the target's ``[START]`` and ``[END]`` after the first two)."""
+        fit, data_cfg = splits.info["fit"], cfg.data
+        src = [textlib.PAD, textlib.UNK, *fit["source_tokens"][:data_cfg.source_vocab_size - 2]]
+        tgt = [textlib.PAD, textlib.UNK, *fit["target_tokens"][:max(data_cfg.target_vocab_size - 2, 3) - 2]]
         tgt = tgt[:2] + [START, END] + [t for t in tgt[2:] if t not in (START, END)]
         return cls(src, tgt, data_cfg.max_length, data_cfg.max_output_length, data_cfg.lowercase_target)
 
@@ -299,22 +559,55 @@ class ParallelVocab(Preprocessing):
     def source_vectorizer(self):
         return textlib.vectorizer(self.source_vocab, standardize_fn=standardize)
 
-    def encode(self, sources, targets, drop_long: bool = True):
-        """Ragged ``source``, ``target_in`` (START + tokens) and ``target_out`` (tokens + END) ids.
+    @functools.cache
+    def source_ragged_ids(self):
+        """``texts -> ragged source ids`` in plain TF ops (for tf.data on any backend), the vectorizer's ids."""
+        return textlib.vectorizer(self.source_vocab, standardize_fn=standardize, ragged=True)
 
-        With ``drop_long``, pairs whose source is longer than ``max_length`` tokens or
-        whose target does not fit in ``max_output_length`` steps are left out."""
-        src = textlib.vectorizer(self.source_vocab, standardize_fn=standardize, ragged=True)(
-            np.asarray(sources, dtype=object))
-        tgt = textlib.vectorizer(self.target_vocab, standardize_fn=self.target_standardize, ragged=True)(
-            np.asarray(targets, dtype=object))
-        if drop_long:
-            keep = (src.row_lengths() <= self.max_length) & (tgt.row_lengths() < self.max_output_length)
-            src, tgt = tf.ragged.boolean_mask(src, keep), tf.ragged.boolean_mask(tgt, keep)
+    @functools.cache
+    def target_ragged_ids(self):
+        return textlib.vectorizer(self.target_vocab, standardize_fn=self.target_standardize, ragged=True)
+
+    def source_encoder(self, pipeline: bool = False):
+        """``encode(text, width=None) -> ids [batch, time]`` for a batch of raw source texts: the
+        one function the export's signatures and training (in tf.data) both run. ``max_length``
+        tokens are read (the rest cut), an empty text is one padding step; with ``width``, the time
+        axis is padded to ``width``.
+
+        The ids come from the export's TextVectorization layer, or, with ``pipeline`` (inside
+        tf.data, where Keras layers need the TensorFlow backend), from the same vocabulary's lookup
+        table in plain TF ops; the two give the same ids
+        (tests/tasks/translation/test_translation_streaming.py)."""
+        if pipeline:
+            ragged = self.source_ragged_ids()
+
+            def vectorizer(text):
+                return ragged(text).to_tensor(0)
         else:
-            src = src[:, :self.max_length]
-            tgt = tgt[:, :self.max_output_length - 1]
-        n = tgt.nrows()
-        start = tf.fill([n, 1], tf.constant(self.start_id, tgt.dtype))
-        end = tf.fill([n, 1], tf.constant(self.end_id, tgt.dtype))
-        return src, tf.concat([start, tgt], axis=1), tf.concat([tgt, end], axis=1)
+            vectorizer = self.source_vectorizer()
+
+        def encode(text, width=None):
+            ids = textlib.clip_and_pad(vectorizer(text), self.max_length)
+            return ids if width is None else pad_time(ids, width)
+
+        return encode
+
+    def target_encoder(self):
+        """``encode(text, width) -> (target_in, target_out)`` ids ``[batch, width]`` in plain TF ops:
+        ``[START]`` + the tokens, and the tokens + ``[END]`` (training pairs fit: see :func:`fits`)."""
+        ragged = self.target_ragged_ids()
+
+        def encode(text, width):
+            tgt = ragged(text)
+            n = tgt.nrows()
+            start = tf.fill([n, 1], tf.constant(self.start_id, tgt.dtype))
+            end = tf.fill([n, 1], tf.constant(self.end_id, tgt.dtype))
+            return (pad_time(tf.concat([start, tgt], axis=1).to_tensor(0), width),
+                    pad_time(tf.concat([tgt, end], axis=1).to_tensor(0), width))
+
+        return encode
+
+
+def pad_time(ids, width):
+    """Dense ``[batch, time]`` ids padded with 0 to ``width`` time steps."""
+    return tf.pad(ids, [[0, 0], [0, tf.maximum(0, tf.cast(width, tf.int32) - tf.shape(ids)[1])]])

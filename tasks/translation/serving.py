@@ -14,7 +14,6 @@ import numpy as np
 import tensorflow as tf
 
 from seqapps.inference import decoding
-from seqapps.data import text as textlib
 from tasks.translation.data import detokenize, standardize
 from seqapps.core.errors import DataError
 from seqapps.inference.predictor import Predictor, decode_strings, one_or_many, text_items
@@ -25,13 +24,13 @@ from seqapps.core.task import Endpoint
 def text_decoder(model, prep, french_spacing: bool = False):
     """``decode(text, beam_width, length_penalty)`` -> dict of translation, scores, lengths, words,
     attention ``[batch, output, source]`` (zeros without attention), source ids and lengths."""
-    vectorizer, vocab = prep.source_vectorizer(), tf.constant(prep.target_vocab)
+    encode, vocab = prep.source_encoder(), tf.constant(prep.target_vocab)  # training's encoding of the sources
     step = decoding.banned(model.step, [0, 1, prep.start_id])  # padding, [UNK] and [START] are never produced
 
     def decode(text, beam_width, length_penalty):
         beam_width = checks.in_range(beam_width, "beam_width", low=1, high=checks.MAX_BEAM, what="an integer")
         length_penalty = checks.in_range(length_penalty, "length_penalty")
-        ids = textlib.clip_and_pad(vectorizer(text), prep.max_length)
+        ids = encode(text)
         source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1)
         caps = tf.minimum(prep.max_output_length, 2 * source_lengths + 10)  # each row's own step limit
         row_step, state = decoding.capped(step, model.initial_state(ids), caps, prep.end_id)

@@ -11,6 +11,7 @@ import tensorflow as tf
 from conftest import needs_data, run_cli
 from tasks.translation import data as parallel
 from seqapps.core.errors import DataError
+from seqapps.core.task import Splits
 
 PAIRS = [  # (French, English): the tiny corpus the model must learn by heart
     ("Je suis fatigué.", "I'm tired."), ("Où est la gare ?", "Where is the station?"),
@@ -48,6 +49,8 @@ def test_detokenize_inverts_standardize(text, french):
 class Cfg:
     source, source_lang, target_lang, columns, split_by = "", "fr", "en", [], ""
     val_fraction, test_fraction = 0.2, 0.2
+    source_vocab_size, target_vocab_size, max_length, max_output_length, lowercase_target = 8000, 6000, 40, 50, False
+    fit_sample, skip_bad_rows = 0, False
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -57,13 +60,13 @@ def test_pairs_file_header_extra_columns_and_direction(tmp_path):
     f = tmp_path / "pairs.tsv"
     f.write_text("en\tfr\tnote\n" + "".join(f"{en}\t{fr}\tCC-BY\n" for fr, en in PAIRS * 5), encoding="utf-8")
     splits = parallel.load_parallel(Cfg(source=str(f)), "translation")
-    src, tgt = splits.train
+    src, tgt = splits.train.materialize()
     assert all(s in {fr for fr, _ in PAIRS} for s in src) and all(t in {en for _, en in PAIRS} for t in tgt)
     # reversed direction
     rev = parallel.load_parallel(Cfg(source=str(f), source_lang="en", target_lang="fr"), "translation")
-    assert rev.train[0][0] in {en for _, en in PAIRS}
+    assert rev.train.materialize()[0][0] in {en for _, en in PAIRS}
     # no target sentence in two splits
-    seen = [set(getattr(splits, s)[1]) for s in ("train", "val", "test")]
+    seen = [set(getattr(splits, s).materialize()[1]) for s in ("train", "val", "test")]
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
 
 
@@ -96,7 +99,8 @@ def test_anki_split_follows_the_protocol():
     root = catalog.data_dir()
     if root is None or not (root / "anki_fra_eng" / "fra.txt").exists():
         pytest.skip("anki_fra_eng is not under $SEQAPPS_DATA")
-    splits = parallel.load_parallel(Cfg(source="anki_fra_eng", val_fraction=0.1, test_fraction=0.1), "translation")
+    streams = parallel.load_parallel(Cfg(source="anki_fra_eng", val_fraction=0.1, test_fraction=0.1), "translation")
+    splits = Splits(*(getattr(streams, s).materialize() for s in ("train", "val", "test")))
     import hashlib
 
     bucket = lambda s: int(hashlib.md5(s.encode("utf-8")).hexdigest(), 16) % 100  # noqa: E731
@@ -274,7 +278,8 @@ def test_tfds_source_offline_with_mock_data():
     task = registry.get("translation")
     cfg = resolve_config(task, "tfds:ted_hrlr_translate/pt_to_en", overrides=["data.source_lang=pt"])
     with tfds.testing.mock_data(num_examples=6):
-        splits = task.load_data(cfg)
+        streams = task.load_data(cfg)
+        splits = Splits(*(getattr(streams, s).materialize() for s in ("train", "val", "test")))
         assert len(splits.test[0]) == 6 and len(splits.val[0]) == 6 and len(splits.train[0]) == 6
         assert all(isinstance(s, str) and s for s in splits.train[0] + splits.train[1])
         with pytest.raises(DataError, match="set data.source_lang and data.target_lang"):

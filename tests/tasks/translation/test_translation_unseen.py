@@ -5,6 +5,7 @@ slipped into the test pairs under other spellings and other references."""
 from __future__ import annotations
 
 from seqapps.core import registry
+from seqapps.core.task import Splits
 from tasks.translation.data import source_keys, unseen_sources
 from seqapps.analysis.metrics import format_translation
 
@@ -13,7 +14,8 @@ def demo():
     task = registry.get("translation")
     cfg = task.default_config()
     cfg.data.source = "demo"
-    return task, cfg, task.load_data(cfg)
+    streams = task.load_data(cfg)
+    return task, cfg, Splits(*(getattr(streams, s).materialize() for s in ("train", "val", "test")))
 
 
 def with_seen_sources(splits):
