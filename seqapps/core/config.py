@@ -66,6 +66,7 @@ class TrainConfig:
                                 #      and validate/checkpoint with it
     backup_every: int = 100     # batches between resumable backups
     steps_per_epoch: int = 0    # 0 = the whole training set each epoch
+    validation_steps: int = 0   # 0 = the whole validation split after each epoch; N = its first N batches
     time_limit: float = 0.0     # seconds of fitting after which training stops (the epoch then ends early
                                 # and is validated); 0 = no limit
     full_batches: str = "auto"  # auto | true | false: no odd-sized batch from length buckets, so a compiling
@@ -229,6 +230,7 @@ RANGES: dict[str, Range] = {
     "train.epochs": AT_LEAST_1, "train.batch_size": AT_LEAST_1, "train.learning_rate": POSITIVE,
     "train.clipnorm": AT_LEAST_0, "train.patience": AT_LEAST_0, "train.ema": FRACTION,
     "train.backup_every": AT_LEAST_0, "train.warmup": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0,
+    "train.validation_steps": AT_LEAST_0,
     "train.time_limit": AT_LEAST_0,
 }
 

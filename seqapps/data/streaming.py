@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import os
@@ -155,6 +154,8 @@ def hash_role(key: str, val_fraction: float, test_fraction: float) -> str:
 class Progress:
     """A one-line progress bar on stderr: rows, rows/s, MB and MB/s, and the share of the bytes read."""
 
+    quiet_below = 2.0  # seconds: without a terminal, a shorter pass prints nothing
+
     def __init__(self, what: str, total_bytes: int, enabled: bool | None = None):
         self.what, self.total, self.started, self.last = what, max(total_bytes, 1), time.time(), 0.0
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
@@ -169,7 +170,7 @@ class Progress:
                 f"{rows / seconds:,.0f} rows/s, {done_bytes / 1e6 / seconds:,.1f} MB/s")
         if self.enabled:
             print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
-        elif final:
+        elif final and seconds >= self.quiet_below:  # a log (no terminal) gets one line, for a pass worth noting
             print(line, file=sys.stderr, flush=True)
 
 
@@ -198,7 +199,9 @@ def fitting_pass(what: str, paths: list[Path], settings: dict, run: Callable[[Ca
         except (OSError, ValueError):
             pass  # a half-written entry: fit again
     total = sum(Path(p).stat().st_size for p in paths)
-    bar = Progress(f"fitting {what}", total, enabled=None if verbose else False)
+    # data in memory (demo, tfds) is fitted in a moment: no bar
+    bar = Progress(f"fitting {what}", total, enabled=None if verbose and paths else False)
+    verbose = verbose and bool(paths)
     rows = [0, 0]
 
     def progress(n_rows: int, n_bytes: int) -> None:
@@ -277,7 +280,7 @@ def _without_last(*example):
 
 def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_fn: Callable, encode_fn: Callable,
                     batch_size: int, n_examples: int, longest: int, *, shuffle: bool, buffer: int = 100_000,
-                    seed: int = 0, full: bool = False, boundaries: list[int] | None = None, exact: bool = True,
+                    seed: int = 0, full: bool = False, boundaries: list[int] | None = None,
                     keep_fn: Callable | None = None):
     """Padded batches of similar length from a stream of raw examples.
 
@@ -289,8 +292,7 @@ def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_
     steps (the bucket's upper edge). Training (``shuffle``) repeats the stream and takes
     ``ceil(n_examples / batch_size)`` batches an epoch (``floor`` with ``full``, whose batches are
     all ``batch_size``), so the epoch has an exact length while the reading never stops; without
-    shuffling (validation), one pass in order, every example once, in plain batches (``exact``: the
-    batch count is known, ``n_examples`` being the split's exact size).
+    shuffling (validation), one pass, every example once.
 
     ``keep_fn`` (optional): maps a batch of raw examples (as ``length_fn`` does) to a boolean mask of
     those to keep; the others are filtered out of the stream (a ``tf.data`` filter) before batching,
@@ -320,18 +322,16 @@ def bucketed_stream(generator: Callable[[], Iterator], output_signature, length_
         return ds.batch(1024).map(lambda *b: (*b, tf.cast(length_fn(*b), tf.int32)),
                                   num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
-    if not shuffle:
-        # validation: in order, one pass, plain batches padded to their bucket's edge; the count is
-        # exact when the fitting pass counted the split (not after data.fit_sample)
-        ds = with_lengths(ds).batch(batch_size).map(encode, num_parallel_calls=tf.data.AUTOTUNE)
-        if exact and n_examples:
-            ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(n_examples / batch_size)))
-        return ds.prefetch(tf.data.AUTOTUNE)
-    ds = ds.shuffle(max(1, min(buffer, n_examples or buffer)), seed=seed, reshuffle_each_iteration=True)
+    if shuffle:
+        ds = ds.shuffle(max(1, min(buffer, n_examples or buffer)), seed=seed, reshuffle_each_iteration=True)
+    # batches of similar length, padded to their bucket's edge (validation too: a per-token loss averages
+    # over the padding, so its batches are padded as tightly as training's)
     ds = with_lengths(ds).bucket_by_sequence_length(
         element_length_func=lambda *e: e[-1], bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1), drop_remainder=full)
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1), drop_remainder=full and shuffle)
     ds = ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+    if not shuffle:  # validation: one pass, every example once
+        return ds.prefetch(tf.data.AUTOTUNE)
     n_batches = max(n_examples // batch_size if full else math.ceil(n_examples / batch_size), 1)
     ds = ds.repeat().take(n_batches).apply(tf.data.experimental.assert_cardinality(n_batches))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -22,7 +22,7 @@ from seqapps.core import presets, registry
 from seqapps.core.errors import ConfigError, SeqappsError
 from seqapps.core import config as configlib
 from seqapps.core.task import whole
-from seqapps.training.run_dir import locked, versions
+from seqapps.training.run_dir import locked
 from seqapps.inference.trained import TrainedRun as Run  # a run directory that can predict and export
 
 
@@ -42,7 +42,7 @@ def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), 
         cfg.train.batch_size = int(batch_size)
     if strategy is not None:
         cfg.train.strategy = strategy
-    cfg.override(_as_list(overrides, "overrides"))
+    cfg.override(as_list(overrides, "overrides"))
     cfg.train.backend = engine.check_backend(cfg.train.backend or engine.default_backend(task.name, cfg.data.source))
     task.validate(cfg)  # every value in its documented range (train.epochs, train.batch_size >= 1 among them)
     if cfg.train.strategy == "multiworker":
@@ -128,23 +128,7 @@ def _prepare_run_dir(run: Run, cfg, task_name: str, overwrite: bool, resuming: b
     if resuming:
         cfg.save(run.config_path)
         return
-    if overwrite and run.dir.exists():
-        shutil.rmtree(run.dir)
-    set_aside_finished(run)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run.config_path)
-    run.info_path.write_text(json.dumps({"task": task_name, "data": cfg.data.source, "created": time.strftime(
-        "%Y-%m-%dT%H:%M:%S"), "versions": versions()}, indent=2) + "\n")
-    return False
-
-
-def set_aside_finished(run: Run) -> None:
-    """Keep a finished run in ``run.dir`` under a timestamped name beside it, so a new run starts there."""
-    if run.info_path.exists() and run.finished:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run.metrics_path.stat().st_mtime))
-        kept = run.dir.with_name(f"{run.dir.name}.{stamp}")
-        run.dir.rename(kept)
-        print(f"{run.dir} held a finished run; kept it as {kept}", file=sys.stderr)
+    run.start(task_name, cfg.data.source, overwrite, write=lambda: cfg.save(run.config_path))
 
 
 def _best_so_far(run: Run, monitor: str, mode: str):
@@ -174,7 +158,7 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
     """
     task_obj = registry.get(task)
     if backend is not None:
-        overrides = [*_as_list(overrides, "overrides"), f"train.backend={backend}"]
+        overrides = [*as_list(overrides, "overrides"), f"train.backend={backend}"]
     cfg = resolve_config(task_obj, data, epochs, batch_size, overrides, strategy, preset)
     run = Run(run_dir or default_run_dir(task, cfg.data.source))
     chosen = presets.choose(task_obj, cfg.data.source, preset)
@@ -185,17 +169,18 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         argv = ["train", task, "--run-dir", run.dir, "--backend", cfg.train.backend,
                 *_cli_flags(data=data, data_dir=data_dir, epochs=epochs, batch_size=batch_size, strategy=strategy,
                            preset=preset),
-                *[a for o in _as_list(overrides, "overrides") for a in ("--set", o)], *(["--overwrite"] * overwrite),
+                *[a for o in as_list(overrides, "overrides") for a in ("--set", o)], *(["--overwrite"] * overwrite),
                 *(["--no-eval"] * (not evaluate))]
         engine.run_elsewhere(cfg.train.backend, argv, f"training {task}")
         return Run(run.dir)
     engine.use_compile_cache()
+    if cfg.train.strategy == "multiworker":
+        # joins the cluster before any other TensorFlow work (a streamed source's fitting pass runs TF ops)
+        distribute.make_strategy("multiworker")
     splits = task_obj.load_data(cfg, data_dir)  # bad data fails before anything is written
     if chosen is not None and preset is None:
         print(f"note: training {cfg.data.source} with its preset {chosen.name!r} ({chosen.description}); "
               "--preset none keeps the task defaults", file=sys.stderr)
-    if cfg.train.strategy == "multiworker":
-        distribute.make_strategy("multiworker")  # joins the cluster before any other TensorFlow work
     if not distribute.is_chief(cfg.train.strategy):
         return _train_as_worker(task_obj, cfg, run, splits, verbose, callbacks)
     with locked(run.dir):  # one training per run directory at a time
@@ -237,7 +222,7 @@ def _train_into(task_obj, cfg, run, splits, resuming, overwrite, verbose, callba
     _prepare_run_dir(run, cfg, task_obj.name, overwrite, resuming)
     if fitted:
         prep.save(run.dir)
-    with _precision(cfg.train.mixed_precision):
+    with precision_policy(cfg.train.mixed_precision):
         _, started = _fit(task_obj, cfg, run, prep, datasets, resuming, verbose, callbacks)
     plot_history(run.history_path, run.curves_path)
     return round(time.time() - started, 2)
@@ -258,7 +243,7 @@ def _train_as_worker(task_obj, cfg, run, splits, verbose, callbacks) -> Run:
     return Run(run.dir)
 
 
-def _as_list(value, name):
+def as_list(value, name):
     if isinstance(value, str):
         raise ConfigError(f"{name} expects a list of KEY=VALUE strings, got the string {value!r}; "
                           f"write [{value!r}]")
@@ -269,7 +254,7 @@ def _cli_flags(**values) -> list:
     return [a for k, v in values.items() if v is not None for a in (f"--{k.replace('_', '-')}", v)]
 
 
-class _precision:
+class precision_policy:
     """Keras' ``mixed_float16`` or ``mixed_bfloat16`` policy inside the block when ``train.mixed_precision``
     asks for it (``true`` is float16), and the previous policy back after it."""
 
@@ -310,24 +295,25 @@ def _fit(task_obj, cfg, run, prep, datasets, resuming, verbose, extra_callbacks)
 
 def _fit_with(task_obj, cfg, run, prep, train_ds, val_ds, steps, replicas, resuming, verbose, extra_callbacks):
     """:func:`_fit` inside the strategy's scope, over ``replicas`` devices."""
-    run.info_path.write_text(json.dumps({**run.info, "replicas": replicas, "backend": cfg.train.backend},
-                                        indent=2) + "\n")  # what it ran on
+    run.record(replicas=replicas, backend=cfg.train.backend)  # what it ran on
     if replicas > 1:  # a batch must split evenly over the replicas
         train_ds, val_ds = even_batches(train_ds, replicas), even_batches(val_ds, replicas)
     model = task_obj.build_model(cfg, prep)
     task_obj.compile(model, cfg, make_optimizer(cfg.train, _total_steps(cfg, train_ds, steps)), prep)
     callbacks = fit_callbacks(cfg.train, run, task_obj.monitor, task_obj.monitor_mode,
                               [*task_obj.callbacks(cfg, prep), *extra_callbacks], resuming)
-    return model, fit(model, run, train_ds, val_ds, cfg.train.epochs, steps, callbacks, verbose)
+    return model, fit(model, run, train_ds, val_ds, cfg.train.epochs, steps, callbacks, verbose,
+                      cfg.train.validation_steps)
 
 
-def fit(model, run: Run, train, val, epochs: int, steps, callbacks, verbose) -> float:
+def fit(model, run: Run, train, val, epochs: int, steps, callbacks, verbose, validation_steps: int = 0) -> float:
     """``model.fit`` into ``run`` (its best checkpoint written, a diverged loss one error line);
     returns the time it started."""
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     started = time.time()
     history = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps,
+                        validation_steps=validation_steps or None,
                         callbacks=callbacks, verbose=verbose, shuffle=False)
     if any(v and not math.isfinite(float(v[-1])) for v in history.history.values()):
         raise SeqappsError(f"training diverged (loss is NaN); lower train.learning_rate or set train.clipnorm "

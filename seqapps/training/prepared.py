@@ -72,7 +72,7 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
     import keras
 
     from seqapps.core import registry
-    from seqapps.training.fit import _as_list, _precision, make_optimizer, resolve_config
+    from seqapps.training.fit import as_list, make_optimizer, precision_policy, resolve_config
 
     if engine.current_backend() != "tensorflow":
         raise ConfigError("prepare reads the data with TensorFlow: run it with the tensorflow backend")
@@ -80,7 +80,7 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
         raise ConfigError(f"backend must be one of {', '.join(engine.BACKENDS)}, got {backend!r}")
     task_obj = registry.get(task)
     # resolved on this process's backend: the one the folder trains on need not be installed here
-    cfg = resolve_config(task_obj, data, epochs, batch_size, [*_as_list(overrides, "overrides"),
+    cfg = resolve_config(task_obj, data, epochs, batch_size, [*as_list(overrides, "overrides"),
                                                                "train.backend=tensorflow"], None, preset)
     cfg.train.backend = backend
     if cfg.train.strategy != "default":
@@ -114,7 +114,7 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
             print(f"prepared epoch {e + 1}/{cfg.train.epochs}: {n} batches", file=sys.stderr)
         val_template, n_val, arrays = _batch_arrays(iter(val_ds), None, "the validation split")
         _save(tmp / "val.npz", arrays)
-        with _precision(cfg.train.mixed_precision):
+        with precision_policy(cfg.train.mixed_precision):
             model = task_obj.build_model(cfg, prep)
             total = counts[0] * cfg.train.epochs if cfg.train.decay != "none" else None
             task_obj.compile(model, cfg, make_optimizer(cfg.train, total), prep)
@@ -351,24 +351,22 @@ def _train_into(info, folder: Path, run: Run, overwrite: bool, verbose) -> float
     engine.use_compile_cache()
     model = keras.saving.deserialize_keras_object(json.loads((folder / "model.json").read_text()))
     # the compile config saved where it was prepared holds TensorFlow's resolution of jit_compile="auto"
-    # (off on a CPU); this backend resolves its own, as a model compiled here would (XLA on JAX)
-    model.jit_compile = model._resolve_auto_jit_compile()
+    # (off on a CPU); here it is what "auto" gives on the backend that trains: XLA on JAX, none elsewhere
+    model.jit_compile = keras.backend.backend() == "jax"
     train_batches, val_batches = batches(folder, "train"), batches(folder, "val")
     _, EpochFeed = _batches_class()
     task_callbacks = [_rebuild(d) for d in info["callbacks"]]
     callbacks = fit_callbacks(train_cfg, run, info["monitor"], info["monitor_mode"],
                               [EpochFeed(train_batches), *task_callbacks], resuming)
-    run.info_path.write_text(json.dumps({**run.info, "replicas": 1, "backend": keras.backend.backend()},
-                                        indent=2) + "\n")
-    started = fit(model, run, train_batches, val_batches, info["epochs"], None, callbacks, verbose)
+    run.record(replicas=1, backend=keras.backend.backend())
+    started = fit(model, run, train_batches, val_batches, info["epochs"], None, callbacks, verbose,
+                  getattr(train_cfg, "validation_steps", 0))
     plot_history(run.history_path, run.curves_path)
     return round(time.time() - started, 2)
 
 
 def _start_run_dir(info, folder: Path, run: Run, overwrite: bool) -> bool:
     """Make ``run.dir`` a run directory of ``folder``; True when it resumes an unfinished run of it."""
-    from seqapps.training.fit import set_aside_finished
-
     if overwrite and run.dir.exists():
         shutil.rmtree(run.dir)
     if run.info_path.exists() and not run.finished:
@@ -376,13 +374,12 @@ def _start_run_dir(info, folder: Path, run: Run, overwrite: bool) -> bool:
             raise SeqappsError(f"{run.dir} holds an unfinished run of something else; repeat its command to "
                                "resume it, or pass --overwrite or another --run-dir")
         return True
-    set_aside_finished(run)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(folder / "config.json", run.config_path)
-    shutil.copytree(folder / "prep", run.dir, dirs_exist_ok=True)
-    run.info_path.write_text(json.dumps({
-        "task": info["task"], "data": info["data"], "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "versions": versions(), "prepared": str(folder), "prepared_id": info["id"]}, indent=2) + "\n")
+
+    def write():
+        shutil.copy2(folder / "config.json", run.config_path)
+        shutil.copytree(folder / "prep", run.dir, dirs_exist_ok=True)
+
+    run.start(info["task"], info["data"], write=write, prepared=str(folder), prepared_id=info["id"])
     return False
 
 

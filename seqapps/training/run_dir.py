@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
+import sys
+import shutil
 import os
 import platform
 from pathlib import Path
@@ -65,6 +68,37 @@ class Run:
     @property
     def info(self) -> dict:
         return json.loads(self.info_path.read_text())
+
+    def start(self, task: str, data: str, overwrite: bool = False, write=None, **extra) -> None:
+        """Make ``dir`` a new run of ``task`` on ``data``: an existing folder is removed (``overwrite``) or,
+        when it holds a finished run, kept aside (:meth:`set_aside_finished`); ``write()`` writes the run's
+        own files (its config...), then ``run.json`` (task, data, when, the library versions, ``extra``)
+        marks the folder a run."""
+        if overwrite and self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.set_aside_finished()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if write is not None:
+            write()
+        self._write_info({"task": task, "data": data, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                          "versions": versions(), **extra})
+
+    def record(self, **fields) -> None:
+        """Add ``fields`` to ``run.json`` (what the run trained on: backend, replicas...)."""
+        self._write_info({**self.info, **fields})
+
+    def _write_info(self, info: dict) -> None:
+        tmp = self.info_path.with_name(f".run.json.{os.getpid()}")
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(tmp, self.info_path)  # never a half-written run.json
+
+    def set_aside_finished(self) -> None:
+        """Keep a finished run in ``dir`` under a timestamped name beside it, so a new run starts there."""
+        if self.info_path.exists() and self.finished:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.metrics_path.stat().st_mtime))
+            kept = self.dir.with_name(f"{self.dir.name}.{stamp}")
+            self.dir.rename(kept)
+            print(f"{self.dir} held a finished run; kept it as {kept}", file=sys.stderr)
 
     @property
     def task_name(self) -> str:

@@ -28,7 +28,7 @@ from seqapps.core.errors import DataError
 from seqapps.core.task import Splits
 from seqapps.data import text as textlib
 from seqapps.data.preprocessing import Preprocessing, save_vocab
-from seqapps.data.sources import read_tfds, resolve
+from seqapps.data import sources
 from seqapps.data.splits import find_split_files
 from seqapps.data.streaming import BadRows, ByteLines, TokenCounter, fitting_pass, hash_role, pick_column, table_rows
 
@@ -136,7 +136,7 @@ def _file_rows(path: Path, settings: Settings, bad: BadRows, lines: ByteLines | 
 # -- the source -------------------------------------------------------------------------------------
 def pieces_of(data_cfg, task: str, data_dir=None) -> tuple[list[Piece], Settings, object]:
     """The pieces of ``data_cfg.source`` and the settings that read them."""
-    source = resolve(data_cfg.source, task, data_dir)
+    source = sources.resolve(data_cfg.source, task, data_dir)
     opts = source.options
     settings = Settings(data_cfg.text_column or opts.get("text_column", ""),
                         data_cfg.label_column or opts.get("label_column", ""),
@@ -148,7 +148,7 @@ def pieces_of(data_cfg, task: str, data_dir=None) -> tuple[list[Piece], Settings
         rows = tuple(importlib.import_module(f"tasks.{task}.demo").examples())
         return [Piece(rows=rows, fractions=fractions)], settings, source
     if source.kind == "tfds":
-        parts = read_tfds(source.tfds_name, lambda ex, split: tuple(_from_tfds(ex, source.tfds_name, data_cfg)),
+        parts = sources.read_tfds(source.tfds_name, lambda ex, split: tuple(_from_tfds(ex, source.tfds_name, data_cfg)),
                           0.0, lambda data, v, t: (data, None, None))
         return _split_pieces({k: Piece(rows=v, role=k) for k, v in parts.items() if v}, fractions), settings, source
     files = dict(source.paths)

@@ -185,7 +185,7 @@ class Sentiment(Task):
                 rows, (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)), lengths,
                 lambda text, y, width: (encode(text, width)[0], y), cfg.train.batch_size, stream.n,
                 longest[stream.role], shuffle=training, buffer=cfg.data.shuffle_buffer, seed=cfg.train.seed,
-                full=cfg.train.fills_batches(), exact=not splits.info["fit"]["sampled"])
+                full=cfg.train.fills_batches())
 
         if splits.val.n == 0:
             raise DataError(f"{cfg.data.source}: the validation split is empty; raise data.val_fraction")

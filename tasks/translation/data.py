@@ -60,7 +60,7 @@ import tensorflow as tf
 
 from seqapps.data import text as textlib
 from seqapps.data.preprocessing import Preprocessing, save_vocab
-from seqapps.data.sources import read_tfds, resolve
+from seqapps.data import sources as data_sources
 from seqapps.data.splits import find_split_files, split
 from seqapps.data.streaming import BadRows, ByteLines, TokenCounter, fitting_pass, hash_role
 from seqapps.core.errors import DataError
@@ -258,7 +258,7 @@ class Settings:
 
 def pieces_of(data_cfg, task: str, data_dir=None) -> tuple[list[Piece], Settings, object]:
     """The pieces of ``data_cfg.source`` and the settings that read them (see the module docstring)."""
-    source = resolve(data_cfg.source, task, data_dir)
+    source = data_sources.resolve(data_cfg.source, task, data_dir)
     src_lang, tgt_lang = data_cfg.source_lang, data_cfg.target_lang
     if src_lang == tgt_lang:
         raise DataError(f"data.source_lang and data.target_lang are both {src_lang!r}")
@@ -281,7 +281,7 @@ def pieces_of(data_cfg, task: str, data_dir=None) -> tuple[list[Piece], Settings
         def convert(examples, split_name):
             return _from_tfds(examples, source.tfds_name, split_name, data_cfg)
 
-        parts = read_tfds(source.tfds_name, convert, fractions[0], by_hash)
+        parts = data_sources.read_tfds(source.tfds_name, convert, fractions[0], by_hash)
         return [Piece(rows=tuple(zip(*part)), role=role, key=key) for role, part in parts.items()
                 if part is not None], settings, source
     columns = list(data_cfg.columns or source.options.get("columns") or [])

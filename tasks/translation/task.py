@@ -152,7 +152,7 @@ class Translation(Task):
             return bucketed_stream(
                 rows, (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)), lengths, encode,
                 cfg.train.batch_size, n, longest, shuffle=training, buffer=cfg.data.shuffle_buffer,
-                seed=cfg.train.seed, full=cfg.train.fills_batches(), exact=not fit["sampled"], keep_fn=keep)
+                seed=cfg.train.seed, full=cfg.train.fills_batches(), keep_fn=keep)
 
         return make(splits.train, True), make(splits.val, False)
 
