@@ -141,14 +141,16 @@ def steady_rate(run_dir: Path, batch_size: int, steps: int) -> float | None:
     return round(steps * batch_size / float(rows[-1]["epoch_seconds"]), 1)
 
 
-def measure(checkout: Path, task: str, data: Path, folder: Path, steps: int, batch_size: int, cache: Path) -> dict:
+def measure(checkout: Path, task: str, data: Path, folder: Path, steps: int, batch_size: int, cache: Path,
+            validation_steps: int = 20) -> dict:
+    """``validation_steps``: 0 for a checkout without ``train.validation_steps`` (it validates whole)."""
     env = child_env(checkout, cache)
     python = sys.executable
     run_dir = folder / "run"
     shutil.rmtree(cache, ignore_errors=True)
-    cold = run_child(train_argv(python, task, data, run_dir, steps, 2), env, checkout)
+    cold = run_child(train_argv(python, task, data, run_dir, steps, 2, validation_steps), env, checkout)
     rate = steady_rate(run_dir, batch_size, steps)
-    first = run_child(train_argv(python, task, data, run_dir, 1, 1), env, checkout)  # the fitting pass cached
+    first = run_child(train_argv(python, task, data, run_dir, 1, 1, validation_steps), env, checkout)  # pass cached
     return {"cold": cold, "first_step": first, "examples_per_second": rate}
 
 
@@ -165,9 +167,18 @@ def main(argv=None) -> int:
                         "that reads whole files is killed at large sizes)")
     p.add_argument("--speed-steps", type=int, default=100, help="batches per epoch of the speed comparison")
     p.add_argument("--rounds", type=int, default=3, help="rounds of the speed comparison")
+    p.add_argument("--speed-tasks", default="sentiment", help="tasks whose speed is compared with --against")
     p.add_argument("--json", type=Path)
     p.add_argument("--keep", type=Path, help="write the generated files here and keep them")
+    p.add_argument("--plot", type=Path, help="draw peak memory and time against size into this PNG")
+    p.add_argument("--from-json", type=Path, help="report (and --plot) a run saved by --json, running nothing")
     args = p.parse_args(argv)
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        report(results)
+        if args.plot:
+            plot(results, args.plot)
+        return 0
     results = {"date": time.strftime("%Y-%m-%d"), "commit": _commit(ROOT), "machine": _machine(), "runs": []}
     folder = args.keep or Path(tempfile.mkdtemp(prefix="seqapps-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -182,13 +193,13 @@ def main(argv=None) -> int:
                     checkouts.append(("against", args.against.resolve()))
                 for name, checkout in checkouts:
                     figures = measure(checkout, task, data, folder / name, args.steps, args.batch_size,
-                                      folder / f"cache-{name}")
+                                      folder / f"cache-{name}", 20 if name == "this" else 0)
                     row = {"task": task, "rows": rows, "checkout": name, "file_mb": round(data.stat().st_size / 1e6, 1),
                            **figures}
                     results["runs"].append(row)
                     print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "tail"} if isinstance(v, dict) else v)
                                       for k, v in row.items()}, default=str), flush=True)
-            if args.against:
+            if args.against and task in args.speed_tasks.split(","):
                 results.setdefault("speed", []).append(
                     speed([("this", ROOT), ("against", args.against.resolve())], task, folder, args.speed_steps,
                           args.rounds))
@@ -196,6 +207,8 @@ def main(argv=None) -> int:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)
     report(results)
+    if args.plot:
+        plot(results, args.plot)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
@@ -225,6 +238,36 @@ def report(results: dict) -> None:
               f"({'met' if ratio <= 1.15 else 'not met'}: <= 1.15); every size trained: {'yes' if ok else 'no'}; "
               f"first step at {large['rows']:,} rows, cached: {large['first_step']['seconds']} s "
               f"({'met' if large['first_step']['seconds'] <= 60 else 'not met'}: <= 60 s)")
+
+
+def plot(results: dict, out: Path) -> None:
+    """Peak memory (cold: with the fitting pass; cached) and wall times against the file's size, per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (mem, sec) = plt.subplots(1, 2, figsize=(11, 4))
+    for task in sorted({r["task"] for r in results["runs"]}):
+        runs = [r for r in results["runs"] if r["task"] == task and r["checkout"] == "this"]
+        size = [r["file_mb"] for r in runs]
+        mem.plot(size, [r["cold"]["peak_mb"] for r in runs], "o-", label=f"{task}, cold")
+        mem.plot(size, [r["first_step"]["peak_mb"] for r in runs], "s--", label=f"{task}, pass cached")
+        sec.plot(size, [r["cold"]["seconds"] for r in runs], "o-", label=f"{task}, cold run")
+        sec.plot(size, [r["first_step"]["seconds"] for r in runs], "s--", label=f"{task}, to the first step, cached")
+    for ax, ylabel in ((mem, "peak resident memory (MB)"), (sec, "wall seconds")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training file (MB)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    mem.set_ylim(bottom=0)
+    mem.legend(fontsize=7)
+    sec.legend(fontsize=7)
+    fig.suptitle(f"benchmarks/scale.py, {results['date']}, {results['commit']}, {results['machine']}", fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
 
 
 def _commit(root: Path) -> str:
