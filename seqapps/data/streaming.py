@@ -138,6 +138,38 @@ def pick_column(columns: list[str], wanted: str | None, candidates: list[str], w
                     f"(columns are: {', '.join(columns)})")
 
 
+# -- streamed splits -----------------------------------------------------------------------------------
+class StreamedSplit:
+    """One split (``train``, ``val`` or ``test``) of a source made of pieces (files, or rows in memory),
+    read when iterated. A task subclasses it with ``keep(piece, bad)``: the split's rows of one piece.
+    ``rows()`` yields them (pairs: a text and its label, a source and its target); ``n`` is their number
+    (from the fitting pass; an estimate after ``data.fit_sample``); ``materialize()`` returns the two
+    columns as lists, what scoring and peers read."""
+
+    def __init__(self, pieces: list, role: str, settings, n: int = 0, what: str = ""):
+        self.pieces, self.role, self.settings, self.n, self.what = pieces, role, settings, n, what
+
+    def keep(self, piece, bad: BadRows) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def rows(self) -> Iterator[tuple]:
+        for piece in self.pieces:
+            if self.role in piece.roles():
+                yield from self.keep(piece, BadRows(self.settings.skip_bad_rows))
+
+    __iter__ = rows
+
+    def materialize(self) -> tuple[list, list]:
+        first, second = [], []
+        for a, b in self.rows():
+            first.append(a)
+            second.append(b)
+        return first, second
+
+    def __len__(self) -> int:
+        return self.n
+
+
 # -- splits -----------------------------------------------------------------------------------------
 def hash_role(key: str, val_fraction: float, test_fraction: float) -> str:
     """``train``, ``val`` or ``test`` for an example keyed ``key``: MD5 buckets below

@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import importlib
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -30,7 +29,8 @@ from seqapps.data import text as textlib
 from seqapps.data.preprocessing import Preprocessing, save_vocab
 from seqapps.data import sources
 from seqapps.data.splits import find_split_files
-from seqapps.data.streaming import BadRows, ByteLines, TokenCounter, fitting_pass, hash_role, pick_column, table_rows
+from seqapps.data.streaming import (BadRows, ByteLines, StreamedSplit, TokenCounter, fitting_pass, hash_role,
+                                    pick_column, table_rows)
 
 TEXT_COLUMNS = ["sentence", "text", "review", "content", "document"]
 LABEL_COLUMNS = ["label", "sentiment", "class", "polarity", "target"]
@@ -70,34 +70,15 @@ class Settings:
     skip_bad_rows: bool = False
 
 
-class LabelledStream:
-    """One split (``train``, ``val`` or ``test``) of a labelled-text source, read when iterated:
-    ``rows()`` yields ``(text, label)`` pairs; ``n`` is the number of rows (from the fitting pass;
-    an estimate after ``data.fit_sample``); ``materialize()`` returns ``(texts, labels)`` lists,
-    for scoring and for peers that need the split whole."""
+class LabelledStream(StreamedSplit):
+    """One split of a labelled-text source (:class:`~seqapps.data.streaming.StreamedSplit`): ``rows()``
+    yields ``(text, label)`` pairs, ``materialize()`` returns ``(texts, labels)``; empty training texts
+    are left out."""
 
-    def __init__(self, pieces: list[Piece], role: str, settings: Settings, n: int = 0, what: str = ""):
-        self.pieces, self.role, self.settings, self.n, self.what = pieces, role, settings, n, what
-
-    def rows(self) -> Iterator[tuple[str, str]]:
-        for piece in self.pieces:
-            if self.role not in piece.roles():
-                continue
-            for text, label in piece_rows(piece, self.settings, BadRows(self.settings.skip_bad_rows)):
-                if piece.role_of(text) == self.role and (self.role != "train" or text.strip()):
-                    yield text, label
-
-    __iter__ = rows
-
-    def materialize(self) -> tuple[list[str], list[str]]:
-        texts, labels = [], []
-        for text, label in self.rows():
-            texts.append(text)
-            labels.append(label)
-        return texts, labels
-
-    def __len__(self) -> int:
-        return self.n
+    def keep(self, piece, bad):
+        for text, label in piece_rows(piece, self.settings, bad):
+            if piece.role_of(text) == self.role and (self.role != "train" or text.strip()):
+                yield text, label
 
 
 def piece_rows(piece: Piece, settings: Settings, bad: BadRows, lines: ByteLines | None = None):

@@ -62,7 +62,7 @@ from seqapps.data import text as textlib
 from seqapps.data.preprocessing import Preprocessing, save_vocab
 from seqapps.data import sources as data_sources
 from seqapps.data.splits import find_split_files, split
-from seqapps.data.streaming import BadRows, ByteLines, TokenCounter, fitting_pass, hash_role
+from seqapps.data.streaming import BadRows, ByteLines, StreamedSplit, TokenCounter, fitting_pass, hash_role
 from seqapps.core.errors import DataError
 from seqapps.core.task import Splits
 
@@ -299,34 +299,15 @@ def pieces_of(data_cfg, task: str, data_dir=None) -> tuple[list[Piece], Settings
 
 
 # -- the streamed splits ------------------------------------------------------------------------------
-class ParallelStream:
-    """One split (``train``, ``val`` or ``test``) of a parallel source, read when iterated:
-    ``rows()`` yields its ``(source, target)`` pairs (both sides non-empty); ``n`` is their number
-    (from the fitting pass; an estimate after ``data.fit_sample``); ``materialize()`` returns
-    ``(sources, targets)`` lists, what scoring reads."""
+class ParallelStream(StreamedSplit):
+    """One split of a parallel source (:class:`~seqapps.data.streaming.StreamedSplit`): ``rows()``
+    yields its ``(source, target)`` pairs (both sides non-empty), ``materialize()`` returns
+    ``(sources, targets)``."""
 
-    def __init__(self, pieces: list[Piece], role: str, settings: Settings, n: int = 0, what: str = ""):
-        self.pieces, self.role, self.settings, self.n, self.what = pieces, role, settings, n, what
-
-    def rows(self) -> Iterator[tuple[str, str]]:
-        for piece in self.pieces:
-            if self.role not in piece.roles():
-                continue
-            for pair in piece.pairs(BadRows(self.settings.skip_bad_rows)):
-                if pair[0] and pair[1] and piece.role_of(pair) == self.role:
-                    yield pair
-
-    __iter__ = rows
-
-    def materialize(self) -> tuple[list[str], list[str]]:
-        sources, targets = [], []
-        for s, t in self.rows():
-            sources.append(s)
-            targets.append(t)
-        return sources, targets
-
-    def __len__(self) -> int:
-        return self.n
+    def keep(self, piece, bad):
+        for pair in piece.pairs(bad):
+            if pair[0] and pair[1] and piece.role_of(pair) == self.role:
+                yield pair
 
 
 def load_parallel(data_cfg, task: str, data_dir=None, verbose: bool = True) -> Splits:
