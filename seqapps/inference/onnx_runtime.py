@@ -120,16 +120,7 @@ class OnnxPredictor(Predictor):
         pass  # looked up when asked for, so loading never imports the task's TensorFlow code
 
     def call(self, signature: str = "serving_default", **inputs) -> dict:
-        if signature not in self.signatures:
-            raise ExportError(f"no signature {signature!r}; this export has: {', '.join(self.signatures)}")
-        fn, specs = self.signatures[signature]
-        unknown = sorted(set(inputs) - set(specs))
-        if unknown:
-            raise ExportError(f"signature {signature!r} has no input {unknown[0]!r}; "
-                              f"its inputs are: {', '.join(specs)}")
-        missing = set(specs) - set(inputs)
-        if missing:
-            raise ExportError(f"signature {signature!r} needs inputs: {', '.join(sorted(missing))}")
+        fn, specs = self.signature_for(signature, inputs)
         return fn(**{k: specs[k].convert(v, signature) for k, v in inputs.items()})
 
 

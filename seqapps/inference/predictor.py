@@ -64,12 +64,9 @@ class Predictor:
         return predictor
 
     # -- calling ------------------------------------------------------------------------
-    def call(self, signature: str = "serving_default", **inputs) -> dict:
-        """Run one signature on Python/numpy inputs; returns numpy arrays by output name."""
-        import tensorflow as tf
-
-        from seqapps.inference import checks
-
+    def signature_for(self, signature: str, inputs: dict):
+        """``(fn, specs)`` of ``signature``, after checking that ``inputs`` name exactly its inputs
+        (one ExportError line otherwise); every runtime's ``call`` starts here."""
         if signature not in self.signatures:
             raise ExportError(f"no signature {signature!r}; this export has: {', '.join(self.signatures)}")
         fn, specs = self.signatures[signature]
@@ -80,6 +77,15 @@ class Predictor:
         missing = set(specs) - set(inputs)
         if missing:
             raise ExportError(f"signature {signature!r} needs inputs: {', '.join(sorted(missing))}")
+        return fn, specs
+
+    def call(self, signature: str = "serving_default", **inputs) -> dict:
+        """Run one signature on Python/numpy inputs; returns numpy arrays by output name."""
+        import tensorflow as tf
+
+        from seqapps.inference import checks
+
+        fn, specs = self.signature_for(signature, inputs)
         tensors = {k: _tensor(v, specs[k], k, signature) for k, v in inputs.items()}
         try:
             out = fn(**tensors)
