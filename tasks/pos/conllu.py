@@ -1,8 +1,11 @@
 """Readers for tagged sentences: CoNLL-U, ``word/TAG`` lines and two-column files.
 
-Every reader returns a list of sentences, each a pair ``(words, tags)`` of equal-length
-lists of strings. A malformed line fails with one :class:`~seqapps.core.errors.DataError`
-naming the file and the line number.
+Every reader streams: it reads its file one line at a time and yields one sentence at a time, a
+pair ``(words, tags)`` of equal-length lists of strings (:func:`tagged_sentences`); the ``read_*``
+functions return them as a list. A malformed line is a bad row
+(:class:`seqapps.data.streaming.BadRows`): one :class:`~seqapps.core.errors.DataError` naming the
+file and the line number, or, when bad rows are skipped, the sentence holding it is left out and
+counted.
 
 CoNLL-U (https://universaldependencies.org/format.html):
 
@@ -16,15 +19,17 @@ CoNLL-U (https://universaldependencies.org/format.html):
 split at its last ``/`` (so ``1/2/CD`` is the word ``1/2``). Two-column files hold one
 ``word TAG`` (tab or spaces) a line with blank lines between sentences; files with more
 tab-separated columns (CoNLL-2000/2003 style) take the first as the word and the last as
-the tag. :func:`read_tagged` picks the format from the file's name and contents.
+the tag. :func:`sniff_format` picks the format from the file's name and first lines.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Iterator
 
 from seqapps.core.errors import DataError
+from seqapps.data.streaming import BadRows, ByteLines
 
 TAGSETS = ("upos", "xpos")
 _INT_ID = re.compile(r"[1-9][0-9]*$")
@@ -34,124 +39,134 @@ _EMPTY_ID = re.compile(r"[0-9]+\.[1-9][0-9]*$")
 Sentence = tuple[list[str], list[str]]
 
 
-def _lines(path):
+def numbered_lines(path, lines: ByteLines | None = None) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` of a UTF-8 file read one line at a time, numbered and split as
+    ``str.splitlines`` splits the whole text (a BOM dropped). ``lines``: the
+    :class:`~seqapps.data.streaming.ByteLines` to read through (its ``bytes`` tell the progress)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text") from None
-    return path, text.splitlines()
+    number = 0
+    for text in (lines if lines is not None else ByteLines(path)):
+        for line in text.splitlines():
+            number += 1
+            yield number, line
 
 
-def read_conllu(path, tagset: str = "upos") -> list[Sentence]:
-    """Sentences of a CoNLL-U file as ``(words, tags)`` with the UPOS or XPOS column."""
+def conllu_sentences(path, tagset: str = "upos", bad: BadRows | None = None,
+                     lines: ByteLines | None = None) -> Iterator[Sentence]:
+    """Sentences of a CoNLL-U file as ``(words, tags)`` with the UPOS or XPOS column, one at a time."""
     if tagset not in TAGSETS:
         raise DataError(f"data.tagset must be upos or xpos, got {tagset!r}")
+    bad = bad if bad is not None else BadRows()
     column = 3 if tagset == "upos" else 4
-    path, lines = _lines(path)
-    sentences, words, tags, expected = [], [], [], 1
-
-    def close():
-        nonlocal words, tags, expected
-        if words:
-            sentences.append((words, tags))
-        words, tags, expected = [], [], 1
-
-    for number, line in enumerate(lines, 1):
+    words, tags, expected, broken, found, tagged = [], [], 1, False, False, False
+    for number, line in numbered_lines(path, lines):
         if not line.strip():
-            close()
+            if words and not broken:
+                found, tagged = True, tagged or any(t != "_" for t in tags)
+                yield words, tags
+            words, tags, expected, broken = [], [], 1, False
             continue
-        if line.startswith("#"):
+        if broken or line.startswith("#"):
             continue
         cols = line.split("\t")
-        where = f"{path}:{number}"
+        why = None
         if len(cols) != 10:
-            raise DataError(f"{where}: expected 10 tab-separated CoNLL-U columns, found {len(cols)}")
-        token_id = cols[0]
-        if _RANGE_ID.match(token_id) or _EMPTY_ID.match(token_id):
+            why = f"expected 10 tab-separated CoNLL-U columns, found {len(cols)}"
+        elif _RANGE_ID.match(cols[0]) or _EMPTY_ID.match(cols[0]):
             continue
-        if not _INT_ID.match(token_id):
-            raise DataError(f"{where}: word ID must be an integer (or a range 1-2, or an empty node 8.1), "
-                            f"got {token_id!r}")
-        if int(token_id) != expected:
-            raise DataError(f"{where}: word ID {token_id} out of order; expected {expected} "
-                            "(is a blank line missing between sentences?)")
-        form, tag = cols[1], cols[column].strip()
-        if not form or not tag:
-            raise DataError(f"{where}: empty FORM or {tagset.upper()} column")
-        words.append(form)
-        tags.append(tag)
+        elif not _INT_ID.match(cols[0]):
+            why = f"word ID must be an integer (or a range 1-2, or an empty node 8.1), got {cols[0]!r}"
+        elif int(cols[0]) != expected:
+            why = f"word ID {cols[0]} out of order; expected {expected} (is a blank line missing between sentences?)"
+        elif not cols[1] or not cols[column].strip():
+            why = f"empty FORM or {tagset.upper()} column"
+        if why is not None:
+            bad.bad(f"{path}:{number}", why)
+            broken = True  # skipped: the rest of its sentence goes with it
+            continue
+        words.append(cols[1])
+        tags.append(cols[column].strip())
         expected += 1
-    close()
-    if not sentences:
+    if words and not broken:
+        found, tagged = True, tagged or any(t != "_" for t in tags)
+        yield words, tags
+    if not found:
         raise DataError(f"{path}: no sentences found; expected CoNLL-U word lines")
-    if all(t == "_" for _, ts in sentences for t in ts):
+    if not tagged:
         raise DataError(f"{path}: the {tagset.upper()} column is empty (all '_'); try data.tagset="
                         f"{'upos' if tagset == 'xpos' else 'xpos'}")
-    return sentences
 
 
-def read_slash_tagged(path) -> list[Sentence]:
-    """One sentence a line of ``word/TAG`` tokens."""
-    path, lines = _lines(path)
-    sentences = []
-    for number, line in enumerate(lines, 1):
+def slash_sentences(path, bad: BadRows | None = None, lines: ByteLines | None = None) -> Iterator[Sentence]:
+    """One sentence a line of ``word/TAG`` tokens, one at a time."""
+    bad = bad if bad is not None else BadRows()
+    found = False
+    for number, line in numbered_lines(path, lines):
         if not line.strip() or line.startswith("#"):
             continue
         words, tags = [], []
         for token in line.split():
             word, slash, tag = token.rpartition("/")
             if not slash or not word or not tag:
-                raise DataError(f"{path}:{number}: token {token!r} is not word/TAG")
+                bad.bad(f"{path}:{number}", f"token {token!r} is not word/TAG")
+                break
             words.append(word)
             tags.append(tag)
-        sentences.append((words, tags))
-    if not sentences:
+        else:
+            found = True
+            yield words, tags
+    if not found:
         raise DataError(f"{path}: no sentences found; expected lines of word/TAG tokens")
-    return sentences
 
 
-def read_columns(path) -> list[Sentence]:
-    """One ``word TAG`` a line (tab- or space-separated), blank lines between sentences.
-
-    With tabs, the first column is the word and the last the tag (extra columns between
-    them are ignored), so CoNLL-2000/2003-style files read too.
-    """
-    path, lines = _lines(path)
-    sentences, words, tags = [], [], []
-    for number, line in enumerate(lines, 1):
+def column_sentences(path, bad: BadRows | None = None, lines: ByteLines | None = None) -> Iterator[Sentence]:
+    """One ``word TAG`` a line (tab- or space-separated), blank lines between sentences, one
+    sentence at a time. With tabs, the first column is the word and the last the tag (extra
+    columns between them are ignored), so CoNLL-2000/2003-style files read too."""
+    bad = bad if bad is not None else BadRows()
+    words, tags, broken, found = [], [], False, False
+    for number, line in numbered_lines(path, lines):
         if not line.strip():
-            if words:
-                sentences.append((words, tags))
-            words, tags = [], []
+            if words and not broken:
+                found = True
+                yield words, tags
+            words, tags, broken = [], [], False
             continue
-        if line.startswith("#") or line.startswith("-DOCSTART-"):
+        if broken or line.startswith("#") or line.startswith("-DOCSTART-"):
             continue
-        cols = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+        tab = "\t" in line
+        cols = line.split("\t") if tab else line.split()
+        why = None
         if len(cols) < 2 or not cols[0].strip() or not cols[-1].strip():
-            raise DataError(f"{path}:{number}: expected a word and a tag separated by a tab or spaces, "
-                            f"got {line.strip()[:60]!r}")
-        if "\t" not in line and len(cols) != 2:
-            raise DataError(f"{path}:{number}: expected 2 space-separated columns (word TAG), found {len(cols)}")
+            why = f"expected a word and a tag separated by a tab or spaces, got {line.strip()[:60]!r}"
+        elif not tab and len(cols) != 2:
+            why = f"expected 2 space-separated columns (word TAG), found {len(cols)}"
+        if why is not None:
+            bad.bad(f"{path}:{number}", why)
+            broken = True
+            continue
         words.append(cols[0].strip())
         tags.append(cols[-1].strip())
-    if words:
-        sentences.append((words, tags))
-    if not sentences:
+    if words and not broken:
+        found = True
+        yield words, tags
+    if not found:
         raise DataError(f"{path}: no sentences found; expected word<TAB>TAG lines")
-    return sentences
 
 
 def sniff_format(path) -> str:
-    """``conllu``, ``slash`` or ``columns`` from the name, then the first word lines."""
+    """``conllu``, ``slash`` or ``columns`` from the name, then the first 50 word lines."""
     path = Path(path)
     if path.suffix.lower() == ".conllu":
         return "conllu"
-    _, lines = _lines(path)
-    sample = [ln for ln in lines if ln.strip() and not ln.startswith("#")][:50]
+    sample = []
+    for _, line in numbered_lines(path):
+        if line.strip() and not line.startswith("#"):
+            sample.append(line)
+            if len(sample) == 50:
+                break
     if not sample:
         raise DataError(f"{path}: the file has no sentences")
     if all(len(ln.split("\t")) == 10 for ln in sample) and re.match(r"[0-9]", sample[0]):
@@ -164,12 +179,34 @@ def sniff_format(path) -> str:
     return "columns"
 
 
-def read_tagged(path, tagset: str = "upos") -> list[Sentence]:
-    """Read any supported tagged file (see the module docstring)."""
-    kind = sniff_format(path)
+def tagged_sentences(path, tagset: str = "upos", bad: BadRows | None = None, lines: ByteLines | None = None,
+                     kind: str | None = None) -> Iterator[Sentence]:
+    """The sentences of any supported tagged file, one at a time; ``kind`` is its format
+    (:func:`sniff_format` when not given)."""
+    kind = kind or sniff_format(path)
     if kind == "conllu":
-        return read_conllu(path, tagset)
-    return read_slash_tagged(path) if kind == "slash" else read_columns(path)
+        return conllu_sentences(path, tagset, bad, lines)
+    return slash_sentences(path, bad, lines) if kind == "slash" else column_sentences(path, bad, lines)
+
+
+def read_conllu(path, tagset: str = "upos") -> list[Sentence]:
+    """Sentences of a CoNLL-U file as ``(words, tags)`` with the UPOS or XPOS column."""
+    return list(conllu_sentences(path, tagset))
+
+
+def read_slash_tagged(path) -> list[Sentence]:
+    """One sentence a line of ``word/TAG`` tokens."""
+    return list(slash_sentences(path))
+
+
+def read_columns(path) -> list[Sentence]:
+    """One ``word TAG`` a line (tab- or space-separated), blank lines between sentences."""
+    return list(column_sentences(path))
+
+
+def read_tagged(path, tagset: str = "upos") -> list[Sentence]:
+    """Read any supported tagged file (see the module docstring) into a list."""
+    return list(tagged_sentences(path, tagset))
 
 
 TAGGED_SUFFIXES = {".conllu", ".conll", ".txt", ".tsv", ".pos", ".tag", ".tagged"}  # what a folder is searched for

@@ -18,6 +18,14 @@ from seqapps.core.task import Endpoint
 OUTPUTS = "tokens, tags (tf.string [batch, time], padded with ''), lengths (int32 [batch]), in_vocabulary"
 
 
+def tagger_features(encode, tokens, lengths):
+    """What every signature feeds the model, and training too (:func:`tasks.pos.task.encode_sentences`):
+    ``tokens`` ``tf.string [batch, time]`` padded with ``""`` (made at least one step wide) and the
+    real ones per row -> ``(tokens, lengths int32, encode(tokens, lengths), mask)``."""
+    tokens, lengths = pad_tokens(tokens), tf.cast(lengths, tf.int32)
+    return tokens, lengths, encode(tokens, lengths), tf.sequence_mask(lengths, tf.shape(tokens)[1])
+
+
 def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, Endpoint]:
     """``serving_default`` (``text``, tokenized in the graph by :func:`tokenize`), ``tag_tokens``
     (``tokens`` padded with ``""``) and ``self_attention`` (:mod:`seqapps.inference.self_attention`)
@@ -26,8 +34,7 @@ def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, End
     names = tf.constant(tags)
 
     def features(tokens, lengths):
-        tokens, lengths = pad_tokens(tokens), tf.cast(lengths, tf.int32)
-        return tokens, lengths, encode(tokens, lengths), tf.sequence_mask(lengths, tf.shape(tokens)[1])
+        return tagger_features(encode, tokens, lengths)
 
     def tag(tokens, lengths):
         tokens, lengths, feats, mask = features(tokens, lengths)

@@ -27,14 +27,13 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from seqapps.core.config import Config, DataConfig, ModelConfig, TrainConfig, TransformerConfig
 from tasks.pos.conllu import TAGSETS
-from seqapps.data.pipeline import bucketed_batches
-from tasks.pos.data import (TaggerData, load_tagged_sentences, pad_tokens, tokenize, word_vectors_file)
+from seqapps.data.streaming import bucketed_stream, chunked
+from tasks.pos.data import SEP, TaggerData, load_tagged_sentences, tokenize, word_vectors_file
 from seqapps.data.vectors import read_vectors
 from tasks.pos.word_dropout import rare_word_dropout
 from seqapps.core.errors import DataError
@@ -47,7 +46,7 @@ from seqapps.core.presets import Preset
 from seqapps.inference.predictor import (Predictor, SelfAttentionMaps, decode_strings, length_batches, one_or_many, pad_strings,
                              text_items)
 from seqapps.core.registry import register
-from tasks.pos.serving import tagger_endpoints
+from tasks.pos.serving import tagger_endpoints, tagger_features
 from seqapps.core.task import Task
 
 # -- configuration ------------------------------------------------------------------------
@@ -143,6 +142,29 @@ def _by_kind(inputs) -> dict[str, list[int]]:
     return groups
 
 
+def encode_sentences(prep):
+    """``encode(words, tags, width) -> (features, tag ids)`` for a batch of training sentences, each
+    given as its words and its tags joined by :data:`tasks.pos.data.SEP`: the words padded with
+    ``""`` to ``width`` and encoded by :func:`tasks.pos.serving.tagger_features`, as the export's
+    signatures encode their tokens; tags to ids ``1..K`` (``0``: padding, or a tag the training split
+    lacks), as :meth:`TaggerData.tag_ids` gives them."""
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(prep.tags, tf.string), tf.range(1, len(prep.tags) + 1, dtype=tf.int32)), default_value=0)
+
+    def encode(words, tags, width):
+        tokens = tf.strings.split(words, SEP)
+        _, _, features, _ = tagger_features(prep.encode, _pad_to(tokens.to_tensor(""), width, ""), tokens.row_lengths())
+        ids = tf.ragged.map_flat_values(table.lookup, tf.strings.split(tags, SEP)).to_tensor(0)
+        return features, _pad_to(ids, width, 0)
+
+    return encode
+
+
+def _pad_to(x, width, value):
+    """``[batch, time]`` padded with ``value`` to ``width`` time steps."""
+    return tf.pad(x, [[0, 0], [0, tf.maximum(0, tf.cast(width, tf.int32) - tf.shape(x)[1])]], constant_values=value)
+
+
 # -- the task --------------------------------------------------------------------------------
 
 
@@ -169,22 +191,40 @@ class Pos(Task):
     )
 
     def load_data(self, cfg, data_dir=None):
+        """Streamed splits (:class:`tasks.pos.data.TaggedStream`); the fitting pass runs (or is read
+        from its cache) here, so bad data fails before anything is written."""
         return load_tagged_sentences(cfg.data, self.name, data_dir)
 
     def datasets(self, cfg, prep, splits):
-        def make(sentences, shuffle):
-            sentences = [(w, t) for w, t in sentences if w]
-            lengths = np.array([len(w) for w, _ in sentences], dtype=np.int64)
-            tokens = tf.ragged.constant([w for w, _ in sentences], dtype=tf.string).to_tensor("")
-            feats = prep.encode(pad_tokens(tokens), tf.constant(lengths))
-            feats = {k: tf.RaggedTensor.from_tensor(v, lengths=lengths) for k, v in feats.items()}
-            tags = tf.ragged.constant(prep.tag_ids([t for _, t in sentences]), dtype=tf.int32)
-            ds = bucketed_batches(feats, tags, lengths, cfg.train.batch_size, shuffle=shuffle, seed=cfg.train.seed,
-                                  full=cfg.train.fills_batches())
-            if shuffle and cfg.model.word_dropout > 0:  # rare training words read as unknown most often
-                ds = rare_word_dropout(ds, [w for w, _ in sentences], prep.words, cfg.model.word_dropout)
+        """Batches ``(features, tag ids)`` made in tf.data on the streamed sentences: bucketed by
+        length, each batch encoded by :meth:`TaggerData.encode` as the export's signatures encode their
+        tokens (:func:`encode_sentences`); rare training words read as unknown (``model.word_dropout``)."""
+        fit = splits.info.get("fit")
+        if fit is None:  # sentences given as lists (not streamed)
+            from tasks.pos.data import in_memory_fit
+
+            fit = {**in_memory_fit(splits.train, cfg.data), "longest": {
+                role: max((len(w) for w, _ in getattr(splits, role)), default=0) for role in ("train", "val")}}
+        encode = encode_sentences(prep)
+
+        def make(stream, role):
+            n, training = len(stream), role == "train"
+            if n == 0:
+                raise DataError(f"{cfg.data.source}: the {'training' if training else 'validation'} split "
+                                "has no sentences; raise data.val_fraction or give a dev file")
+            longest = max(fit["longest"][role], 1)
+
+            def rows():
+                return chunked(((SEP.join(w), SEP.join(t)) for w, t in stream if w), (object, object))
+
+            ds = bucketed_stream(rows, (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)),
+                                 lambda words, tags: tf.strings.split(words, SEP).row_lengths(), encode,
+                                 cfg.train.batch_size, n, longest, shuffle=training, buffer=cfg.data.shuffle_buffer,
+                                 seed=cfg.train.seed, full=cfg.train.fills_batches())
+            if training and cfg.model.word_dropout > 0:  # rare training words read as unknown most often
+                ds = rare_word_dropout(ds, None, prep.words, cfg.model.word_dropout, counts=dict(map(tuple, fit["words"])))
             return ds
-        return make(splits.train, True), make(splits.val, False)
+        return make(splits.train, "train"), make(splits.val, "val")
 
     def build_model(self, cfg, prep):
         m = cfg.model

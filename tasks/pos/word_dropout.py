@@ -15,17 +15,20 @@ import tensorflow as tf
 PAD, UNKNOWN = 0, 1
 
 
-def dropout_rates(sentences, vocabulary, alpha: float) -> tf.Tensor:
-    """Per word id, its drop probability: ``sentences`` are token lists (counted lower-cased),
-    ``vocabulary`` the words of ids ``2..``."""
-    counts = Counter(w.lower() for words in sentences for w in words)
+def dropout_rates(sentences, vocabulary, alpha: float, counts: dict | None = None) -> tf.Tensor:
+    """Per word id, its drop probability: ``sentences`` are token lists (counted lower-cased), or
+    ``counts`` gives each lower-cased word's count (the fitting pass's); ``vocabulary`` the words of
+    ids ``2..``."""
+    if counts is None:
+        counts = Counter(w.lower() for words in sentences for w in words)
     return tf.constant([0.0, 0.0] + [alpha / (alpha + counts.get(w, 0) + 1e-9) for w in vocabulary], tf.float32)
 
 
-def rare_word_dropout(ds: tf.data.Dataset, sentences, vocabulary, alpha: float, key: str = "words") -> tf.data.Dataset:
+def rare_word_dropout(ds: tf.data.Dataset, sentences, vocabulary, alpha: float, key: str = "words",
+                      counts: dict | None = None) -> tf.data.Dataset:
     """``ds`` of ``(features, targets)`` with ``features[key]`` word ids replaced by the unknown id
     at the rates of :func:`dropout_rates`."""
-    rates = dropout_rates(sentences, vocabulary, alpha)
+    rates = dropout_rates(sentences, vocabulary, alpha, counts)
 
     def drop(x, y):
         words = x[key]

@@ -157,7 +157,8 @@ def test_cli_malformed_conllu_one_line(tmp_path):
     bad.write_text("1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\n")
     proc = run_cli("train", "pos", "--data", bad, "--run-dir", tmp_path / "run")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"error: {bad}:2: expected 10 tab-separated CoNLL-U columns, found 4"
+    assert proc.stderr.strip() == (f"error: {bad}:2: expected 10 tab-separated CoNLL-U columns, found 4 "
+                                   "(set data.skip_bad_rows=true to skip such rows and count them)")
     assert not (tmp_path / "run").exists()
 
 
