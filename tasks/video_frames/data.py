@@ -16,12 +16,28 @@ exclusive); ``video`` is a file or folder name in DIR. Subfolders ``train/``,
 are the splits; otherwise the folder is one piece, split by the data fractions in
 name order. Labels for frames a video does not have, and overlapping segments, are
 errors naming the video.
+
+Nothing holds a split's videos: a split is a :class:`VideoStream` that decodes (or, for
+``moving_digits``, paints) one video when asked. A folder is listed without decoding
+(``labels.csv`` read row by row); one cached fitting pass
+(:func:`seqapps.data.streaming.fitting_pass`, keyed by every video file's size and
+modification time and the settings) decodes each video once, one at a time, and keeps
+what training must know first: each video's frame count after ``fps`` sampling and
+``max_length``, its labels as runs, the label set, the frame sizes and the counts. A
+video that does not decode, or whose labels do not fit it, is one error line naming
+it, or with ``data.skip_bad_rows=true`` left out and counted. :func:`video_stream`
+makes training batches from a split: a generator decodes one video at a time in a
+shuffled order (a permutation, or past ``data.shuffle_buffer`` videos a bounded
+shuffle of the order), and the frames are resized in the tf.data pipeline by
+:func:`tasks.video_frames.serving.frame_pixels`, what the export does to each frame.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -164,49 +180,211 @@ def encode_frames(frames) -> list[bytes]:
     return out
 
 
-# -- labelled folders ----------------------------------------------------------------------------
-def read_labels(path: Path) -> dict[str, list]:
-    """``labels.csv`` -> ``{video: [(frame, label), ...]}`` or ``{video: [(start, end, label), ...]}``."""
-    import pandas as pd
+# -- streamed splits -----------------------------------------------------------------------------------
+class VideoStream:
+    """One split of labelled videos, read one video at a time: ``item(i)`` is ``(name, frames uint8
+    [T, H, W, C], labels)``, ``name(i)`` and ``labels_of(i)`` the same without decoding. ``length_counts``
+    (``{frames: videos}``), ``first_seen`` (``{label: first video with it}``) and ``channels`` come
+    from the fitting pass; ``materialize()`` is the split as a :class:`VideoSet` (what scoring reads)."""
 
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read the labels ({e})") from None
-    cols = [c.strip().lower() for c in table.columns]
-    table.columns = cols
+    role: str = "train"
+    n: int = 0
+    fps: float = 10.0
+    channels: int = 3
+    length_counts: dict = {}
+    first_seen: dict = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def item(self, i: int) -> tuple[str, np.ndarray, list[str]]:
+        raise NotImplementedError
+
+    def name(self, i: int) -> str:
+        raise NotImplementedError
+
+    def labels_of(self, i: int) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name(i) for i in range(self.n)]
+
+    @property
+    def labels(self) -> list[list[str]]:
+        return [self.labels_of(i) for i in range(self.n)]
+
+    def items(self, order=None):
+        for i in (range(self.n) if order is None else order):
+            yield self.item(int(i))
+
+    __iter__ = items
+
+    def materialize(self) -> VideoSet:
+        names, videos, labels = [], [], []
+        for name, frames, y in self.items():
+            names.append(name)
+            videos.append(frames)
+            labels.append(y)
+        return VideoSet(names, videos, labels, self.fps)
+
+
+def _runs(labels: list[str]) -> list[list]:
+    """``["a", "a", "b"]`` -> ``[["a", 2], ["b", 1]]``."""
+    out: list[list] = []
+    for x in labels:
+        if out and out[-1][0] == x:
+            out[-1][1] += 1
+        else:
+            out.append([x, 1])
+    return out
+
+
+class FolderSplit(VideoStream):
+    """One split of a labelled folder: ``entries`` are ``(folder, name, frames, runs)`` from the fitting
+    pass (``runs``: ``[[label, count], ...]`` over the sampled frames); a video is decoded by
+    :func:`read_video` when asked."""
+
+    def __init__(self, role: str, entries: list, fps: float, max_length: int):
+        self.role, self.entries, self.fps, self.max_length = role, entries, fps, max_length
+        self.n = len(entries)
+        self.length_counts, self.first_seen = {}, {}
+        for i, (_, _, frames, runs) in enumerate(entries):
+            self.length_counts[frames] = self.length_counts.get(frames, 0) + 1
+            for label, _ in runs:
+                self.first_seen.setdefault(label, i)
+
+    def name(self, i: int) -> str:
+        return self.entries[i][1]
+
+    def labels_of(self, i: int) -> list[str]:
+        return [label for label, count in self.entries[i][3] for _ in range(count)]
+
+    def item(self, i: int):
+        folder, name, frames, _ = self.entries[i]
+        clip = read_video(Path(folder) / name, self.fps, self.max_length)
+        if len(clip.frames) != frames:
+            raise DataError(f"{Path(folder) / name}: changed while training ({frames} frames when the data was "
+                            f"fitted, {len(clip.frames)} now)")
+        return name, clip.frames, self.labels_of(i)
+
+
+# -- labelled folders ----------------------------------------------------------------------------
+def list_labels(path: Path, bad) -> dict[str, list[tuple[int, int, str]]]:
+    """``labels.csv`` read row by row -> ``{video: [(start, end, label), ...]}`` (a per-frame row is a
+    one-frame segment; consecutive frames of one label are merged as they come). A row that is not
+    ``video,frame,label`` or ``video,start,end,label`` with whole numbers is a bad row of ``bad``
+    (:class:`seqapps.data.streaming.BadRows`)."""
+    from seqapps.data.streaming import table_header, table_rows
+
+    if not path.is_file():
+        raise DataError(f"{path.parent}: expected labels.csv (video,frame,label or video,start,end,label) beside "
+                        "the videos")
+    cols = [c.strip().lower() for c in table_header(path)]
     kind = ("frame",) if {"video", "frame", "label"} <= set(cols) else \
         ("start", "end") if {"video", "start", "end", "label"} <= set(cols) else None
     if kind is None:
         raise DataError(f"{path}: expected columns video,frame,label (per frame) or video,start,end,label "
                         f"(segments), got {','.join(cols)}")
     out: dict[str, list] = {}
-    for row, r in enumerate(table.itertuples(index=False), start=2):
+    for line, (video, *numbers, label) in table_rows(path, [cols.index(c) for c in ("video", *kind, "label")], bad):
         try:
-            numbers = [int(getattr(r, c)) for c in kind]
+            numbers = [int(x) for x in numbers]
         except ValueError:
-            raise DataError(f"{path}, line {row}: {'/'.join(kind)} must be whole frame numbers") from None
-        out.setdefault(str(r.video), []).append((*numbers, str(r.label)))
+            bad.bad(f"{path}, line {line}", f"{'/'.join(kind)} must be whole frame numbers")
+            continue
+        start, end = (numbers[0], numbers[0] + 1) if len(numbers) == 1 else numbers
+        segments = out.setdefault(video, [])
+        if segments and segments[-1][1] == start and segments[-1][2] == label and end > start:
+            segments[-1] = (segments[-1][0], end, label)
+        else:
+            segments.append((start, end, label))
     return out
 
 
-def read_folder(folder: Path, fps: float, max_frames: int) -> VideoSet:
-    labels_path = folder / "labels.csv"
-    if not labels_path.is_file():
-        raise DataError(f"{folder}: expected labels.csv (video,frame,label or video,start,end,label) beside the videos")
-    names, videos, labels = [], [], []
-    for name, rows in sorted(read_labels(labels_path).items()):
-        clip = read_video(folder / name, fps, max_frames)
-        if len(rows[0]) == 2:  # per-frame rows: each frame is a one-frame segment
-            rows = [(f, f + 1, label) for f, label in rows]
-        total = clip.total if clip.total is not None else max(max(r[1] for r in rows), clip.indices[-1] + 1)
-        original = to_frames(rows, total, f"{folder.name}/{name}")
-        names.append(name)
-        videos.append(clip.frames)
-        labels.append([original[i] for i in clip.indices])
-    if not names:
-        raise DataError(f"{labels_path}: no labelled videos")
-    return VideoSet(names, videos, labels, fps or 0.0)
+def _video_files(path: Path) -> list[Path]:
+    """The files a video is read from: the file, or a frame folder's images (none when missing)."""
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path] if path.is_file() else []
+
+
+def _fit_folders(pieces: dict[str, Path], fps: float, max_length: int, skip: bool, progress) -> dict:
+    """The fitting pass over labelled folders: every listed video decoded once, one at a time.
+    ``{"pieces": {piece: [[name, frames, runs], ...]}}`` in name order (``frames`` 0 for a video
+    left out as bad), ``sizes`` (distinct ``WxH``, at most 20), ``bad`` and ``first_bad``."""
+    from seqapps.data.streaming import BadRows
+
+    bad = BadRows(skip)
+    out, sizes, videos, done = {}, [], 0, 0
+    for key, folder in pieces.items():
+        listing = list_labels(folder / "labels.csv", bad)
+        if not listing:
+            raise DataError(f"{folder / 'labels.csv'}: no labelled videos")
+        entries = out[key] = []
+        for name in sorted(listing):
+            path = folder / name
+            try:
+                clip = read_video(path, fps, max_length)
+                rows = listing.pop(name)
+                total = clip.total if clip.total is not None else max(max(r[1] for r in rows), clip.indices[-1] + 1)
+                original = to_frames(rows, total, f"{folder.name}/{name}")
+            except DataError as e:  # the line names the file (or the frame image) and what is wrong
+                if not skip:
+                    raise DataError(f"{e} (set data.skip_bad_rows=true to skip such videos and count them)") from None
+                bad.count += 1
+                bad.first = bad.first or str(e)
+                entries.append([name, 0, []])
+                continue
+            finally:
+                videos += 1
+                done += sum(p.stat().st_size for p in _video_files(path))
+                progress(videos, done)
+            size = f"{clip.frames.shape[2]}x{clip.frames.shape[1]}"
+            if size not in sizes and len(sizes) < 20:
+                sizes.append(size)
+            entries.append([name, len(clip.frames), _runs([original[i] for i in clip.indices])])
+    return {"pieces": out, "sizes": sizes, "bad": bad.count, "first_bad": bad.first}
+
+
+FIT_VERSION = 1  # bumped when what the folder fitting pass stores changes
+
+
+def folder_splits(path: Path, d, task: str, verbose: bool = True) -> dict:
+    """``{"train", "val", "test"}`` :class:`FolderSplit` of a labelled folder (``test`` None without one)
+    and ``"fit"``, the fitting pass's summary; splits as :func:`split_folders` and the data fractions say."""
+    from seqapps.data.sources import complete_splits
+    from seqapps.data.streaming import BadRows, fitting_pass
+
+    folders = split_folders(path) or {"all": path}
+    files = []
+    for key, folder in folders.items():
+        labels = folder / "labels.csv"
+        if not labels.is_file():  # before any listing: the one line a folder without labels gets
+            raise DataError(f"{folder}: expected labels.csv (video,frame,label or video,start,end,label) beside "
+                            "the videos")
+        files.append(labels)
+        for name in sorted(list_labels(labels, BadRows(True))):  # the listing, for the cache key
+            files += _video_files(folder / name)
+    skip = bool(getattr(d, "skip_bad_rows", False))
+    settings = {"task": task, "version": FIT_VERSION, "pieces": {k: str(v.resolve()) for k, v in folders.items()},
+                "fps": d.fps, "max_length": d.max_length, "skip_bad_rows": skip}
+    fit = fitting_pass(f"{task} on {path}", files, settings,
+                       lambda progress: _fit_folders(folders, d.fps, d.max_length, skip, progress), verbose=verbose)
+    if fit["bad"] and verbose:
+        print(f"skipped {fit['bad']:,} bad video(s) (data.skip_bad_rows); the first: {fit['first_bad']}",
+              file=sys.stderr)
+    pieces = {k: [(str(folders[k]), *e) for e in entries] for k, entries in fit["pieces"].items()}
+    parts = complete_splits(pieces, d.val_fraction, d.test_fraction, _split)
+    out = {role: None if part is None else FolderSplit(role, [e for e in part if e[2]], d.fps or 0.0, d.max_length)
+           for role, part in parts.items()}
+    if not out["train"].n:
+        raise DataError(f"{path}: no training video could be read (skipped {fit['bad']:,} bad ones)")
+    summary = {k: fit[k] for k in ("sizes", "bad", "first_bad")}
+    summary["videos"] = {role: split.n for role, split in out.items() if split is not None}
+    summary["frames"] = {role: sum(k * v for k, v in split.length_counts.items())
+                         for role, split in out.items() if split is not None}
+    return {**out, "fit": summary}
 
 
 def split_folders(folder: Path) -> dict[str, Path]:
@@ -220,45 +398,66 @@ def split_folders(folder: Path) -> dict[str, Path]:
 
 
 # -- training batches -------------------------------------------------------------------------------
-def video_batches(data: VideoSet, label_ids, size: int, batch_size: int, shuffle: bool, seed: int = 0):
-    """``({"frames": float [B, T, size, size, 3] in [0, 255], "mask": [B, T]}, ids [B, T])`` batches of
-    videos of similar length (ids ``1..K``, ``0`` = padding); frames are resized in the graph."""
-    import math
+def video_order(n: int, shuffle: bool, seed: int, epoch: int, window: int):
+    """The order videos are read in: ``0..n-1``; shuffled, a permutation seeded by ``(seed, epoch)``,
+    or past ``window`` videos a bounded shuffle (a buffer of ``window`` indices, as tf.data shuffles)."""
+    if not shuffle:
+        yield from range(n)
+        return
+    rng = np.random.default_rng([seed, epoch])
+    if n <= window:
+        yield from (int(i) for i in rng.permutation(n))
+        return
+    buffer = np.arange(window)
+    for following in range(window, n):
+        j = int(rng.integers(window))
+        yield int(buffer[j])
+        buffer[j] = following
+    yield from (int(i) for i in rng.permutation(buffer))
 
+
+def video_stream(split: VideoStream, labels: list[str], size: int, batch_size: int, shuffle: bool, seed: int = 0,
+                 buffer: int = 100_000):
+    """``({"frames": float [B, T, size, size, 3] in [0, 255], "mask": [B, T]}, ids [B, T])`` batches of
+    videos of similar length (ids ``1..K`` of ``labels``, ``0`` = padding), every video once an epoch.
+    A generator decodes one video at a time (:func:`video_order`); the frames are resized in the
+    graph by :func:`tasks.video_frames.serving.frame_pixels`, as the export resizes each frame."""
     import tensorflow as tf
 
     from seqapps.data.pipeline import default_boundaries
+    from tasks.video_frames.serving import frame_pixels
 
-    lengths = np.array([len(v) for v in data.videos])
-    channels = data.videos[0].shape[-1] if len(data) else 3
-    order = np.arange(len(data))
+    index = {x: i + 1 for i, x in enumerate(labels)}
+    counts = split.length_counts
+    longest = max(counts) if counts else 1
 
     def gen():
-        for i in (np.random.default_rng([seed, gen.epoch]).permutation(order) if shuffle else order):
-            yield data.videos[i], np.asarray(label_ids[i], np.int32)
-        gen.epoch += 1
+        epoch, gen.epoch = gen.epoch, gen.epoch + 1
+        for i in video_order(split.n, shuffle, seed, epoch, buffer):
+            _, frames, y = split.item(i)
+            yield frames, np.fromiter((index[x] for x in y), np.int32, len(y))
     gen.epoch = 0
 
-    def prepare(video, ids):
-        pixels = tf.image.resize(tf.cast(video, tf.float32), (size, size), antialias=True)
-        return (tf.image.grayscale_to_rgb(pixels) if channels == 1 else pixels), ids
-
-    sig = (tf.TensorSpec([None, None, None, channels], tf.uint8), tf.TensorSpec([None], tf.int32))
-    ds = tf.data.Dataset.from_generator(gen, output_signature=sig).map(prepare, num_parallel_calls=2)
-    boundaries = default_boundaries(int(lengths.max()) + 1 if len(lengths) else 2)
-    ds = ds.bucket_by_sequence_length(lambda x, y: tf.shape(y)[0], boundaries + [int(lengths.max()) + 1],
-                                      [batch_size] * (len(boundaries) + 2))
+    sig = (tf.TensorSpec([None, None, None, split.channels], tf.uint8), tf.TensorSpec([None], tf.int32))
+    ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+    ds = ds.map(lambda video, ids: (frame_pixels(video, size), ids), num_parallel_calls=2)
+    edges = default_boundaries(longest + 1) + [longest + 1]
+    ds = ds.bucket_by_sequence_length(lambda x, y: tf.shape(y)[0], edges, [batch_size] * (len(edges) + 1))
     ds = ds.map(lambda x, y: ({"frames": x, "mask": tf.cast(y > 0, tf.float32)}, y))
-    bucket = np.searchsorted(boundaries + [int(lengths.max()) + 1], lengths, side="right")
-    n_batches = sum(math.ceil(c / batch_size) for c in np.bincount(bucket) if c)
+    per_bucket: dict[int, int] = {}
+    for length, n in counts.items():
+        bucket = int(np.searchsorted(edges, length, side="right"))
+        per_bucket[bucket] = per_bucket.get(bucket, 0) + n
+    n_batches = sum(math.ceil(c / batch_size) for c in per_bucket.values())
     return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
 
 
-def load_video_splits(d, task: str, data_dir=None):
-    """The :class:`~seqapps.core.task.Splits` of ``d.source``: ``demo`` and ``moving_digits`` are generated
-    (:mod:`tasks.video_frames.moving_digits`, their own disjoint splits), a folder is read as above."""
+def load_video_splits(d, task: str, data_dir=None, verbose: bool = True):
+    """The :class:`~seqapps.core.task.Splits` of ``d.source``, each a :class:`VideoStream`: ``demo`` and
+    ``moving_digits`` are generated when asked (:mod:`tasks.video_frames.moving_digits`, their own
+    disjoint splits), a folder is listed and fitted as above."""
     from tasks.video_frames import moving_digits
-    from seqapps.data.sources import complete_splits, resolve
+    from seqapps.data.sources import resolve
     from seqapps.core.task import Splits
 
     source = resolve(d.source, task, data_dir)
@@ -271,20 +470,17 @@ def load_video_splits(d, task: str, data_dir=None):
             raise DataError(f"moving_digits: need 1 <= data.min_frames <= data.max_frames <= data.max_length, "
                             f"got {frames[0]}, {frames[1]}, {d.max_length}")
         try:
-            made = moving_digits.generate(d.seed, sizes, frames, d.canvas, d.speed)
+            parts = moving_digits.generated_splits(d.seed, sizes, frames, d.canvas, d.speed, d.fps or 10.0)
         except ValueError as e:
             raise DataError(f"moving_digits: {e}") from None
-        parts = {k: VideoSet([n for n, _, _ in v], [x for _, x, _ in v], [y for _, _, y in v], d.fps or 10.0)
-                 for k, v in made.items()}
-        return Splits(parts["train"], parts["val"], parts["test"], {"labels": list(moving_digits.LABELS)})
+        fit = {"sizes": [f"{d.canvas}x{d.canvas}"], "bad": 0, "first_bad": "",
+               "videos": {k: v.n for k, v in parts.items()},
+               "frames": {k: int(v.plan["length"].sum()) for k, v in parts.items()}}
+        return Splits(parts["train"], parts["val"], parts["test"], {"labels": list(moving_digits.LABELS), "fit": fit})
     if source.kind != "path" or not source.paths["path"].is_dir():
         raise DataError(f"{source.spec}: {task} reads demo, moving_digits or a folder of videos with labels.csv")
-    path = source.paths["path"]
-    folders = split_folders(path)
-    pieces = {k: read_folder(p, d.fps, d.max_length) for k, p in folders.items()} if folders else \
-        {"all": read_folder(path, d.fps, d.max_length)}
-    parts = complete_splits(pieces, d.val_fraction, d.test_fraction, _split)
-    return Splits(parts["train"], parts["val"], parts["test"])
+    parts = folder_splits(source.paths["path"], d, task, verbose)
+    return Splits(parts["train"], parts["val"], parts["test"], {"fit": parts["fit"]})
 
 
 def _split(data, val_fraction, test_fraction):

@@ -30,6 +30,16 @@ OUTPUTS = ("labels (tf.string [batch, time], '' past each length), probabilities
            "lengths (int32 [batch]), valid (bool [batch, time]: the frame decoded)")
 
 
+def frame_pixels(frames, size: int):
+    """Decoded frames ``uint8 [T, H, W, C]`` (C = 1 or 3) -> ``float32 [T, size, size, 3]`` in [0, 255]:
+    what :func:`decode_frames` does to each decoded frame (RGB, then an antialiased resize), so training
+    on decoded videos gives the model the inputs the export gives it (tests/tasks/video_frames)."""
+    frames = tf.convert_to_tensor(frames, tf.uint8)
+    if frames.shape[-1] == 1:
+        frames = tf.image.grayscale_to_rgb(frames)
+    return tf.image.resize(tf.cast(frames, tf.float32), (size, size), antialias=True)
+
+
 def decode_frames(frames, size: int, max_length: int):
     """``tf.string [batch, time]`` -> ``(pixels [batch, time, size, size, 3], lengths, valid [batch, time])``."""
     frames = tf.convert_to_tensor(frames, tf.string)[:, :max_length]

@@ -89,13 +89,16 @@ class FrameLabels(Preprocessing):
 
     @classmethod
     def fit(cls, cfg, splits):
-        seen = {x for labels in splits.train.labels for x in labels}
+        """The training split's labels (the dataset's own order first), from the fitting pass: no video is
+        read. A validation label the training videos lack is an error naming the first video with one."""
+        seen = set(splits.train.first_seen)
         known = [x for x in splits.info.get("labels", []) if x in seen]
         prep = cls(known + sorted(seen - set(known)))
-        for name, labels in zip(splits.val.names, splits.val.labels):
-            unknown = sorted(set(labels) - seen)
-            if unknown:
-                raise DataError(f"validation video {name}: label {unknown[0]!r} is not in the training videos")
+        unknown = {x: i for x, i in splits.val.first_seen.items() if x not in seen}
+        if unknown:
+            first = min(unknown.values())  # its unknown labels are those first seen in it
+            label = min(x for x, i in unknown.items() if i == first)
+            raise DataError(f"validation video {splits.val.name(first)}: label {label!r} is not in the training videos")
         return prep
 
     def save(self, run_dir):
@@ -194,9 +197,10 @@ class VideoFrames(Task):
         return videolib.load_video_splits(cfg.data, self.name, data_dir)
 
     def datasets(self, cfg, prep, splits):
-        def make(data, shuffle):
-            return videolib.video_batches(data, prep.ids(data.labels), cfg.model.image_size, cfg.train.batch_size,
-                                          shuffle, cfg.train.seed)
+        """Batches decoded (or generated) one video at a time (:func:`tasks.video_frames.data.video_stream`)."""
+        def make(split, shuffle):
+            return videolib.video_stream(split, prep.labels, cfg.model.image_size, cfg.train.batch_size, shuffle,
+                                         cfg.train.seed, cfg.data.shuffle_buffer)
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):
