@@ -85,6 +85,8 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=[b for b in CHOICES["train.backend"] if b], default="jax",
                    help="the Keras backend the folder will train on (default: jax)")
     p.add_argument("--out", help="the folder to write (default: prepared/<task>-<data>)")
+    p.add_argument("--shard-mb", type=float, default=64, help="the size of a shard file in MB (default: 64); a "
+                                                             "multi-worker training needs a shard an epoch per worker")
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
 
     p = add("evaluate", help="score a run or an export on a dataset")
@@ -218,16 +220,10 @@ def cmd_train(args):
 
 def _train_prepared(args):
     from seqapps.training import prepared
-    from seqapps.core.errors import ConfigError
 
-    fixed = [flag for flag, value in (("--set", args.overrides), ("--preset", args.preset), ("--epochs", args.epochs),
-                                      ("--batch-size", args.batch_size), ("--strategy", args.strategy),
-                                      ("--data-dir", args.data_dir)) if value]
-    if fixed:
-        raise ConfigError(f"{args.data} is a prepared folder, whose training is fixed when it is prepared: "
-                          f"{', '.join(fixed)} cannot change it (pass them to `prepare` instead)")
-    prepared.train(args.task, args.data, run_dir=args.run_dir, backend=args.backend, overwrite=args.overwrite,
-                   evaluate=not args.no_eval)
+    prepared.train_api(args.task, args.data, run_dir=args.run_dir, backend=args.backend, overwrite=args.overwrite,
+                       evaluate=not args.no_eval, strategy=args.strategy, flags=True, overrides=args.overrides,
+                       preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir)
 
 
 def cmd_prepare(args):
@@ -235,7 +231,7 @@ def cmd_prepare(args):
 
     out = prepare(args.task, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                   overrides=args.overrides, preset=args.preset, data_dir=args.data_dir, backend=args.backend,
-                  overwrite=args.overwrite)
+                  overwrite=args.overwrite, shard_mb=args.shard_mb)
     print(f"prepared {out}; train it with: python -m seqapps train {args.task} --data {out} --backend {args.backend}")
 
 

@@ -229,18 +229,24 @@ def _train_into(task_obj, cfg, run, splits, resuming, overwrite, verbose, callba
 
 
 def _train_as_worker(task_obj, cfg, run, splits, verbose, callbacks) -> Run:
-    """A worker that is not the chief trains the same steps in a temporary run directory,
-    restored from the chief's backup when there is one, and removes it at the end."""
+    """A worker that is not the chief trains the same steps in a temporary run directory."""
+    with worker_run(run) as mine:
+        _train_into(task_obj, cfg, mine, splits, False, False, verbose, callbacks)
+    return Run(run.dir)
+
+
+@contextlib.contextmanager
+def worker_run(run: Run):
+    """For a worker that is not the chief: a temporary run directory, restored from the chief's
+    backup when there is one (the run resumes), removed at the end."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="seqapps-worker-") as tmp:
         mine = Run(Path(tmp) / run.dir.name)
-        resuming = run.backup_dir.exists()
-        if resuming:
+        if run.backup_dir.exists():
             mine.dir.mkdir(parents=True)
             shutil.copytree(run.backup_dir, mine.backup_dir)
-        _train_into(task_obj, cfg, mine, splits, False, False, verbose, callbacks)
-    return Run(run.dir)
+        yield mine
 
 
 def as_list(value, name):

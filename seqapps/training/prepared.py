@@ -20,16 +20,24 @@ scored at the end as usual. A prepared folder holds:
 ``model.json``     the model and its compile config (optimizer, learning-rate schedule, loss,
                    metrics) as Keras serializes them; its weights are drawn where it trains, under
                    ``train.seed``, as a training on that backend draws them
-``train-N.npz``    epoch N's training batches, in the order tf.data gave them (a new shuffle each
-                   epoch, as ``train`` would draw them under the same seed); an epoch equal to an
-                   earlier one (a stateful language model's streams) is not written twice
-``val.npz``        the validation batches
+``train-N-SSSSS.npz``  epoch N's training batches in shards of about ``--shard-mb`` (64 MB), in the order
+                   tf.data gave them (a new shuffle each epoch, as ``train`` would draw them under the
+                   same seed); an epoch equal to an earlier one (a stateful language model's streams)
+                   is not written twice. Preparing holds one shard in memory, so any size of data
+                   prepares; training reads a shard at a time, the next one loading in the background
+``val-SSSSS.npz``  the validation batches
 
 Integer arrays are kept in the narrowest integer type that holds them and fed as int32.
 
 Everything that shapes the training is fixed when the folder is prepared: ``train`` on it takes
 no ``--set``, ``--preset``, ``--epochs`` or ``--batch-size``. What such a run leaves out:
-TensorBoard logs where TensorFlow is missing (Keras writes them with it), and ``--strategy``.
+TensorBoard logs where TensorFlow is missing (Keras writes them with it).
+
+``train --data FOLDER --strategy multiworker`` (TensorFlow, ``TF_CONFIG`` naming the cluster) trains
+one model over several worker processes, each reading only its own shards of each epoch (worker
+``i`` of ``n`` reads shards ``i``, ``i + n``...; every worker takes as many steps as the one with
+the fewest batches): a step trains one prepared batch on every worker. Prepare with shards small
+enough that each worker has one an epoch.
 """
 
 from __future__ import annotations
@@ -49,7 +57,8 @@ from seqapps.core.errors import ConfigError, DataError, SeqappsError
 from seqapps.training.run_dir import Run, locked, versions
 
 MARKER = "prepared.json"
-FORMAT = 1
+FORMAT = 2          # 1: one file per epoch (still read)
+SHARD_MB = 64       # the default size of a shard file
 
 
 def is_prepared(path) -> bool:
@@ -65,10 +74,11 @@ def default_folder(task_name: str, data: str) -> Path:
 
 # -- preparing (TensorFlow) ----------------------------------------------------------------------------
 def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, overrides=(), preset=None,
-            data_dir=None, backend="jax", overwrite=False) -> Path:
+            data_dir=None, backend="jax", overwrite=False, shard_mb: float = SHARD_MB) -> Path:
     """Write ``task``'s batches for training on ``data`` into ``out`` (default
     ``prepared/<task>-<data>``) and return it; run with the TensorFlow backend. ``backend`` is the
-    one the folder will train on (saved as ``train.backend``). The folder appears whole or not at all."""
+    one the folder will train on (saved as ``train.backend``); ``shard_mb`` the size of a shard file (each
+    worker of a multi-worker training reads its own shards). The folder appears whole or not at all."""
     import keras
 
     from seqapps.core import registry
@@ -89,6 +99,8 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
     out = Path(out) if out is not None else default_folder(task, cfg.data.source)
     if out.exists() and not overwrite:
         raise SeqappsError(f"{out} already exists; pass --overwrite or another --out")
+    if not float(shard_mb) > 0:
+        raise ConfigError(f"shard_mb must be a positive number of megabytes, got {shard_mb}")
     splits = task_obj.load_data(cfg, data_dir)
     keras.utils.set_random_seed(cfg.train.seed)
     prep = task_obj.fit_preprocessing(cfg, splits)
@@ -99,21 +111,31 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
     tmp.mkdir(parents=True)
     try:
         steps = cfg.train.steps_per_epoch or None
-        epoch_batches = _epochs(train_ds, cfg.train.epochs, steps)
-        template, counts, files, written, first = None, [], [], {}, None
-        for e, batches in enumerate(epoch_batches):
-            template, n, arrays = _batch_arrays(batches, template, f"epoch {e + 1}")
-            if first is None:
-                first = _build(template, (arrays[f"0-{j}"] for j in range(_leaves(template))))
-            digest = _digest(arrays)
-            if digest not in written:
-                written[digest] = f"train-{e}.npz"
-                _save(tmp / written[digest], arrays)
-            counts.append(n)
-            files.append(written[digest])
-            print(f"prepared epoch {e + 1}/{cfg.train.epochs}: {n} batches", file=sys.stderr)
-        val_template, n_val, arrays = _batch_arrays(iter(val_ds), None, "the validation split")
-        _save(tmp / "val.npz", arrays)
+        shard_bytes = int(float(shard_mb) * 2**20)
+        template, counts, epochs_shards, written, first = None, [], [], {}, None
+        for e, batches in enumerate(_epochs(train_ds, cfg.train.epochs, steps)):
+            writer = ShardWriter(tmp, f"train-{e}", shard_bytes, template, f"epoch {e + 1}")
+            for batch in batches:
+                writer.add(batch)
+                if first is None:
+                    first = batch
+            template, shards = writer.close()
+            if writer.digest in written:  # an epoch equal to an earlier one is stored once
+                for shard in shards:
+                    (tmp / shard["file"]).unlink()
+                shards = written[writer.digest]
+            written.setdefault(writer.digest, shards)
+            counts.append(writer.count)
+            epochs_shards.append(shards)
+            print(f"prepared epoch {e + 1}/{cfg.train.epochs}: {writer.count} batches in {len(shards)} shard(s)",
+                  file=sys.stderr)
+        writer = ShardWriter(tmp, "val", shard_bytes, None, "the validation split")
+        for batch in val_ds:
+            writer.add(batch)
+        val_template, val_shards = writer.close()
+        leaves = []
+        _structure(first, leaves)
+        first = _build(template, iter(leaves))  # as the folder feeds it
         with precision_policy(cfg.train.mixed_precision):
             model = task_obj.build_model(cfg, prep)
             total = counts[0] * cfg.train.epochs if cfg.train.decay != "none" else None
@@ -126,9 +148,9 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
         prep.save(tmp / "prep")
         (tmp / MARKER).write_text(json.dumps({
             "format": FORMAT, "id": uuid.uuid4().hex, "task": task, "data": cfg.data.source,
-            "backend": backend, "epochs": cfg.train.epochs, "batches": counts, "files": files, "val_batches": n_val,
-            "structure": template, "val_structure": val_template, "monitor": task_obj.monitor,
-            "monitor_mode": task_obj.monitor_mode, "callbacks": callbacks,
+            "backend": backend, "epochs": cfg.train.epochs, "batches": counts, "shards": epochs_shards,
+            "val_batches": writer.count, "val_shards": val_shards, "structure": template, "val_structure": val_template,
+            "monitor": task_obj.monitor, "monitor_mode": task_obj.monitor_mode, "callbacks": callbacks,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions()}, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -150,38 +172,55 @@ def _epochs(train_ds, epochs: int, steps):
         yield (next(stream) for _ in range(steps))
 
 
-def _batch_arrays(batches, template, what):
-    """``batches`` (tuples / dicts of tensors) as (their structure, count, {"batch-leaf": array})."""
-    arrays, n = {}, 0
-    for element in batches:
+class ShardWriter:
+    """Batches written as they come into shards ``PREFIX-SSSSS.npz`` of about ``shard_bytes`` each
+    (a shard holds at least one batch), so preparing holds one shard in memory however big the data.
+    ``digest`` (after :meth:`close`) identifies the batches written, to store an epoch equal to an
+    earlier one once. Shards are written uncompressed: reading them is a copy, not a decompression."""
+
+    def __init__(self, folder: Path, prefix: str, shard_bytes: int, template, what: str):
+        import hashlib
+
+        self.folder, self.prefix, self.shard_bytes, self.template, self.what = folder, prefix, shard_bytes, template, what
+        self.arrays, self.size, self.count, self.in_shard, self.shards = {}, 0, 0, 0, []
+        self._hash = hashlib.sha256()
+        self.digest = ""
+
+    def add(self, element) -> None:
         leaves = []
         shape = _structure(element, leaves)
-        if template is None:
-            template = shape
-        elif shape != template:
-            raise DataError(f"{what}: the batches change structure, which prepared arrays cannot hold")
+        if self.template is None:
+            self.template = shape
+        elif shape != self.template:
+            raise DataError(f"{self.what}: the batches change structure, which prepared arrays cannot hold")
         for j, leaf in enumerate(leaves):
-            arrays[f"{n}-{j}"] = _compact(leaf)
-        n += 1
-    if n == 0:
-        raise DataError(f"{what} has no batch to prepare")
-    return template, n, arrays
+            array = _compact(leaf)
+            self._hash.update(f"{j}{array.dtype}{array.shape}".encode())
+            self._hash.update(array.tobytes())
+            self.arrays[f"{self.in_shard}-{j}"] = array
+            self.size += array.nbytes
+        self.in_shard += 1
+        self.count += 1
+        if self.size >= self.shard_bytes:
+            self._flush()
 
+    def _flush(self) -> None:
+        import numpy as np
 
-def _digest(arrays) -> str:
-    import hashlib
+        if not self.in_shard:
+            return
+        name = f"{self.prefix}-{len(self.shards):05d}.npz"
+        np.savez(self.folder / name, **self.arrays)
+        self.shards.append({"file": name, "batches": self.in_shard})
+        self.arrays, self.size, self.in_shard = {}, 0, 0
 
-    h = hashlib.sha256()
-    for key, array in arrays.items():
-        h.update(f"{key}{array.dtype}{array.shape}".encode())
-        h.update(array.tobytes())
-    return h.hexdigest()
-
-
-def _save(path, arrays) -> None:
-    import numpy as np
-
-    np.savez_compressed(path, **arrays)
+    def close(self) -> tuple[dict, list]:
+        """(the batch structure, the shards written: ``[{"file", "batches"}]``)."""
+        self._flush()
+        if self.count == 0:
+            raise DataError(f"{self.what} has no batch to prepare")
+        self.digest = self._hash.hexdigest()
+        return self.template, self.shards
 
 
 def _structure(element, leaves: list):
@@ -240,50 +279,93 @@ def _leaves(template) -> int:
 @functools.cache
 def _batches_class():
     """(Batches, EpochFeed), defined once Keras is imported on the backend that trains."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     import keras
     import numpy as np
 
-    class Batches(keras.utils.PyDataset):
-        """An epoch's stored batches; ``epoch`` is set by :class:`EpochFeed` as each epoch begins."""
+    def load(path):
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
 
-        def __init__(self, paths, count, template):
+    class Batches(keras.utils.PyDataset):
+        """An epoch's stored batches, read shard by shard (the next shard read in the background while
+        this one trains); ``epoch`` is set by :class:`EpochFeed` as each epoch begins. ``epochs`` holds,
+        per epoch, the shards to read (``{"file", "batches"}``); ``count`` batches make an epoch."""
+
+        def __init__(self, folder, epochs, count, template):
             super().__init__()
-            self.paths, self.count, self.template = list(paths), int(count), template
-            self.leaves, self.epoch, self._loaded = _leaves(template), 0, (None, None)
+            self.folder, self.epochs, self.count, self.template = Path(folder), epochs, int(count), template
+            self.leaves, self.epoch = _leaves(template), 0
+            self._loaded, self._lock, self._pool = {}, threading.Lock(), None
 
         def __len__(self):
             return self.count
 
-        def _arrays(self):
-            path = self.paths[self.epoch % len(self.paths)]
-            if self._loaded[0] != path:
-                with np.load(path) as f:
-                    self._loaded = (path, {k: f[k] for k in f.files})
-            return self._loaded[1]
+        def files(self, epoch=None) -> list[str]:
+            return [s["file"] for s in self.epochs[(self.epoch if epoch is None else epoch) % len(self.epochs)]]
+
+        def _shard(self, i):
+            """(the shard's arrays, the batch's index in it) of batch ``i`` of this epoch."""
+            shards = self.epochs[self.epoch % len(self.epochs)]
+            for k, shard in enumerate(shards):
+                if i < shard["batches"]:
+                    return self._arrays(shard["file"], shards[k + 1]["file"] if k + 1 < len(shards) else None), i
+                i -= shard["batches"]
+            raise IndexError(f"batch {i} is past the end of the epoch")
+
+        def _arrays(self, name, then):
+            with self._lock:  # this shard and the next: no more in memory
+                keep = {name: self._loaded[name] if name in self._loaded else self._read(name)}
+                if then is not None:
+                    keep[then] = self._loaded[then] if then in self._loaded else self._read(then, background=True)
+                self._loaded = keep
+                arrays = keep[name]
+            return arrays.result() if hasattr(arrays, "result") else arrays
+
+        def _read(self, name, background=False):
+            if not background:
+                return load(self.folder / name)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="seqapps-shards")
+            return self._pool.submit(load, self.folder / name)
 
         def __getitem__(self, i):
-            arrays = self._arrays()
-            return _build(self.template, (arrays[f"{i}-{j}"] for j in range(self.leaves)))
+            arrays, j = self._shard(i)
+            return _build(self.template, (arrays[f"{j}-{leaf}"] for leaf in range(self.leaves)))
 
     class EpochFeed(keras.callbacks.Callback):
-        def __init__(self, batches):
+        def __init__(self, *batches):
             super().__init__()
             self.batches = batches
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.batches.epoch = epoch
+            for b in self.batches:
+                b.epoch = epoch
 
     return Batches, EpochFeed
 
 
-def batches(folder, split: str = "train"):
-    """The stored batches of ``split`` (``train``: epoch by epoch) as a ``keras.utils.PyDataset``."""
+def batches(folder, split: str = "train", share: tuple[int, int] = (0, 1)):
+    """The stored batches of ``split`` (``train``: epoch by epoch) as a ``keras.utils.PyDataset``.
+    ``share=(index, workers)``: the training shards of worker ``index`` of ``workers`` (shards
+    ``index``, ``index + workers``...), cut to the batches every worker has, so all take as many steps."""
     folder = Path(folder)
     info = _info(folder)
     Batches, _ = _batches_class()
     if split == "val":
-        return Batches([folder / "val.npz"], info["val_batches"], info["val_structure"])
-    return Batches([folder / name for name in info["files"]], info["batches"][0], info["structure"])
+        return Batches(folder, [info["val_shards"]], info["val_batches"], info["val_structure"])
+    index, workers = share
+    if workers == 1:
+        return Batches(folder, info["shards"], info["batches"][0], info["structure"])
+    if any(len(shards) < workers for shards in info["shards"]):
+        fewest = min(len(shards) for shards in info["shards"])
+        raise ConfigError(f"{folder} holds {fewest} shard(s) an epoch, fewer than the {workers} workers that would "
+                          f"read it; prepare it again with smaller shards (--shard-mb)")
+    mine = [shards[index::workers] for shards in info["shards"]]
+    count = min(sum(s["batches"] for s in shards[w::workers]) for shards in info["shards"] for w in range(workers))
+    return Batches(folder, mine, count, info["structure"])
 
 
 def _info(folder: Path) -> dict:
@@ -291,57 +373,97 @@ def _info(folder: Path) -> dict:
         info = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError) as e:
         raise DataError(f"{folder}: not a prepared folder ({MARKER} unreadable: {e})") from None
-    if info.get("format") != FORMAT:
+    if info.get("format") == 1:  # one file per epoch: a shard each
+        info["shards"] = [[{"file": f, "batches": n}] for f, n in zip(info["files"], info["batches"])]
+        info["val_shards"] = [{"file": "val.npz", "batches": info["val_batches"]}]
+    elif info.get("format") != FORMAT:
         raise DataError(f"{folder} was prepared in format {info.get('format')}, this seqapps reads {FORMAT}; "
                         "prepare it again")
-    missing = [n for n in dict.fromkeys(["model.json", "config.json", "val.npz", *info["files"]])
-               if not (folder / n).is_file()]
+    files = [s["file"] for shards in [*info["shards"], info["val_shards"]] for s in shards]
+    missing = [n for n in dict.fromkeys(["model.json", "config.json", *files]) if not (folder / n).is_file()]
     if missing:
         raise DataError(f"{folder} is incomplete: {', '.join(missing)} missing; prepare it again")
     return info
 
 
 # -- training (any backend) ----------------------------------------------------------------------------
-def train_api(task, data, *, run_dir=None, backend=None, overwrite=False, verbose=None, evaluate=True, **fixed):
-    """``seqapps.train(task, data=FOLDER, ...)``: :func:`train`, with every argument that would change
-    the training (epochs, batch_size, overrides, strategy, preset, data_dir, callbacks) refused."""
-    given = sorted(k for k, v in fixed.items() if v not in (None, (), []))
+#: what fixes a training when it is prepared: ``train`` on a folder refuses it (argument, command-line flag)
+FIXED = (("overrides", "--set"), ("preset", "--preset"), ("epochs", "--epochs"), ("batch_size", "--batch-size"),
+         ("data_dir", "--data-dir"), ("callbacks", None))
+
+
+def train_api(task, data, *, run_dir=None, backend=None, overwrite=False, verbose=None, evaluate=True, strategy=None,
+              flags=False, **fixed):
+    """``seqapps.train(task, data=FOLDER, ...)`` and ``train TASK --data FOLDER``: :func:`train`, with
+    every argument that would change the training (epochs, batch_size, overrides, preset, data_dir,
+    callbacks) refused in one line; ``flags`` names them as the command line spells them."""
+    given = [(name, flag) for name, flag in FIXED if fixed.get(name) not in (None, (), [])]
+    unknown = sorted(set(fixed) - {name for name, _ in FIXED})
+    if unknown:
+        raise TypeError(f"train() got unexpected arguments {unknown}")
+    if given and flags:
+        raise ConfigError(f"{data} is a prepared folder, whose training is fixed when it is prepared: "
+                          f"{', '.join(f for _, f in given)} cannot change it (pass them to `prepare` instead)")
     if given:
         raise ConfigError(f"{data} is a prepared folder, whose training is fixed when it is prepared: pass "
-                          f"{', '.join(given)} to prepare() instead")
-    return train(task, data, run_dir=run_dir, backend=backend, overwrite=overwrite, verbose=verbose, evaluate=evaluate)
+                          f"{', '.join(sorted(n for n, _ in given))} to prepare() instead")
+    return train(task, data, run_dir=run_dir, backend=backend, overwrite=overwrite, verbose=verbose, evaluate=evaluate,
+                 strategy=strategy)
 
 
-def train(task: str, folder, *, run_dir=None, backend=None, overwrite=False, verbose=None, evaluate=True) -> Run:
+def train(task: str, folder, *, run_dir=None, backend=None, overwrite=False, verbose=None, evaluate=True,
+          strategy=None) -> Run:
     """Train the prepared ``folder`` (written by :func:`prepare` for ``task``) into ``run_dir``
-    (default ``runs/<task>-<data>``) on ``backend`` (default: the one it was prepared for)."""
+    (default ``runs/<task>-<data>``) on ``backend`` (default: the one it was prepared for).
+
+    ``strategy="multiworker"`` (TensorFlow, ``TF_CONFIG`` naming the cluster): each worker reads its
+    own shards of each epoch and never another's; a step trains one batch of every worker."""
+    from seqapps.training import distribute
+
     folder = Path(folder)
     info = _info(folder)
     if info["task"] != task:
         raise ConfigError(f"{folder} was prepared for {info['task']}, not {task}")
+    strategy = strategy or "default"
+    if strategy not in ("default", "multiworker"):
+        raise ConfigError(f"a prepared folder trains on one device or with --strategy multiworker, not {strategy}")
+    if strategy == "multiworker":
+        if (backend or "tensorflow") != "tensorflow":
+            raise ConfigError("train.strategy=multiworker runs on the TensorFlow backend; pass --backend tensorflow")
+        backend = "tensorflow"
+        distribute.tf_config()
     backend = engine.check_backend(backend or info["backend"])
     from seqapps.training.fit import default_run_dir
 
     run = Run(run_dir or default_run_dir(task, info["data"]))
     if not engine.select(backend):
         engine.run_elsewhere(backend, ["train", task, "--data", folder, "--run-dir", run.dir, "--backend", backend,
+                                       *(["--strategy", strategy] * (strategy != "default")),
                                        *(["--overwrite"] * overwrite), *(["--no-eval"] * (not evaluate))],
                              f"training {task}")
         return Run(run.dir)
-    from seqapps.training.fit import finish
+    from seqapps.training.fit import finish, worker_run
 
+    if strategy == "multiworker":
+        distribute.make_strategy("multiworker")  # before any other TensorFlow work
+        if not distribute.is_chief(strategy):
+            with worker_run(run) as mine:
+                _train_into(info, folder, mine, False, verbose, strategy)
+            return run
     with locked(run.dir):
-        finish(run, _train_into(info, folder, run, overwrite, verbose), evaluate, verbose)
+        finish(run, _train_into(info, folder, run, overwrite, verbose, strategy), evaluate, verbose)
     return run
 
 
-def _train_into(info, folder: Path, run: Run, overwrite: bool, verbose) -> float:
+def _train_into(info, folder: Path, run: Run, overwrite: bool, verbose, strategy="default") -> float:
+    import contextlib
     import types
 
     import keras
 
-    for module in ("seqapps.training.losses", *model_modules(info["task"])):  # what the saved model names
-        importlib.import_module(module)
+    description = json.loads((folder / "model.json").read_text())
+    for module in ("seqapps.training.losses", *model_modules(info["task"]), *_named_modules(description)):
+        importlib.import_module(module)  # what the saved model names
     from seqapps.training.fit import fit, fit_callbacks
     from seqapps.analysis.plots import plot_history
 
@@ -349,20 +471,63 @@ def _train_into(info, folder: Path, run: Run, overwrite: bool, verbose) -> float
     train_cfg = types.SimpleNamespace(**json.loads((folder / "config.json").read_text())["train"])
     keras.utils.set_random_seed(train_cfg.seed)
     engine.use_compile_cache()
-    model = keras.saving.deserialize_keras_object(json.loads((folder / "model.json").read_text()))
-    # the compile config saved where it was prepared holds TensorFlow's resolution of jit_compile="auto"
-    # (off on a CPU); here it is what "auto" gives on the backend that trains: XLA on JAX, none elsewhere
-    model.jit_compile = keras.backend.backend() == "jax"
-    train_batches, val_batches = batches(folder, "train"), batches(folder, "val")
     _, EpochFeed = _batches_class()
-    task_callbacks = [_rebuild(d) for d in info["callbacks"]]
-    callbacks = fit_callbacks(train_cfg, run, info["monitor"], info["monitor_mode"],
-                              [EpochFeed(train_batches), *task_callbacks], resuming)
-    run.record(replicas=1, backend=keras.backend.backend())
-    started = fit(model, run, train_batches, val_batches, info["epochs"], None, callbacks, verbose,
-                  getattr(train_cfg, "validation_steps", 0))
+    with contextlib.ExitStack() as stack:
+        if strategy == "multiworker":
+            train_batches, val_batches, replicas, feeds = _worker_datasets(folder, stack)
+        else:
+            train_batches, val_batches, replicas = batches(folder, "train"), batches(folder, "val"), 1
+            feeds = [train_batches]
+        model = keras.saving.deserialize_keras_object(description)
+        # the compile config saved where it was prepared holds TensorFlow's resolution of jit_compile="auto"
+        # (off on a CPU); here it is what "auto" gives on the backend that trains: XLA on JAX, none elsewhere
+        model.jit_compile = keras.backend.backend() == "jax"
+        task_callbacks = [_rebuild(d) for d in info["callbacks"]]
+        callbacks = fit_callbacks(train_cfg, run, info["monitor"], info["monitor_mode"],
+                                  [EpochFeed(*feeds), *task_callbacks], resuming)
+        run.record(replicas=replicas, backend=keras.backend.backend())
+        started = fit(model, run, train_batches, val_batches, info["epochs"], None, callbacks, verbose,
+                      getattr(train_cfg, "validation_steps", 0))
     plot_history(run.history_path, run.curves_path)
     return round(time.time() - started, 2)
+
+
+def _worker_datasets(folder: Path, stack):
+    """This worker's training shards and the validation batches as distributed datasets of the
+    multi-worker strategy (entered into ``stack``), the number of replicas, and the stored batches
+    whose epoch the training sets. Training reads only this worker's shards; every worker reads the
+    whole (small) validation split, so all take the same steps and the metrics are the single-worker
+    ones."""
+    import tensorflow as tf
+
+    from seqapps.training import distribute
+
+    strategy = distribute.make_strategy("multiworker")
+    stack.enter_context(strategy.scope())
+    conf = distribute.tf_config()
+    members = [*conf["cluster"].get("chief", []), *conf["cluster"].get("worker", [])]
+    index = int(conf["task"]["index"]) + (len(conf["cluster"].get("chief", [])) if conf["task"]["type"] == "worker"
+                                          else 0)
+    train = batches(folder, "train", share=(index, len(members)))
+    val = batches(folder, "val")
+
+    def dataset(stored):
+        first = stored[0]
+        signature = tf.nest.map_structure(lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), first)
+
+        def gen():
+            for i in range(len(stored)):
+                yield stored[i]
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
+        return ds.apply(tf.data.experimental.assert_cardinality(len(stored))).prefetch(2).with_options(options)
+
+    def distributed(stored):
+        return strategy.distribute_datasets_from_function(lambda context: dataset(stored))
+
+    return distributed(train), distributed(val), strategy.num_replicas_in_sync, [train]
 
 
 def _start_run_dir(info, folder: Path, run: Run, overwrite: bool) -> bool:
@@ -389,6 +554,26 @@ def model_modules(task: str) -> list[str]:
     import importlib.util
 
     return [m for m in (f"tasks.{task}.model", f"tasks.{task}.transformer") if importlib.util.find_spec(m)]
+
+
+def _named_modules(description) -> list[str]:
+    """The project's modules a serialized Keras object names (its layers, losses...), so that
+    importing them registers every class it needs."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            module = node.get("module")
+            if isinstance(module, str) and module.split(".")[0] in ("seqapps", "tasks"):
+                found[module] = None
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(description)
+    return list(found)
 
 
 #: callback modules of folders prepared before the library was grouped by role

@@ -135,3 +135,51 @@ def test_jax_trains_data_parallel_over_the_local_devices(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["replicas"] == 2
     assert json.loads(proc.stdout.strip().splitlines()[-1])["distribution"] == "None"  # not left set afterwards
+
+
+#: runs seqapps' command line, logging the name of every .npz file the process opens
+LOGGING_SHARDS = """
+import os, runpy, sys
+log = open(os.environ["SHARD_LOG"], "a")
+def hook(event, args):
+    if event == "open" and args and isinstance(args[0], (str, os.PathLike)) and os.fspath(args[0]).endswith(".npz"):
+        log.write(os.path.basename(os.fspath(args[0])) + "\\n")
+        log.flush()
+sys.addaudithook(hook)
+sys.argv = ["seqapps", *sys.argv[1:]]
+runpy.run_module("seqapps", run_name="__main__")
+"""
+
+
+def test_two_workers_read_disjoint_halves_of_a_prepared_folder(tmp_path):
+    """A prepared folder trained by two workers on loopback: each opens only its own training shards,
+    the two halves together are every shard, and one model trains over both."""
+    import seqapps
+
+    folder = seqapps.prepare("sentiment", "demo", tmp_path / "prepared", backend="tensorflow", shard_mb=0.0005,
+                             overrides=["model.units=8", "model.subwords=false", "train.epochs=2",
+                                        "train.patience=0"])
+    info = json.loads((folder / "prepared.json").read_text())
+    assert all(len(shards) >= 4 for shards in info["shards"])
+    script = tmp_path / "logging_shards.py"
+    script.write_text(LOGGING_SHARDS)
+    ports, run_dir = free_ports(2), tmp_path / "run"
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "SHARD_LOG": str(tmp_path / f"opened-{index}.txt"),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen([sys.executable, str(script), "train", "sentiment", "--data", str(folder),
+                                       "--strategy", "multiworker", "--run-dir", str(run_dir), "--no-eval"],
+                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-1500:] for e in errors]
+    opened = [set((tmp_path / f"opened-{i}.txt").read_text().split()) for i in range(2)]
+    training = [{s["file"] for shards in info["shards"] for s in shards[w::2]} for w in range(2)]
+    for worker in range(2):
+        assert opened[worker] - {s["file"] for s in info["val_shards"]} == training[worker]
+    assert not training[0] & training[1]
+    assert training[0] | training[1] == {s["file"] for shards in info["shards"] for s in shards}
+    assert json.loads((run_dir / "run.json").read_text())["replicas"] == 2
+    epochs = [int(line.split(",")[0]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == [0, 1] and (run_dir / "best.keras").exists()

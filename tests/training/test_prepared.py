@@ -85,17 +85,18 @@ def test_prepared_batches_are_the_training_batches(folders, task_name, overrides
 def test_prepared_folder_contents(folders):
     info = json.loads((folders["translation"] / "prepared.json").read_text())
     assert info["task"] == "translation" and info["epochs"] == 2 and info["backend"] == "jax"
-    assert info["files"] == ["train-0.npz", "train-1.npz"]
+    assert [[s["file"] for s in shards] for shards in info["shards"]] == [["train-0-00000.npz"], ["train-1-00000.npz"]]
+    assert [sum(s["batches"] for s in shards) for shards in info["shards"]] == info["batches"]
     assert sorted(p.name for p in (folders["translation"] / "prep").iterdir()) == ["source_vocab.txt",
                                                                                    "target_vocab.txt"]
     config = json.loads((folders["translation"] / "config.json").read_text())
     assert config["model"]["units"] == 8 and config["train"]["backend"] == "jax"
-    with np.load(folders["translation"] / "train-0.npz") as f:
+    with np.load(folders["translation"] / "train-0-00000.npz") as f:
         assert f["0-0"].dtype == np.int8  # demo ids are few: kept narrow, fed as int32
     lm = json.loads((folders["char_lm"] / "prepared.json").read_text())
     assert lm["callbacks"] == [{"class": "seqapps.training.callbacks:ResetStates", "config": {}}]
-    assert lm["files"] == ["train-0.npz", "train-0.npz"]  # stateful streams: the same every epoch, written once
-    assert not (folders["char_lm"] / "train-1.npz").exists()
+    assert lm["shards"][0] == lm["shards"][1]  # stateful streams: the same every epoch, written once
+    assert not list(folders["char_lm"].glob("train-1-*.npz"))
 
 
 @pytest.mark.slow
@@ -136,8 +137,8 @@ def test_prepared_folder_errors(folders, tmp_path, capsys):
         seqapps.train("translation", data=folders["translation"], epochs=3)
     broken = tmp_path / "broken"
     shutil.copytree(folders["translation"], broken)
-    (broken / "train-1.npz").unlink()
-    with pytest.raises(DataError, match="incomplete: train-1.npz missing"):
+    (broken / "train-1-00000.npz").unlink()
+    with pytest.raises(DataError, match="incomplete: train-1-00000.npz missing"):
         prepared.train("translation", broken, run_dir=tmp_path / "r")
     with pytest.raises(SeqappsError, match="already exists"):
         seqapps.prepare("translation", "demo", folders["translation"], overrides=TRANSLATION)
@@ -157,3 +158,41 @@ def test_prepare_needs_only_tensorflow_not_the_backend_it_prepares_for(tmp_path,
     assert json.loads((folder / "config.json").read_text())["train"]["backend"] == "jax"
     with pytest.raises(ConfigError, match="backend must be one of"):
         seqapps.prepare("char_lm", "demo", tmp_path / "x", backend="theano")
+
+
+@pytest.mark.slow
+def test_small_shards_hold_the_same_batches_read_shard_by_shard(folders, tmp_path):
+    """Preparing writes shards as the batches come (at most one in memory); reading them in order,
+    the next one loading in the background, gives the batches of one big file."""
+    small = seqapps.prepare("translation", "demo", tmp_path / "small", overrides=TRANSLATION, shard_mb=0.002)
+    info = json.loads((small / "prepared.json").read_text())
+    assert all(len(shards) > 3 for shards in info["shards"]) and len(info["val_shards"]) > 1
+    assert info["batches"] == json.loads((folders["translation"] / "prepared.json").read_text())["batches"]
+    one, many = prepared.batches(folders["translation"]), prepared.batches(small)
+    for epoch in range(2):
+        one.epoch = many.epoch = epoch
+        for i in range(len(one)):
+            for a, b in zip(_leaves(one[i]), _leaves(many[i])):
+                np.testing.assert_array_equal(a, b)
+    assert len(many._loaded) <= 2  # this shard and the next
+    workers = [prepared.batches(small, share=(w, 2)) for w in range(2)]
+    assert len(workers[0]) == len(workers[1]) > 0
+    assert not set(workers[0].files(0)) & set(workers[1].files(0))  # disjoint shards
+    assert set(workers[0].files(0)) | set(workers[1].files(0)) == {s["file"] for s in info["shards"][0]}
+    with pytest.raises(ConfigError, match="fewer than the 2 workers.*--shard-mb"):
+        prepared.batches(folders["translation"], share=(0, 2))
+
+
+@pytest.mark.slow
+def test_a_folder_of_the_first_format_is_still_read(folders, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(folders["char_lm"], old)
+    info = json.loads((old / "prepared.json").read_text())
+    (old / info["shards"][0][0]["file"]).rename(old / "train-0.npz")
+    (old / info["val_shards"][0]["file"]).rename(old / "val.npz")
+    for key in ("shards", "val_shards"):
+        del info[key]
+    info.update(format=1, files=["train-0.npz", "train-0.npz"])
+    (old / "prepared.json").write_text(json.dumps(info))
+    stored = prepared.batches(old)
+    assert len(stored) == info["batches"][0] and len(prepared.batches(old, "val")) == info["val_batches"]
