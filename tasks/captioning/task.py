@@ -41,6 +41,7 @@ class CaptioningData(DataConfig):
     feature_cache: str = ""       # folder for cached encoder features (default $SEQAPPS_CACHE or ~/.cache/seqapps)
     augment: bool = True          # random crops and colour jitter when the encoder is fine-tuned
     flip: bool = False            # train on the left-right mirrored image half the time (frozen: a 2nd cached view)
+    split_order: str = "sorted"   # sorted: by sorted image name (first train, next val, last test) | hash: by MD5
     demo_image_size: int = 64
 
 
@@ -96,6 +97,7 @@ class Captioning(Task):
     config_class = CaptioningConfig
     predictor_class = CaptionPredictor
     prep_class = caplib.CaptionVocab
+    choices = {"data.split_order": caplib.SPLIT_ORDERS}
     ranges = {"model.image_size": Range(16), "model.context_dropout": FRACTION, "train.label_smoothing": FRACTION,
               "train.scheduled_sampling": FRACTION, "data.min_count": Range(1)}
     presets = (Preset("flickr8k", "frozen EfficientNet-Lite0 features, LSTM 256 + additive attention, up to 15 epochs",
@@ -103,13 +105,27 @@ class Captioning(Task):
     unused = {"model.bidirectional": "the decoder reads forwards", "model.layers": "the decoder is one recurrent cell"}
 
     def load_data(self, cfg, data_dir=None):
+        """Streamed splits (:class:`tasks.captioning.data.CaptionStream`); the fitting pass runs (or is
+        read from its cache) here, so bad data fails before anything is written."""
         _check(cfg)
         return caplib.load_caption_data(cfg.data, self.name, data_dir)
 
+    def teacher_steps(self, cfg, splits) -> int:
+        """Teacher-forced steps: the longest caption the fitting pass found (words, at most
+        ``data.max_length``) plus one; ``data.max_length + 1`` after a sampled pass."""
+        fit = splits.info["fit"]
+        longest = max(fit["longest"].values(), default=0)
+        return min(cfg.data.max_length if fit["sampled"] else longest, cfg.data.max_length) + 1
+
     def datasets(self, cfg, prep, splits):
+        if not splits.val.n:
+            raise DataError(f"{cfg.data.source}: the validation split is empty; raise data.val_fraction")
+        width = self.teacher_steps(cfg, splits)
+
         def make(data, shuffle):
-            return image_batches(data, prep.pairs(data), cfg.model, cfg.train.batch_size, shuffle, cfg.train.seed,
-                                 shuffle and cfg.data.augment, cfg.data.feature_cache, shuffle and cfg.data.flip)
+            return image_batches(data, prep, cfg.model, width, cfg.train.batch_size, shuffle, cfg.train.seed,
+                                 shuffle and cfg.data.augment, cfg.data.feature_cache, shuffle and cfg.data.flip,
+                                 cfg.data.shuffle_buffer)
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):
