@@ -29,66 +29,103 @@ from pathlib import Path
 from typing import Iterator
 
 from seqapps.core.errors import DataError
-from seqapps.data.streaming import BadRows, ByteLines
+from seqapps.data.streaming import BadRows
 
 TAGSETS = ("upos", "xpos")
-_INT_ID = re.compile(r"[1-9][0-9]*$")
 _RANGE_ID = re.compile(r"[1-9][0-9]*-[1-9][0-9]*$")
 _EMPTY_ID = re.compile(r"[0-9]+\.[1-9][0-9]*$")
 
 Sentence = tuple[list[str], list[str]]
 
 
-def numbered_lines(path, lines: ByteLines | None = None) -> Iterator[tuple[int, str]]:
-    """``(number, line)`` of a UTF-8 file read one line at a time, numbered and split as
-    ``str.splitlines`` splits the whole text (a BOM dropped). ``lines``: the
-    :class:`~seqapps.data.streaming.ByteLines` to read through (its ``bytes`` tell the progress)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    number = 0
-    for text in (lines if lines is not None else ByteLines(path)):
-        for line in text.splitlines():
-            number += 1
-            yield number, line
+class TextLines:
+    """The lines of a UTF-8 file, split as ``str.splitlines`` splits the whole text (a BOM dropped),
+    read in blocks of about a megabyte: :meth:`blocks` yields ``(lines before, [line, ...])``;
+    ``bytes`` counts the bytes read so far (for a progress bar)."""
+
+    block = 1 << 20
+
+    def __init__(self, path):
+        self.path, self.bytes = Path(path), 0
+
+    def blocks(self) -> Iterator[tuple[int, list[str]]]:
+        path = self.path
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        number, newlines, tail, first = 0, 0, b"", True
+        with open(path, "rb") as f:
+            while True:
+                data = f.read(self.block)
+                if data:
+                    data = tail + data
+                    cut = data.rfind(b"\n") + 1
+                    if not cut:
+                        tail = data
+                        continue
+                    chunk, tail = data[:cut], data[cut:]
+                elif tail:
+                    chunk, tail = tail, b""
+                else:
+                    return
+                try:
+                    text = chunk.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    line = newlines + chunk[:e.start].count(b"\n") + 1
+                    raise DataError(f"{path}:{line}: not UTF-8 text") from None
+                newlines += chunk.count(b"\n")
+                self.bytes += len(chunk)
+                if first:
+                    text, first = text.removeprefix("\ufeff"), False
+                lines = text.splitlines()
+                yield number, lines
+                number += len(lines)
+
+
+def numbered_lines(path, lines: TextLines | None = None) -> Iterator[tuple[int, str]]:
+    """``(number, line)`` of a UTF-8 file read a block at a time (see :class:`TextLines`)."""
+    for before, block in (lines if lines is not None else TextLines(path)).blocks():
+        yield from enumerate(block, before + 1)
 
 
 def conllu_sentences(path, tagset: str = "upos", bad: BadRows | None = None,
-                     lines: ByteLines | None = None) -> Iterator[Sentence]:
+                     lines: TextLines | None = None) -> Iterator[Sentence]:
     """Sentences of a CoNLL-U file as ``(words, tags)`` with the UPOS or XPOS column, one at a time."""
     if tagset not in TAGSETS:
         raise DataError(f"data.tagset must be upos or xpos, got {tagset!r}")
     bad = bad if bad is not None else BadRows()
     column = 3 if tagset == "upos" else 4
     words, tags, expected, broken, found, tagged = [], [], 1, False, False, False
-    for number, line in numbered_lines(path, lines):
-        if not line.strip():
-            if words and not broken:
-                found, tagged = True, tagged or any(t != "_" for t in tags)
-                yield words, tags
-            words, tags, expected, broken = [], [], 1, False
-            continue
-        if broken or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        why = None
-        if len(cols) != 10:
-            why = f"expected 10 tab-separated CoNLL-U columns, found {len(cols)}"
-        elif _RANGE_ID.match(cols[0]) or _EMPTY_ID.match(cols[0]):
-            continue
-        elif not _INT_ID.match(cols[0]):
-            why = f"word ID must be an integer (or a range 1-2, or an empty node 8.1), got {cols[0]!r}"
-        elif int(cols[0]) != expected:
-            why = f"word ID {cols[0]} out of order; expected {expected} (is a blank line missing between sentences?)"
-        elif not cols[1] or not cols[column].strip():
-            why = f"empty FORM or {tagset.upper()} column"
-        if why is not None:
-            bad.bad(f"{path}:{number}", why)
-            broken = True  # skipped: the rest of its sentence goes with it
-            continue
-        words.append(cols[1])
-        tags.append(cols[column].strip())
-        expected += 1
+    for before, block in (lines if lines is not None else TextLines(path)).blocks():
+        for number, line in enumerate(block, before + 1):
+            if not line or line.isspace():
+                if words and not broken:
+                    found, tagged = True, tagged or any(t != "_" for t in tags)
+                    yield words, tags
+                words, tags, expected, broken = [], [], 1, False
+                continue
+            if broken or line[0] == "#":
+                continue
+            cols = line.split("\t")
+            token_id, why = cols[0], None
+            if len(cols) != 10:
+                why = f"expected 10 tab-separated CoNLL-U columns, found {len(cols)}"
+            elif token_id.isdigit() and token_id.isascii() and token_id[0] != "0":  # a word (most lines)
+                if int(token_id) != expected:
+                    why = (f"word ID {token_id} out of order; expected {expected} "
+                           "(is a blank line missing between sentences?)")
+                elif not cols[1] or not cols[column].strip():
+                    why = f"empty FORM or {tagset.upper()} column"
+            elif _RANGE_ID.match(token_id) or _EMPTY_ID.match(token_id):
+                continue
+            else:
+                why = f"word ID must be an integer (or a range 1-2, or an empty node 8.1), got {token_id!r}"
+            if why is not None:
+                bad.bad(f"{path}:{number}", why)
+                broken = True  # skipped: the rest of its sentence goes with it
+                continue
+            words.append(cols[1])
+            tags.append(cols[column].strip())
+            expected += 1
     if words and not broken:
         found, tagged = True, tagged or any(t != "_" for t in tags)
         yield words, tags
@@ -99,7 +136,7 @@ def conllu_sentences(path, tagset: str = "upos", bad: BadRows | None = None,
                         f"{'upos' if tagset == 'xpos' else 'xpos'}")
 
 
-def slash_sentences(path, bad: BadRows | None = None, lines: ByteLines | None = None) -> Iterator[Sentence]:
+def slash_sentences(path, bad: BadRows | None = None, lines: TextLines | None = None) -> Iterator[Sentence]:
     """One sentence a line of ``word/TAG`` tokens, one at a time."""
     bad = bad if bad is not None else BadRows()
     found = False
@@ -121,7 +158,7 @@ def slash_sentences(path, bad: BadRows | None = None, lines: ByteLines | None = 
         raise DataError(f"{path}: no sentences found; expected lines of word/TAG tokens")
 
 
-def column_sentences(path, bad: BadRows | None = None, lines: ByteLines | None = None) -> Iterator[Sentence]:
+def column_sentences(path, bad: BadRows | None = None, lines: TextLines | None = None) -> Iterator[Sentence]:
     """One ``word TAG`` a line (tab- or space-separated), blank lines between sentences, one
     sentence at a time. With tabs, the first column is the word and the last the tag (extra
     columns between them are ignored), so CoNLL-2000/2003-style files read too."""
@@ -179,7 +216,7 @@ def sniff_format(path) -> str:
     return "columns"
 
 
-def tagged_sentences(path, tagset: str = "upos", bad: BadRows | None = None, lines: ByteLines | None = None,
+def tagged_sentences(path, tagset: str = "upos", bad: BadRows | None = None, lines: TextLines | None = None,
                      kind: str | None = None) -> Iterator[Sentence]:
     """The sentences of any supported tagged file, one at a time; ``kind`` is its format
     (:func:`sniff_format` when not given)."""

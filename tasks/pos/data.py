@@ -39,11 +39,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks.pos.conllu import TAGGED_SUFFIXES, TAGSETS, sniff_format, tagged_sentences
+from tasks.pos.conllu import TAGGED_SUFFIXES, TAGSETS, TextLines, sniff_format, tagged_sentences
 from seqapps.data import sources as data_sources
 from seqapps.data.preprocessing import Preprocessing, save_vocab
 from seqapps.data.splits import find_split_files, split, split_sizes
-from seqapps.data.streaming import BadRows, ByteLines, StreamedSplit, TokenCounter, fitting_pass
+from seqapps.data.streaming import BadRows, StreamedSplit, TokenCounter, fitting_pass
 from seqapps.data.vectors import read_vectors, resolve_vectors
 from seqapps.core.errors import ConfigError, DataError
 from seqapps.core.task import Splits
@@ -89,7 +89,7 @@ class Piece:
             return {self.role}
         return {"train", *(["val"] if self.fractions[0] > 0 else []), *(["test"] if self.fractions[1] > 0 else [])}
 
-    def sentences(self, tagset: str, bad: BadRows, lines: ByteLines | None = None):
+    def sentences(self, tagset: str, bad: BadRows, lines: TextLines | None = None):
         """Every ``(words, tags)`` of the piece, in order."""
         if self.path is None:
             return iter(self.rows)
@@ -219,7 +219,7 @@ def fit_tagged(pieces: list[Piece], settings: Settings, data_cfg, cap: int, fit_
     for piece in pieces:  # the count, for a split by position
         n = len(piece.rows)
         if piece.fractions and piece.path is not None:
-            lines, n = ByteLines(piece.path), 0
+            lines, n = TextLines(piece.path), 0
             for _ in piece.sentences(settings.tagset, BadRows(settings.skip_bad_rows), lines):
                 n += 1
                 if n % 1000 == 0:
@@ -229,7 +229,7 @@ def fit_tagged(pieces: list[Piece], settings: Settings, data_cfg, cap: int, fit_
     pieces = [dataclasses.replace(p, n=n) for p, n in zip(pieces, sizes)]
     sentences = []
     for piece in pieces:
-        lines = ByteLines(piece.path) if piece.path is not None else None
+        lines = TextLines(piece.path) if piece.path is not None else None
         n = 0
         for words, sentence_tags in piece.sentences(settings.tagset, bad, lines):
             role = piece.role_of(n)
@@ -245,7 +245,7 @@ def fit_tagged(pieces: list[Piece], settings: Settings, data_cfg, cap: int, fit_
                 else:
                     fitted += 1
                     counter.add([w.lower() for w in words])
-                    chars.update(c for w in words for c in w)
+                    chars.update("".join(words))
                     tags.update(sentence_tags)
             longest[role] = max(longest[role], len(words))
             if rows % 1000 == 0:
