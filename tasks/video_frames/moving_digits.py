@@ -21,7 +21,7 @@ the same seed and sizes give the same videos. Sizes of the named dataset
 
 Training never makes a split up front: :func:`generated_splits` runs the generator's
 random draws once without painting a pixel (the plan: each video's generator state,
-digit and length, 37 bytes a video) and :class:`DigitsSplit` paints video ``i`` from
+digit and length, 29 bytes a video) and :class:`DigitsSplit` paints video ``i`` from
 its state when asked, so any video can be made alone, in any order, and is the same
 video :func:`generate` makes at index ``i``.
 """
