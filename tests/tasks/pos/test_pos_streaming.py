@@ -225,6 +225,24 @@ def test_a_bad_row_deep_in_a_file_names_its_line_or_is_skipped_and_counted(tmp_p
         load(slash)
 
 
+def test_lines_read_in_blocks_are_the_whole_texts_lines(tmp_path, monkeypatch):
+    """Blocks cut anywhere (7 bytes here) give the lines str.splitlines gives the whole text (BOM,
+    CRLF, a lone CR, multi-byte characters across a cut); an undecodable byte names its line."""
+    from tasks.pos import conllu
+
+    path = write_conllu(tmp_path / "a.conllu", resampled(50) + [(["Ünï", "😀"], ["X", "SYM"])])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n", 40).replace(b"# sent_id = 30\n", b"# a\r# b\n"))
+    whole, lines = conllu.read_conllu(path), path.read_text(encoding="utf-8-sig").splitlines()
+    monkeypatch.setattr(conllu.TextLines, "block", 7)
+    assert conllu.read_conllu(path) == whole and [line for _, line in conllu.numbered_lines(path)] == lines
+    assert len(whole) == 51 and whole[-1][0] == ["Ünï", "😀"] and "# b" in lines
+    bad = tmp_path / "b.conllu"
+    bad.write_bytes(path.read_bytes()[3:].replace("Ünï".encode(), b"\xff\xfe"))
+    n = bad.read_bytes().split(b"\n").index(next(x for x in bad.read_bytes().split(b"\n") if b"\xff" in x)) + 1
+    with pytest.raises(DataError, match=rf"b.conllu:{n}: not UTF-8 text"):
+        conllu.read_conllu(bad)
+
+
 # -- one preprocessing path ---------------------------------------------------------------------------
 @pytest.mark.parametrize("vectors", [False, True])
 def test_training_batches_are_the_exports_encoding(tmp_path, cache, vectors):
