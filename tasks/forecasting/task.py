@@ -13,6 +13,7 @@ in :mod:`tasks.forecasting.data`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import keras
@@ -32,6 +33,9 @@ from seqapps.core.presets import Preset
 from seqapps.core.registry import register
 from seqapps.inference import checks
 from seqapps.core.task import Endpoint, Task
+
+EVAL_WINDOWS = 8192   # windows read and forecast at a time when scoring
+
 
 @dataclasses.dataclass
 class ForecastingData(DataConfig):
@@ -120,7 +124,8 @@ class Forecasting(Task):
     monitor, monitor_mode = "val_loss", "min"
     predictor_class = ForecastingPredictor
     prep_class = ForecastingPrep
-    unused = {"data.max_length": "its inputs are data.window steps"}
+    unused = {"data.max_length": "its inputs are data.window steps",
+              "data.fit_sample": "the fitting pass reads every row to write the rows file"}
     ranges = {"data.window": AT_LEAST_1, "data.horizon": AT_LEAST_1, "data.season": AT_LEAST_0,
               "data.val_size": AT_LEAST_0, "data.test_size": AT_LEAST_0}
     choices = {"data.missing": ts.MISSING}
@@ -142,21 +147,15 @@ class Forecasting(Task):
         return ts.load_series_splits(cfg.data, self.name, data_dir)
 
     def windows(self, prep, split):
-        """Encoded windows and targets of ``split``: ``(x, y, times)``."""
-        series = split.series
-        values = prep.encoding.encode(series.frame, where=split.name)
-        times = ts.window_times(series.observed, split.start, split.stop, prep.window, prep.horizon)
-        x, y = ts.make_windows(values, series.y, times, prep.window, prep.horizon)
-        return x, y.astype("float32"), times
+        """Encoded windows and targets of ``split``, read whole (scoring, tests): ``(x, y, times)``."""
+        return split.windows(prep.encoding)
 
     def datasets(self, cfg, prep, splits):
-        def make(split, shuffle):
-            x, y, _ = self.windows(prep, split)
-            ds = tf.data.Dataset.from_tensor_slices((x, y))
-            if shuffle:
-                ds = ds.shuffle(len(x), seed=cfg.train.seed, reshuffle_each_iteration=True)
-            return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
-        return make(splits.train, True), make(splits.val, False)
+        """Windows read from the fitting pass's rows file batch by batch (:func:`ts.window_dataset`):
+        the training part shuffled (whole up to ``data.shuffle_buffer`` windows), validation in order."""
+        make = functools.partial(ts.window_dataset, encoding=prep.encoding, batch_size=cfg.train.batch_size,
+                                 seed=cfg.train.seed, buffer=cfg.data.shuffle_buffer)
+        return make(splits.train, shuffle=True), make(splits.val, shuffle=False)
 
     # -- model -----------------------------------------------------------------------------
     def build_model(self, cfg, prep):
@@ -199,21 +198,29 @@ class Forecasting(Task):
     def evaluate(self, predictor, examples, cfg, out_dir=None, plot=False):
         split = examples
         prep = predictor.prep
-        x, y, times = self.windows(prep, split)
+        times = split.times()
         if not len(times):
             raise DataError(f"the {split.name} part has no window with observed targets")
         series, season = split.series, split.season
-        forecast = predictor.predict_array(x)
-        baselines = {"naive": ts.naive_forecast(series.y, times, prep.horizon)}
+        columns = series.columns_for(prep.encoding)
+        y, forecast = [], []
+        for s in range(0, len(times), EVAL_WINDOWS):  # windows read and forecast a slice at a time
+            x, y_part = series.windows(times[s:s + EVAL_WINDOWS], prep.window, prep.horizon, columns)
+            forecast.append(predictor.predict_array(x))
+            y.append(y_part)
+        y, forecast = np.concatenate(y), np.concatenate(forecast)
+        history = series.y
+        baselines = {"naive": ts.naive_forecast(history, times, prep.horizon)}
         if times.min() - season * int(np.ceil(prep.horizon / season)) >= 0:
-            baselines["seasonal_naive"] = ts.seasonal_naive_forecast(series.y, times, prep.horizon, season)
+            baselines["seasonal_naive"] = ts.seasonal_naive_forecast(history, times, prep.horizon, season)
+        del history
         metrics = forecast_report(y, {"model": forecast, **baselines}, split.mase_scale, split=split.name,
                                   windows=int(len(times)), horizon=prep.horizon, season=season, target=series.target)
         if out_dir is not None:
             from seqapps.analysis.plots import plot_forecast
 
             out = Path(out_dir) / f"forecast-{split.name}.png"
-            axis = series.dates[times] if series.dates is not None else times
+            axis = series.dates_at(times) if series.has_dates else times
             step = "" if prep.horizon == 1 else " (1 step ahead)"
             plot_forecast(axis, y[:, 0], {"seqapps": forecast[:, 0], **{k: v[:, 0] for k, v in baselines.items()}},
                           out, title=f"{series.target}: {split.name} part{step}", ylabel=series.target)

@@ -23,6 +23,13 @@ needs_series = pytest.mark.skipif(not (DATA / "timeseries" / "pollution.csv").ex
                                   reason="real time series not found under $SEQAPPS_DATA")
 
 
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """The fitting pass's cache in the test's folder."""
+    monkeypatch.setenv("SEQAPPS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -45,7 +52,7 @@ def counting_csv(n=60):
 
 
 # -- reading -------------------------------------------------------------------------------------
-def test_dates_numbers_categories_and_gaps_are_read(tmp_path):
+def test_dates_numbers_categories_and_gaps_are_read(tmp_path, cache):
     text = ("No,year,month,day,hour,pm,wind,speed\n"
             "1,2020,1,1,1,NA,NE,1.0\n"       # leading missing target: row dropped
             "2,2020,1,1,0,NA,NW,2.0\n"       # out of order: sorted by date
@@ -53,19 +60,24 @@ def test_dates_numbers_categories_and_gaps_are_read(tmp_path):
             "4,2020,1,1,3,NA,cv,4.5\n"       # missing target: filled as input, never a target
             "5,2020,1,1,4,12,NA,5\n"
             "6,2020,1,1,5,13,SE,6\n")
-    series = ts.prepare(ts.read_csv(write(tmp_path, "p.csv", text)), target="pm", features=["all"])
-    assert list(series.frame.columns) == ["pm", "wind", "speed"]        # No and the date parts are left out
+    task, cfg, splits = load(tmp_path, text, "data.target=pm", "data.features=all", "data.window=1",
+                             "data.val_size=1", "data.test_fraction=0", name="p.csv")
+    series = splits.info["series"]
+    assert series.inputs == ["pm", "wind", "speed"]                     # No and the date parts are left out
     assert series.date_columns == ["year", "month", "day", "hour"] and series.freq == "h"
     assert str(series.dates[0]) == "2020-01-01 02:00:00" and series.dropped_rows == 2
-    assert series.frame["pm"].tolist() == [10, 10, 12, 13] and series.observed.tolist() == [True, False, True, True]
-    assert series.frame["speed"].tolist() == [1.0, 4.5, 5, 6]          # carried from 01:00 (after sorting)
-    assert series.frame["wind"].tolist() == ["NE", "cv", "cv", "SE"]
-    enc = ts.Encoding.fit(series.frame.iloc[:3], "pm")                  # categories of the training part only
+    assert list(series.y) == [10, 10, 12, 13] and series.observed.tolist() == [True, False, True, True]
+    speed = series.file_features.index("speed")
+    assert series.rows()[:, speed].tolist() == [1.0, 4.5, 5, 6]          # carried from 01:00 (after sorting)
+    enc = task.fit_preprocessing(cfg, splits).encoding                  # categories of the training part only
     assert enc.features == ["pm", "wind=NE", "wind=cv", "speed"]
-    assert enc.encode(series.frame)[:, 1:3].tolist() == [[1, 0], [0, 1], [0, 1], [0, 0]]  # unseen SE: zeros
+    x, _ = series.windows([1, 2, 3], 1, 1, series.columns_for(enc))
+    assert x[:, 0, 1:3].tolist() == [[1, 0], [0, 1], [0, 1]]
+    assert series.windows([4], 1, 0, series.columns_for(enc))[0][0, 0, 1:3].tolist() == [0, 0]  # unseen SE: zeros
+    assert enc.encode(pd.DataFrame({"pm": ["1"], "wind": ["cv"], "speed": ["2"]})).tolist() == [[1, 0, 1, 2]]
 
 
-def test_season_and_dates_are_inferred(tmp_path):
+def test_season_and_dates_are_inferred(tmp_path, cache):
     _, cfg, splits = load(tmp_path, counting_csv())
     assert splits.train.season == 12 and splits.info["series"].freq == "MS"
     assert cfg.data.target == "value"                                   # the only numeric column
@@ -73,36 +85,38 @@ def test_season_and_dates_are_inferred(tmp_path):
     assert ts.infer_season(days) == 365 and ts.infer_season(days[:100]) == 7 and ts.infer_season(None) == 1
 
 
-def test_interpolate_and_error_policies(tmp_path):
+def test_interpolate_and_error_policies(tmp_path, cache):
     text = "t,v\n1,1\n2,NA\n3,3\n4,4\n"
-    raw = ts.read_csv(write(tmp_path, "g.csv", text))
-    assert ts.prepare(raw, missing="interpolate", date_column="none", target="v").frame["v"].tolist() == [1, 2, 3, 4]
-    assert ts.prepare(raw, missing="ffill", date_column="none", target="v").frame["v"].tolist() == [1, 1, 3, 4]
+    common = ("data.date_column=none", "data.target=v", "data.window=1", "data.val_size=1", "data.test_fraction=0")
+    y = lambda missing: list(load(tmp_path, text, *common, f"data.missing={missing}")[2].info["series"].y)  # noqa: E731
+    assert y("interpolate") == [1, 2, 3, 4]
+    assert y("ffill") == [1, 1, 3, 4]
     with pytest.raises(DataError, match="'v' has 1 missing value.*line 3"):
-        ts.prepare(raw, missing="error", date_column="none", target="v")
+        y("error")
     with pytest.raises(ConfigError, match="data.missing"):
-        ts.prepare(raw, missing="zero")
+        y("zero")
 
 
 @pytest.mark.parametrize("text, overrides, message", [
-    ("m,v\n2000-01,1\n2000-02,x1\n2000-03,3\n", [], r"column 'v' line 3: 'x1' is not a number"),
+    ("m,v\n2000-01,1\n2000-02,x1\n2000-03,3\n", [], r"s.csv:3: column 'v': 'x1' is not a number"),
     (counting_csv(), ["data.target=sales"], r"no target column 'sales'; columns are: month, value"),
     (counting_csv(), ["data.features=price"], r"no input column 'price'"),
     (counting_csv(), ["data.date_column=when"], r"no date column 'when'"),
     (counting_csv(30), ["data.window=40"], r"data.window=40 is too long for this series: 30 steps"),
-    ("m,v\n2000-01,1\n2000-01,2\n2000-03,3\n", [], r"the date 2000-01-01 00:00:00 appears more than once"),
-    ("m,v\n2000-01,1\n2000-02,inf\n2000-03,3\n", [], r"'v' line 3 is infinite"),
+    ("m,v\n2000-01,1\n2000-01,2\n2000-03,3\n", [], r"s.csv:3: the date 2000-01-01 00:00:00 appears more than once "
+                                                     r"\(also on line 2\)"),
+    ("m,v\n2000-01,1\n2000-02,inf\n2000-03,3\n", [], r"s.csv:3: column 'v': 'inf' is infinite"),
     ("a,b\n1,2\n3,4\n", [], r"cannot tell which column to forecast; set data.target"),
     ("m,v\n", [], r"no data rows"),
 ])
-def test_bad_series_fail_with_one_line(tmp_path, text, overrides, message):
+def test_bad_series_fail_with_one_line(tmp_path, cache, text, overrides, message):
     with pytest.raises(DataError, match=message) as info:
         load(tmp_path, text, *overrides)
     assert "\n" not in str(info.value)
 
 
 # -- windows, leakage, scaling, baselines ------------------------------------------------------------
-def test_windows_never_see_their_own_or_later_targets(tmp_path):
+def test_windows_never_see_their_own_or_later_targets(tmp_path, cache):
     task, cfg, splits = load(tmp_path, counting_csv(80), "data.window=6", "data.horizon=3",
                              "data.val_size=12", "data.test_size=12")
     prep = task.fit_preprocessing(cfg, splits)
@@ -120,7 +134,7 @@ def test_windows_never_see_their_own_or_later_targets(tmp_path):
     assert seen["test"][1] == 79
 
 
-def test_scaling_is_fitted_on_the_training_part_only(tmp_path):
+def test_scaling_is_fitted_on_the_training_part_only(tmp_path, cache):
     task, cfg, splits = load(tmp_path, counting_csv(80), "data.window=6", "data.val_size=12", "data.test_size=12")
     prep = task.fit_preprocessing(cfg, splits)
     assert prep.encoding.mean[0] == pytest.approx(np.arange(56).mean(), rel=1e-6)
@@ -131,7 +145,7 @@ def test_scaling_is_fitted_on_the_training_part_only(tmp_path):
     assert task.fit_preprocessing(cfg2, splits2).encoding.to_dict() == prep.encoding.to_dict()
 
 
-def test_scaling_round_trips_numpy_and_in_the_model(tmp_path):
+def test_scaling_round_trips_numpy_and_in_the_model(tmp_path, cache):
     task, cfg, splits = load(tmp_path, counting_csv(80), "data.window=6", "model.units=4")
     prep = task.fit_preprocessing(cfg, splits)
     values = np.array([[0.0], [17.5], [123.0]])
@@ -166,7 +180,7 @@ def test_baselines_and_scores():
 
 
 @pytest.mark.slow
-def test_small_batch_is_overfit(tmp_path):
+def test_small_batch_is_overfit(tmp_path, cache):
     import keras
 
     task, cfg, splits = load(tmp_path, counting_csv(80), "data.window=6", "model.units=16")
@@ -185,16 +199,16 @@ def test_small_batch_is_overfit(tmp_path):
 
 @needs_data
 @needs_series
-def test_pollution_reads_with_its_gaps_and_wind_direction():
+def test_pollution_reads_with_its_gaps_and_wind_direction(cache):
     task = registry.get("forecasting")
     cfg = task.default_config()
     cfg.data.source, cfg.data.test_fraction = "pollution", 0.2
     splits = task.load_data(cfg)
     series = splits.info["series"]
     assert cfg.data.target == "pm2.5" and cfg.data.features == ["all"]
-    assert list(series.frame.columns) == ["pm2.5", "DEWP", "TEMP", "PRES", "cbwd", "Iws", "Is", "Ir"]
+    assert series.inputs == ["pm2.5", "DEWP", "TEMP", "PRES", "cbwd", "Iws", "Is", "Ir"]
     assert series.dropped_rows == 24 and len(series) == 43800 and series.freq == "h" and splits.train.season == 24
-    assert int((~series.observed).sum()) == 2067 - 24 and not series.frame.isna().any().any()
+    assert int((~np.asarray(series.observed)).sum()) == 2067 - 24 and np.isfinite(series.rows()).all()
     assert len(series) - splits.info["val_stop"] == 8760                       # the last 20% of hours
     prep = task.fit_preprocessing(cfg, splits)
     assert prep.encoding.features[4:8] == ["cbwd=NE", "cbwd=NW", "cbwd=SE", "cbwd=cv"]
