@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -61,7 +62,7 @@ CAPTION_COLUMNS = ["caption", "text", "sentence", "description", "comment"]
 TABLES = ("captions.txt", "captions.csv", "captions.tsv", "results.csv", "captions.json")
 SPLIT_ORDERS = ("sorted", "hash")
 CHECK_SIZE = 8        # images are checked by decoding them this small (large JPEGs at 1/8 scale: cheap)
-CHECK_BATCH = 256     # images checked at once
+CHECK_BATCH = 8192    # images checked at once
 FIT_BATCH = 16384     # captions tokenized at once in the fitting pass
 VOCAB_CAP = 2_000_000  # distinct words counted in bounded memory (the rarest dropped past it)
 
@@ -443,9 +444,10 @@ def fit_captions(pieces, settings: Settings, roles: Roles, fit_sample: int, prog
     def flush(role):
         if batch[role]:
             tokens = tokenize(batch[role])
-            longest[role] = max(longest[role], max(len(t) for t in tokens))
+            longest[role] = max(longest[role], max(map(len, tokens)))
             if role == "train":
-                counter.add([w for t in tokens for w in t])
+                counts = collections.Counter(itertools.chain.from_iterable(tokens))
+                counter.add(list(counts), list(counts.values()))
             batch[role] = []
 
     sampled, train_rows, done = False, 0, 0
@@ -493,24 +495,11 @@ def check_images(pieces, seen: dict, bad: BadRows) -> tuple[set, str]:
             raise DataError(f"{pieces[k].where(line)}: {why}")
         excluded.update(missing)
         first = f"{pieces[k].where(line)}: {why}"
-    import tensorflow as tf
-
-    from seqapps.encoders.images import decode_batch
-
-    decode = tf.function(lambda b: decode_batch(b, CHECK_SIZE)[1])
     names = [n for n in seen if n not in excluded]
     for start in range(0, len(names), CHECK_BATCH):
-        chunk, blobs = names[start:start + CHECK_BATCH], []
-        for name in chunk:
-            piece = pieces[seen[name][2]]
-            if piece.blobs is not None:
-                blobs.append(piece.blobs[name])
-                continue
-            try:
-                blobs.append(Path(piece.image(name)).read_bytes())
-            except OSError:
-                blobs.append(b"")
-        for name, ok in zip(chunk, decode(tf.constant(blobs, tf.string)).numpy()):
+        chunk = names[start:start + CHECK_BATCH]
+        decoded = _decodes([pieces[seen[n][2]].image(n) for n in chunk])
+        for name, ok in zip(chunk, decoded):
             if ok:
                 continue
             line, _, k = seen[name]
@@ -522,6 +511,23 @@ def check_images(pieces, seen: dict, bad: BadRows) -> tuple[set, str]:
             excluded.add(name)
             first = first or where
     return excluded, first
+
+
+def _decodes(images: list) -> np.ndarray:
+    """Whether each image (a path or bytes) reads and decodes, by the export's per-image decoding
+    (:func:`seqapps.encoders.images.decode_one`, in a parallel tf.data map whose failures are dropped)."""
+    import tensorflow as tf
+
+    from seqapps.encoders.images import decode_one
+
+    paths = not any(isinstance(i, bytes) for i in images)
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(images)), tf.constant(images, tf.string)))
+    ds = ds.map(lambda i, b: (i, decode_one(tf.io.read_file(b) if paths else b, CHECK_SIZE)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
+    ok = np.zeros(len(images), bool)
+    for idx, _ in ds.batch(1024):
+        ok[idx.numpy()] = True
+    return ok
 
 
 def _from_tfds(examples, name, split_name, data_cfg) -> CaptionSet:

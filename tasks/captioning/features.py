@@ -4,9 +4,10 @@ Rows ``(image, caption)`` come from a split's ``rows()`` (a :class:`~tasks.capti
 reading its table, or a :class:`~tasks.captioning.data.CaptionSet` in memory) and pass a bounded shuffle
 buffer (``data.shuffle_buffer``) as names or paths and captions; images are read after it, per batch.
 
-- A trained encoder reads pixels: each batch's image files are read and decoded by
-  :func:`seqapps.encoders.images.decode_batch`, the function the export's signatures run on raw bytes
-  (then, for training, mirrored and augmented when asked).
+- A trained encoder reads pixels: each row's image file is read after the shuffle buffer and decoded by
+  :func:`seqapps.encoders.images.decode_one`, the per-image function of ``decode_batch``, which the
+  export's signatures run on raw bytes (then, for training, mirrored and augmented when asked); the
+  fitting pass has checked that every image decodes.
 - A frozen pretrained encoder is run once per image and its feature grid kept in a
   :class:`FeatureStore`: one file of float16 rows ``[cells, channels]`` per image list, written once
   (keyed by the encoder, its weights and image size, and each image's name and size and modification
@@ -31,7 +32,7 @@ from seqapps.core.errors import DataError
 from seqapps.data import cache_folder
 from seqapps.data.streaming import chunked
 from seqapps.encoders import build_encoder
-from seqapps.encoders.images import augment, decode_batch
+from seqapps.encoders.images import augment, decode_one
 
 STORE_VERSION = 2
 STORE_BATCH = 32  # images encoded at once when a store is written
@@ -124,15 +125,6 @@ def _list_key(images) -> str:
     return h.hexdigest()[:24]
 
 
-def _read_image(name, image) -> bytes:
-    if isinstance(image, bytes):
-        return image
-    try:
-        return Path(image).read_bytes()
-    except OSError as e:
-        raise DataError(f"{image}: {e.strerror}") from None
-
-
 def feature_store(m, split, feature_cache: str = "", flip: bool = False) -> FeatureStore:
     """The :class:`FeatureStore` of ``split``'s images under the frozen encoder ``m`` (``flip``: of the
     images mirrored left to right), written first when it is not in the cache."""
@@ -154,27 +146,29 @@ def feature_store(m, split, feature_cache: str = "", flip: bool = False) -> Feat
     size = m.image_size
 
     @tf.function
-    def encode(blobs):
-        pixels, valid = decode_batch(blobs, size)
+    def encode(pixels):
         grid = encoder(tf.reverse(pixels, axis=[2]) if flip else pixels, training=False)
-        return tf.reshape(grid, [tf.shape(grid)[0], -1, tf.shape(grid)[-1]]), valid
+        return tf.reshape(grid, [tf.shape(grid)[0], -1, tf.shape(grid)[-1]])
 
+    # the images decoded by the export's per-image function (decode_one, what decode_batch runs on each
+    # item), in a parallel tf.data map, in the list's order
+    held = any(isinstance(i, bytes) for _, i in images)
+    pixels = tf.data.Dataset.from_generator(lambda: (i for _, i in images), output_signature=tf.TensorSpec([], tf.string))
+    pixels = pixels.map(lambda b: decode_one(b if held else tf.io.read_file(b), size),
+                        num_parallel_calls=tf.data.AUTOTUNE).batch(STORE_BATCH).prefetch(2)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     cells = channels = 1
-    with open(tmp, "wb") as f:
-        for start in range(0, len(images), STORE_BATCH):
-            chunk = images[start:start + STORE_BATCH]
-            grid, valid = encode(tf.constant([_read_image(n, i) for n, i in chunk], tf.string))
-            bad = [n if isinstance(i, bytes) else i for (n, i), ok in zip(chunk, valid.numpy()) if not ok]
-            if bad:
-                f.close()
-                tmp.unlink()
-                raise DataError(f"{bad[0]}: the image cannot be decoded as JPEG, PNG, GIF or BMP (changed since "
-                                "the fitting pass?)")
-            grid = np.asarray(grid).astype(np.float16)
-            cells, channels = grid.shape[1], grid.shape[2]
-            f.write(np.ascontiguousarray(grid).tobytes())
+    try:
+        with open(tmp, "wb") as f:
+            for batch in pixels:
+                grid = np.asarray(encode(batch)).astype(np.float16)
+                cells, channels = grid.shape[1], grid.shape[2]
+                f.write(np.ascontiguousarray(grid).tobytes())
+    except tf.errors.OpError as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{getattr(split, 'what', '') or 'the data'}: an image cannot be read or decoded (changed since the fitting "
+                        f"pass?): {str(e.message).splitlines()[0][:200]}") from None
     os.replace(tmp, path)  # never a half-written store under the real name
     meta.write_text(json.dumps({"images": len(images), "cells": int(cells), "channels": int(channels)}))
     return FeatureStore(path, names, cells, channels)
@@ -240,21 +234,20 @@ def image_batches(split, prep, m, width: int, batch_size: int, shuffle: bool, se
             read = blobs.lookup
         else:
             read = tf.io.read_file
-        # the bytes of each row's image, read after the shuffle buffer
-        ds = ds.map(lambda key, *rest: (key, read(key), *rest), num_parallel_calls=tf.data.AUTOTUNE)
+        # each row's image read after the shuffle buffer and decoded by the export's per-image function
+        # (decode_one: what decode_batch, the signatures' decoding, runs on each item)
 
-        def load(keys, blobs, captions, coins=None):
-            pixels, valid = decode_batch(blobs, size)
-            check = tf.debugging.Assert(tf.reduce_all(valid), ["an image cannot be decoded (changed since the "
-                                                               "fitting pass?):", tf.boolean_mask(keys, ~valid)[:1]])
-            with tf.control_dependencies([check]):
-                pixels = tf.identity(pixels)
-            if coins is not None:
-                pixels = tf.where(coins[:, None, None, None], tf.reverse(pixels, axis=[2]), pixels)
-            if augment_images:
-                pixels = tf.map_fn(lambda p: augment(p, size), pixels)
+        def pixels(key, caption, coin=None):
+            image = decode_one(read(key), size)
+            if coin is not None:
+                image = tf.cond(coin, lambda: tf.reverse(image, axis=[1]), lambda: image)
+            return augment(image, size) if augment_images else image, caption
+
+        ds = ds.map(pixels, num_parallel_calls=tf.data.AUTOTUNE)
+
+        def load(images, captions):
             inputs, targets = encode(captions, width)
-            return {"image": pixels, "tokens": inputs}, targets
+            return {"image": images, "tokens": inputs}, targets
     ds = ds.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
     n_batches = max(math.ceil(n / batch_size), 1)
     if shuffle:

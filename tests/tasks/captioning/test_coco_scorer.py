@@ -149,13 +149,14 @@ def test_settings_are_validated_and_context_dropout_round_trips():
 
 
 def test_flip_reads_the_mirrored_feature_view_for_about_half_the_rows(tmp_path):
-    from tasks.captioning.data import CaptionSet
+    from tasks.captioning.data import SPECIALS, CaptionSet, CaptionVocab
     from tasks.captioning.demo import examples
     from seqapps.encoders import build_encoder
     from tasks.captioning.features import feature_cache_dir, frozen_features, image_batches
 
     rows = examples(n=6, size=32, seed=3)
-    data = CaptionSet([b for b, _ in rows], [c for _, c in rows], [f"img{i}.png" for i in range(len(rows))])
+    data = CaptionSet([b for b, _ in rows], [[f"caption {j}" for j in range(20)] for _ in rows],
+                      [f"img{i}.png" for i in range(len(rows))])
     weights = tmp_path / "encoder.weights.h5"  # a weights file: the same encoder each time, and cached features
     build_encoder("small_cnn", "none", 32).save_weights(weights)
     m = types.SimpleNamespace(encoder="small_cnn", encoder_weights=str(weights), encoder_trainable=False,
@@ -164,12 +165,12 @@ def test_flip_reads_the_mirrored_feature_view_for_about_half_the_rows(tmp_path):
     plain, mirrored = frozen_features(m, data, cache), frozen_features(m, data, cache, flip=True)
     assert feature_cache_dir(m, cache) != feature_cache_dir(m, cache, flip=True)  # two views side by side
     assert plain.shape == mirrored.shape and not np.allclose(plain, mirrored)
-    ids = np.repeat(np.arange(len(data)), 20).astype("int32")
-    tokens = np.zeros((len(ids), 3), "int32")
+    ids = np.repeat(np.arange(len(data)), 20)  # the rows in order: each image's 20 captions
+    prep = CaptionVocab(SPECIALS + ["caption"], max_length=2)
 
     def views(**kw):
         seen = []
-        for x, _ in image_batches(data, (ids, tokens, tokens), m, 40, shuffle=False, feature_cache=cache, **kw):
+        for x, _ in image_batches(data, prep, m, 3, 40, shuffle=False, feature_cache=cache, **kw):
             for image, row in zip(ids[len(seen):], x["features"].numpy()):
                 seen.append([np.array_equal(row, plain[image]), np.array_equal(row, mirrored[image])])
         return np.array(seen)
