@@ -112,7 +112,7 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
     try:
         steps = cfg.train.steps_per_epoch or None
         shard_bytes = int(float(shard_mb) * 2**20)
-        template, counts, epochs_shards, written, first = None, [], [], {}, None
+        template, counts, epochs_shards, written, first, shapes = None, [], [], {}, None, None
         for e, batches in enumerate(_epochs(train_ds, cfg.train.epochs, steps)):
             writer = ShardWriter(tmp, f"train-{e}", shard_bytes, template, f"epoch {e + 1}")
             for batch in batches:
@@ -120,6 +120,7 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
                 if first is None:
                     first = batch
             template, shards = writer.close()
+            shapes = writer.shapes if e == 0 else _merged(shapes, writer.shapes)
             if writer.digest in written:  # an epoch equal to an earlier one is stored once
                 for shard in shards:
                     (tmp / shard["file"]).unlink()
@@ -150,6 +151,7 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
             "format": FORMAT, "id": uuid.uuid4().hex, "task": task, "data": cfg.data.source,
             "backend": backend, "epochs": cfg.train.epochs, "batches": counts, "shards": epochs_shards,
             "val_batches": writer.count, "val_shards": val_shards, "structure": template, "val_structure": val_template,
+            "shapes": shapes, "val_shapes": writer.shapes,
             "monitor": task_obj.monitor, "monitor_mode": task_obj.monitor_mode, "callbacks": callbacks,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions()}, indent=2) + "\n")
         if out.exists():
@@ -183,6 +185,7 @@ class ShardWriter:
 
         self.folder, self.prefix, self.shard_bytes, self.template, self.what = folder, prefix, shard_bytes, template, what
         self.arrays, self.size, self.count, self.in_shard, self.shards = {}, 0, 0, 0, []
+        self.shapes = None  # per array of a batch: its sizes, None where they change from batch to batch
         self._hash = hashlib.sha256()
         self.digest = ""
 
@@ -193,6 +196,10 @@ class ShardWriter:
             self.template = shape
         elif shape != self.template:
             raise DataError(f"{self.what}: the batches change structure, which prepared arrays cannot hold")
+        if self.shapes is None:
+            self.shapes = [[None, *leaf.shape[1:]] for leaf in leaves]  # the batch size: the last may be short
+        for shape, leaf in zip(self.shapes, leaves):  # a size that changes between batches: None
+            shape[1:] = [a if a == b else None for a, b in zip(shape[1:], leaf.shape[1:])]
         for j, leaf in enumerate(leaves):
             array = _compact(leaf)
             self._hash.update(f"{j}{array.dtype}{array.shape}".encode())
@@ -221,6 +228,10 @@ class ShardWriter:
             raise DataError(f"{self.what} has no batch to prepare")
         self.digest = self._hash.hexdigest()
         return self.template, self.shards
+
+
+def _merged(shapes, other):
+    return [[a if a == b else None for a, b in zip(x, y)] for x, y in zip(shapes, other)]
 
 
 def _structure(element, leaves: list):
@@ -294,9 +305,10 @@ def _batches_class():
         this one trains); ``epoch`` is set by :class:`EpochFeed` as each epoch begins. ``epochs`` holds,
         per epoch, the shards to read (``{"file", "batches"}``); ``count`` batches make an epoch."""
 
-        def __init__(self, folder, epochs, count, template):
+        def __init__(self, folder, epochs, count, template, shapes=None):
             super().__init__()
             self.folder, self.epochs, self.count, self.template = Path(folder), epochs, int(count), template
+            self.shapes = shapes  # per array: its sizes, None where batches differ (None: not recorded)
             self.leaves, self.epoch = _leaves(template), 0
             self._loaded, self._lock, self._pool = {}, threading.Lock(), None
 
@@ -355,17 +367,17 @@ def batches(folder, split: str = "train", share: tuple[int, int] = (0, 1)):
     info = _info(folder)
     Batches, _ = _batches_class()
     if split == "val":
-        return Batches(folder, [info["val_shards"]], info["val_batches"], info["val_structure"])
+        return Batches(folder, [info["val_shards"]], info["val_batches"], info["val_structure"], info.get("val_shapes"))
     index, workers = share
     if workers == 1:
-        return Batches(folder, info["shards"], info["batches"][0], info["structure"])
+        return Batches(folder, info["shards"], info["batches"][0], info["structure"], info.get("shapes"))
     if any(len(shards) < workers for shards in info["shards"]):
         fewest = min(len(shards) for shards in info["shards"])
         raise ConfigError(f"{folder} holds {fewest} shard(s) an epoch, fewer than the {workers} workers that would "
                           f"read it; prepare it again with smaller shards (--shard-mb)")
     mine = [shards[index::workers] for shards in info["shards"]]
     count = min(sum(s["batches"] for s in shards[w::workers]) for shards in info["shards"] for w in range(workers))
-    return Batches(folder, mine, count, info["structure"])
+    return Batches(folder, mine, count, info["structure"], info.get("shapes"))
 
 
 def _info(folder: Path) -> dict:
@@ -478,6 +490,8 @@ def _train_into(info, folder: Path, run: Run, overwrite: bool, verbose, strategy
         else:
             train_batches, val_batches, replicas = batches(folder, "train"), batches(folder, "val"), 1
             feeds = [train_batches]
+            if keras.backend.backend() == "tensorflow":
+                train_batches, val_batches = _tf_dataset(train_batches), _tf_dataset(val_batches)
         model = keras.saving.deserialize_keras_object(description)
         # the compile config saved where it was prepared holds TensorFlow's resolution of jit_compile="auto"
         # (off on a CPU); here it is what "auto" gives on the backend that trains: XLA on JAX, none elsewhere
@@ -498,8 +512,6 @@ def _worker_datasets(folder: Path, stack):
     whose epoch the training sets. Training reads only this worker's shards; every worker reads the
     whole (small) validation split, so all take the same steps and the metrics are the single-worker
     ones."""
-    import tensorflow as tf
-
     from seqapps.training import distribute
 
     strategy = distribute.make_strategy("multiworker")
@@ -511,23 +523,31 @@ def _worker_datasets(folder: Path, stack):
     train = batches(folder, "train", share=(index, len(members)))
     val = batches(folder, "val")
 
-    def dataset(stored):
-        first = stored[0]
-        signature = tf.nest.map_structure(lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), first)
-
-        def gen():
-            for i in range(len(stored)):
-                yield stored[i]
-
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
-        return ds.apply(tf.data.experimental.assert_cardinality(len(stored))).prefetch(2).with_options(options)
-
     def distributed(stored):
-        return strategy.distribute_datasets_from_function(lambda context: dataset(stored))
+        return strategy.distribute_datasets_from_function(lambda context: _tf_dataset(stored))
 
     return distributed(train), distributed(val), strategy.num_replicas_in_sync, [train]
+
+
+def _tf_dataset(stored):
+    """Stored batches as a ``tf.data.Dataset`` whose shapes are those recorded when the folder was
+    prepared, unknown where batches differ (Keras' own conversion of a ``PyDataset`` fixes the sizes of
+    the first batches it sees, which later ones may not have); each epoch reads the epoch
+    :class:`EpochFeed` set."""
+    import tensorflow as tf
+
+    first = stored[0]
+    shapes = iter(stored.shapes or [[None] * a.ndim for a in tf.nest.flatten(first)])
+    signature = tf.nest.map_structure(lambda a: tf.TensorSpec(next(shapes), tf.as_dtype(a.dtype)), first)
+
+    def gen():
+        for i in range(len(stored)):
+            yield stored[i]
+
+    options = tf.data.Options()  # a multi-worker training reads each worker's own shards: no further sharding
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
+    return ds.apply(tf.data.experimental.assert_cardinality(len(stored))).prefetch(2).with_options(options)
 
 
 def _start_run_dir(info, folder: Path, run: Run, overwrite: bool) -> bool:

@@ -196,3 +196,20 @@ def test_a_folder_of_the_first_format_is_still_read(folders, tmp_path):
     (old / "prepared.json").write_text(json.dumps(info))
     stored = prepared.batches(old)
     assert len(stored) == info["batches"][0] and len(prepared.batches(old, "val")) == info["val_batches"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", registry.names())
+def test_every_task_trains_from_a_prepared_folder(name, tmp_path):
+    """Whatever custom layers a task's model holds, the folder's model.json names the modules that
+    register them, so training from the folder finds them (and writes a loadable best.keras)."""
+    import keras
+
+    from conftest import tiny
+
+    task = registry.get(name)
+    folder = seqapps.prepare(name, "demo", tmp_path / "prepared", backend="tensorflow",
+                             overrides=[*tiny(task), "train.epochs=1"])
+    run = prepared.train(name, folder, run_dir=tmp_path / "run", evaluate=False)
+    assert run.model_path.exists() and (run.dir / "history.csv").exists()
+    assert isinstance(keras.saving.load_model(run.model_path, compile=False), keras.Model)
