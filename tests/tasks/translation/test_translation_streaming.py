@@ -221,3 +221,36 @@ def test_training_batches_are_the_exports_encoding(tmp_path, cache):
             assert tuple(row) + (0,) * (40 - len(row)) in rows, "a training row that no raw source encodes to"
         batches += 1
     assert batches == -(-len(train_sources) // 8) == int(train.cardinality())  # an epoch: ceil(pairs / batch)
+
+
+@pytest.mark.slow
+def test_translation_trains_from_a_file_larger_than_its_in_memory_form_allows(tmp_path):
+    """In a child process, a 1,000,000-pair file trains at about the peak memory of the demo data (read
+    whole, the same file held about 1.2 KB a pair: over 1 GB more)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    rng = random.Random(1)
+    base = random_pairs(5000, seed=3)
+    path = tmp_path / "big.txt"
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(200):
+            f.writelines(f"{en}\t{fr}\n" for fr, en in rng.sample(base, len(base)) if en)
+    env = {**os.environ, "SEQAPPS_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def peak(data):
+        argv = [sys.executable, "-m", "seqapps", "train", "translation", "--data", str(data), "--epochs", "1",
+                "--preset", "none", "--set", "train.steps_per_epoch=3", "--set", "model.units=8",
+                "--set", "model.embedding_dim=8", "--set", "model.attention_units=8", "--set", "train.batch_size=16",
+                "--set", "train.validation_steps=2", "--no-eval", "--run-dir", str(tmp_path / "run"), "--overwrite"]
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, out[-2000:]
+        return usage.ru_maxrss / 1024
+
+    small, big = peak("demo"), peak(path)
+    assert big < 1.3 * small, (small, big)
