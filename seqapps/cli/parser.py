@@ -200,19 +200,11 @@ def cmd_train(args):
     backend = args.backend or _override(args.overrides, "train.backend") or engine.default_backend(args.task, args.data)
     engine.select(engine.check_backend(backend))  # before anything imports Keras
     from seqapps.core import registry
-    from seqapps.data import catalog
     from seqapps.training.fit import resolve_config, train
 
     data = args.data
     resolve_config(registry.get(args.task), data, epochs=args.epochs, batch_size=args.batch_size,
                    overrides=args.overrides, strategy=args.strategy, preset=args.preset)  # bad options fail first
-    if data is None:
-        task = registry.get(args.task)
-        entry = catalog.CATALOG.get(task.default_data)
-        if entry is not None and not entry.available(catalog.data_dir(args.data_dir)):
-            print(f"note: {task.default_data} is not under the data directory ($SEQAPPS_DATA or --data-dir); "
-                  "training on the built-in demo data", file=sys.stderr)
-            data = "demo"
     train(args.task, data, backend=args.backend, preset=args.preset, evaluate=not args.no_eval,
           epochs=args.epochs, batch_size=args.batch_size, overrides=args.overrides,
           run_dir=args.run_dir, data_dir=args.data_dir, strategy=args.strategy, overwrite=args.overwrite)

@@ -147,7 +147,8 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
           preset=None, evaluate=True) -> Run:
     """Train ``task`` and return its :class:`~seqapps.training.run_dir.Run`.
 
-    Re-running the same call after an interruption resumes from the last backup. (``seqapps.train``
+    Re-running the same call after an interruption resumes from the last backup. Without ``data``,
+    the task's default dataset, or its demo data (with a note) where that dataset is not installed. (``seqapps.train``
     also takes a folder written by :func:`seqapps.training.prepared.prepare` as ``data``.)
     ``preset`` names one of the task's recipes (default: the recipe of the dataset ``data``,
     if the task has one; ``"none"``: the bare defaults); explicit arguments and ``overrides``
@@ -157,6 +158,7 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
     one, the training runs in a child process that does (``callbacks`` cannot go there).
     """
     task_obj = registry.get(task)
+    data = data if data is not None else _default_data(task_obj, data_dir)
     if backend is not None:
         overrides = [*as_list(overrides, "overrides"), f"train.backend={backend}"]
     cfg = resolve_config(task_obj, data, epochs, batch_size, overrides, strategy, preset)
@@ -188,6 +190,19 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
         seconds = _train_into(task_obj, cfg, run, splits, resuming, overwrite, verbose, callbacks)
         finish(run, seconds, evaluate, verbose, splits, data_dir)
     return run
+
+
+def _default_data(task_obj, data_dir) -> str | None:
+    """``None`` (the task's default dataset), or ``"demo"`` with a note when that dataset is not under
+    the data directory: a first training by name works on a machine without the shared datasets."""
+    from seqapps.data import catalog
+
+    entry = catalog.CATALOG.get(task_obj.default_data)
+    if entry is not None and not entry.available(catalog.data_dir(data_dir)):
+        print(f"note: {task_obj.default_data} is not under the data directory ($SEQAPPS_DATA or --data-dir); "
+              "training on the built-in demo data", file=sys.stderr)
+        return "demo"
+    return None
 
 
 def finish(run: Run, seconds: float, evaluate: bool, verbose, splits=None, data_dir=None) -> None:

@@ -51,10 +51,14 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seqapps.training import backends as engine
 from seqapps.core.errors import ConfigError, DataError, SeqappsError
 from seqapps.training.run_dir import Run, locked, versions
+
+if TYPE_CHECKING:
+    from seqapps.inference.trained import TrainedRun
 
 MARKER = "prepared.json"
 FORMAT = 2          # 1: one file per epoch (still read)
@@ -424,9 +428,11 @@ def train_api(task, data, *, run_dir=None, backend=None, overwrite=False, verbos
 
 
 def train(task: str, folder, *, run_dir=None, backend=None, overwrite=False, verbose=None, evaluate=True,
-          strategy=None) -> Run:
+          strategy=None) -> TrainedRun:
     """Train the prepared ``folder`` (written by :func:`prepare` for ``task``) into ``run_dir``
-    (default ``runs/<task>-<data>``) on ``backend`` (default: the one it was prepared for).
+    (default ``runs/<task>-<data>``) on ``backend`` (default: the one it was prepared for); returns the
+    run as training returns it (a :class:`~seqapps.inference.trained.TrainedRun`: ``predictor()`` and
+    ``export()`` where TensorFlow is installed).
 
     ``strategy="multiworker"`` (TensorFlow, ``TF_CONFIG`` naming the cluster): each worker reads its
     own shards of each epoch and never another's; a step trains one batch of every worker."""
@@ -447,13 +453,15 @@ def train(task: str, folder, *, run_dir=None, backend=None, overwrite=False, ver
     backend = engine.check_backend(backend or info["backend"])
     from seqapps.training.fit import default_run_dir
 
-    run = Run(run_dir or default_run_dir(task, info["data"]))
+    from seqapps.inference.trained import TrainedRun  # imports no TensorFlow; predicting with it does
+
+    run = TrainedRun(run_dir or default_run_dir(task, info["data"]))
     if not engine.select(backend):
         engine.run_elsewhere(backend, ["train", task, "--data", folder, "--run-dir", run.dir, "--backend", backend,
                                        *(["--strategy", strategy] * (strategy != "default")),
                                        *(["--overwrite"] * overwrite), *(["--no-eval"] * (not evaluate))],
                              f"training {task}")
-        return Run(run.dir)
+        return TrainedRun(run.dir)
     from seqapps.training.fit import finish, worker_run
 
     if strategy == "multiworker":

@@ -81,3 +81,17 @@ def test_warmup_rises_linearly_then_decays_or_holds():
     assert held == pytest.approx([0.0, 0.005, 0.01, 0.01], abs=1e-7)
     with pytest.raises(ConfigError, match="train.warmup=10 leaves no batch"):
         make_optimizer(TrainConfig(decay="cosine", warmup=10), total_steps=10)
+
+
+def test_training_by_name_without_the_default_dataset_falls_back_to_demo(tmp_path, monkeypatch, capsys):
+    """The Python API as the command line: no data given and the task's default dataset not installed
+    trains on the demo data, with a note saying so."""
+    import seqapps
+    from conftest import tiny
+    from seqapps.core import registry
+
+    monkeypatch.setenv("SEQAPPS_DATA", str(tmp_path / "empty"))
+    run = seqapps.train("sentiment", overrides=[*tiny(registry.get("sentiment")), "train.epochs=1"],
+                        run_dir=tmp_path / "run", evaluate=False, backend="tensorflow")
+    assert "sst2 is not under the data directory" in capsys.readouterr().err
+    assert json.loads((run.dir / "run.json").read_text())["data"] == "demo"
