@@ -39,6 +39,30 @@ def positive_int(text):
     return value
 
 
+def port(text):
+    """A TCP port, 1-65535."""
+    value = positive_int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}")
+    return value
+
+
+def number(low: float = 0.0, above: bool = False):
+    """An argparse type: a finite number >= ``low`` (> ``low`` with ``above``)."""
+    import math
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(f"expected a finite number {'>' if above else '>='} {low:g}, got {text!r}")
+        return value
+
+    return parse
+
+
 def table(header, rows):
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for row in [header, *rows]:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from seqapps.core.commands import Command, at_least_one, positive_int
+from seqapps.core.commands import Command, at_least_one, number, port, positive_int
 
 
 def add_arguments(p):
     p.add_argument("path", help="a folder of exports (each served under its folder name) or one export")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=positive_int, default=8501, help="HTTP port (default: 8501, as TF Serving's REST)")
+    p.add_argument("--port", type=port, default=8501, help="HTTP port (default: 8501, as TF Serving's REST)")
     p.add_argument("--batching", choices=["on", "off"], default="on",
                    help="gather concurrent requests for a signature into one call (default: on)")
     p.add_argument("--max-batch-size", type=at_least_one, default=64, help="rows per gathered call (default: 64)")
-    p.add_argument("--batch-timeout-ms", type=float, default=2.0,
+    p.add_argument("--batch-timeout-ms", type=number(0), default=2.0,
                    help="how long a request waits for others to join its call (default: 2)")
-    p.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body accepted (default: 10)")
-    p.add_argument("--poll-seconds", type=float, default=1.0,
+    p.add_argument("--max-body-mb", type=number(0, above=True), default=10.0, help="largest request body accepted (default: 10)")
+    p.add_argument("--poll-seconds", type=number(0), default=1.0,
                    help="how often the folder is checked for new or replaced exports (default: 1; 0: never)")
     p.add_argument("--threads", type=at_least_one, default=2,
                    help="model calls that run at once, each on its own thread (default: 2)")

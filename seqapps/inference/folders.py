@@ -11,12 +11,28 @@ from pathlib import Path
 from seqapps.core.errors import ExportError
 
 
+#: what a temporary name adds to the export's name (``.NAME.PID.RANDOM.tmp``)
+TMP_NAME_EXTRA = 32
+
+
 def check_target(out_dir: Path) -> None:
-    """An export may replace an export or fill an empty folder; anything else is refused."""
+    """An export may replace an export or fill an empty folder; anything else is refused, as are a path
+    under a file and a name longer than the filesystem allows (with room for the temporary name)."""
     if out_dir.is_file() or (out_dir.exists() and not out_dir.is_dir()):
         raise ExportError(f"{out_dir} is a file, not a folder; choose another path for the export")
     if out_dir.is_dir() and not is_export(out_dir) and any(out_dir.iterdir()):
         raise ExportError(f"{out_dir} exists and is not an export; choose another path")
+    existing = next((p for p in Path(os.path.abspath(out_dir)).parents if os.path.lexists(p)), Path("/"))
+    if not existing.is_dir():
+        raise ExportError(f"{existing} is a file, so {out_dir} cannot be made; choose another path for the export")
+    try:
+        longest = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    if len(os.fsencode(out_dir.name)) + TMP_NAME_EXTRA > longest:
+        raise ExportError(f"the export's name is {len(os.fsencode(out_dir.name))} bytes long; this filesystem allows "
+                          f"{longest} a name and an export needs {TMP_NAME_EXTRA} more for its temporary name: choose "
+                          "a shorter one")
 
 
 def is_export(folder: Path) -> bool:
@@ -66,5 +82,7 @@ def swap_into_place(tmp: Path, out_dir: Path) -> None:
         if old is not None:
             old.rename(out_dir)
         raise
-    if old is not None:
+    if old is not None and old.is_symlink():  # a link to an export: the link is replaced, its target kept
+        old.unlink()
+    elif old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -110,6 +110,31 @@ def test_export_onto_a_regular_file_is_refused(sentiment_export, tmp_path):
 
 
 @pytest.mark.slow
+def test_export_under_a_file_or_with_too_long_a_name_is_one_line(sentiment_export, tmp_path):
+    (tmp_path / "file.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="file.txt is a file, so .* cannot be made"):
+        sentiment_export[0].export(tmp_path / "file.txt" / "model")
+    with pytest.raises(ExportError, match="bytes long; this filesystem allows 255"):
+        sentiment_export[0].export(tmp_path / ("m" * 250))
+    proc = cli("export", sentiment_export[0].dir, tmp_path / "file.txt" / "a" / "model")
+    one_error_line(proc, "is a file")
+    assert (tmp_path / "file.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_export_over_a_link_replaces_the_link_and_keeps_its_target(sentiment_export, tmp_path):
+    import shutil
+
+    target = tmp_path / "v1"
+    shutil.copytree(sentiment_export[1], target)
+    (tmp_path / "current").symlink_to(target)
+    sentiment_export[0].export(tmp_path / "current")
+    assert (tmp_path / "current").is_dir() and not (tmp_path / "current").is_symlink()
+    assert (target / "saved_model.pb").exists()  # the link's target is left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]  # no hidden leftovers
+
+
+@pytest.mark.slow
 def test_an_export_cleans_what_killed_exports_left(sentiment_export, tmp_path):
     from seqapps.inference.folders import remove_stale
 
@@ -155,3 +180,15 @@ def test_diagnose_sizes_below_one_are_one_line():
     for flag in ("--units", "--length"):
         proc = run_cli("diagnose", "gradients", flag, "0")
         assert proc.returncode == 2 and "expected a number >= 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--port", "70000", "expected a port number 1-65535"), ("--port", "0", "expected a port number 1-65535"),
+    ("--max-body-mb", "-1", "expected a finite number > 0"), ("--max-body-mb", "0", "expected a finite number > 0"),
+    ("--batch-timeout-ms", "nan", "expected a finite number >= 0"), ("--poll-seconds", "inf", "finite"),
+    ("--batch-timeout-ms", "soon", "expected a number")])
+def test_serve_checks_its_options_before_it_starts(tmp_path, capsys, flag, value, fragment):
+    from conftest import run_main
+
+    code, lines = run_main(["serve", str(tmp_path), flag, value], capsys)
+    assert code == 2 and len(lines) == 1 and fragment in lines[0] and flag in lines[0], lines
