@@ -18,7 +18,9 @@ from seqapps.core.commands import positive_int as _whole  # 0 reaches the config
 from seqapps.core.commands import table as _table
 from seqapps.http.command import SERVE
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log lines (oneDNN notices, "E0000 ... Premature end of JPEG data" per request) are
+# for developers: hidden unless --debug asks for everything; errors reach the user as exceptions
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if "--debug" in sys.argv[1:] else "3")
 
 
 def import_tensorflow_quietly() -> None:

@@ -192,3 +192,28 @@ def test_serve_checks_its_options_before_it_starts(tmp_path, capsys, flag, value
 
     code, lines = run_main(["serve", str(tmp_path), flag, value], capsys)
     assert code == 2 and len(lines) == 1 and fragment in lines[0] and flag in lines[0], lines
+
+
+@pytest.mark.slow
+def test_tensorflows_log_lines_reach_the_terminal_only_with_debug(tmp_path):
+    """TensorFlow's C++ lines (``E0000 ... oneDNN supports DT_INT64 ...`` on CPUs without AVX-512,
+    ``W0000``, ``I0000``) are hidden from a user; ``--debug`` shows them."""
+    import re
+
+    from conftest import tiny
+    from seqapps.core import registry
+
+    def tf_lines(*extra):
+        env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+        sets = [a for o in tiny(registry.get("translation")) for a in ("--set", o)]
+        proc = subprocess.run([sys.executable, "-m", "seqapps", "train", "translation", "--data", "demo", *sets,
+                               "--epochs", "1", "--no-eval", "--run-dir", str(tmp_path / "run"), "--overwrite",
+                               *extra], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**env, "PYTHONPATH": str(ROOT)})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return [line for line in proc.stderr.splitlines() if re.match(r"[EWI]\d{4} ", line)]
+
+    shown = tf_lines("--debug")
+    if not shown:
+        pytest.skip("TensorFlow logs nothing on this machine even with --debug")
+    assert tf_lines() == []
