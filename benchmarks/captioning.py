@@ -61,7 +61,7 @@ def consensus(captions):
     return best
 
 
-def baseline_rows(cfg, splits, split_names) -> tuple[list[dict], float]:
+def baseline_rows(cfg, splits, split_names, wholes) -> tuple[list[dict], float]:
     """The most frequent caption and the nearest neighbour's consensus caption, scored on each split;
     their features come from the same per-image cache the model trains on."""
     import numpy as np
@@ -73,15 +73,15 @@ def baseline_rows(cfg, splits, split_names) -> tuple[list[dict], float]:
     t0 = time.time()
     norm = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)  # noqa: E731
     train_feats = norm(frozen_features(cfg.model, splits.train, cfg.data.feature_cache).astype("float32").mean(axis=1))
-    standardized = [" ".join(t) for caps in splits.train.captions for t in tokenize(caps)]
+    standardized = [" ".join(t) for caps in wholes["train"].captions for t in tokenize(caps)]
     frequent, count = collections.Counter(standardized).most_common(1)[0]
     print(f"most frequent caption ({count}x): {frequent!r}", flush=True)
     rows = []
     for name in split_names:
-        data = getattr(splits, name)
-        feats = frozen_features(cfg.model, data, cfg.data.feature_cache).astype("float32").mean(axis=1)
-        nearest = np.argmax(norm(feats) @ train_feats.T, axis=1)
-        nn_hyps = [consensus(splits.train.captions[j]) for j in nearest]
+        data = wholes[name]
+        feats = frozen_features(cfg.model, getattr(splits, name), cfg.data.feature_cache).astype("float32").mean(axis=1)
+        nearest = np.argmax(norm(feats) @ train_feats.T, axis=1)  # features in the order of the sorted names
+        nn_hyps = [consensus(wholes["train"].captions[j]) for j in nearest]
         rows.append({"model": f'most frequent training caption ("{frequent}")', "split": name, "decoding": "-",
                      **caption_report([frequent] * len(data), data.captions)})
         rows.append({"model": "nearest neighbour (cosine on pooled Lite0 features; its consensus caption)",
@@ -171,6 +171,7 @@ def main(argv=None):
 
     import seqapps
     from seqapps.core import registry
+    from seqapps.core.task import whole
     from seqapps.analysis.metrics import caption_report
     from seqapps.inference.bundle import Bundle
     from seqapps.training.fit import resolve_config
@@ -182,7 +183,8 @@ def main(argv=None):
     decodings = parse_decodings(args.decodings, cfg.model.beam_width)
     splits = task.load_data(cfg, args.data_dir)
     print(f"images: train {len(splits.train)}, val {len(splits.val)}, test {len(splits.test)}", flush=True)
-    rows, baseline_seconds = ([], 0.0) if args.no_baselines else baseline_rows(cfg, splits, split_names)
+    wholes = {name: whole(getattr(splits, name)) for name in dict.fromkeys(["train", *split_names])}  # sorted names
+    rows, baseline_seconds = ([], 0.0) if args.no_baselines else baseline_rows(cfg, splits, split_names, wholes)
 
     t0 = time.time()
     reused = args.reuse and reusable(Path(args.run_dir), cfg)
@@ -198,7 +200,7 @@ def main(argv=None):
     t0 = time.time()
     samples = {}
     for split in split_names:
-        data = getattr(splits, split)
+        data = wholes[split]
         images = [data.images[i] for i in range(len(data))]
         for width, alpha in decodings:
             hyps = [r["caption"] for r in predictor_for(bundle, width, alpha).caption(images, beam=width)]
@@ -209,7 +211,7 @@ def main(argv=None):
             print(f"{split} {decoding_name(width, alpha)}: " + "  ".join(
                 f"{k} {v:.2f}" for k, v in rows[-1].items() if isinstance(v, float)), flush=True)
     decode_seconds = time.time() - t0
-    last = getattr(splits, split_names[-1])
+    last = wholes[split_names[-1]]
     sample_rows = [{"image": last.names[i], **{k: v[i] for k, v in samples.items()}, "references": last.captions[i]}
                    for i in range(min(10, len(last)))]
     history = pd.read_csv(bundle.run.history_path)
