@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from seqapps.core.errors import ExportError
+from seqapps.core.errors import DataError, ExportError
 
 
 def load(path):
     """Load an export (or a run directory) as a :class:`~seqapps.inference.predictor.Predictor`; an ONNX
     export is answered by ONNX Runtime without importing TensorFlow."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataError(f"load() takes the path of an export or run directory (a str or os.PathLike), got "
+                        f"{type(path).__name__} {path!r}")
     path = Path(path)
     if (path / "model.onnx").is_file():
         from seqapps.inference import onnx_runtime

@@ -37,9 +37,9 @@ def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), 
     if chosen is not None:
         cfg.override(chosen.overrides)
     if epochs is not None:
-        cfg.train.epochs = int(epochs)
+        cfg.train.epochs = _whole(epochs, "epochs")
     if batch_size is not None:
-        cfg.train.batch_size = int(batch_size)
+        cfg.train.batch_size = _whole(batch_size, "batch_size")
     if strategy is not None:
         cfg.train.strategy = strategy
     cfg.override(as_list(overrides, "overrides"))
@@ -48,6 +48,15 @@ def resolve_config(task, data=None, epochs=None, batch_size=None, overrides=(), 
     if cfg.train.strategy == "multiworker":
         distribute.tf_config()
     return cfg
+
+
+def _whole(value, name: str) -> int:
+    """An argument that must be a whole number (``epochs``, ``batch_size``), as one ConfigError otherwise."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+    return int(value)
 
 
 def default_run_dir(task_name: str, data: str) -> Path:

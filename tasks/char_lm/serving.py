@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from seqapps.inference import decoding
 from seqapps.inference import checks
-from seqapps.core.errors import ConfigError
+from seqapps.core.errors import ConfigError, DataError
 from seqapps.core.task import Endpoint
 
 MAX_GENERATE = 20_000       # characters one generate call may produce
@@ -52,6 +52,13 @@ def reader(model, prep):
 
 def check_generate_args(length, temperature, top_k, top_p) -> None:
     """The documented limits of ``generate``; everything else is an error naming the argument."""
+    import numbers
+
+    for value, name, kind in ((length, "length", numbers.Integral), (top_k, "top_k", numbers.Integral),
+                              (temperature, "temperature", numbers.Real), (top_p, "top_p", numbers.Real)):
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise DataError(f"{name} must be {'a whole number' if kind is numbers.Integral else 'a number'}, got "
+                            f"{type(value).__name__} {value!r}")
     if not 0 <= int(length) <= MAX_GENERATE:
         raise ConfigError(f"length must be between 0 and {MAX_GENERATE} characters, got {length}")
     if not 0 <= float(temperature) < float("inf"):

@@ -217,3 +217,33 @@ def test_tensorflows_log_lines_reach_the_terminal_only_with_debug(tmp_path):
     if not shown:
         pytest.skip("TensorFlow logs nothing on this machine even with --debug")
     assert tf_lines() == []
+
+
+# -- the Python API's arguments ------------------------------------------------------------------------
+@pytest.mark.parametrize("path", [None, 123, ["runs/x"]])
+def test_load_refuses_what_is_not_a_path_by_name(path):
+    with pytest.raises(DataError, match=r"load\(\) takes the path of an export or run directory"):
+        seqapps.load(path)
+
+
+@pytest.mark.parametrize("kwargs,fragment", [({"epochs": "x"}, "epochs must be a whole number, got str 'x'"),
+                                             ({"epochs": 2.5}, "epochs must be a whole number, got float 2.5"),
+                                             ({"batch_size": True}, "batch_size must be a whole number")])
+def test_train_refuses_arguments_of_the_wrong_type_by_name(kwargs, fragment, tmp_path):
+    from seqapps.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=fragment):
+        seqapps.train("sentiment", "demo", run_dir=tmp_path / "run", **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kwargs,fragment", [({"length": None}, "length must be a whole number, got NoneType"),
+                                             ({"length": 2.7}, "length must be a whole number, got float 2.7"),
+                                             ({"temperature": "hot"}, "temperature must be a number"),
+                                             ({"top_k": 1.5}, "top_k must be a whole number")])
+def test_generate_refuses_arguments_of_the_wrong_type_by_name(tiny_runs, kwargs, fragment):
+    predictor = seqapps.load(tiny_runs.export("char_lm"))
+    with pytest.raises(DataError, match=fragment):
+        predictor.generate("a", **kwargs)
+    assert len(predictor.generate("a", length=3, temperature=0.0)) == 3
