@@ -213,3 +213,38 @@ def test_every_task_trains_from_a_prepared_folder(name, tmp_path):
     run = prepared.train(name, folder, run_dir=tmp_path / "run", evaluate=False)
     assert run.model_path.exists() and (run.dir / "history.csv").exists()
     assert isinstance(keras.saving.load_model(run.model_path, compile=False), keras.Model)
+
+
+@pytest.mark.slow
+def test_a_killed_training_from_a_prepared_folder_resumes(tmp_path):
+    import signal
+    import time
+
+    folder = seqapps.prepare("sentiment", "demo", tmp_path / "prepared", backend="tensorflow", shard_mb=0.01,
+                             overrides=["model.units=8", "model.subwords=false", "train.epochs=3", "train.patience=0",
+                                        "train.steps_per_epoch=60", "train.backup_every=5"])
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "seqapps", "train", "sentiment", "--data", str(folder), "--run-dir", str(run_dir),
+            "--no-eval"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history, deadline = run_dir / "history.csv", time.time() + 240
+
+    def backed_up_epoch():
+        try:
+            return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            return -1
+
+    while time.time() < deadline and proc.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 2 and backed_up_epoch() >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 1 <= len(history.read_text().splitlines()) - 1 < 3, "the run finished before it could be interrupted"
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming the interrupted run" in again.stderr
+    assert [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]] == [0, 1, 2]
+    assert not (run_dir / "backup").exists() and run_dir.joinpath("best.keras").exists()
