@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 1
     backend: str = ""           # tensorflow | jax | torch: the Keras backend that trains ("": the task's default)
     strategy: str = "default"   # default | mirrored | multiworker
+    worker_timeout: float = 300.0  # multiworker: seconds to wait for every worker of TF_CONFIG to start
     mixed_precision: str = "false"  # false | true (= float16) | float16 | bfloat16: Keras' mixed_* policy
                                     # (float32 weights, computation in 16 bits); bfloat16 suits CPUs
                                     # with AVX-512 BF16 or AMX, float16 GPUs
@@ -231,7 +232,7 @@ RANGES: dict[str, Range] = {
     "train.clipnorm": AT_LEAST_0, "train.patience": AT_LEAST_0, "train.ema": FRACTION,
     "train.backup_every": AT_LEAST_0, "train.warmup": AT_LEAST_0, "train.steps_per_epoch": AT_LEAST_0,
     "train.validation_steps": AT_LEAST_0,
-    "train.time_limit": AT_LEAST_0,
+    "train.time_limit": AT_LEAST_0, "train.worker_timeout": POSITIVE,
 }
 
 #: the values a shared string option may take; a task adds its own in ``Task.choices``

@@ -50,6 +50,48 @@ def tf_config() -> dict:
     return conf
 
 
+def wait_for_workers(timeout: float, poll: float = 0.2) -> None:
+    """Wait until every worker of ``TF_CONFIG`` has started, at most ``timeout`` seconds
+    (``train.worker_timeout``); then one ConfigError naming those that never came.
+
+    TensorFlow's multi-worker start-up waits for missing workers for an hour, deaf to Ctrl-C and
+    SIGTERM. So before it starts, each worker listens on its own address (the kernel completes the
+    connections; nothing is accepted or sent) and connects to every other one's: a worker that has
+    already moved on listens there with TensorFlow's server, which counts as well. This wait is
+    Python's, so SIGINT and SIGTERM stop it at once."""
+    import socket
+    import time
+
+    conf = tf_config()
+    me = conf["cluster"][conf["task"]["type"]][int(conf["task"]["index"])]
+    waiting = [a for group in conf["cluster"].values() for a in group if a != me]
+    listener = socket.socket(socket.AF_INET6 if ":" in me.rpartition(":")[0] else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", int(me.rpartition(":")[2])))
+        listener.listen(64)
+    except OSError as e:
+        listener.close()
+        raise ConfigError(f"this worker's address {me} (TF_CONFIG) cannot be listened on: {e.strerror}") from None
+    deadline = time.monotonic() + timeout
+    try:
+        while waiting:
+            for address in list(waiting):
+                host, _, port = address.rpartition(":")
+                try:
+                    with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                        waiting.remove(address)
+                except OSError:
+                    pass
+            if waiting and time.monotonic() > deadline:
+                raise ConfigError(f"worker(s) {', '.join(waiting)} of TF_CONFIG did not start within {timeout:g} s; "
+                                  "start every worker with the same command, or raise train.worker_timeout")
+            if waiting:
+                time.sleep(poll)
+    finally:
+        listener.close()  # unaccepted connections are reset: the port is free for TensorFlow's server
+
+
 def is_chief(strategy_name: str) -> bool:
     """Whether this process writes the run directory (always, except a non-chief worker)."""
     if strategy_name != "multiworker":
@@ -63,10 +105,11 @@ _MIRRORED = []
 _MULTIWORKER = []  # made once per process: collective ops are configured before any other TensorFlow work
 
 
-def make_strategy(name: str):
+def make_strategy(name: str, worker_timeout: float | None = None):
     """The ``tf.distribute`` strategy ``train.strategy`` names (TensorFlow backend). A
     multi-worker strategy must be made before the process runs any TensorFlow op: training
-    makes it first thing, and later calls get the same one."""
+    makes it first thing (with ``worker_timeout``: then waits for the other workers, see
+    :func:`wait_for_workers`), and later calls get the same one."""
     import tensorflow as tf
 
     if name == "default":
@@ -79,6 +122,8 @@ def make_strategy(name: str):
         if not _MULTIWORKER:
             tf_config()
             _fix_keras_multiworker()
+            if worker_timeout:
+                wait_for_workers(worker_timeout)
             try:
                 _MULTIWORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
             except RuntimeError as e:

@@ -187,7 +187,7 @@ def train(task: str, data: str | None = None, *, epochs=None, batch_size=None, o
     engine.use_compile_cache()
     if cfg.train.strategy == "multiworker":
         # joins the cluster before any other TensorFlow work (a streamed source's fitting pass runs TF ops)
-        distribute.make_strategy("multiworker")
+        distribute.make_strategy("multiworker", cfg.train.worker_timeout)
     splits = task_obj.load_data(cfg, data_dir)  # bad data fails before anything is written
     if chosen is not None and preset is None:
         print(f"note: training {cfg.data.source} with its preset {chosen.name!r} ({chosen.description}); "

@@ -465,7 +465,8 @@ def train(task: str, folder, *, run_dir=None, backend=None, overwrite=False, ver
     from seqapps.training.fit import finish, worker_run
 
     if strategy == "multiworker":
-        distribute.make_strategy("multiworker")  # before any other TensorFlow work
+        timeout = json.loads((folder / "config.json").read_text())["train"].get("worker_timeout", 300.0)
+        distribute.make_strategy("multiworker", timeout)  # before any other TensorFlow work
         if not distribute.is_chief(strategy):
             with worker_run(run) as mine:
                 _train_into(info, folder, mine, False, verbose, strategy)

@@ -183,3 +183,30 @@ def test_two_workers_read_disjoint_halves_of_a_prepared_folder(tmp_path):
     assert json.loads((run_dir / "run.json").read_text())["replicas"] == 2
     epochs = [int(line.split(",")[0]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
     assert epochs == [0, 1] and (run_dir / "best.keras").exists()
+
+
+def test_a_worker_whose_peer_never_starts_stops_with_one_line_and_obeys_sigterm(tmp_path):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})}
+    args = [sys.executable, "-m", "seqapps", "train", "sentiment", "--data", "demo", "--strategy", "multiworker",
+            "--run-dir", str(tmp_path / "run")]
+    started = time.time()
+    proc = subprocess.run([*args, "--set", "train.worker_timeout=3"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert f"127.0.0.1:{ports[1]} of TF_CONFIG did not start within 3 s" in lines[0]
+    assert time.time() - started < 90 and not (tmp_path / "run").exists()
+
+    waiting = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # until it listens on its own address, waiting for the other worker
+        try:
+            socket.create_connection(("127.0.0.1", ports[0]), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    waiting.send_signal(signal.SIGTERM)
+    assert waiting.wait(timeout=20) != 0  # stopped at once, not after train.worker_timeout (300 s)
