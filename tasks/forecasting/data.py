@@ -58,11 +58,8 @@ import numpy as np
 import pandas as pd
 
 from seqapps.core.errors import ConfigError, DataError
-from seqapps.core.task import Splits
 from seqapps.data.preprocessing import Preprocessing, save_json
-from seqapps.data.sources import resolve
 from seqapps.data.splits import split_sizes
-from seqapps.data.streaming import fitting_pass
 
 NA_STRINGS = {"", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a"}
 DATE_NAMES = ["date", "datetime", "time", "timestamp", "month", "day", "period", "ds", "week"]
@@ -695,78 +692,6 @@ def source_file(source) -> Path:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     return path
-
-
-def _files_ok(fit: dict) -> bool:
-    try:
-        width = len(fit["file_features"])
-        sizes = {"rows": 4 * width, "y": 8, "observed": 1, "dates": 8}
-        return all(os.path.getsize(fit["files"][k]) == fit["n"] * sizes[k] for k in fit["files"]) and \
-            ("dates" in fit["files"]) == fit["has_dates"]
-    except (OSError, KeyError, TypeError):
-        return False
-
-
-def load_series(data_cfg, task: str, data_dir=None, verbose: bool = True) -> tuple[Series, dict, str]:
-    """The cached fitting pass over ``data_cfg.source`` (:func:`fit_series`): ``(series, fit, where)``.
-    Sets ``data_cfg.target`` (and ``features``, when empty) to what the series resolved to."""
-    from seqapps.data import cache_folder
-    from seqapps.data.streaming import files_key
-    from tasks.forecasting import fitting
-
-    d = data_cfg
-    if d.missing not in MISSING:
-        raise ConfigError(f"data.missing must be one of {', '.join(MISSING)}, got {d.missing!r}")
-    source = resolve(d.source, task, data_dir)
-    if source.kind == "tfds":
-        raise DataError(f"{source.spec}: the {task} task reads CSV files; expected demo, a named dataset or a path")
-    path = source_file(source)
-    where = "demo" if source.kind == "demo" else str(path)
-    defaults = DEMO_DEFAULTS if source.kind == "demo" else source.options
-    d.target = d.target or defaults.get("target", "")
-    d.features = list(d.features or defaults.get("features", []))
-    opts = {"target": d.target, "features": list(d.features), "date_column": d.date_column, "missing": d.missing,
-            "val_size": d.val_size, "test_size": d.test_size, "val_fraction": d.val_fraction,
-            "test_fraction": d.test_fraction, "skip_bad_rows": bool(getattr(d, "skip_bad_rows", False))}
-    settings = {"task": "forecasting", "pass": "series", "version": fitting.FIT_VERSION, **opts}
-    stem = cache_folder() / "fits" / f"{files_key([path], settings)}"
-    run_opts = {**opts, "window": d.window, "horizon": d.horizon}
-
-    def run(progress):
-        return fitting.fit_series(path, where, run_opts, stem, progress)
-
-    what = f"forecasting on {d.source}"
-    fit = fitting_pass(what, [path], settings, run, verbose=verbose)
-    if not _files_ok(fit):  # a cache file was removed or cut short: fit again
-        (cache_folder() / "fits" / f"{stem.name}.json").unlink(missing_ok=True)
-        fit = fitting_pass(what, [path], settings, run, verbose=verbose)
-    d.target = fit["target"]   # the resolved config names the column it picked
-    return Series(fit, where), fit, where
-
-
-def load_series_splits(data_cfg, task: str, data_dir=None, verbose: bool = True) -> Splits:
-    """Chronological train / validation / test parts of one series (:func:`split_points`)."""
-    d = data_cfg
-    series, fit, where = load_series(d, task, data_dir, verbose)
-    season = d.season or fit["season"]
-    if season < 1:
-        raise DataError(f"data.season must be >= 1 (or 0 to infer it), got {season}")
-    train_stop, val_stop = split_points(len(series), window=d.window, horizon=d.horizon, val_size=d.val_size,
-                                        test_size=d.test_size, val_fraction=d.val_fraction,
-                                        test_fraction=d.test_fraction, where=where)
-    scale = mase_scale(series.y, series.observed, train_stop, season)
-    part = lambda a, b, name: SeriesSplit(series, a, b, name, d.window, d.horizon, season, scale)  # noqa: E731
-    splits = Splits(part(0, train_stop, "train"), part(train_stop, val_stop, "val") if val_stop > train_stop
-                    else None, part(val_stop, len(series), "test") if len(series) > val_stop else None,
-                    info={"series": series, "season": season, "train_stop": train_stop, "val_stop": val_stop,
-                          "fit": fit})
-    for split_part in (splits.train, splits.val):
-        if split_part is not None and not len(split_part):
-            raise DataError(f"{where}: no {split_part.name} window has all {d.horizon} target(s) observed; "
-                            "lower data.window or data.horizon, or change data.val_size")
-    if splits.val is None:
-        raise DataError(f"{where}: no validation part; set data.val_size or data.val_fraction above 0")
-    return splits
 
 
 @dataclasses.dataclass

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from seqapps.core.config import AT_LEAST_0, AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
 from tasks.forecasting import data as ts
+from tasks.forecasting import fitting
 from tasks.forecasting.data import ForecastingPrep
 from seqapps.core.errors import DataError
 from seqapps.layers import recurrent_stack
@@ -144,7 +145,7 @@ class Forecasting(Task):
 
     # -- data ------------------------------------------------------------------------------
     def load_data(self, cfg, data_dir=None):
-        return ts.load_series_splits(cfg.data, self.name, data_dir)
+        return fitting.load_series_splits(cfg.data, self.name, data_dir)
 
     def windows(self, prep, split):
         """Encoded windows and targets of ``split``, read whole (scoring, tests): ``(x, y, times)``."""

@@ -24,6 +24,7 @@ import dataclasses
 
 from seqapps.core.config import AT_LEAST_0, AT_LEAST_1, FRACTION, Config, DataConfig, ModelConfig, Range, TrainConfig
 from tasks.video_frames import data as videolib
+from tasks.video_frames.splits import load_video_splits
 from seqapps.data.preprocessing import Preprocessing, save_vocab
 from tasks.video_frames.segments import position_scores, segment_scores, to_segments
 from seqapps.inference.image_inputs import image_paths
@@ -194,7 +195,7 @@ class VideoFrames(Task):
     )
 
     def load_data(self, cfg, data_dir=None):
-        return videolib.load_video_splits(cfg.data, self.name, data_dir)
+        return load_video_splits(cfg.data, self.name, data_dir)
 
     def datasets(self, cfg, prep, splits):
         """Batches decoded (or generated) one video at a time (:func:`tasks.video_frames.data.video_stream`)."""

@@ -13,7 +13,8 @@ import seqapps
 from conftest import run_cli, run_fresh
 from tasks.video_frames import moving_digits
 from tasks.video_frames.segments import segment_scores, to_frames, to_segments
-from tasks.video_frames.data import load_video_splits, read_video, write_video
+from tasks.video_frames.data import read_video, write_video
+from tasks.video_frames.splits import load_video_splits
 from seqapps.core.errors import ConfigError, DataError
 
 SMALL = ["data.videos=240", "data.min_frames=12", "data.max_frames=20", "data.canvas=24", "model.image_size=24",

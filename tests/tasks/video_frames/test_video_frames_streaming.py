@@ -17,6 +17,7 @@ import pytest
 
 import tasks.video_frames.task as vf
 from tasks.video_frames import data as videolib
+from tasks.video_frames.splits import load_video_splits
 from tasks.video_frames import moving_digits
 from tasks.video_frames.segments import to_frames, to_segments
 from seqapps.core.errors import DataError
@@ -98,7 +99,7 @@ def _same(streamed, expected):
 def test_folder_splits_are_the_ones_reading_everything_up_front_gave(tmp_path, cache):
     names = [f"v{i:02d}" + [".mp4", "", ".gif", ""][i % 4] for i in range(11)]
     one = _labelled_folder(tmp_path / "one", names, per_frame=True)
-    splits = videolib.load_video_splits(_config(f"data.source={one}", "data.fps=5", "data.val_fraction=0.2",
+    splits = load_video_splits(_config(f"data.source={one}", "data.fps=5", "data.val_fraction=0.2",
                                                 "data.test_fraction=0.2").data, "video_frames")
     whole = _read_up_front(one, 5, 1000)
     expected = split(whole, 0.2, 0.2, what="videos", unit="videos")  # name order: 7 train, 2 val, 2 test
@@ -111,11 +112,11 @@ def test_folder_splits_are_the_ones_reading_everything_up_front_gave(tmp_path, c
     for part, k in (("train", 0), ("dev", 20), ("test", 40)):
         _labelled_folder(parted / part, [f"{part}{i}" + ("" if i % 2 else ".webm") for i in range(3 + k // 20)],
                          first_seed=k)
-    splits = videolib.load_video_splits(_config(f"data.source={parted}", "data.fps=0").data, "video_frames")
+    splits = load_video_splits(_config(f"data.source={parted}", "data.fps=0").data, "video_frames")
     for streamed, part in ((splits.train, "train"), (splits.val, "dev"), (splits.test, "test")):
         _same(streamed, _read_up_front(parted / part, 0, 1000))
     (parted / "dev").rename(parted / "spare")  # no validation folder: the last 10% of train's names
-    splits = videolib.load_video_splits(_config(f"data.source={parted}", "data.fps=0").data, "video_frames")
+    splits = load_video_splits(_config(f"data.source={parted}", "data.fps=0").data, "video_frames")
     assert splits.train.names == ["train0.webm", "train1"] and splits.val.names == ["train2.webm"]
 
 
@@ -181,11 +182,11 @@ def test_the_fitting_pass_is_cached_and_a_changed_video_is_fitted_again(tmp_path
     real = videolib.read_video
     monkeypatch.setattr(videolib, "read_video", lambda path, *a: decoded.append(Path(path).name) or real(path, *a))
     cfg = _config(f"data.source={folder}", "data.val_fraction=0.2", "data.test_fraction=0")
-    first = videolib.load_video_splits(cfg.data, "video_frames")
+    first = load_video_splits(cfg.data, "video_frames")
     assert sorted(decoded) == ["a.mp4", "b", "c.gif", "d", "e"]  # one pass, every video once
     assert list((cache / "fits").glob("*.json"))
     decoded.clear()
-    again = videolib.load_video_splits(cfg.data, "video_frames")
+    again = load_video_splits(cfg.data, "video_frames")
     assert decoded == [] and again.train.entries == first.train.entries  # from the cache: nothing decoded
     assert again.info["fit"] == first.info["fit"]
 
@@ -196,7 +197,7 @@ def test_the_fitting_pass_is_cached_and_a_changed_video_is_fitted_again(tmp_path
     Image.fromarray(frames[0, ..., 0]).save(folder / "b" / f"{n:03d}.png")
     with open(folder / "labels.csv", "a") as f:
         f.write(f"b,{n},{n + 1},{first.train.labels_of(1)[-1]}\n")
-    changed = videolib.load_video_splits(cfg.data, "video_frames")
+    changed = load_video_splits(cfg.data, "video_frames")
     assert sorted(decoded) == ["a.mp4", "b", "c.gif", "d", "e"]
     assert changed.train.entries[1][2] == first.train.entries[1][2] + 1
     decoded.clear()
@@ -204,9 +205,9 @@ def test_the_fitting_pass_is_cached_and_a_changed_video_is_fitted_again(tmp_path
     t = (folder / "a.mp4").stat().st_mtime + 5
     os.utime(folder / "a.mp4", (t, t))
     with pytest.raises(DataError, match=r"a.mp4: segment .* refers to frames that do not exist"):
-        videolib.load_video_splits(cfg.data, "video_frames")
+        load_video_splits(cfg.data, "video_frames")
     decoded.clear()
-    videolib.load_video_splits(_config(f"data.source={folder}", "data.fps=5", "data.skip_bad_rows=true").data,
+    load_video_splits(_config(f"data.source={folder}", "data.fps=5", "data.skip_bad_rows=true").data,
                                "video_frames")
     assert len(decoded) == 5  # another setting: another fit
 
@@ -216,20 +217,20 @@ def test_a_bad_video_deep_in_a_folder_is_one_line_naming_it_or_skipped_and_count
     names = [f"v{i:03d}" for i in range(40)]
     folder = _labelled_folder(tmp_path / "many", names)
     cfg = _config(f"data.source={folder}", "data.val_fraction=0.1", "data.test_fraction=0.1")
-    good = videolib.load_video_splits(cfg.data, "video_frames")
+    good = load_video_splits(cfg.data, "video_frames")
     for f in (folder / "v031").iterdir():
         f.unlink()
     os.rmdir(folder / "v031")
     (folder / "v031").write_text("not a video at all\n")  # the 32nd of 40 videos: a text file
     with pytest.raises(DataError) as e:
-        videolib.load_video_splits(cfg.data, "video_frames")
+        load_video_splits(cfg.data, "video_frames")
     message = str(e.value)
     assert "\n" not in message and message.startswith(f"{folder / 'v031'}: not a video FFmpeg can read")
     assert "data.skip_bad_rows=true" in message
 
     skipping = _config(f"data.source={folder}", "data.val_fraction=0.1", "data.test_fraction=0.1",
                        "data.skip_bad_rows=true")
-    splits = videolib.load_video_splits(skipping.data, "video_frames")
+    splits = load_video_splits(skipping.data, "video_frames")
     assert "skipped 1 bad video(s)" in capsys.readouterr().err
     fit = splits.info["fit"]
     assert fit["bad"] == 1 and str(folder / "v031") in fit["first_bad"]
@@ -242,11 +243,11 @@ def test_a_bad_video_deep_in_a_folder_is_one_line_naming_it_or_skipped_and_count
     _write(folder, "v031", _clip(3, 10)[1])
     (folder / "v031" / "004.png").write_bytes(b"\x89PNG broken")  # a broken frame in a frame folder
     with pytest.raises(DataError, match="^" + re.escape(f"{folder / 'v031' / '004.png'}: not a readable image")):
-        videolib.load_video_splits(cfg.data, "video_frames")
+        load_video_splits(cfg.data, "video_frames")
     with open(folder / "labels.csv", "a") as f:
         f.write("v039,seven,9,up\n")
     with pytest.raises(DataError, match=r"labels.csv, line \d+: start/end must be whole frame numbers"):
-        videolib.load_video_splits(cfg.data, "video_frames")
+        load_video_splits(cfg.data, "video_frames")
 
 
 # -- one preprocessing path ----------------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def test_training_gives_the_model_the_inputs_the_export_gives_it(tmp_path, cache
         _write(folder, name, frames)
         rows.append(f"{name},0,{len(frames)},a")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    splits = videolib.load_video_splits(_config(f"data.source={folder}", "data.fps=0", "data.val_fraction=0.2",
+    splits = load_video_splits(_config(f"data.source={folder}", "data.fps=0", "data.val_fraction=0.2",
                                                 "data.test_fraction=0").data, "video_frames")
     for part in (splits.train, splits.val):
         batches = list(videolib.video_stream(part, ["a"], 20, 1, False))
