@@ -79,6 +79,15 @@ def cli_here(capsys, *args, input=None) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(argv, code, out, err)
 
 
+def peak_memory_mb(argv, env=None, cwd=ROOT) -> float:
+    """Run ``argv`` in a child process that must exit 0; its peak resident memory in MB (``wait4``)."""
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out[-2000:]
+    return usage.ru_maxrss / 1024
+
+
 def run_main(argv, capsys):
     """:func:`cli_here` -> (exit code, the non-empty stderr lines)."""
     proc = cli_here(capsys, *argv)

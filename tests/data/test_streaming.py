@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import peak_memory_mb
 
 from seqapps.core.errors import DataError
 from seqapps.data.streaming import TokenCounter, hash_role
@@ -171,11 +172,7 @@ def test_sentiment_trains_from_a_file_larger_than_its_in_memory_form_allows(tmp_
                 "--preset", "none", "--set", "train.steps_per_epoch=3", "--set", "model.units=8",
                 "--set", "model.embedding_dim=8", "--set", "model.subword_buckets=500", "--no-eval",
                 "--run-dir", str(tmp_path / "run"), "--overwrite"]
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, out[-2000:]
-        return usage.ru_maxrss / 1024
+        return peak_memory_mb(argv, env)
 
     small, big = peak("demo"), peak(path)
     assert big < 1.3 * small, (small, big)

@@ -9,13 +9,12 @@ import collections
 import io
 import os
 import random
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, needs_data
+from conftest import needs_data, peak_memory_mb
 from seqapps.core.errors import DataError
 
 WORDS = "a the red blue green dog cat runs sits on in grass water man woman child ball plays near big small".split()
@@ -306,11 +305,7 @@ def test_captioning_trains_from_a_table_larger_than_its_in_memory_form_allows(tm
                 "--set", "train.validation_steps=2", "--set", "data.demo_image_size=32",
                 "--set", "data.shuffle_buffer=20000", "--no-eval",
                 "--run-dir", str(tmp_path / "run"), "--overwrite"]
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, out[-2000:]
-        return usage.ru_maxrss / 1024
+        return peak_memory_mb(argv, env)
 
     small, big = peak("demo"), peak(folder)
     assert big < 1.3 * small, (small, big)

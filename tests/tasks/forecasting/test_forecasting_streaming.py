@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import peak_memory_mb
 from seqapps.core import registry
 from seqapps.core.errors import DataError
 
@@ -307,11 +306,7 @@ def test_forecasting_trains_from_a_file_larger_than_its_in_memory_form_allows(tm
                 "--preset", "none", "--set", "data.target=load", "--set", "data.features=all",
                 "--set", "train.steps_per_epoch=3", "--set", "train.validation_steps=2", "--set", "model.units=8",
                 "--no-eval", "--run-dir", str(tmp_path / "run"), "--overwrite"]
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, out[-2000:]
-        return usage.ru_maxrss / 1024
+        return peak_memory_mb(argv, env)
 
     small, big = peak("demo"), peak(path)
     assert big < 1.3 * small, (small, big)

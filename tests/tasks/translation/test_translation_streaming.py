@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from conftest import needs_data
+from conftest import needs_data, peak_memory_mb
 from seqapps.core.errors import DataError
 from seqapps.data.splits import split
 
@@ -228,10 +228,7 @@ def test_translation_trains_from_a_file_larger_than_its_in_memory_form_allows(tm
     """In a child process, a 1,000,000-pair file trains at about the peak memory of the demo data (read
     whole, the same file held about 1.2 KB a pair: over 1 GB more)."""
     import os
-    import subprocess
     import sys
-
-    from conftest import ROOT
 
     rng = random.Random(1)
     base = random_pairs(5000, seed=3)
@@ -246,11 +243,7 @@ def test_translation_trains_from_a_file_larger_than_its_in_memory_form_allows(tm
                 "--preset", "none", "--set", "train.steps_per_epoch=3", "--set", "model.units=8",
                 "--set", "model.embedding_dim=8", "--set", "model.attention_units=8", "--set", "train.batch_size=16",
                 "--set", "train.validation_steps=2", "--no-eval", "--run-dir", str(tmp_path / "run"), "--overwrite"]
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, out[-2000:]
-        return usage.ru_maxrss / 1024
+        return peak_memory_mb(argv, env)
 
     small, big = peak("demo"), peak(path)
     assert big < 1.3 * small, (small, big)

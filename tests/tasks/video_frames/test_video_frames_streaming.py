@@ -8,12 +8,13 @@ import csv
 import hashlib
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import peak_memory_mb
 
 import tasks.video_frames.task as vf
 from tasks.video_frames import data as videolib
@@ -343,11 +344,7 @@ def test_a_folder_of_many_videos_trains_at_the_peak_memory_of_the_demo(tmp_path)
                 "--set", "model.feature_units=8", "--set", "model.cnn_filters=4,8", "--set", "model.image_size=16",
                 "--set", "train.batch_size=16", "--set", "data.fps=0", "--no-eval",
                 "--run-dir", str(tmp_path / "run"), "--overwrite"]
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, out[-2000:]
-        return usage.ru_maxrss / 1024
+        return peak_memory_mb(argv, env)
 
     small, big = peak("demo"), peak(folder)
     assert big < 1.3 * small, (small, big)
