@@ -85,13 +85,16 @@ def is_tab_separated(path) -> bool:
 
 def table_header(path) -> list[str]:
     """The column names of a CSV/TSV file's header row."""
-    for _, header in _table_rows(ByteLines(path), path):
+    for _, header in csv_records(ByteLines(path), path):
         return [c.strip() for c in header]
     raise DataError(f"{path}: the file is empty; expected a header row and data")
 
 
-def _table_rows(lines: ByteLines, path):
-    tab = is_tab_separated(path)
+def csv_records(lines: Iterable[str], path, tab: bool | None = None) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every record in ``lines`` (the text of the CSV/TSV file ``path``;
+    ``tab`` by its suffix unless given): CSV fields may be quoted, TSV fields are taken as they are; a
+    malformed record is one DataError naming the file and line."""
+    tab = is_tab_separated(path) if tab is None else tab
     reader = csv.reader(lines, delimiter="\t" if tab else ",", quoting=csv.QUOTE_NONE if tab else csv.QUOTE_MINIMAL,
                         strict=not tab)
     while True:
@@ -100,7 +103,7 @@ def _table_rows(lines: ByteLines, path):
         except StopIteration:
             return
         except csv.Error as e:
-            raise DataError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
+            raise DataError(f"{path}:{reader.line_num}: malformed {'TSV' if tab else 'CSV'}: {e}") from None
         yield reader.line_num, row
 
 
@@ -110,7 +113,7 @@ def table_rows(path, columns: list[int], bad: BadRows, lines: ByteLines | None =
     blank lines too); a row with another number of fields than the header is a bad row.
     ``lines``: the :class:`ByteLines` to read through (its ``bytes`` tell the progress)."""
     lines = lines if lines is not None else ByteLines(path)
-    rows = _table_rows(lines, path)
+    rows = csv_records(lines, path)
     header = next(rows, None)
     if header is None:
         raise DataError(f"{path}: the file is empty; expected a header row and data")

@@ -37,7 +37,6 @@ skips such rows (and every caption of such an image) and counts them.
 from __future__ import annotations
 
 import collections
-import csv
 import dataclasses
 import itertools
 import json
@@ -52,8 +51,8 @@ from seqapps.data import sources
 from seqapps.data import text as textlib
 from seqapps.data.preprocessing import Preprocessing, save_vocab
 from seqapps.data.splits import split, split_sizes
-from seqapps.data.streaming import (BadRows, ByteLines, StreamedSplit, TokenCounter, fitting_pass, hash_role,
-                                    pick_column)
+from seqapps.data.streaming import (BadRows, ByteLines, StreamedSplit, TokenCounter, csv_records, fitting_pass,
+                                    hash_role, pick_column)
 
 PAD, UNK, START, END = "", "[UNK]", "[START]", "[END]"
 SPECIALS = [PAD, UNK, START, END]
@@ -196,17 +195,7 @@ def _delimiter(path: Path) -> str:
 
 def _csv_rows(path: Path, lines: ByteLines):
     """``(line, fields)`` of a CSV/TSV read through ``lines`` (quoted fields in CSV; TSV fields as they are)."""
-    tab = _delimiter(path) == "\t"
-    reader = csv.reader(lines, delimiter="\t" if tab else ",", quoting=csv.QUOTE_NONE if tab else csv.QUOTE_MINIMAL,
-                        strict=not tab)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise DataError(f"{path}:{reader.line_num}: malformed {'TSV' if tab else 'CSV'}: {e}") from None
-        yield reader.line_num, row
+    return csv_records(lines, path, tab=_delimiter(path) == "\t")
 
 
 def table_columns(path: Path, settings: Settings) -> tuple[int, int]:

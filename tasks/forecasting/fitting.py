@@ -12,7 +12,6 @@ values are in :mod:`tasks.forecasting.data`; the first chunk decides the columns
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import gc
 import io
@@ -26,7 +25,7 @@ import pandas as pd
 from seqapps.core.errors import ConfigError, DataError
 from seqapps.core.task import Splits
 from seqapps.data.sources import resolve
-from seqapps.data.streaming import BadRows, fitting_pass, is_tab_separated, table_header
+from seqapps.data.streaming import BadRows, csv_records, fitting_pass, table_header
 from tasks.forecasting.data import (DEMO_DEFAULTS, MAX_CATEGORIES, MISSING, Encoding, Series, SeriesSplit,
                                     dates_from_parts, find_column, guess_format, infer_freq, is_missing, mase_scale,
                                     median_of, numeric_or_none, parse_dates, parse_date_strings, parse_numbers,
@@ -116,26 +115,17 @@ def csv_rows(path: Path, bad: BadRows, counter: list):
     """``(line, fields)`` of each data row of a CSV/TSV file, as :func:`seqapps.data.streaming.table_rows`
     reads them (the header and blank lines skipped, a row with another number of fields than the header
     a bad row), from :func:`_text_lines`."""
-    tab = is_tab_separated(path)
-    reader = csv.reader(_text_lines(path, counter), delimiter="\t" if tab else ",",
-                        quoting=csv.QUOTE_NONE if tab else csv.QUOTE_MINIMAL, strict=not tab)
     width = None
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise DataError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
+    for line, row in csv_records(_text_lines(path, counter), path):
         if width is None:
             width = len(row)
             continue
         if not row or row == [""]:
             continue
         if len(row) != width:
-            bad.bad(f"{path}:{reader.line_num}", f"expected {width} fields as in the header, got {len(row)}")
+            bad.bad(f"{path}:{line}", f"expected {width} fields as in the header, got {len(row)}")
             continue
-        yield reader.line_num, row
+        yield line, row
 
 
 def _chunks(rows, size: int):
