@@ -115,6 +115,7 @@ def test_tfds_pos_and_char_lm_offline_with_mock_data():
     import tensorflow_datasets as tfds
 
     from seqapps.core import registry
+    from seqapps.core.task import whole
     from seqapps.training.fit import resolve_config
 
     pos, char_lm = registry.get("pos"), registry.get("char_lm")
@@ -122,6 +123,6 @@ def test_tfds_pos_and_char_lm_offline_with_mock_data():
         tagged = pos.load_data(resolve_config(pos, "tfds:xtreme_pos/xtreme_pos_en"))
         text = char_lm.load_data(resolve_config(char_lm, "tfds:tiny_shakespeare"))
     assert len(tagged.train) == len(tagged.val) == len(tagged.test) == 4
-    words, tags = tagged.train[0]
+    words, tags = whole(tagged.train)[0]
     assert len(words) == len(tags) and all(isinstance(t, str) for t in tags)
     assert isinstance(text.train, str) and text.val and text.test
