@@ -141,12 +141,16 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000):
     async def _call(model, sig, arrays):
         import tensorflow as tf
 
+        from seqapps.inference import checks
+
         try:
             return await batching.call(model, sig, arrays, rest.rows_of(arrays))
-        except tf.errors.InvalidArgumentError as e:
-            raise RestError(f"the model rejected the input: {_first_line(e.message)}", 400) from None
+        except tf.errors.InvalidArgumentError as e:  # the graph's own reason, as the Python predictor gives it
+            text = checks.reason(e)
+            raise RestError(text if text.startswith(checks.PREFIX) else f"the model rejected the input: {text}",
+                            400) from None
         except tf.errors.OpError as e:
-            raise RestError(f"the model failed: {_first_line(e.message)}", 500) from None
+            raise RestError(f"the model failed: {checks.reason(e)}", 500) from None
 
     async def index(request: Request) -> Response:
         items = "\n".join(

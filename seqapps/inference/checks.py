@@ -67,3 +67,16 @@ def message(error) -> str | None:
     while text.endswith("]") and text.count("]") > text.count("["):  # the brackets Assert prints around it
         text = text[:-1]
     return text.strip()
+
+
+def reason(error) -> str:
+    """One readable line for a failed graph call: ``invalid input: ...`` from :func:`require`, else the
+    op's own message (TensorFlow's first line, "Graph execution error:", says nothing; the message sits
+    below the trace of where the op was defined, before the ``[[node ...]]`` line)."""
+    found = message(error)
+    if found is not None:
+        return PREFIX + found
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+    kept = [line for line in lines if line and not line.startswith(("[[", "Graph execution error", "Detected at node",
+                                                                    "File ", "{{node"))]
+    return (kept[-1] if kept else type(error).__name__)[:500]

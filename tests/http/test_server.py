@@ -190,6 +190,9 @@ BAD = [
     ("wrong rank", PREDICT, {"inputs": [["a", "b"]]}, 400, "rank 1"),
     ("wrong size", "/v1/models/forecasting:predict", {"inputs": [[[1.0] * 3] * 12]}, 400, "expected 4"),
     ("ragged", "/v1/models/forecasting:predict", {"inputs": [[[1.0] * 4] * 11 + [[1.0] * 3]]}, 400, "regular"),
+    ("refused by the graph", "/v1/models/forecasting:predict", b'{"inputs": [[' + b", ".join([b"[1.0, 1.0, 1.0, 1.0]"] * 11
+                                                                                  + [b"[1.0, NaN, 1.0, 1.0]"]) + b"]]}",
+     400, "invalid input: the window holds NaN or inf"),
     ("invalid base64", PREDICT, {"instances": [{"b64": "not base64!"}]}, 400, "invalid base64"),
     ("unpaired surrogate", PREDICT, b'{"instances": ["\\ud800"]}', 400, "not valid Unicode"),
     ("nested too deeply", PREDICT, b'{"instances": ' + b"[" * 100000 + b"]" * 100000 + b"}", 400, "deep"),
