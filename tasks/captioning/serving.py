@@ -14,6 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from seqapps.inference import decoding
+from tasks.captioning.data import START, UNK
 from seqapps.inference.image_inputs import image_paths, run_images, size_warning
 from seqapps.encoders.images import decode_batch
 from seqapps.core.errors import ConfigError
@@ -32,12 +33,14 @@ def caption_endpoints(model, words: list[str], start: int, end: int, max_steps: 
     """``serving_default`` (greedy), ``beam`` (beam search of ``beam_width``) and, with ``attention``,
     ``attention`` (greedy, with per-word maps over the feature grid) over vocabulary ``words``."""
     vocab = tf.constant(words)
+    # a caption never holds the unknown word or a second start: the decoder may not pick them
+    step = decoding.banned(model.step, [i for i, w in enumerate(words) if w in (UNK, START)])
 
     def caption(image, width):
         n = tf.shape(image)[0]  # a batch of 0 runs one blank item (layers such as batch norm need a row)
         pixels, valid = decode_batch(tf.cond(n > 0, lambda: image, lambda: tf.constant([""])), image_size)
         state = model.initial_state(model.image_features(pixels))
-        out = decoding.search(model.step, state, start, end, max_steps, beam_width=width,
+        out = decoding.search(step, state, start, end, max_steps, beam_width=width,
                               length_penalty=length_penalty)
         joined, strings = decoding.join_words(vocab, out["tokens"], out["lengths"])
         answer = {"caption": tf.where(valid, join_caption(joined), ""), "valid": valid,

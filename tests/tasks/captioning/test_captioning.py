@@ -237,3 +237,34 @@ def test_default_encoder_is_frozen_imagenet_efficientnet_with_a_feature_cache(tm
     assert len(trained) == len(imagenet) and all(np.array_equal(a, b) for a, b in zip(trained, imagenet))
     results = seqapps.load(run.dir).caption([image_bytes(("circle", "red"), ("square", "blue"), "above", 64)])
     assert results[0]["error"] is None and isinstance(results[0]["caption"], str)
+
+
+def test_captions_never_hold_the_unknown_word():
+    """A decoder that would rather say [UNK] (or start again) than a word still captions with words:
+    the signatures ban both ids, greedy and beam."""
+    import tensorflow as tf
+
+    from tasks.captioning.serving import caption_endpoints
+
+    words = ["", "[UNK]", "[START]", "[END]", "dog", "runs"]
+
+    class Prefers:  # logits: [UNK] 50, [START] 10, "dog" 5, the rest 0
+        grid = (1, 1)
+
+        def image_features(self, pixels):
+            return tf.zeros([tf.shape(pixels)[0], 1, 2])
+
+        def initial_state(self, features):
+            return tf.zeros([tf.shape(features)[0], 2])
+
+        def step(self, tokens, state):
+            logits = tf.tile(tf.constant([[0.0, 50.0, 10.0, 0.0, 5.0, 0.0]]), [tf.shape(tokens)[0], 1])
+            return logits, state, {}
+
+    png = tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8))
+    endpoints = caption_endpoints(Prefers(), words, start=2, end=3, max_steps=3, image_size=8, beam_width=2,
+                                  attention=False)
+    for name in ("serving_default", "beam"):
+        caption = endpoints[name].fn(tf.stack([png]))["caption"][0].numpy().decode()
+        assert caption.split() == ["dog"] * 3 or caption.lower().startswith("dog"), (name, caption)
+        assert "[UNK]" not in caption and "[START]" not in caption, (name, caption)
