@@ -270,6 +270,14 @@ def cmd_export(args):
 def cmd_predict(args):
     from seqapps.inference.loading import load
 
+    from seqapps.core.errors import DataError
+
+    for k, text in enumerate(args.inputs, 1):  # the shell hands over bytes; Python keeps undecodable ones escaped
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise DataError(f"input {k} is not UTF-8 text (undecodable byte at offset {e.start}); pass UTF-8, or "
+                            "put the inputs in a file given with --input") from None
     predictor = load(args.path)
     for line in predictor.cli_predict(list(args.inputs), args.input):
         print(line)

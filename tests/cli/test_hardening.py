@@ -247,3 +247,11 @@ def test_generate_refuses_arguments_of_the_wrong_type_by_name(tiny_runs, kwargs,
     with pytest.raises(DataError, match=fragment):
         predictor.generate("a", **kwargs)
     assert len(predictor.generate("a", length=3, temperature=0.0)) == 3
+
+
+def test_predict_with_an_argument_that_is_not_utf8_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable.encode(), b"-m", b"seqapps", b"predict", str(tmp_path).encode(),
+                           b"fine", b"caf\xe9"], cwd=ROOT, capture_output=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = [line for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(lines) == 1 and "input 2 is not UTF-8 text" in lines[0], proc.stderr[-1500:]
