@@ -76,9 +76,14 @@ def main_file(folder: Path) -> Path:
 
 
 def stamp(folder: Path):
-    """What changes when an export is replaced: the folder's inode and its main file's mtime."""
-    pb = main_file(folder).stat()
-    return folder.stat().st_ino, pb.st_ino, pb.st_mtime_ns
+    """What changes when an export is replaced or its copy goes on: the folder's inode and every file's
+    path, inode, size and modification time (an export copied in place file by file, which failed to
+    load while half there, is loaded again once the copy ends; a few stats a look)."""
+    files = []
+    for path in sorted(Path(folder).rglob("*")):
+        st = path.stat()
+        files.append((str(path.relative_to(folder)), st.st_ino, st.st_size, st.st_mtime_ns))
+    return folder.stat().st_ino, tuple(files)
 
 
 def load(name: str, folder: Path, version: int) -> Model:

@@ -480,6 +480,13 @@ def test_store_finds_replaces_and_drops_exports(exports, tmp_path):
         (root / ".new").rename(root / "forecasting")  # replaced, as export swaps it in
         store.refresh()
         assert store.models["forecasting"] is not first and store.models["forecasting"].version > first.version
+        (root / "copied").mkdir()  # copied in place file by file (not swapped in): first the graph alone
+        shutil.copy2(forecasting / "saved_model.pb", root / "copied" / "saved_model.pb")
+        store.refresh()
+        assert "copied" not in store.models and "copied" in store.errors
+        shutil.copytree(forecasting, root / "copied", dirs_exist_ok=True)  # the copy ends: loaded on the next look
+        store.refresh()
+        assert "copied" in store.models and "copied" not in store.errors
         shutil.rmtree(root / "forecasting")
         store.refresh()
         assert "forecasting" in store.models  # absent once: perhaps mid-swap
