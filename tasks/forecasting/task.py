@@ -35,6 +35,8 @@ from seqapps.core.registry import register
 from seqapps.inference import checks
 from seqapps.core.task import Endpoint, Task
 
+FAR = 1e6  # how many training scales from the training mean a window value may be
+
 EVAL_WINDOWS = 8192   # windows read and forecast at a time when scoring
 
 
@@ -182,16 +184,27 @@ class Forecasting(Task):
 
     # -- serving and scoring -----------------------------------------------------------------
     def endpoints(self, model, prep, cfg):
+        # a value this many training scales from the training mean is refused: the network's arithmetic
+        # overflows long before (3e38 everywhere answered NaN)
+        mean = np.asarray(prep.encoding.mean, "float64")
+        scale = tf.constant(FAR * np.maximum.reduce([np.asarray(prep.encoding.std, "float64"), np.abs(mean),
+                                                     np.ones_like(mean)]), tf.float32)
+        mean = tf.constant(mean, tf.float32)
+
         def serve(window):
             window = checks.shaped(window, "window", [None, prep.window, len(prep.encoding.features)])
             window = checks.require(window, checks.finite(window), "the window holds NaN or inf")
+            window = checks.require(window, tf.reduce_all(tf.abs(window - mean) <= scale),
+                                    f"the window holds a value over {FAR:g} training scales from the training "
+                                    "mean; the model cannot forecast from it")
             return {"forecast": model(window, training=False)}
 
         spec = tf.TensorSpec([None, prep.window, len(prep.encoding.features)], tf.float32, name="window")
         return {"serving_default": Endpoint(
             serve, [spec], f"window: raw values [batch, {prep.window}, features] in the order of metadata "
-                           f"'features' -> forecast [batch, {prep.horizon}] in the target's units; another shape or a NaN/inf "
-                           "value fails the call with 'invalid input: ...'")}
+                           f"'features' -> forecast [batch, {prep.horizon}] in the target's units; another shape, a NaN/inf "
+                           "value or one over 1e6 training scales from the training mean fails the call with "
+                           "'invalid input: ...'")}
 
     def metadata(self, prep):
         return {**prep.to_dict(), "target": prep.encoding.target, "features": prep.encoding.features}

@@ -252,6 +252,9 @@ def test_export_forecasts_a_frame_and_its_signature_refuses_nan(trained):
     assert 30 < from_frame[0] < 90                                  # in the original units of the load
     with pytest.raises(DataError, match="NaN or inf"):  # the raw signature checks it too (in the graph)
         predictor.call(window=np.full([1, 12, 4], np.nan, "float32"))
+    with pytest.raises(DataError, match=r"over 1e\+06 training scales from the training mean"):  # answered NaN before
+        predictor.predict(np.full([1, 12, 4], 3e38, "float32"))
+    assert np.isfinite(predictor.predict(window * 10)).all()  # far from the training data, within reason
 
 
 @pytest.mark.slow
