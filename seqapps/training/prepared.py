@@ -135,6 +135,8 @@ def prepare(task: str, data=None, out=None, *, epochs=None, batch_size=None, ove
             print(f"prepared epoch {e + 1}/{cfg.train.epochs}: {writer.count} batches in {len(shards)} shard(s)",
                   file=sys.stderr)
         writer = ShardWriter(tmp, "val", shard_bytes, None, "the validation split")
+        if cfg.train.validation_steps:  # all that training would validate on: the first batches
+            val_ds = val_ds.take(cfg.train.validation_steps)
         for batch in val_ds:
             writer.add(batch)
         val_template, val_shards = writer.close()

@@ -181,6 +181,8 @@ def test_small_shards_hold_the_same_batches_read_shard_by_shard(folders, tmp_pat
     assert set(workers[0].files(0)) | set(workers[1].files(0)) == {s["file"] for s in info["shards"][0]}
     with pytest.raises(ConfigError, match="fewer than the 2 workers.*--shard-mb"):
         prepared.batches(folders["translation"], share=(0, 2))
+    few = seqapps.prepare("translation", "demo", tmp_path / "few", overrides=[*TRANSLATION, "train.validation_steps=2"])
+    assert json.loads((few / "prepared.json").read_text())["val_batches"] == 2  # what training validates on
 
 
 @pytest.mark.slow
