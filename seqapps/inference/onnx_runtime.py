@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from seqapps.core.errors import DataError, ExportError
-from seqapps.inference.predictor import Predictor, one_or_many, text_items
+from seqapps.inference.predictor import Predictor
 
 
 def is_onnx(path) -> bool:
@@ -124,26 +124,19 @@ class OnnxPredictor(Predictor):
         return fn(**{k: specs[k].convert(v, signature) for k, v in inputs.items()})
 
 
-class SentimentOnnxPredictor(OnnxPredictor):
-    """``tasks.sentiment.task.SentimentPredictor``'s ``predict`` and ``format`` over an ONNX export."""
+def predictor_class(task: str) -> type:
+    """:class:`OnnxPredictor` with the task's own helpers (``predict``, ``format``...) when its folder has
+    a TensorFlow-free ``predicting.py`` with a ``Predictions`` mixin, as the SavedModel's predictor has them."""
+    import importlib
+    import importlib.util
 
-    def predict(self, texts, batch_size: int = 256) -> list[dict]:
-        labels, results, items = self.metadata["labels"], [], text_items(texts, "texts")
-        for start in range(0, len(items), batch_size):
-            out = self.call(text=items[start:start + batch_size])
-            for probs in out["probabilities"]:
-                best = int(np.argmax(probs))
-                results.append({"label": labels[best], "probability": float(probs[best]),
-                                "probabilities": {k: float(p) for k, p in zip(labels, probs)}})
-        return one_or_many(texts, results)
-
-    def format(self, inputs, results):
-        return [f"{r['label']}\t{r['probability']:.3f}\t{text}" for text, r in zip(inputs, results)]
-
-
-PREDICTORS = {"sentiment": SentimentOnnxPredictor}
+    module = f"tasks.{task}.predicting"
+    if not task.isidentifier() or importlib.util.find_spec(module) is None:
+        return OnnxPredictor
+    mixin = importlib.import_module(module).Predictions
+    return type(f"{mixin.__name__}OnnxPredictor", (mixin, OnnxPredictor), {})
 
 
 def load(path, threads: int = THREADS) -> OnnxPredictor:
     sigs, metadata = signatures(path, threads)
-    return PREDICTORS.get(metadata["task"], OnnxPredictor)(None, sigs, metadata)
+    return predictor_class(str(metadata.get("task", "")))(None, sigs, metadata)

@@ -35,7 +35,8 @@ from seqapps.layers.transformer import ARCHITECTURES, sequence_encoder
 from seqapps.layers.subwords import SubwordEmbedding, dense_char_ngram_ids
 from seqapps.analysis.metrics import classification_report, format_classification
 from seqapps.core.presets import Preset
-from seqapps.inference.predictor import Predictor, SelfAttentionMaps, one_or_many, text_items
+from seqapps.inference.predictor import Predictor, SelfAttentionMaps
+from tasks.sentiment.predicting import Predictions
 from seqapps.core.registry import register
 from seqapps.inference.self_attention import self_attention_endpoint
 from seqapps.core.task import Endpoint, Task
@@ -78,21 +79,8 @@ class SentimentConfig(Config):
     train: SentimentTrain = dataclasses.field(default_factory=SentimentTrain)
 
 
-class SentimentPredictor(SelfAttentionMaps, Predictor):
-    def predict(self, texts: list[str], batch_size: int = 256) -> list[dict]:
-        """``[{"label": str, "probability": float, "probabilities": {label: float}}, ...]``
-        (one dict for one string)."""
-        labels, results, items = self.metadata["labels"], [], text_items(texts, "texts")
-        for start in range(0, len(items), batch_size):
-            out = self.call(text=items[start:start + batch_size])
-            for probs in out["probabilities"]:
-                best = int(np.argmax(probs))
-                results.append({"label": labels[best], "probability": float(probs[best]),
-                                "probabilities": {k: float(p) for k, p in zip(labels, probs)}})
-        return one_or_many(texts, results)
-
-    def format(self, inputs, results):
-        return [f"{r['label']}\t{r['probability']:.3f}\t{text}" for text, r in zip(inputs, results)]
+class SentimentPredictor(SelfAttentionMaps, Predictions, Predictor):
+    """``predict(texts)`` (:class:`tasks.sentiment.predicting.Predictions`) and ``self_attention(texts)``."""
 
 
 #: n-grams per word in a training batch (char_ngram_ids keeps at most this many)
