@@ -180,15 +180,6 @@ def load_labelled_stream(data_cfg, task: str, data_dir=None, vocab_cap: int = 0,
         print(f"skipped {fit['bad_rows']:,} bad row(s) (data.skip_bad_rows); the first: {fit['first_bad']}",
               file=sys.stderr)
     labels = fit["labels"]
-    if fit["counts"].get("train", 0) == 0:
-        raise DataError(f"{data_cfg.source}: no non-empty training texts")
-    if len(labels) < 2:
-        raise DataError(f"{data_cfg.source}: the training data has {len(labels)} distinct label(s); need at least 2")
-    for role in ("val", "test"):
-        unknown = sorted(set(fit["labels_of"].get(role, [])) - set(labels), key=_label_key)
-        if unknown:
-            raise DataError(f"{data_cfg.source}: the {role} split has labels {unknown[:5]} that the training "
-                            f"split has not (its labels: {', '.join(labels[:10])})")
     streams = {role: LabelledStream(pieces, role, settings, fit["counts"].get(role, 0), data_cfg.source)
                for role in ("train", "val", "test")}
     has = {role for p in pieces for role in p.roles()}
@@ -256,6 +247,21 @@ def _fit(pieces, settings, cap, fit_sample, max_length, progress, what) -> dict:
             "bad_rows": bad.count, "first_bad": bad.first, "sampled": sampled}
 
 
+def check_trainable(fit: dict, source: str) -> None:
+    """What training needs of the splits (scoring a model needs none of it): training texts, two labels or
+    more, and no validation or test label the training split lacks."""
+    labels = fit["labels"]
+    if fit["counts"].get("train", 0) == 0:
+        raise DataError(f"{source}: no non-empty training texts")
+    if len(labels) < 2:
+        raise DataError(f"{source}: the training data has {len(labels)} distinct label(s); need at least 2")
+    for role in ("val", "test"):
+        unknown = sorted(set(fit["labels_of"].get(role, [])) - set(labels), key=_label_key)
+        if unknown:
+            raise DataError(f"{source}: the {role} split has labels {unknown[:5]} that the training "
+                            f"split has not (its labels: {', '.join(labels[:10])})")
+
+
 def load_labelled_texts(data_cfg, task: str, data_dir=None) -> Splits:
     """The splits as ``(texts, labels)`` lists (for peers and tools that need them whole)."""
     splits = load_labelled_stream(data_cfg, task, data_dir, verbose=False)
@@ -288,6 +294,7 @@ class TextClassificationData(Preprocessing):
     def fit(cls, cfg, splits) -> "TextClassificationData":
         """The ``data.vocab_size`` most frequent training tokens (with the padding and unknown
         entries, as ``TextVectorization.get_vocabulary`` lists them) and the labels."""
+        check_trainable(splits.info["fit"], cfg.data.source)
         tokens = splits.info["fit"]["tokens"][:max(cfg.data.vocab_size - 2, 0)]
         return cls([textlib.PAD, textlib.UNK, *tokens], splits.info["labels"], cfg.data.max_length)
 

@@ -255,3 +255,16 @@ def test_predict_with_an_argument_that_is_not_utf8_is_one_line(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     lines = [line for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.startswith("error: ")]
     assert proc.returncode == 2 and len(lines) == 1 and "input 2 is not UTF-8 text" in lines[0], proc.stderr[-1500:]
+
+
+@pytest.mark.slow
+def test_evaluate_on_a_few_rows_of_one_label_scores_them(sentiment_export, tmp_path):
+    """Scoring needs none of what training needs of the splits (two labels...): a 4-row file of one label
+    is scored, where it stopped with 'the training data has 1 distinct label(s)'; training on it still
+    stops."""
+    table = tmp_path / "four.csv"
+    table.write_text("text,label\n" + "".join(f"a fine film number {i},positive\n" for i in range(4)))
+    proc = cli("evaluate", sentiment_export[1], "--data", table, "--split", "train")
+    assert proc.returncode == 0 and "accuracy" in proc.stdout, proc.stderr[-2000:]
+    proc = cli("train", "sentiment", "--data", table, "--run-dir", tmp_path / "run")
+    one_error_line(proc, "1 distinct label(s); need at least 2")
