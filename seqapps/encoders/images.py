@@ -67,8 +67,13 @@ def decode_one(b, size: int):
         branch = tf.reduce_sum(tf.cast(short // tf.constant([2, 4, 8]) >= size, tf.int32))  # 0..3
         return tf.switch_case(branch, [lambda r=r: tf.io.decode_jpeg(b, channels=3, ratio=r) for r in (1, 2, 4, 8)])
 
-    def other():
-        with tf.control_dependencies([_not_too_large(_header_pixels(b))]):
+    def other():  # PNG, GIF or BMP, whose headers say their size; WebP and the rest are refused, not decoded
+        head = tf.strings.substr(b, 0, 4)
+        known = tf.reduce_any(tf.stack([tf.equal(head, b"\x89PNG"), tf.equal(head, b"GIF8"),
+                                        tf.equal(tf.strings.substr(head, 0, 2), b"BM")]))
+        checks = [tf.debugging.Assert(known, ["not a JPEG, PNG, GIF or BMP image"]),
+                  _not_too_large(_header_pixels(b))]
+        with tf.control_dependencies(checks):
             return tf.io.decode_image(b, channels=3, expand_animations=False, dtype=tf.uint8)
 
     image = tf.cond(is_jpeg, jpeg, other)
