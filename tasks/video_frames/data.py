@@ -416,6 +416,10 @@ def video_order(n: int, shuffle: bool, seed: int, epoch: int, window: int):
     yield from (int(i) for i in rng.permutation(buffer))
 
 
+DECODERS = 2        # threads that decode videos for training
+DECODE_AHEAD = 8    # videos decoded ahead of the one training takes (bounded memory)
+
+
 def video_stream(split: VideoStream, labels: list[str], size: int, batch_size: int, shuffle: bool, seed: int = 0,
                  buffer: int = 100_000):
     """``({"frames": float [B, T, size, size, 3] in [0, 255], "mask": [B, T]}, ids [B, T])`` batches of
@@ -431,11 +435,21 @@ def video_stream(split: VideoStream, labels: list[str], size: int, batch_size: i
     counts = split.length_counts
     longest = max(counts) if counts else 1
 
-    def gen():
+    def gen():  # videos decoded by a few threads (FFmpeg and numpy let go of the GIL), a few ahead, in order
+        import collections
+        from concurrent.futures import ThreadPoolExecutor
+
         epoch, gen.epoch = gen.epoch, gen.epoch + 1
-        for i in video_order(split.n, shuffle, seed, epoch, buffer):
-            _, frames, y = split.item(i)
-            yield frames, np.fromiter((index[x] for x in y), np.int32, len(y))
+        with ThreadPoolExecutor(DECODERS, thread_name_prefix="seqapps-videos") as pool:
+            ahead = collections.deque()
+            for i in video_order(split.n, shuffle, seed, epoch, buffer):
+                ahead.append(pool.submit(split.item, i))
+                if len(ahead) > DECODE_AHEAD:
+                    _, frames, y = ahead.popleft().result()
+                    yield frames, np.fromiter((index[x] for x in y), np.int32, len(y))
+            while ahead:
+                _, frames, y = ahead.popleft().result()
+                yield frames, np.fromiter((index[x] for x in y), np.int32, len(y))
     gen.epoch = 0
 
     sig = (tf.TensorSpec([None, None, None, split.channels], tf.uint8), tf.TensorSpec([None], tf.int32))
