@@ -202,10 +202,9 @@ class ShardWriter:
             self.template = shape
         elif shape != self.template:
             raise DataError(f"{self.what}: the batches change structure, which prepared arrays cannot hold")
-        if self.shapes is None:
-            self.shapes = [[None, *leaf.shape[1:]] for leaf in leaves]  # the batch size: the last may be short
-        for shape, leaf in zip(self.shapes, leaves):  # a size that changes between batches: None
-            shape[1:] = [a if a == b else None for a, b in zip(shape[1:], leaf.shape[1:])]
+        if self.shapes is None:  # the batch size is None: the last batch may be short
+            self.shapes = [[None, *leaf.shape[1:]] for leaf in leaves]
+        self.shapes = _merged(self.shapes, [leaf.shape for leaf in leaves])  # a size that changes: None
         for j, leaf in enumerate(leaves):
             array = _compact(leaf)
             self._hash.update(f"{j}{array.dtype}{array.shape}".encode())
@@ -237,6 +236,7 @@ class ShardWriter:
 
 
 def _merged(shapes, other):
+    """Per array, the sizes ``shapes`` and ``other`` agree on, None where they differ."""
     return [[a if a == b else None for a, b in zip(x, y)] for x, y in zip(shapes, other)]
 
 

@@ -439,17 +439,19 @@ def video_stream(split: VideoStream, labels: list[str], size: int, batch_size: i
         import collections
         from concurrent.futures import ThreadPoolExecutor
 
+        def example(decoding):
+            _, frames, y = decoding.result()
+            return frames, np.fromiter((index[x] for x in y), np.int32, len(y))
+
         epoch, gen.epoch = gen.epoch, gen.epoch + 1
         with ThreadPoolExecutor(DECODERS, thread_name_prefix="seqapps-videos") as pool:
             ahead = collections.deque()
             for i in video_order(split.n, shuffle, seed, epoch, buffer):
                 ahead.append(pool.submit(split.item, i))
                 if len(ahead) > DECODE_AHEAD:
-                    _, frames, y = ahead.popleft().result()
-                    yield frames, np.fromiter((index[x] for x in y), np.int32, len(y))
+                    yield example(ahead.popleft())
             while ahead:
-                _, frames, y = ahead.popleft().result()
-                yield frames, np.fromiter((index[x] for x in y), np.int32, len(y))
+                yield example(ahead.popleft())
     gen.epoch = 0
 
     sig = (tf.TensorSpec([None, None, None, split.channels], tf.uint8), tf.TensorSpec([None], tf.int32))
