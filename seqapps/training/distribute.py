@@ -92,13 +92,17 @@ def wait_for_workers(timeout: float, poll: float = 0.2) -> None:
         listener.close()  # unaccepted connections are reset: the port is free for TensorFlow's server
 
 
+def worker_place() -> tuple[int, int]:
+    """(this worker's index, the number of workers) of ``TF_CONFIG``'s cluster, a chief first."""
+    conf = tf_config()
+    chiefs, workers = conf["cluster"].get("chief", []), conf["cluster"].get("worker", [])
+    index = int(conf["task"]["index"]) + (len(chiefs) if conf["task"]["type"] == "worker" else 0)
+    return index, len(chiefs) + len(workers)
+
+
 def is_chief(strategy_name: str) -> bool:
     """Whether this process writes the run directory (always, except a non-chief worker)."""
-    if strategy_name != "multiworker":
-        return True
-    conf = tf_config()
-    kind, index = conf["task"]["type"], int(conf["task"]["index"])
-    return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in conf["cluster"])
+    return strategy_name != "multiworker" or worker_place()[0] == 0
 
 
 _MIRRORED = []

@@ -527,11 +527,7 @@ def _worker_datasets(folder: Path, stack):
 
     strategy = distribute.make_strategy("multiworker")
     stack.enter_context(strategy.scope())
-    conf = distribute.tf_config()
-    members = [*conf["cluster"].get("chief", []), *conf["cluster"].get("worker", [])]
-    index = int(conf["task"]["index"]) + (len(conf["cluster"].get("chief", [])) if conf["task"]["type"] == "worker"
-                                          else 0)
-    train = batches(folder, "train", share=(index, len(members)))
+    train = batches(folder, "train", share=distribute.worker_place())
     val = batches(folder, "val")
 
     def distributed(stored):
