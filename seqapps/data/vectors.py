@@ -43,6 +43,13 @@ def vectors_path(spec) -> Path:
     if path.is_dir():
         if (path / RUN_VECTORS).is_file():
             return path / RUN_VECTORS
+        if all((path / name).is_file() for name in ("run.json", "words.txt", "best.keras")):
+            import importlib
+            import json
+
+            if json.loads((path / "run.json").read_text()).get("task") == "word_vectors":
+                # a run trained from a prepared folder: its vectors, written from its best checkpoint now
+                return importlib.import_module("tasks.word_vectors.task").write_run_vectors(path)
         raise DataError(f"{path} is a folder without {RUN_VECTORS}; expected a word-vectors file or a "
                         "word_vectors run directory")
     if not path.is_file():

@@ -106,11 +106,16 @@ def skip_gram_pairs(prep: WordVocab, window: int, subsample: float):
 
 
 class BestVectors(keras.callbacks.Callback):
-    """Writes ``vectors.txt`` into the run directory whenever the validation loss is the best so far."""
+    """Writes ``vectors.txt`` into the run directory whenever the validation loss is the best so far.
+    Rebuilt from its (empty) config, as a prepared folder's training rebuilds it, it writes nothing:
+    :func:`write_run_vectors` then writes the file from the best checkpoint when it is first asked for."""
 
-    def __init__(self, prep: WordVocab):
+    def __init__(self, prep: WordVocab | None = None):
         super().__init__()
-        self.prep, self.best = prep, _best_val_loss(prep.run_dir)
+        self.prep, self.best = prep, _best_val_loss(prep.run_dir if prep is not None else None)
+
+    def get_config(self):
+        return {}
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("val_loss")
@@ -119,13 +124,25 @@ class BestVectors(keras.callbacks.Callback):
             self.write()
 
     def on_train_end(self, logs=None):
-        if self.prep.run_dir is not None and not (Path(self.prep.run_dir) / RUN_VECTORS).exists():
+        if self.prep is not None and self.prep.run_dir is not None and not (Path(self.prep.run_dir) / RUN_VECTORS).exists():
             self.write()
 
     def write(self):
-        if self.prep.run_dir is not None:
+        if self.prep is not None and self.prep.run_dir is not None:
             matrix = keras.ops.convert_to_numpy(self.model.get_layer("skip_gram").vectors)
             write_vectors(Path(self.prep.run_dir) / RUN_VECTORS, self.prep.words, matrix[1:])
+
+
+def write_run_vectors(run_dir) -> Path:
+    """``RUN_DIR/vectors.txt`` written from a word_vectors run's best checkpoint and ``words.txt``."""
+    from seqapps.training.run_dir import Run
+
+    run = Run.open(run_dir)
+    model = keras.saving.load_model(run.check_model(), compile=False)
+    matrix = keras.ops.convert_to_numpy(model.get_layer("skip_gram").vectors)
+    path = Path(run_dir) / RUN_VECTORS
+    write_vectors(path, WordVocab.load(run_dir).words, matrix[1:])
+    return path
 
 
 def _best_val_loss(run_dir) -> float:
