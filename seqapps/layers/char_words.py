@@ -74,8 +74,8 @@ def word_features(m, vocab_size: int, num_chars: int, max_word_length: int, vect
 
     ``words`` (ids, 0 padding, 1 unknown) feed a trained embedding of ``vocab_size + 2`` rows;
     ``chars`` ``[B, T, max_word_length]`` the :class:`CharWordEncoder` (unless ``char_encoder``
-    is ``none``); ``vectors`` (``(count, dim)``) adds a ``vectors`` input read by a frozen
-    ``word_vectors`` embedding of ``count + 2`` rows. Returns ``(inputs, features, frozen layer or None)``.
+    is ``none``); ``vectors`` (``(count, dim)``) adds a ``vectors`` input read by a ``word_vectors``
+    embedding of ``count + 2`` rows, frozen unless ``m.word_vectors_trainable``. Returns ``(inputs, features, frozen layer or None)``.
     """
     if m.char_encoder not in CHAR_ENCODERS:
         raise ConfigError(f"model.char_encoder must be cnn, rnn or none, got {m.char_encoder!r}")
@@ -84,9 +84,10 @@ def word_features(m, vocab_size: int, num_chars: int, max_word_length: int, vect
     inputs = {"words": words, "chars": chars}
     parts = [keras.layers.Embedding(vocab_size + 2, m.embedding_dim, name="word_embedding")(words)]
     frozen = None
-    if vectors is not None:  # frozen pretrained vectors: unseen words keep what they were given
+    if vectors is not None:  # pretrained vectors: frozen, unseen words keep what they were given
         inputs["vectors"] = keras.Input((None,), dtype="int64", name="vectors")
-        frozen = keras.layers.Embedding(vectors[0] + 2, vectors[1], trainable=False, name="word_vectors")
+        frozen = keras.layers.Embedding(vectors[0] + 2, vectors[1], name="word_vectors",
+                                        trainable=bool(getattr(m, "word_vectors_trainable", False)))
         parts.append(frozen(inputs["vectors"]))
     if m.char_encoder != "none":
         parts.append(CharWordEncoder(num_chars + 2, m.char_dim, m.char_features, m.char_kernel, m.char_encoder,
@@ -96,6 +97,6 @@ def word_features(m, vocab_size: int, num_chars: int, max_word_length: int, vect
 
 
 def set_frozen_vectors(layer, matrix) -> None:
-    """Load ``matrix`` ``[count, dim]`` into a frozen embedding built by :func:`word_features`
+    """Load ``matrix`` ``[count, dim]`` into the vectors' embedding built by :func:`word_features`
     (rows 0 and 1, padding and unknown, stay zero)."""
     layer.set_weights([np.concatenate([np.zeros((2, matrix.shape[1]), np.float32), matrix])])

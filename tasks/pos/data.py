@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -380,7 +381,14 @@ class TaggerData(Preprocessing):
         fit = splits.info.get("fit") or in_memory_fit(splits.train, data_cfg)
         words, chars, tags = [w for w, _ in fit["words"]], fit["chars"], fit["tags"]
         word_vectors = cfg.model.word_vectors
-        vector_words, matrix = read_vectors(word_vectors_file(word_vectors)) if word_vectors else ([], None)
+        vector_words, matrix = ([], None)
+        if word_vectors:
+            path = word_vectors_file(word_vectors)
+            vector_words, matrix = read_vectors(path)
+            have = set(vector_words)
+            found = sum(w in have for w in words)
+            print(f"word vectors: {found:,} of {len(words):,} vocabulary words ({100 * found / max(len(words), 1):.1f}%) "
+                  f"from {path} ({len(vector_words):,} words of {matrix.shape[1]} numbers)", file=sys.stderr)
         return cls(words, chars, tags, data_cfg.max_word_length, vector_words, matrix)
 
     def save(self, run_dir) -> None:

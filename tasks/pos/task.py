@@ -72,7 +72,10 @@ class PosModel(TransformerConfig, ModelConfig):
     word_dropout: float = 0.25  # alpha: a training word seen c times reads as unknown with p = alpha / (alpha + c)
     dropout: float = 0.33
     crf: bool = False
-    word_vectors: str = ""      # a word2vec/GloVe text file: frozen vectors beside the trained embedding
+    # a word2vec/GloVe/fastText text file, word2vec's binary format, a word_vectors run directory or
+    # count:DATASETS: vectors beside the trained embedding (every word of the file, so unseen words have one)
+    word_vectors: str = ""
+    word_vectors_trainable: bool = False  # fine-tune those vectors; false: they stay as read
 
 
 @dataclasses.dataclass

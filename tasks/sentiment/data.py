@@ -287,8 +287,9 @@ def _label_key(label: str):
 class TextClassificationData(Preprocessing):
     """Vocabulary and label names of a text classifier; files ``vocab.txt``, ``labels.txt``."""
 
-    def __init__(self, vocabulary: list[str], labels: list[str], max_length: int):
+    def __init__(self, vocabulary: list[str], labels: list[str], max_length: int, vectors=None):
         self.vocabulary, self.labels, self.max_length = list(vocabulary), list(labels), max_length
+        self.vectors = vectors  # the vocabulary's pretrained vectors [len(vocabulary), dim], held while training
 
     @classmethod
     def fit(cls, cfg, splits) -> "TextClassificationData":
@@ -296,7 +297,24 @@ class TextClassificationData(Preprocessing):
         entries, as ``TextVectorization.get_vocabulary`` lists them) and the labels."""
         check_trainable(splits.info["fit"], cfg.data.source)
         tokens = splits.info["fit"]["tokens"][:max(cfg.data.vocab_size - 2, 0)]
-        return cls([textlib.PAD, textlib.UNK, *tokens], splits.info["labels"], cfg.data.max_length)
+        prep = cls([textlib.PAD, textlib.UNK, *tokens], splits.info["labels"], cfg.data.max_length)
+        prep.word_vectors(getattr(cfg.model, "word_vectors", ""), cfg.train.seed)  # a bad file fails before a run
+        return prep
+
+    def word_vectors(self, spec: str, seed: int = 0):
+        """The vocabulary's rows of the vectors ``spec`` names (``model.word_vectors``: a file, a
+        ``word_vectors`` run directory or ``count:DATASETS``; see :mod:`seqapps.data.vectors`), read
+        once; None without ``spec``. The padding and unknown rows are zero."""
+        if not spec:
+            return None
+        if self.vectors is None:
+            import tensorflow as tf
+
+            from seqapps.data.vectors import resolve_vectors, vocabulary_vectors
+
+            path = resolve_vectors(spec, lambda texts: textlib.words(tf.constant(texts)))
+            self.vectors = vocabulary_vectors(path, self.vocabulary, skip=2, seed=seed)[0]
+        return self.vectors
 
     def save(self, run_dir) -> None:
         save_vocab(run_dir, "vocab.txt", self.vocabulary)

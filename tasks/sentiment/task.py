@@ -1,6 +1,7 @@
 """sentiment — many-to-one: a text in, a label and class probabilities out.
 
-Word embedding plus hashed character n-gram vectors -> the shared recurrent stack (bidirectional LSTM by default) -> masked
+Word embedding (``model.word_vectors``: started from pretrained vectors, frozen unless
+``model.word_vectors_trainable``) plus hashed character n-gram vectors -> the shared recurrent stack (bidirectional LSTM by default) -> masked
 max+mean pooling over time -> dropout -> softmax. Text vectorization lives in the
 exported graph, so the export takes raw strings.
 
@@ -63,6 +64,10 @@ class SentimentModel(TransformerConfig, ModelConfig):
     subword_dim: int = 0        # > 0: the n-gram table's width, its mean projected to embedding_dim (a faster step)
     pooling: str = "max_mean"   # rnn: last | max | mean | max_mean; transformer: max | mean | max_mean
     head_dropout: float = 0.5
+    # a word2vec/GloVe/fastText text file, word2vec's binary format, a word_vectors run directory or
+    # count:DATASETS: the word embedding starts from these vectors (and takes their width)
+    word_vectors: str = ""
+    word_vectors_trainable: bool = False  # fine-tune the vectors; false: they stay as read
 
 
 @dataclasses.dataclass
@@ -184,12 +189,18 @@ class Sentiment(Task):
         tokens = keras.Input(shape=(None,), dtype="int64", name="tokens")
         inputs = {"tokens": tokens}
         mask = keras.ops.not_equal(tokens, 0)  # passed explicitly: every layer below sees the same padding
-        x = keras.layers.Embedding(len(prep.vocabulary), m.embedding_dim, name="embedding")(tokens)
-        if m.subwords:
+        vectors = prep.word_vectors(m.word_vectors, cfg.train.seed)
+        width = m.embedding_dim if vectors is None else vectors.shape[1]
+        embedding = keras.layers.Embedding(len(prep.vocabulary), width, name="embedding",
+                                           trainable=vectors is None or m.word_vectors_trainable)
+        x = embedding(tokens)
+        if vectors is not None:
+            embedding.set_weights([vectors])
+        if m.subwords:  # the word's embedding plus the mean of its n-grams' vectors
             inputs["subwords"] = keras.Input(shape=(None, None), dtype="int64", name="subwords")
             x = keras.layers.Add(name="word_vectors")(
-                [x, SubwordEmbedding(m.subword_dim or m.embedding_dim, m.subword_buckets,
-                                 m.embedding_dim if m.subword_dim else 0, name="subword_embedding")(inputs["subwords"])])
+                [x, SubwordEmbedding(m.subword_dim or width, m.subword_buckets,
+                                 width if m.subword_dim else 0, name="subword_embedding")(inputs["subwords"])])
         if m.word_dropout:
             x = keras.layers.Dropout(m.word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
         x = keras.layers.Dropout(m.embedding_dropout, name="embedding_dropout")(x)

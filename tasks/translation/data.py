@@ -506,6 +506,20 @@ class ParallelVocab(Preprocessing):
         self.max_length, self.max_output_length = int(max_length), int(max_output_length)
         self.lowercase_target = bool(lowercase_target)
         self.start_id, self.end_id = self.target_vocab.index(START), self.target_vocab.index(END)
+        self.vectors = {}  # side -> the vocabulary's pretrained vectors, held while training
+
+    def word_vectors(self, side: str, spec: str, seed: int = 0):
+        """The ``side`` (source or target) vocabulary's rows of the vectors ``spec`` names (a file, a
+        ``word_vectors`` run directory or ``count:DATASETS``; see :mod:`seqapps.data.vectors`), read once;
+        the padding, unknown, start and end rows are zero."""
+        if side not in self.vectors:
+            from seqapps.data.vectors import resolve_vectors, vocabulary_vectors
+
+            fn = standardize if side == "source" else self.target_standardize
+            path = resolve_vectors(spec, lambda texts: tf.strings.split(fn(tf.constant(texts))))
+            vocab = self.source_vocab if side == "source" else self.target_vocab
+            self.vectors[side] = vocabulary_vectors(path, vocab, skip=2 if side == "source" else 4, seed=seed)[0]
+        return self.vectors[side]
 
     @classmethod
     def fit(cls, cfg, splits) -> "ParallelVocab":
@@ -517,7 +531,12 @@ class ParallelVocab(Preprocessing):
         src = [textlib.PAD, textlib.UNK, *fit["source_tokens"][:data_cfg.source_vocab_size - 2]]
         tgt = [textlib.PAD, textlib.UNK, *fit["target_tokens"][:max(data_cfg.target_vocab_size - 2, 3) - 2]]
         tgt = tgt[:2] + [START, END] + [t for t in tgt[2:] if t not in (START, END)]
-        return cls(src, tgt, data_cfg.max_length, data_cfg.max_output_length, data_cfg.lowercase_target)
+        prep = cls(src, tgt, data_cfg.max_length, data_cfg.max_output_length, data_cfg.lowercase_target)
+        for side in ("source", "target"):  # a bad vectors file fails before the run directory is written
+            spec = getattr(cfg.model, "word_vectors" if side == "source" else "target_word_vectors", "")
+            if spec:
+                prep.word_vectors(side, spec, cfg.train.seed)
+        return prep
 
     def save(self, run_dir) -> None:
         save_vocab(run_dir, "source_vocab.txt", self.source_vocab)

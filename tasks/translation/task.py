@@ -27,7 +27,7 @@ from seqapps.core.config import FRACTION, Config, DataConfig, ModelConfig, Range
 from tasks.translation.data import (ParallelVocab, fits, load_parallel, pair_lengths, training_source_keys,
                                     unseen_sources)
 from seqapps.data.streaming import bucketed_stream, chunked
-from seqapps.core.errors import DataError
+from seqapps.core.errors import ConfigError, DataError
 from seqapps.analysis.metrics import format_translation, length_buckets, score_translations
 from seqapps.layers.transformer import ARCHITECTURES
 from seqapps.training.losses import SmoothedTokenLoss
@@ -61,6 +61,11 @@ class TranslationModel(TransformerConfig, ModelConfig):
     attention_units: int = 512       # additive attention's hidden size
     output_dropout: float = 0.2
     beam_width: int = 4              # the export's default decoding; 1 = greedy
+    # source / target word vectors (a word2vec/GloVe/fastText text file, word2vec's binary format, a
+    # word_vectors run directory or count:DATASETS): the embeddings start from them and take their width
+    word_vectors: str = ""
+    target_word_vectors: str = ""
+    word_vectors_trainable: bool = False  # fine-tune the vectors; false: they stay as read
     length_penalty: float = 0.6      # GNMT alpha for beam search; 0 = none
 
 
@@ -158,13 +163,32 @@ class Translation(Task):
 
     def build_model(self, cfg, prep):
         m = cfg.model
+        vectors = {side: prep.word_vectors(side, spec, cfg.train.seed)
+                   for side, spec in (("source", m.word_vectors), ("target", m.target_word_vectors)) if spec}
+        widths = {v.shape[1] for v in vectors.values()}
+        if len(widths) > 1:
+            raise ConfigError(f"model.word_vectors and model.target_word_vectors have {' and '.join(map(str, widths))} "
+                              "numbers a word; the embeddings share one width")
+        width = widths.pop() if widths else None
+        if width is not None and m.architecture == "transformer" and width != m.units:
+            raise ConfigError(f"the word vectors have {width} numbers a word, the transformer's embeddings its width "
+                              f"model.units={m.units}; set model.units={width}")
+        model = self._model(cfg, prep, width or m.embedding_dim)
+        for side, matrix in vectors.items():
+            embedding = getattr(model, f"{side}_embedding")
+            embedding.embeddings.assign(matrix)
+            embedding.trainable = m.word_vectors_trainable
+        return model
+
+    def _model(self, cfg, prep, embedding_dim):
+        m = cfg.model
         if m.architecture == "transformer":
             return TransformerSeq2Seq(len(prep.source_vocab), len(prep.target_vocab), units=m.units, layers=m.layers,
                                       heads=m.heads, ff_units=m.ff_units, embedding_dropout=m.embedding_dropout,
                                       dropout=m.dropout, max_target_length=prep.max_output_length + 1,
                                       name="translation")
         return Seq2Seq(len(prep.source_vocab), len(prep.target_vocab), cell=m.cell, units=m.units, layers=m.layers,
-                       bidirectional=m.bidirectional, embedding_dim=m.embedding_dim,
+                       bidirectional=m.bidirectional, embedding_dim=embedding_dim,
                        embedding_dropout=m.embedding_dropout, dropout=m.dropout,
                        recurrent_dropout=m.recurrent_dropout, attention=m.attention,
                        attention_units=m.attention_units, output_dropout=m.output_dropout, name="translation")

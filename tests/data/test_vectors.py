@@ -49,3 +49,73 @@ def test_count_vectors_put_words_of_the_same_contexts_together(tmp_path):
     assert again_words == words and np.allclose(again, matrix, atol=1e-4)
     with pytest.raises(DataError, match="too few"):
         count_vectors([["a", "b"]], dim=4)
+
+
+# -- both file formats, streamed for a vocabulary -------------------------------------------------------
+WORDS = ["the", "cat", "Dog", "sat"]
+
+
+def _matrix():
+    return np.random.default_rng(3).normal(size=(len(WORDS), 6)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name, binary", [("v.txt", False), ("v.bin", True), ("vectors", True)])
+def test_text_and_binary_files_read_the_same_vectors(tmp_path, name, binary):
+    from seqapps.data.vectors import is_binary
+
+    matrix = _matrix()
+    write_vectors(tmp_path / name, WORDS, matrix, binary=binary)
+    assert is_binary(tmp_path / name) == binary  # "vectors" (no suffix) is recognised as binary by its bytes
+    words, read = read_vectors(tmp_path / name, lowercase=False)
+    assert words == WORDS and np.allclose(read, matrix, atol=1e-5 if not binary else 0)
+
+
+def test_vocabulary_vectors_keep_the_vocabularys_rows_and_print_the_coverage(tmp_path, capsys):
+    from seqapps.data.vectors import vocabulary_vectors
+
+    matrix = _matrix()
+    write_vectors(tmp_path / "v.bin", WORDS, matrix, binary=True)
+    write_vectors(tmp_path / "v.txt", WORDS, matrix)
+    vocab = ["", "[UNK]", "sat", "dog", "missing", "The"]
+    got = {}
+    for name in ("v.bin", "v.txt"):
+        got[name], found = vocabulary_vectors(tmp_path / name, vocab, skip=2, seed=0)
+        assert found.tolist() == [False, False, True, True, False, True]
+        assert f"word vectors: 3 of 4 vocabulary words (75.0%) from {tmp_path / name}" in capsys.readouterr().err
+    assert np.allclose(got["v.bin"], got["v.txt"], atol=1e-5)
+    v = got["v.bin"]
+    assert np.allclose(v[2], matrix[3]) and np.allclose(v[5], matrix[0])
+    assert np.allclose(v[3], matrix[2])            # "dog" takes "Dog"'s row (no row spelled "dog")
+    assert not v[:2].any() and v[4].std() > 0      # padding and unknown zero; the missing word drawn at random
+
+
+def test_a_run_directory_names_its_vectors_file(tmp_path):
+    from seqapps.data.vectors import vectors_path
+
+    write_vectors(tmp_path / "run" / "vectors.txt", WORDS, _matrix())
+    assert vectors_path(tmp_path / "run") == tmp_path / "run" / "vectors.txt"
+    with pytest.raises(DataError, match="a folder without vectors.txt"):
+        vectors_path(tmp_path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2 3\nthe 1 2 3\ncat 1 2\n", r"v.txt:3: 2 numbers where the header gives 3"),
+    ("the 1 2 3\ncat 1 x 3\n", r"v.txt:2: expected numbers after the word 'cat'"),
+    ("the 1 2 3\ncat\n", r"v.txt:2: expected a word and its numbers"),
+])
+def test_a_bad_line_for_the_vocabulary_names_file_and_line(tmp_path, text, message):
+    from seqapps.data.vectors import vocabulary_vectors
+
+    (tmp_path / "v.txt").write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        vocabulary_vectors(tmp_path / "v.txt", ["", "[UNK]", "the", "cat"], skip=2)
+
+
+def test_a_cut_binary_file_names_the_vector(tmp_path):
+    write_vectors(tmp_path / "v.bin", WORDS, _matrix(), binary=True)
+    data = (tmp_path / "v.bin").read_bytes()
+    (tmp_path / "cut.bin").write_bytes(data[:-10])
+    with pytest.raises(DataError, match=r"cut.bin: vector 4 \(byte [0-9,]+\): the file ends where its numbers"):
+        read_vectors(tmp_path / "cut.bin")
+    with pytest.raises(DataError, match="cannot hold the word"):
+        write_vectors(tmp_path / "w.bin", ["two words"], _matrix()[:1], binary=True)
