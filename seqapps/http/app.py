@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from seqapps.http import rest
+from seqapps.http import costs, rest
 from seqapps.http.batching import Batching
 from seqapps.http.models import NAME, Store
 from seqapps.http.rest import RestError
@@ -34,9 +34,10 @@ def error(message: str, status: int = 400) -> Response:
     return Response(json.dumps({"error": message}), status_code=status, media_type="application/json")
 
 
-def create_app(store: Store, batching: Batching, max_body: int = 10_000_000):
+def create_app(store: Store, batching: Batching, max_body: int = 10_000_000, bounds: dict | None = None):
     """The ASGI app: TF Serving's REST API under ``/v1/``, answered without a framework in the way
-    (it is the hot path: per request, only what the answer needs), and the pages through Starlette."""
+    (it is the hot path: per request, only what the answer needs), and the pages through Starlette.
+    ``bounds`` lowers the exports' bounds (:mod:`seqapps.http.costs`) for every request."""
 
     async def app(scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
@@ -82,7 +83,13 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000):
             sig, arrays, fmt = _parse(model, body)
         finally:
             batching.arriving -= 1
-        outputs = await _call(model, sig, arrays)
+        if model.limits is None:
+            model.limits = costs.limits(model.metadata, bounds)
+        cost = costs.cost_of(arrays)
+        why = costs.over(cost, model.limits)
+        if why is not None:
+            raise RestError(f"invalid input: {why}", 400)
+        outputs = await _call(model, sig, arrays, cost)
         return rest.format_predict(outputs, fmt)
 
     def _parse(model, body):
@@ -138,13 +145,13 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000):
             raise RestError(f"the request body is not valid JSON: {e}") from None
         return body
 
-    async def _call(model, sig, arrays):
+    async def _call(model, sig, arrays, cost):
         import tensorflow as tf
 
         from seqapps.inference import checks
 
         try:
-            return await batching.call(model, sig, arrays, rest.rows_of(arrays))
+            return await batching.call(model, sig, arrays, rest.rows_of(arrays), cost, model.limits)
         except tf.errors.InvalidArgumentError as e:  # the graph's own reason, as the Python predictor gives it
             text = checks.reason(e)
             raise RestError(text if text.startswith(checks.PREFIX) else f"the model rejected the input: {text}",
@@ -216,7 +223,7 @@ def serve(args) -> None:
     executor = ThreadPoolExecutor(max(1, args.threads), thread_name_prefix="seqapps-model")
     batching = Batching(executor, args.batching == "on", args.max_batch_size, args.batch_timeout_ms,
                         concurrent=args.threads)
-    app = create_app(store, batching, int(args.max_body_mb * 1_000_000))
+    app = create_app(store, batching, int(args.max_body_mb * 1_000_000), dict(getattr(args, "bound", None) or []))
     print(f"listening on http://{args.host}:{args.port}/ (batching {args.batching}); Ctrl-C stops", flush=True)
     # No proxy-headers middleware: nothing here reads the client's address, and it costs every request.
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,

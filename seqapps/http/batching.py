@@ -13,6 +13,10 @@ output has the batch first and fixed sizes after it (a ``[batch, time]`` output 
 padded to the longest row of the batch), and scalar inputs (``beam_width``...) are part of
 the queue's key, so only requests that agree on them share a call. A signature with a
 ``seed`` input samples: its draws depend on the batch, so it is never batched.
+
+A batch also stays within the export's bounds (:mod:`.costs`: rows, text bytes, rows x the
+longest text, image bytes): a request that would take it over them starts the next batch, so
+merging never makes a call the graph refuses, nor one that costs more than the bounds allow.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+
+from seqapps.http import costs
 
 
 def can_batch(inputs: dict, outputs: dict) -> bool:
@@ -49,6 +55,8 @@ class _Item:
     arrays: dict
     rows: int
     future: asyncio.Future
+    cost: costs.Cost | None = None
+    limits: dict | None = None  # the bounds its batch must stay within (None: rows only)
 
 
 class Batching:
@@ -64,7 +72,8 @@ class Batching:
         self.requests, self.calls = Counter(), Counter()  # by (model, signature): what was asked, what ran
         self.arriving = 0  # predict requests being read and checked, not yet handed to call()
 
-    async def call(self, model, sig, arrays: dict, rows: int) -> dict:
+    async def call(self, model, sig, arrays: dict, rows: int, cost: costs.Cost | None = None,
+                   limits: dict | None = None) -> dict:
         loop = asyncio.get_running_loop()
         self.requests[model.name, sig.name] += 1
         if not (self.enabled and sig.batchable) or rows >= self.max_batch_size:
@@ -78,7 +87,7 @@ class Batching:
         try:
             if lane.busy == 1 and not self.arriving:  # nobody to share a call with: no queue, no wait
                 return await self._direct(model, sig, arrays)
-            item = _Item(arrays, rows, loop.create_future())
+            item = _Item(arrays, rows, loop.create_future(), cost, limits)
             lane.queue.put_nowait(item)
             return await item.future
         finally:
@@ -109,6 +118,7 @@ class Batching:
             batch = [waiting]
             waiting = None
             rows, deadline = batch[0].rows, loop.time() + self.timeout
+            cost = batch[0].cost
             while rows < self.max_batch_size:
                 try:
                     item = queue.get_nowait()
@@ -120,11 +130,13 @@ class Batching:
                         item = await asyncio.wait_for(queue.get(), left)
                     except asyncio.TimeoutError:
                         break
-                if rows + item.rows > self.max_batch_size:
+                merged = cost + item.cost if cost is not None and item.cost is not None else None
+                if rows + item.rows > self.max_batch_size or \
+                        (merged is not None and item.limits is not None and costs.over(merged, item.limits)):
                     waiting = item  # starts the next batch
                     break
                 batch.append(item)
-                rows += item.rows
+                rows, cost = rows + item.rows, merged
             task = loop.create_task(self._run(model, sig, batch))
             running.add(task)
             task.add_done_callback(lambda t: (running.discard(t), free.release()))

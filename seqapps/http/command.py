@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from seqapps.core.commands import Command, at_least_one, number, port, positive_int
+from seqapps.http.costs import parse_bound
 
 
 def add_arguments(p):
@@ -15,6 +16,9 @@ def add_arguments(p):
     p.add_argument("--batch-timeout-ms", type=number(0), default=2.0,
                    help="how long a request waits for others to join its call (default: 2)")
     p.add_argument("--max-body-mb", type=number(0, above=True), default=10.0, help="largest request body accepted (default: 10)")
+    p.add_argument("--bound", type=parse_bound, action="append", metavar="NAME=VALUE",
+                   help="lower one of the exports' per-call bounds for requests (repeatable; e.g. text_bytes=20000; "
+                        "the names and defaults are in docs/serving.md)")
     p.add_argument("--poll-seconds", type=number(0), default=1.0,
                    help="how often the folder is checked for new or replaced exports (default: 1; 0: never)")
     p.add_argument("--threads", type=at_least_one, default=2,

@@ -48,6 +48,7 @@ class Model:
     signatures: dict
     loaded: object = None                                # keeps the SavedModel's variables alive
     batchers: dict = field(default_factory=dict)         # filled by batching.Batching, per model version
+    limits: dict | None = None                           # the bounds requests are held to (http.costs), set when served
 
 
 def find_exports(root: Path) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from seqapps.core import registry
+from seqapps.core import bounds, registry
 from seqapps.training.run_dir import Run, versions
 
 
@@ -63,8 +63,11 @@ class Bundle:
 
     @cached_property
     def endpoints(self) -> dict:
-        """Signature functions by name (the task's serving spec over this run's model and preprocessing)."""
-        return self.task.endpoints(self.model, self.prep, self.config)
+        """Signature functions by name (the task's serving spec over this run's model and preprocessing),
+        each checking its inputs against :mod:`seqapps.core.bounds` first."""
+        from seqapps.inference.checks import bounded_endpoints
+
+        return bounded_endpoints(self.task.endpoints(self.model, self.prep, self.config), self.task.name)
 
     def trackables(self) -> list:
         return self.task.trackables(self.prep)
@@ -75,7 +78,7 @@ class Bundle:
         meta = {"task": task.name, "topology": task.topology, "description": task.description,
                 "dataset": self.run.info.get("data"), **task.metadata(self.prep),
                 "decoding": task.decoding(cfg), "metrics": self.run.metrics,
-                "config": cfg.to_dict(), "versions": versions()}
+                "config": cfg.to_dict(), "versions": versions(), "bounds": bounds.table()}
         if signatures:
             meta["signatures"] = signature_docs(self.endpoints)
         return meta

@@ -19,9 +19,13 @@ PREFIX = "invalid input: "
 MAX_BEAM = 64  # widest beam a signature accepts (each step keeps batch x width hypotheses)
 
 
-def require(value, ok, text: str):
-    """``value``, once ``ok`` (a scalar bool tensor) holds; otherwise the call fails with ``text``."""
-    check = tf.debugging.Assert(ok, [tf.constant(PREFIX + text)])
+def require(value, ok, text):
+    """``value``, once ``ok`` (a scalar bool tensor) holds; otherwise the call fails with ``text``: a
+    string, or a list of strings and scalar tensors (numbers the graph computes) joined into one line."""
+    parts = [text] if isinstance(text, str) else text
+    line = tf.strings.join([tf.constant(PREFIX)] + [p if isinstance(p, str) else tf.strings.as_string(p)
+                                                    for p in parts])
+    check = tf.debugging.Assert(ok, [line])
     with tf.control_dependencies([check]):
         return tf.nest.map_structure(tf.identity, value)
 
@@ -80,3 +84,81 @@ def reason(error) -> str:
     kept = [line for line in lines if line and not line.startswith(("[[", "Graph execution error", "Detected at node",
                                                                     "File ", "{{node"))]
     return (kept[-1] if kept else type(error).__name__)[:500]
+
+
+# -- the bounds of seqapps.core.bounds, checked on every signature's inputs ---------------------------
+def _bytes_of_rows(x):
+    """A string input's UTF-8 bytes per row (``[batch]`` or ``[batch, time]``)."""
+    lengths = tf.strings.length(x)
+    return tf.cast(lengths if x.shape.rank == 1 else tf.reduce_sum(lengths, axis=1), tf.int64)
+
+
+def bounded_text(x, name: str, words: bool):
+    """Text input ``x`` checked against the text bounds; with ``words``, each word is cut to its first
+    ``WORD_CHARS`` characters (a run of non-space characters; a token of ``[batch, time]`` tokens)."""
+    from seqapps.core import bounds as b
+
+    rows, per_row = tf.shape(x, out_type=tf.int64)[0], _bytes_of_rows(x)
+    longest, total = tf.reduce_max(tf.concat([per_row, [0]], 0)), tf.reduce_sum(per_row)
+    x = require(x, rows <= b.ROWS, f"{name} has more than {b.ROWS} rows; send at most {b.ROWS} in one call")
+    x = require(x, longest <= b.TEXT_BYTES, f"a {name} item is over {b.TEXT_BYTES} bytes (UTF-8); "
+                                            "split it, or send less")
+    x = require(x, total <= b.CALL_TEXT_BYTES, f"the {name} items together are over {b.CALL_TEXT_BYTES} bytes; "
+                                               "send them in several calls")
+    x = require(x, rows * longest <= b.PADDED_TEXT_BYTES,
+                f"rows x the longest {name} item is over {b.PADDED_TEXT_BYTES} bytes; "
+                "send long texts in calls of their own")
+    if words:
+        if x.shape.rank == 1:
+            x = tf.strings.regex_replace(x, r"(\S{%d})\S+" % b.WORD_CHARS, r"\1")
+        else:
+            x = tf.strings.substr(x, 0, b.WORD_CHARS, unit="UTF8_CHAR")
+    return x
+
+
+def bounded_images(x, name: str):
+    """Encoded images ``x`` checked against the call's image bounds (each image's decoded size is
+    checked where it is decoded, :mod:`seqapps.encoders.images`)."""
+    from seqapps.core import bounds as b
+
+    shape = tf.shape(x, out_type=tf.int64)
+    total = tf.reduce_sum(tf.cast(tf.strings.length(x), tf.int64))
+    x = require(x, shape[0] <= b.IMAGE_ROWS, f"{name} has more than {b.IMAGE_ROWS} rows; "
+                                             f"send at most {b.IMAGE_ROWS} in one call")
+    if x.shape.rank == 2:
+        x = require(x, shape[0] * shape[1] <= b.FRAMES, f"{name} has more than {b.FRAMES} frames (rows x time); "
+                                                        f"send at most {b.FRAMES} in one call")
+    return require(x, total <= b.IMAGE_CALL_BYTES, f"the {name} items together are over {b.IMAGE_CALL_BYTES} bytes; "
+                                                   "send them in several calls")
+
+
+def bounded_rows(x, name: str):
+    from seqapps.core import bounds as b
+
+    return require(x, tf.shape(x, out_type=tf.int64)[0] <= b.ROWS,
+                   f"{name} has more than {b.ROWS} rows; send at most {b.ROWS} in one call")
+
+
+def bounded_endpoints(endpoints: dict, task: str) -> dict:
+    """``endpoints`` (name -> :class:`seqapps.core.task.Endpoint`) with each input checked against
+    :mod:`seqapps.core.bounds` before the endpoint's own work: text (``text``, ``prime``, ``tokens``),
+    encoded images (``image``, ``frames``, ``video``) and the rows of anything batched."""
+    import dataclasses
+
+    from seqapps.core import bounds as b
+
+    def check(spec, x):
+        if spec.dtype == tf.string and spec.name in b.TEXT_INPUTS:
+            return bounded_text(x, spec.name, task in b.WORD_TASKS)
+        if spec.dtype == tf.string and spec.name in b.IMAGE_INPUTS:
+            return bounded_images(x, spec.name)
+        return bounded_rows(x, spec.name) if spec.shape.rank else x
+
+    def wrap(endpoint):
+        specs, fn = endpoint.input_signature, endpoint.fn
+
+        def bounded(*args):
+            return fn(*[check(spec, x) for spec, x in zip(specs, args)])
+        return dataclasses.replace(endpoint, fn=bounded)
+
+    return {name: wrap(e) for name, e in endpoints.items()}

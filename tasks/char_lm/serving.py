@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from seqapps.inference import decoding
 from seqapps.inference import checks
+from seqapps.core import bounds
 from seqapps.core.errors import ConfigError, DataError
 from seqapps.core.task import Endpoint
 
@@ -86,13 +87,28 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
         ids, lengths, state = read(prime, skip_unknown=True, last=window)
         state = decoding.read(model.step, state, ids, lengths)["state"]  # all but each row's last character
         n = tf.clip_by_value(length, 0, MAX_GENERATE)  # one spare step keeps the shapes defined when n is 0
+        rows = tf.cast(tf.shape(ids)[0], tf.int64)
+        n = checks.require(n, rows * tf.cast(n, tf.int64) <= bounds.GENERATE_CHARS,
+                           ["rows x length is ", rows * tf.cast(n, tf.int64), f"; the bound is {bounds.GENERATE_CHARS}"
+                            " characters generated in one call: ask for fewer rows or fewer characters"])
         out = decoding.sample(step, state, tf.gather(ids, lengths, batch_dims=1), -1, tf.maximum(n, 1),
                               temperature, top_k, top_p, seed)
         text = tf.strings.reduce_join(tf.gather(id_to_char, out["tokens"][:, :n]), axis=1)
         return {"text": text, "length": tf.fill(tf.shape(prime), n)}
 
+    def within(ids, per_char, bound: int, what: str):
+        """``ids`` once rows x characters x ``per_char`` is within ``bound``: checked before the reading."""
+        shape = tf.shape(ids, out_type=tf.int64)
+        need = shape[0] * shape[1] * tf.cast(per_char, tf.int64)
+        most = bound // tf.maximum(tf.cast(per_char, tf.int64), 1) - 1
+        return checks.require(ids, need <= bound, [
+            f"{what} keeps ", tf.cast(per_char, tf.int64), " numbers per character of the longest text, for each row: "
+            "rows x (characters + 1) x that is ", need, f"; the bound is {bound} (one text of at most ", most,
+            " characters)"])
+
     def score(text):
         ids, lengths, state = read(text)
+        ids = within(ids, len(prep.chars) + 1, bounds.SCORE_VALUES, "score")
         # the logits alone: a transformer's state is its key/value cache, too big to keep per character
         logits = decoding.read(model.step, state, ids, lengths + 1, record=lambda state: ())["all_logits"]
         logits, targets = logits[:, 1:-1], ids[:, 2:]  # after characters 0..n-2: predicts 1..n-1
@@ -117,6 +133,9 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
         start = {"state": state, **tf.nest.map_structure(tf.zeros_like, first)}
         kept = lambda c: {"state": {k: v for k, v in c["state"].items() if k in ("h", "c")},  # noqa: E731
                           "gates": c["gates"], "attention": c["attention"]}
+        rows = tf.maximum(tf.shape(ids, out_type=tf.int64)[0], 1)
+        per_char = len(prep.chars) + 1 + sum(tf.size(t, tf.int64) for t in tf.nest.flatten(kept(start))) // rows
+        ids = within(ids, per_char, bounds.STATES_VALUES, "states")
         recorded = decoding.read(recording, start, ids, lengths + 1, record=kept)["all_states"]
         hidden = recorded["state"]["h"][:, 1:]
         return {"hidden": hidden, "cell": recorded["state"]["c"][:, 1:] if "c" in recorded["state"] else hidden,
