@@ -58,23 +58,35 @@ def gradient_norms(cell: str, length: int = 100, *, units: int = 64, input_dim: 
     rng = np.random.default_rng(seed)
     inputs = tf.constant(input_scale * rng.standard_normal((length, batch, input_dim)), tf.float32)
     targets = tf.constant(rng.integers(0, classes, batch), tf.int32)
-    state = [tf.zeros([batch, int(s)]) for s in tf.nest.flatten(rnn.state_size)]
-    with tf.GradientTape(persistent=True) as tape:
-        hidden = []
-        for t in range(length):
-            out, state = rnn(inputs[t], state)
-            state = list(tf.nest.flatten(state))
-            hidden.append(state[0])
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, readout(out)))
-    per_step = tape.gradient(loss, hidden)
-    params = tape.gradient(loss, rnn.trainable_weights + readout.trainable_weights)
-    del tape
-    norms = np.array([float(tf.reduce_mean(tf.norm(g, axis=-1))) for g in per_step])
+    loss_of = lambda out: tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, readout(out)))  # noqa: E731
+    norms, params = norms_through_time(rnn, loss_of, inputs, rnn.trainable_weights + readout.trainable_weights)
     param_norm = float(tf.linalg.global_norm(params))
     factor = min(1.0, clip / param_norm) if clip and param_norm > 0 else 1.0
     return {"cell": cell, "scale": scale, "norms": norms, "param_norm": param_norm,
             "clip": clip or None, "clipped": norms * factor if clip else None,
             "clipped_param_norm": param_norm * factor}
+
+
+def norms_through_time(cell, loss_of_last_output, inputs, weights=None):
+    """Unroll ``cell`` over ``inputs`` (``[time, batch, features]``) from a zero state and return the mean
+    over the batch of ``||dL/dh_t||`` for every step, ``L = loss_of_last_output(the last step's output)``;
+    with ``weights``, also ``dL/dweights`` -> ``(norms, gradients)``."""
+    import tensorflow as tf
+
+    batch = int(inputs.shape[1])
+    state = [tf.zeros([batch, int(s)]) for s in tf.nest.flatten(cell.state_size)]
+    with tf.GradientTape(persistent=True) as tape:
+        hidden = []
+        for t in range(int(inputs.shape[0])):
+            out, state = cell(inputs[t], state)
+            state = list(tf.nest.flatten(state))
+            hidden.append(state[0])
+        loss = loss_of_last_output(out)
+    per_step = tape.gradient(loss, hidden)
+    gradients = tape.gradient(loss, weights) if weights is not None else None
+    del tape
+    norms = np.array([float(tf.reduce_mean(tf.norm(g, axis=-1))) for g in per_step])
+    return norms if weights is None else (norms, gradients)
 
 
 def diagnose_gradients(cells=("rnn", "lstm", "gru"), length: int = 100, scales=(1.0,), clip: float = 1.0,

@@ -113,8 +113,9 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", help="inputs; none reads --input or stdin, one per line")
     p.add_argument("--input", help="file with one input per line")
 
-    p = add("diagnose", help="gradient norm through time for rnn/lstm/gru cells")
-    p.add_argument("what", choices=["gradients"])
+    p = add("diagnose", help="look inside cells: gradient norm through time, long-range memory")
+    which = p.add_subparsers(dest="what", metavar="{gradients,memory}", required=True)
+    p = which.add_parser("gradients", help="gradient norm through time for fresh rnn/lstm/gru cells")
     p.add_argument("--cells", default="rnn,lstm,gru")
     p.add_argument("--length", type=_at_least_one, default=100, help="steps unrolled")
     p.add_argument("--units", type=_at_least_one, default=64)
@@ -123,6 +124,25 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("--input-scale", type=float, default=1.0, help="standard deviation of the random inputs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="diagnose", help="folder for gradients.csv and gradients.png")
+    p = which.add_parser("memory", help="the longest lag rnn/lstm/gru/transformer solve on copy, adding, recall")
+    p.add_argument("--tasks", default="copy,adding,recall", help="copy, adding, recall (comma-separated)")
+    p.add_argument("--cells", default="rnn,lstm,gru,transformer", help="rnn, lstm, gru, transformer")
+    p.add_argument("--lags", default="10,20,50,100,200,500", help="delays T, e.g. 10,20,50")
+    p.add_argument("--steps", type=_at_least_one, default=2000, help="training steps at most per task, model and lag")
+    p.add_argument("--batch", type=_at_least_one, default=32)
+    p.add_argument("--params", type=_at_least_one, default=6000, help="parameters per model (widths chosen to match)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    p.add_argument("--clip", type=float, default=1.0, help="global-norm gradient clipping (0: off)")
+    p.add_argument("--forget-bias", type=float, default=1.0, help="LSTM forget gate's initial bias (0: off)")
+    p.add_argument("--eval-every", type=_at_least_one, default=100, help="steps between held-out checks")
+    p.add_argument("--eval-examples", type=_at_least_one, default=500, help="held-out examples per check")
+    p.add_argument("--copy-symbols", type=_at_least_one, default=10, help="symbols to copy (10 in the literature)")
+    p.add_argument("--transformer-layers", type=_at_least_one, default=2)
+    p.add_argument("--budget-minutes", type=float, default=0.0, help="start no run after this long (0: no limit)")
+    p.add_argument("--all-lags", action="store_true", help="also train lags longer than one a model failed")
+    p.add_argument("--no-gradients", action="store_true", help="skip the gradient curves through time")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="diagnose", help="folder for memory.csv/json/png")
 
     SERVE.add_arguments(add(SERVE.name, help=SERVE.help))
 
@@ -311,8 +331,11 @@ def cmd_datasets(args):
 
 
 def cmd_diagnose(args):
-    from seqapps.analysis.diagnose import diagnose_gradients, summary
     from seqapps.core.errors import ConfigError
+
+    if args.what == "memory":
+        return _diagnose_memory(args)
+    from seqapps.analysis.diagnose import diagnose_gradients, summary
 
     try:
         scales = [float(s) for s in args.scales.split(",") if s.strip()]
@@ -322,6 +345,26 @@ def cmd_diagnose(args):
                                  units=args.units, seed=args.seed, input_scale=args.input_scale)
     print("\n".join(summary(results)))
     print(f"wrote {args.out}/gradients.csv\nwrote {args.out}/gradients.png")
+
+
+def _diagnose_memory(args):
+    from seqapps.analysis import memory
+    from seqapps.core.errors import ConfigError
+
+    try:
+        lags = [int(s) for s in args.lags.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--lags expects whole numbers separated by commas, e.g. 10,20,50; got {args.lags!r}") from None
+    settings = memory.Settings(steps=args.steps, batch=args.batch, lr=args.lr, clip=args.clip,
+                               forget_bias=args.forget_bias, params=args.params, eval_every=args.eval_every,
+                               eval_examples=args.eval_examples, copy_symbols=args.copy_symbols,
+                               transformer_layers=args.transformer_layers, seed=args.seed)
+    rows = memory.diagnose_memory(args.tasks.split(","), args.cells.split(","), lags, settings, args.out,
+                                  budget_minutes=args.budget_minutes, all_lags=args.all_lags,
+                                  gradients=not args.no_gradients)
+    print("\n".join(memory.summary(rows)))
+    names = ["memory.csv", "memory.json", "memory.png"] + ([] if args.no_gradients else ["memory_gradients.png"])
+    print("\n".join(f"wrote {args.out}/{n}" for n in names))
 
 
 COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "evaluate": cmd_evaluate, "export": cmd_export, "predict": cmd_predict,
