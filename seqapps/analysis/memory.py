@@ -37,9 +37,10 @@ Each model's width is chosen so its parameter count is the closest to ``--params
 Adam at ``--lr``, batch ``--batch``; ``--clip`` is the global-norm clipping (0: off);
 ``--forget-bias`` is the LSTM forget gate's initial bias (Keras' default 1; 0 switches it off).
 
-Lags run shortest first; once a model fails a lag, its longer lags of that task are not
-run (``skipped``) unless ``--all-lags``. ``--budget-minutes`` stops starting new runs when
-spent (``out of budget``). For each recurrent cell and run, ``||dL/dh_t||`` through time
+Lags run shortest first (every task and model at one lag, then the next lag); once a
+model fails a lag, its longer lags of that task are not run (``skipped``) unless
+``--all-lags``. ``--budget-minutes`` stops starting new runs when spent (``out of
+budget``), so a budget cuts the longest lags. For each recurrent cell and run, ``||dL/dh_t||`` through time
 (the quantity ``diagnose gradients`` shows at initialisation) is measured on the task's own
 inputs for the untrained and the trained model, with the loss at the last scored step.
 
@@ -364,19 +365,19 @@ def diagnose_memory(tasks=("copy", "adding", "recall"), models=("rnn", "lstm", "
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + budget_minutes * 60 if budget_minutes > 0 else math.inf
-    rows = []
-    for t in tasks:
-        task = TASKS[t]
-        for kind in models:
-            failed = False
-            for lag in lags:
-                if failed and not all_lags:
+    rows, failed = [], set()
+    for lag in lags:  # shortest lags first for every task and model, so a spent budget cuts the longest
+        for t in tasks:
+            task = TASKS[t]
+            for kind in models:
+                if (t, kind) in failed and not all_lags:
                     rows.append(_not_run(kind, task, lag, "skipped (not solved at a shorter lag)"))
                 elif time.monotonic() > deadline:
                     rows.append(_not_run(kind, task, lag, "out of budget"))
                 else:
                     rows.append(train_one(kind, task, lag, s, gradients=gradients, log=log))
-                    failed = not rows[-1]["solved"]
+                    if not rows[-1]["solved"]:
+                        failed.add((t, kind))
                 write(rows, s, out)
     plot_scores(rows, out / "memory.png")
     if gradients:
