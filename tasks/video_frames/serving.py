@@ -6,9 +6,10 @@ Decoding and resizing run in the graph and never fail the batch:
   PNG, GIF, BMP; any size, see :mod:`seqapps.encoders.images`) per frame, padded on
   the right with ``""``; a video's length runs to its last non-empty frame. A frame
   that does not decode is read as black and marked ``valid=false``.
-- ``gif``: ``video: tf.string [batch]``, an animated GIF per item (every frame; GIF
-  frame delays are not read). Bytes that are not a decodable GIF, or whose frames are
-  larger than ``GIF_MAX_PIXELS``, give length 0.
+- ``gif``: ``video: tf.string [batch]``, an animated GIF per item (GIF frame delays are
+  not read). Its first ``max_length`` frames are found in its blocks and only they are
+  decoded; bytes that are not a decodable GIF, or whose frames read are larger than
+  ``bounds.IMAGE_PIXELS`` each or ``bounds.VIDEO_PIXELS`` together, give length 0.
 
 Videos are cut at ``max_length`` frames. Both return ``labels`` (``tf.string [batch,
 time]``, ``""`` past each length), ``probabilities`` (``float32 [batch, time,
@@ -21,11 +22,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 from seqapps.data.text import token_lengths
-from seqapps.encoders.images import _u, decode_batch
+from seqapps.core import bounds
+from seqapps.encoders.images import _u, decode_batch, first_frames, shrink
 from seqapps.layers.tagging import decode_tags
 from seqapps.core.task import Endpoint
 
-GIF_MAX_PIXELS = 4096 * 4096   # per GIF frame
 OUTPUTS = ("labels (tf.string [batch, time], '' past each length), probabilities [batch, time, labels], "
            "lengths (int32 [batch]), valid (bool [batch, time]: the frame decoded)")
 
@@ -53,12 +54,16 @@ def decode_frames(frames, size: int, max_length: int):
 
 def _one_gif(b, size: int, max_length: int):
     magic = tf.equal(tf.strings.substr(b, 0, 3), b"GIF")
-    pixels = _u(b, 6, 2, True) * _u(b, 8, 2, True)
-    check = tf.debugging.Assert(tf.logical_and(magic, pixels <= GIF_MAX_PIXELS), ["not a GIF, or too large"])
+    check = tf.debugging.Assert(magic, ["not a GIF"])
     with tf.control_dependencies([check]):
-        frames = tf.io.decode_gif(b)[:max_length]
-    return tf.map_fn(lambda f: tf.image.resize(tf.cast(f, tf.float32), (size, size), antialias=True), frames,
-                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        kept, frames = first_frames(b, max_length)  # the first max_length frames' bytes, read without decoding
+    pixels = _u(b, 6, 2, True) * _u(b, 8, 2, True)  # a frame's (the screen's) size, from the header
+    check = tf.debugging.Assert(tf.logical_and(pixels <= bounds.IMAGE_PIXELS, frames * pixels <= bounds.VIDEO_PIXELS),
+                                ["GIF too large"])
+    with tf.control_dependencies([check]):
+        decoded = shrink(tf.io.decode_gif(kept))
+    return tf.map_fn(lambda f: tf.image.resize(tf.cast(f, tf.float32), (size, size), antialias=True), decoded,
+                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32), parallel_iterations=1)
 
 
 def decode_gifs(video, size: int, max_length: int):
