@@ -123,31 +123,46 @@ def write_csv(results, path) -> Path:
     return Path(path)
 
 
+COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "transformer": "tab:purple"}
+
+
+def draw_norms(ax, norms, cell: str, label: str, linestyle: str = "-") -> None:
+    """One ``||dL/dh_t||`` curve against the steps between ``h_t`` and the loss (log scale)."""
+    back = np.arange(len(norms))[::-1]
+    ax.semilogy(back, np.maximum(norms, 1e-30), color=COLOURS[cell], linestyle=linestyle, label=label)
+
+
+def finish_norm_axes(ax, title: str) -> None:
+    ax.set_xlabel("steps between h_t and the loss")
+    ax.set_ylabel("||dL / dh_t||")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def save_figure(fig, path, title: str) -> Path:
+    from seqapps.analysis.plots import plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot(results, path) -> Path:
     from seqapps.analysis.plots import plt
 
     scales = sorted({r["scale"] for r in results})
     fig, axes = plt.subplots(1, len(scales), figsize=(5.5 * len(scales), 4), squeeze=False)
-    colours = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
     for ax, scale in zip(axes[0], scales):
         for r in (r for r in results if r["scale"] == scale):
-            n = len(r["norms"])
-            back = np.arange(n)[::-1]  # steps between h_t and the loss
-            ax.semilogy(back, np.maximum(r["norms"], 1e-30), color=colours[r["cell"]],
-                        label=f"{CELL_NAMES[r['cell']]} (|dL/dθ| {r['param_norm']:.3g})")
+            name = CELL_NAMES[r["cell"]]
+            draw_norms(ax, r["norms"], r["cell"], f"{name} (|dL/dθ| {r['param_norm']:.3g})")
             if r["clipped"] is not None and r["clipped_param_norm"] < r["param_norm"]:  # only where it bites
-                ax.semilogy(back, np.maximum(r["clipped"], 1e-30), color=colours[r["cell"]], linestyle="--",
-                            label=f"{CELL_NAMES[r['cell']]}, clipped at {r['clip']:g}")
-        ax.set_xlabel("steps between h_t and the loss")
-        ax.set_ylabel("||dL / dh_t||")
-        ax.set_title(f"recurrent weights x{scale:g}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("gradient of the last step's loss with respect to each hidden state")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+                draw_norms(ax, r["clipped"], r["cell"], f"{name}, clipped at {r['clip']:g}", "--")
+        finish_norm_axes(ax, f"recurrent weights x{scale:g}")
+    return save_figure(fig, path, "gradient of the last step's loss with respect to each hidden state")
 
 
 def summary(results) -> list[str]:

@@ -427,10 +427,8 @@ def summary(rows) -> list[str]:
     return lines
 
 
-COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "transformer": "tab:purple"}
-
-
 def plot_scores(rows, path) -> Path:
+    from seqapps.analysis.diagnose import COLOURS, save_figure
     from seqapps.analysis.plots import plt
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
@@ -452,11 +450,7 @@ def plot_scores(rows, path) -> Path:
         ax.set_title(t)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("held-out score at the end of training, against the lag")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, "held-out score at the end of training, against the lag")
 
 
 def gradient_lag(rows, task: str):
@@ -469,6 +463,7 @@ def gradient_lag(rows, task: str):
 
 
 def plot_gradients(rows, path) -> Path | None:
+    from seqapps.analysis.diagnose import draw_norms, finish_norm_axes, save_figure
     from seqapps.analysis.plots import plt
 
     tasks = [t for t in dict.fromkeys(r["task"] for r in rows) if gradient_lag(rows, t)]
@@ -478,19 +473,7 @@ def plot_gradients(rows, path) -> Path | None:
     for ax, t in zip(axes[0], tasks):
         lag = gradient_lag(rows, t)
         for r in (r for r in rows if r["task"] == t and r["lag"] == lag and "grad_trained" in r):
-            n = len(r["grad_trained"])
-            back = np.arange(n)[::-1]
-            ax.semilogy(back, np.maximum(r["grad_trained"], 1e-30), color=COLOURS[r["model"]],
-                        label=f"{MODELS[r['model']]} trained")
-            ax.semilogy(back, np.maximum(r["grad_untrained"], 1e-30), color=COLOURS[r["model"]], linestyle=":",
-                        label=f"{MODELS[r['model']]} untrained")
-        ax.set_xlabel("steps between h_t and the loss")
-        ax.set_ylabel("||dL / dh_t||")
-        ax.set_title(f"{t}, lag {lag}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("gradient of the last answer's loss with respect to each hidden state")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+            draw_norms(ax, r["grad_trained"], r["model"], f"{MODELS[r['model']]} trained")
+            draw_norms(ax, r["grad_untrained"], r["model"], f"{MODELS[r['model']]} untrained", ":")
+        finish_norm_axes(ax, f"{t}, lag {lag}")
+    return save_figure(fig, path, "gradient of the last answer's loss with respect to each hidden state")
