@@ -13,7 +13,11 @@ divides by the in-sample seasonal-naive MAE of the training part. Every figure i
 read back through the exported SavedModel (``python -m seqapps evaluate``'s code path),
 which also writes a PNG of the test period per series. Each series trains with its
 forecasting preset (``airline``, ``temperatures``, ``pollution`` in tasks/forecasting/task.py),
-so a figure here is what ``python -m seqapps train forecasting --data DATASET`` gives.
+so a figure here is what ``python -m seqapps train forecasting --data DATASET`` gives. The
+target's transform (none or log) and the base forecast the network corrects (the last value, or
+the last value plus the change one season ago) are chosen per series by the training code on
+the validation part (tasks/forecasting/space.py); each series' choice and the validation MAE
+of every candidate are printed and kept in the results.
 
 Classical peers (benchmarks/peers/forecasting.py: statsforecast's AutoETS, AutoARIMA,
 AutoTheta, SeasonalNaive) forecast exactly the same test times one step ahead from the
@@ -98,19 +102,29 @@ def run_series(name, data, args, out, task, peers=()) -> dict:
     Path(metrics["plot"]).replace(renamed)
     metrics["plot"] = str(renamed.relative_to(ROOT)) if renamed.is_relative_to(ROOT) else str(renamed)
     epochs = sum(1 for _ in open(run.history_path)) - 1
+    from tasks.forecasting.space import TargetSpace, space_of
+
+    chosen = space_of(predictor.prep).label()
+    tried = [f"{TargetSpace.from_dict(s).label()}: {s['val_mae']:.4f}" for s in predictor.metadata.get("selection", [])]
+    print(f"target space: {chosen}" + (f" (validation MAE of each candidate: {'; '.join(tried)})" if tried else
+                                       " (the only admissible one)"), flush=True)
     print(f"\n== {name} ({data}) ==\n{task.format_metrics(metrics)}\n"
           f"epochs run: {epochs}, train+score seconds: {train_seconds:.1f}\n", flush=True)
     if peers:
         metrics["peers"] = run_peers(name, splits, peers)
-    return {"data": data, "preset": name, "overrides": overrides, "epochs_run": epochs,
-            "wall_seconds": round(train_seconds, 1), "model_label": f"{cfg.model.cell} {cfg.model.units}", **metrics}
+    return {"data": data, "preset": name, "overrides": overrides, "epochs_run": epochs, "space": chosen,
+            "selection": predictor.metadata.get("selection", []),
+            "wall_seconds": round(train_seconds, 1),
+            "model_label": f"{cfg.model.cell} {cfg.model.units}{' + linear' if cfg.model.linear else ''}, {chosen}",
+            **metrics}
 
 
 def commit_label() -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "tasks/forecasting/task.py", "tasks/forecasting/data.py",
-                            "tasks/forecasting/inputs.py", "seqapps/analysis/metrics.py", "seqapps/analysis/plots.py",
+                            "tasks/forecasting/inputs.py", "tasks/forecasting/space.py",
+                            "tasks/forecasting/layers.py", "seqapps/analysis/metrics.py", "seqapps/analysis/plots.py",
                             "benchmarks/forecasting.py", "benchmarks/peers/forecasting.py"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return commit + (" (with uncommitted changes)" if dirty else "")

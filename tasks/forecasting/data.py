@@ -703,18 +703,22 @@ class ForecastingPrep(Preprocessing):
     horizon: int
     season: int
     freq: str | None
+    space: dict = dataclasses.field(default_factory=dict)       # tasks.forecasting.space.TargetSpace as a dict
+    selection: list = dataclasses.field(default_factory=list)   # the candidates tried and their validation MAE
     FILE = "series.json"
     task = "forecasting"
 
     @classmethod
     def fit(cls, cfg, splits) -> "ForecastingPrep":
+        """The encoding and window shape; the target space (transform, base) is chosen by
+        :func:`tasks.forecasting.space.choose` (the task's ``fit_preprocessing``)."""
         fit = splits.info["fit"]
         return cls(Encoding.from_dict(fit["encoding"]), cfg.data.window, cfg.data.horizon, splits.info["season"],
                    fit["freq"])
 
     def to_dict(self) -> dict:
         return {"encoding": self.encoding.to_dict(), "window": self.window, "horizon": self.horizon,
-                "season": self.season, "freq": self.freq}
+                "season": self.season, "freq": self.freq, "space": self.space, "selection": self.selection}
 
     def save(self, run_dir) -> None:
         save_json(run_dir, self.FILE, self.to_dict(), indent=2)
@@ -722,7 +726,7 @@ class ForecastingPrep(Preprocessing):
     @classmethod
     def from_dict(cls, d: dict) -> "ForecastingPrep":
         return cls(Encoding.from_dict(d["encoding"]), int(d["window"]), int(d["horizon"]), int(d["season"]),
-                   d.get("freq"))
+                   d.get("freq"), dict(d.get("space") or {}), list(d.get("selection") or []))
 
     @classmethod
     def load(cls, run_dir, cfg=None) -> "ForecastingPrep":

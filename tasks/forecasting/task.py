@@ -1,13 +1,17 @@
 """forecasting — many-to-one regression: a window of past steps in, the next values out.
 
-A window ``[batch, window, features]`` of raw values -> standardization (mean and std
-fitted on the training part only, stored in the model) -> the shared recurrent stack
--> a dense head for ``horizon`` steps. With ``model.residual`` (default) the head
-predicts the change from the window's last target value and starts at zero, so an
-untrained model is exactly the naive forecast. The output is mapped back to the
-target's original units inside the model, so the export takes raw values and returns
-forecasts in the original units. CSV parsing, missing values, splits and windows are
-in :mod:`tasks.forecasting.data`.
+A window ``[batch, window, features]`` of raw values -> the target's transform (``none``,
+``log``, Box-Cox) -> standardization (mean and std fitted on the training part only, stored
+in the model) -> the shared recurrent stack (with ``model.linear``, a linear autoregressive
+component beside it, as LSTNet's) -> a dense head for ``horizon`` steps. With
+``model.residual`` (default) the head predicts the change from a base forecast and starts
+at zero, so an untrained model is exactly that base: the last value (the naive forecast) or,
+for a seasonal series, the last value plus the change one season ago, where the network reads
+the window's seasonal differences. The transform and the base are chosen per series on the
+validation part (``model.transform=auto``, ``model.base=auto``; :mod:`tasks.forecasting.space`).
+The output is mapped back to the target's original units inside the model, so the export
+takes raw values and returns forecasts in the original units. CSV parsing, missing values,
+splits and windows are in :mod:`tasks.forecasting.data`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import tensorflow as tf
 from seqapps.core.config import AT_LEAST_0, AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
 from tasks.forecasting import data as ts
 from tasks.forecasting import fitting
+from tasks.forecasting import space as spaces
+from tasks.forecasting.layers import TRANSFORMS, SeasonalBase, SeasonalDifference, TargetTransform
 from tasks.forecasting.data import ForecastingPrep
 from seqapps.core.errors import DataError
 from seqapps.layers import recurrent_stack
@@ -57,7 +63,10 @@ class ForecastingData(DataConfig):
 class ForecastingModel(ModelConfig):
     units: int = 64
     bidirectional: bool = False
-    residual: bool = True       # predict the change from the last observed target value
+    residual: bool = True       # predict the change from a base forecast (model.base)
+    transform: str = "auto"     # auto | none | log | boxcox: the target's transform inside the model
+    base: str = "auto"          # auto | last | seasonal: the forecast the network corrects
+    linear: bool = False        # a linear autoregressive component over the window beside the network
 
 
 @dataclasses.dataclass
@@ -131,11 +140,14 @@ class Forecasting(Task):
               "data.fit_sample": "the fitting pass reads every row to write the rows file"}
     ranges = {"data.window": AT_LEAST_1, "data.horizon": AT_LEAST_1, "data.season": AT_LEAST_0,
               "data.val_size": AT_LEAST_0, "data.test_size": AT_LEAST_0}
-    choices = {"data.missing": ts.MISSING}
+    choices = {"data.missing": ts.MISSING, "model.transform": ("auto", *TRANSFORMS),
+               "model.base": ("auto", *spaces.BASES)}
     presets = (  # the benchmark protocol of each series: its test span, a window of one season, a budget
-        Preset("airline", "last 24 months test, 24-month windows, up to 150 epochs",
-               ("data.window=24", "data.horizon=1", "data.test_size=24", "data.val_size=12", "data.season=12",
-                "train.epochs=150", "train.batch_size=16", "train.patience=15"), data="airline_passengers"),
+        Preset("airline", "last 24 months test, 36-month windows, GRU 16 and a linear component, up to 150 epochs",
+               ("data.window=36", "data.horizon=1", "data.test_size=24", "data.val_size=12", "data.season=12",
+                "model.cell=gru", "model.units=16", "model.linear=true", "train.epochs=150", "train.batch_size=16",
+                "train.patience=15"),
+               data="airline_passengers"),
         Preset("temperatures", "last 365 days test, 30-day windows, up to 40 epochs",
                ("data.window=30", "data.horizon=1", "data.test_size=365", "data.val_size=365", "data.season=365",
                 "train.epochs=40", "train.batch_size=64", "train.patience=6"), data="daily_min_temperatures"),
@@ -148,6 +160,10 @@ class Forecasting(Task):
     # -- data ------------------------------------------------------------------------------
     def load_data(self, cfg, data_dir=None):
         return fitting.load_series_splits(cfg.data, self.name, data_dir)
+
+    def fit_preprocessing(self, cfg, splits):
+        """The encoding, and the target space chosen on the validation part (:func:`spaces.choose`)."""
+        return spaces.choose(self, cfg, ForecastingPrep.fit(cfg, splits), splits)
 
     def windows(self, prep, split):
         """Encoded windows and targets of ``split``, read whole (scoring, tests): ``(x, y, times)``."""
@@ -162,17 +178,45 @@ class Forecasting(Task):
 
     # -- model -----------------------------------------------------------------------------
     def build_model(self, cfg, prep):
-        m, enc = cfg.model, prep.encoding
+        m, enc, space = cfg.model, prep.encoding, spaces.space_of(prep)
         n = len(enc.features)
         window = keras.Input(shape=(prep.window, n), name="window")
-        x = keras.layers.Normalization(mean=enc.mean, variance=np.square(enc.std).tolist(), name="scale_inputs",
-                                     dtype="float32")(window)
+        if space.plain:  # the target as it is, the last value as base
+            x = keras.layers.Normalization(mean=enc.mean, variance=np.square(enc.std).tolist(), name="scale_inputs",
+                                         dtype="float32")(window)
+        else:
+            z = TargetTransform(space.transform, space.lam, name="transform", dtype="float32")(window[:, :, 0])
+            if space.base == "seasonal":
+                level = SeasonalDifference(prep.season, space.diff_mean, space.diff_std, name="differences",
+                                           dtype="float32")(z)
+            else:
+                level = keras.layers.Rescaling(1.0 / space.std, offset=-space.mean / space.std, name="scale_target",
+                                               dtype="float32")(z)
+            x = keras.ops.expand_dims(level, -1)
+            if n > 1:
+                rest = keras.layers.Normalization(mean=enc.mean[1:], variance=np.square(enc.std[1:]).tolist(),
+                                                  name="scale_inputs", dtype="float32")(window[:, :, 1:])
+                x = keras.layers.Concatenate(name="inputs")([x, rest])
         h = recurrent_stack(x, m, name="encoder")
         init = "zeros" if m.residual else "glorot_uniform"
         out = keras.layers.Dense(prep.horizon, kernel_initializer=init, dtype="float32", name="head")(h)
-        if m.residual:
-            out = out + keras.ops.cast(x[:, -1, :1], "float32")   # the last target value, scaled
-        out = keras.layers.Rescaling(enc.target_std, offset=enc.target_mean, dtype="float32", name="unscale")(out)
+        if m.linear:  # an autoregressive component: a linear map of the scaled window, starting at zero
+            flat = keras.layers.Flatten(name="flat_window")(x)
+            out = out + keras.layers.Dense(prep.horizon, kernel_initializer="zeros", dtype="float32",
+                                           name="linear")(flat)
+        if space.plain:
+            if m.residual:
+                out = out + keras.ops.cast(x[:, -1, :1], "float32")   # the last target value, scaled
+            out = keras.layers.Rescaling(enc.target_std, offset=enc.target_mean, dtype="float32", name="unscale")(out)
+            return keras.Model(window, out, name="forecasting")
+        if not m.residual:
+            z_hat = keras.layers.Rescaling(space.std, offset=space.mean, dtype="float32", name="unscale")(out)
+        elif space.base == "seasonal":
+            base = SeasonalBase(prep.season, prep.horizon, space.diff_mean, name="seasonal_base", dtype="float32")(z)
+            z_hat = base + keras.layers.Rescaling(space.diff_std, dtype="float32", name="unscale")(out)
+        else:
+            z_hat = z[:, -1:] + keras.layers.Rescaling(space.std, dtype="float32", name="unscale")(out)
+        out = TargetTransform(space.transform, space.lam, inverse=True, name="untransform", dtype="float32")(z_hat)
         return keras.Model(window, out, name="forecasting")
 
     def compile(self, model, cfg, optimizer, prep):
@@ -190,6 +234,7 @@ class Forecasting(Task):
         scale = tf.constant(FAR * np.maximum.reduce([np.asarray(prep.encoding.std, "float64"), np.abs(mean),
                                                      np.ones_like(mean)]), tf.float32)
         mean = tf.constant(mean, tf.float32)
+        transform = spaces.space_of(prep).transform
 
         def serve(window):
             window = checks.shaped(window, "window", [None, prep.window, len(prep.encoding.features)])
@@ -197,14 +242,19 @@ class Forecasting(Task):
             window = checks.require(window, tf.reduce_all(tf.abs(window - mean) <= scale),
                                     f"the window holds a value over {FAR:g} training scales from the training "
                                     "mean; the model cannot forecast from it")
+            if transform != "none":
+                window = checks.require(window, tf.reduce_all(window[:, :, 0] > 0),
+                                        f"the model forecasts the {transform} of the target "
+                                        f"{prep.encoding.target}, so its values in the window must be above 0")
             return {"forecast": model(window, training=False)}
 
         spec = tf.TensorSpec([None, prep.window, len(prep.encoding.features)], tf.float32, name="window")
         return {"serving_default": Endpoint(
             serve, [spec], f"window: raw values [batch, {prep.window}, features] in the order of metadata "
                            f"'features' -> forecast [batch, {prep.horizon}] in the target's units; another shape, a NaN/inf "
-                           "value or one over 1e6 training scales from the training mean fails the call with "
-                           "'invalid input: ...'")}
+                           "value or one over 1e6 training scales from the training mean"
+                           + (", or a target value <= 0 (the model works on its " + transform + ")"
+                              if transform != "none" else "") + " fails the call with 'invalid input: ...'")}
 
     def metadata(self, prep):
         return {**prep.to_dict(), "target": prep.encoding.target, "features": prep.encoding.features}
@@ -252,4 +302,6 @@ class Forecasting(Task):
         spread = rng.choice([0.1, 1.0, 5.0], size=(n, 1, 1))   # near the training values, and far from them
         shape = (n, int(metadata["window"]), len(enc["features"]))
         windows = mean + std * spread * rng.standard_normal(shape).astype("float32")
+        if (metadata.get("space") or {}).get("transform", "none") != "none":  # a transformed target is above 0
+            windows[..., 0] = np.abs(windows[..., 0]) + 1e-3 * max(float(std[0]), 1.0)
         return [{"window": w.astype("float32")} for w in windows]
