@@ -94,6 +94,8 @@ class ForecastingPredictor(Predictor):
     def predict_array(self, windows, batch_size: int = 2048) -> np.ndarray:
         prep = self.prep
         windows = check_windows(windows, prep.window, prep.encoding.features)
+        # at most the rows the export takes in one call (metadata "bounds")
+        batch_size = max(1, min(batch_size, int((self.metadata.get("bounds") or {}).get("rows", batch_size))))
         if not len(windows):
             return np.zeros([0, prep.horizon], "float32")
         return np.concatenate([self.call(window=windows[s:s + batch_size])["forecast"]
