@@ -38,6 +38,7 @@ from seqapps.analysis.metrics import classification_report, format_classificatio
 from seqapps.core.presets import Preset
 from seqapps.inference.predictor import Predictor, SelfAttentionMaps
 from tasks.sentiment.predicting import Predictions
+from tasks.word_vectors.lm import EncoderGate, LanguageModelRun, UnfreezeEncoder, start_encoder
 from seqapps.core.registry import register
 from seqapps.inference.self_attention import self_attention_endpoint
 from seqapps.core.task import Endpoint, Task
@@ -68,6 +69,9 @@ class SentimentModel(TransformerConfig, ModelConfig):
     # count:DATASETS: the word embedding starts from these vectors (and takes their width)
     word_vectors: str = ""
     word_vectors_trainable: bool = False  # fine-tune the vectors; false: they stay as read
+    # a language-model run (word_vectors with model.objective=lm, the same cell, units and layers): the word
+    # embedding (its rows of the words both know) and the recurrent layers start from it
+    encoder_from: str = ""
 
 
 @dataclasses.dataclass
@@ -75,7 +79,7 @@ class SentimentTrain(TrainConfig):
     epochs: int = 3
     batch_size: int = 64
     patience: int = 2
-
+    unfreeze_epochs: int = 0    # with model.encoder_from: the started encoder stays frozen this many epochs
 
 @dataclasses.dataclass
 class SentimentConfig(Config):
@@ -111,7 +115,7 @@ class Sentiment(Task):
     prep_class = TextClassificationData
     choices = {"model.architecture": (*ARCHITECTURES, "bag"), "model.bag_pooling": BAG_POOLING}
     ranges = {"model.subword_buckets": AT_LEAST_1, "model.subword_dim": AT_LEAST_0, "model.word_dropout": FRACTION,
-              "model.head_dropout": FRACTION}
+              "model.head_dropout": FRACTION, "train.unfreeze_epochs": AT_LEAST_0}
     presets = (Preset("sst2", "batch 256, Adam 2e-3 with cosine decay, a 32-wide n-gram table, 3 epochs, best by dev "
                       "accuracy", ("train.batch_size=256", "train.learning_rate=0.002", "train.decay=cosine",
                                    "model.subword_dim=32"), data="sst2"),
@@ -124,6 +128,14 @@ class Sentiment(Task):
         if m.architecture == "transformer" and m.pooling == "last":
             raise ConfigError("model.pooling=last reads a recurrent layer's final state; the transformer "
                               "pools its outputs: max, mean or max_mean")
+        if m.encoder_from:
+            if m.word_vectors:
+                raise ConfigError("model.word_vectors and model.encoder_from both start the word embedding; "
+                                  "set one (a language model's run brings its own word vectors)")
+            LanguageModelRun(m.encoder_from).check(m)  # a wrong run or a mismatch fails before a run starts
+        elif cfg.train.unfreeze_epochs:
+            raise ConfigError("train.unfreeze_epochs keeps an encoder started from model.encoder_from frozen; "
+                              "set model.encoder_from too")
 
     def load_data(self, cfg, data_dir=None):
         """Streamed splits (:class:`tasks.sentiment.data.LabelledStream`); the fitting pass runs
@@ -191,6 +203,8 @@ class Sentiment(Task):
         mask = keras.ops.not_equal(tokens, 0)  # passed explicitly: every layer below sees the same padding
         vectors = prep.word_vectors(m.word_vectors, cfg.train.seed)
         width = m.embedding_dim if vectors is None else vectors.shape[1]
+        if m.encoder_from:
+            width = LanguageModelRun(m.encoder_from).dim
         embedding = keras.layers.Embedding(len(prep.vocabulary), width, name="embedding",
                                            trainable=vectors is None or m.word_vectors_trainable)
         x = embedding(tokens)
@@ -208,14 +222,23 @@ class Sentiment(Task):
             x = bag_of_vectors(x, mask, m.bag_pooling, m.units, m.layers, m.dropout, name="bag")
         else:
             x = sequence_encoder(x, mask, m, return_sequences=m.pooling != "last")
+            if m.encoder_from and cfg.train.unfreeze_epochs:  # nothing before it learns while it is shut
+                x = EncoderGate(name="encoder_gate")(x)
             if m.pooling != "last":
                 x = MaskedPooling(m.pooling, name="pooling")(x, mask=mask)
         x = keras.layers.Dropout(m.head_dropout, name="head_dropout")(x)
         probs = keras.layers.Dense(len(prep.labels), activation="softmax", dtype="float32", name="probabilities")(x)
-        return keras.Model(inputs, probs, name="sentiment")
+        model = keras.Model(inputs, probs, name="sentiment")
+        if m.encoder_from:
+            start_encoder(model, prep.vocabulary, m.encoder_from, m)
+        return model
 
     def compile(self, model, cfg, optimizer, prep):
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    def callbacks(self, cfg, prep):
+        frozen = cfg.model.encoder_from and cfg.train.unfreeze_epochs
+        return [UnfreezeEncoder(cfg.train.unfreeze_epochs)] if frozen else []
 
     def endpoints(self, model, prep, cfg):
         encode, labels = self.encoder(cfg, prep), tf.constant(prep.labels)

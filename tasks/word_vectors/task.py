@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqapps.core.config import AT_LEAST_1, Config, DataConfig, ModelConfig, Range, TrainConfig
-from seqapps.core.errors import DataError
+from seqapps.core.errors import ConfigError, DataError
 from seqapps.core.presets import Preset
 from seqapps.core.registry import register
 from seqapps.core.task import Endpoint, Task
@@ -36,6 +36,7 @@ from seqapps.data.vectors import RUN_VECTORS, write_vectors
 from seqapps.inference.checks import bounded_text
 from seqapps.inference.predictor import Predictor, decode_strings, one_or_many, text_items
 from tasks.word_vectors.data import Analogies, WordVocab, load_text
+from tasks.word_vectors.lm import OBJECTIVES, build_lm, lm_datasets, lm_loss, word_rows
 from tasks.word_vectors.model import build_skip_gram
 
 
@@ -55,6 +56,10 @@ class WordVectorsModel(ModelConfig):
     dim: int = 100              # numbers per word vector
     window: int = 5             # context words on each side at most
     negatives: int = 5          # negative samples per (center, context) pair
+    # skipgram (word2vec) | lm: a word-level language model (embedding of model.dim, then model.layers
+    # recurrent layers of model.cell and model.units, both directions with model.bidirectional) whose run a
+    # text task's encoder starts from (model.encoder_from); see tasks.word_vectors.lm
+    objective: str = "skipgram"
 
 
 @dataclasses.dataclass
@@ -130,7 +135,7 @@ class BestVectors(keras.callbacks.Callback):
 
     def write(self):
         if self.prep is not None and self.prep.run_dir is not None:
-            matrix = keras.ops.convert_to_numpy(self.model.get_layer("skip_gram").vectors)
+            matrix = keras.ops.convert_to_numpy(word_rows(self.model))
             write_vectors(Path(self.prep.run_dir) / RUN_VECTORS, self.prep.words, matrix[1:])
 
 
@@ -140,7 +145,7 @@ def write_run_vectors(run_dir) -> Path:
 
     run = Run.open(run_dir)
     model = keras.saving.load_model(run.check_model(), compile=False)
-    matrix = keras.ops.convert_to_numpy(model.get_layer("skip_gram").vectors)
+    matrix = keras.ops.convert_to_numpy(word_rows(model))
     path = Path(run_dir) / RUN_VECTORS
     write_vectors(path, WordVocab.load(run_dir).words, matrix[1:])
     return path
@@ -199,15 +204,41 @@ class WordVectors(Task):
     ranges = {"model.dim": AT_LEAST_1, "model.window": AT_LEAST_1, "model.negatives": AT_LEAST_1,
               "data.min_count": AT_LEAST_1, "data.vocab_size": Range(2), "data.subsample": Range(0.0),
               "train.shuffle_pairs": AT_LEAST_1}
-    unused = {"model.cell": "it has no recurrent layer", "model.units": "its width is model.dim",
-              "model.layers": "it has no layers to stack", "data.max_length": "it reads whole lines"}
+    choices = {"model.objective": OBJECTIVES}
+    #: keys skip-gram does not use (the language model, model.objective=lm, uses them)
+    skip_gram_unused = {"model.cell": "it has no recurrent layer", "model.units": "its width is model.dim",
+                        "model.layers": "it has no layers to stack", "data.max_length": "it reads whole lines"}
     presets = (Preset("text", "100 numbers a word, window 5, 5 negatives, words seen 5 times, 5 epochs",
-                      ("model.dim=100", "model.window=5", "model.negatives=5", "data.min_count=5")),)
+                      ("model.dim=100", "model.window=5", "model.negatives=5", "data.min_count=5")),
+               Preset("lm", "a language model for sentiment's default encoder (model.encoder_from): 128-wide "
+                      "words, one LSTM of 64 units each way, words seen twice, batch 64 lines, Adam 2e-3, "
+                      "clipnorm 1, 5 epochs",
+                      ("model.objective=lm", "model.dim=128", "model.cell=lstm", "model.units=64", "model.layers=1",
+                       "model.bidirectional=true", "data.min_count=2", "train.batch_size=64",
+                       "train.learning_rate=0.002", "train.clipnorm=1.0", "train.epochs=5")))
+
+    def validate(self, cfg):
+        super().validate(cfg)
+        if self._skip_gram(cfg):
+            from seqapps.core import config as configlib
+
+            defaults = self.config_class()
+            for key, why in self.skip_gram_unused.items():
+                value = configlib.get_value(cfg, key)
+                if value != configlib.get_value(defaults, key):
+                    raise ConfigError(f"{key} is not used by {self.name}'s skip-gram ({why}; model.objective=lm "
+                                      f"uses it); got {value!r}, leave it unset")
+
+    @staticmethod
+    def _skip_gram(cfg) -> bool:
+        return cfg.model.objective != "lm"
 
     def load_data(self, cfg, data_dir=None):
         return load_text(cfg.data, data_dir)
 
     def datasets(self, cfg, prep, splits):
+        if not self._skip_gram(cfg):
+            return lm_datasets(cfg, prep, splits)
         m, t = cfg.model, cfg.train
         pairs = skip_gram_pairs(prep, m.window, cfg.data.subsample)
         table = tf.constant(prep.negative_table(), tf.int64)
@@ -249,16 +280,20 @@ class WordVectors(Task):
         return make(splits.train, True), make(splits.val, False)
 
     def build_model(self, cfg, prep):
+        if not self._skip_gram(cfg):
+            return build_lm(cfg.model, len(prep.words) + 2)
         return build_skip_gram(len(prep.words) + 1, cfg.model.dim, cfg.model.negatives)
 
     def compile(self, model, cfg, optimizer, prep):
+        if not self._skip_gram(cfg):
+            model.compile(optimizer=optimizer, loss={name: lm_loss() for name in model.output_names})
+            return
         model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(from_logits=True))
 
     def callbacks(self, cfg, prep):
         return [BestVectors(prep)]
 
     def endpoints(self, model, prep, cfg):
-        layer = model.get_layer("skip_gram")
         words = tf.constant(["", *prep.words])
         lookup = prep.lookup
 
@@ -267,13 +302,13 @@ class WordVectors(Task):
             return tf.cast(lookup(tf.strings.lower(tf.strings.strip(text), encoding="utf-8")), tf.int64)
 
         def unit():
-            v = tf.convert_to_tensor(layer.vectors)
+            v = tf.convert_to_tensor(word_rows(model))
             v = v / tf.maximum(tf.norm(v, axis=1, keepdims=True), 1e-9)
             return tf.concat([tf.zeros_like(v[:1]), v[1:]], 0)  # the unknown word matches nothing
 
         def vectors(words_in):
             i = ids(words_in)
-            v = tf.gather(tf.convert_to_tensor(layer.vectors), i)
+            v = tf.gather(tf.convert_to_tensor(word_rows(model)), i)
             return {"vectors": tf.where((i > 0)[:, None], v, 0.0), "in_vocabulary": i > 0}
 
         def nearest(query, exclude, k):
