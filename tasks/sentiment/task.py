@@ -5,6 +5,10 @@ Word embedding (``model.word_vectors``: started from pretrained vectors, frozen 
 max+mean pooling over time -> dropout -> softmax. Text vectorization lives in the
 exported graph, so the export takes raw strings.
 
+``--set model.encoder_from=RUN_DIR`` starts the word embedding and the recurrent stack from a word-level
+language model (a ``word_vectors`` run with ``model.objective=lm``: :mod:`tasks.word_vectors.lm`), frozen
+for the first ``train.unfreeze_epochs`` epochs.
+
 ``--set model.architecture=transformer`` replaces the recurrent stack by ``model.layers``
 pre-norm self-attention blocks of width ``model.units`` (``model.heads`` heads, ``model.ff_units``
 feed-forward units, sinusoidal positions, padding masked), pooled the same way.

@@ -10,6 +10,10 @@ drawn from the unigram distribution raised to 3/4 (:mod:`tasks.word_vectors.mode
 The run writes ``vectors.txt`` (word2vec's text format, from the epoch with the best validation loss)
 that every text task reads: ``--set model.word_vectors=RUN_DIR`` (or ``RUN_DIR/vectors.txt``).
 
+``model.objective=lm`` trains a word-level language model on the same text instead (forward and, with
+``model.bidirectional``, backward; :mod:`tasks.word_vectors.lm`): its run starts a text task's encoder
+(``model.encoder_from=RUN_DIR``), and its embedding is the run's ``vectors.txt``.
+
 Serving: ``serving_default`` (``words`` -> ``vectors``, ``in_vocabulary``), ``neighbours`` (``words``,
 ``k`` -> the ``k`` nearest words by cosine and their similarities) and ``analogy`` (``a``, ``b``, ``c``
 -> the word ``d`` with ``b - a + c`` nearest, 3CosAdd, the three excluded). ``evaluate`` reports the
