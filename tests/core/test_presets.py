@@ -60,6 +60,9 @@ def test_count_vectors_are_built_once_from_named_text_and_cached(tmp_path, monke
     assert reads == ["sst2", "tinyshakespeare"] and matrix.shape == (len(words), 8) and "cat" in words
     assert vectors.resolve_vectors("count:sst2+tinyshakespeare", tokenize, dim=8) == path
     assert reads == ["sst2", "tinyshakespeare"]  # the second call read the cache
-    assert vectors.resolve_vectors(str(tmp_path / "v.txt"), tokenize) == tmp_path / "v.txt"  # a plain path
+    with pytest.raises(DataError, match="no such word-vectors file"):  # a plain path is checked before any work
+        vectors.resolve_vectors(str(tmp_path / "v.txt"), tokenize)
+    (tmp_path / "v.txt").write_text("cat 0.5 0.25\n")
+    assert vectors.resolve_vectors(str(tmp_path / "v.txt"), tokenize) == tmp_path / "v.txt"
     with pytest.raises(DataError, match="count vectors read the text of sst2, anki_fra_eng, tinyshakespeare"):
         vectors.resolve_vectors("count:imdb", tokenize)
