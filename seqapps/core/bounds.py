@@ -27,12 +27,14 @@ WORD_TASKS = ("sentiment", "pos", "translation")
 
 # -- char_lm: outputs that grow with the input -------------------------------------------------------
 STATES_VALUES = 1_000_000    # states: rows x characters x numbers recorded per character (hidden, cell, gates, attention)
-SCORE_VALUES = 2_000_000     # score: rows x characters x vocabulary (the logits read)
+SCORE_VALUES = 1_000_000     # score: rows x characters x vocabulary (the logits read)
+PRIME_CHARS = 4_000          # generate reads a prime's last 4,000 characters (a transformer: its context, if shorter)
 GENERATE_CHARS = 200_000     # generate: rows x length (characters generated in one call)
 
 # -- images: captioning, video_frames --------------------------------------------------------------
 IMAGE_ROWS = 64              # images (captioning) or GIFs (video_frames' gif) in one call
-FRAMES = 256                 # frames (rows x time) in one call of video_frames' serving_default
+FRAMES = 256                 # frames (rows x time, cut at max_length) in one call of video_frames' serving_default
+#                              (max_length, if larger: one whole video)
 IMAGE_CALL_BYTES = 32_000_000  # encoded bytes of one call's images together
 IMAGE_PIXELS = 4096 * 4096   # one decoded image or frame (a JPEG's after libjpeg's 1/2-1/8 scaling)
 VIDEO_PIXELS = 32 * 1024 * 1024  # one GIF's decoded frames together (frames read x width x height)

@@ -74,8 +74,6 @@ def over(cost: Cost, bounds: dict) -> str | None:
         if cost.rows * cost.longest_text > bounds["padded_text_bytes"]:
             return (f"rows x the longest text item is {cost.rows} x {cost.longest_text} bytes; the bound is "
                     f"{bounds['padded_text_bytes']}: send long texts in requests of their own")
-    if cost.has_images and cost.frames > max(bounds["frames"], cost.rows):  # frames of [batch, time] inputs
-        return f"the request has {cost.frames} frames (rows x time); a call takes at most {bounds['frames']}"
     if cost.has_images and cost.image_bytes > bounds["image_call_bytes"]:
         return f"the images together are {cost.image_bytes} bytes; the bound is {bounds['image_call_bytes']}"
     return None

@@ -125,9 +125,6 @@ def bounded_images(x, name: str):
     total = tf.reduce_sum(tf.cast(tf.strings.length(x), tf.int64))
     x = require(x, shape[0] <= b.IMAGE_ROWS, f"{name} has more than {b.IMAGE_ROWS} rows; "
                                              f"send at most {b.IMAGE_ROWS} in one call")
-    if x.shape.rank == 2:
-        x = require(x, shape[0] * shape[1] <= b.FRAMES, f"{name} has more than {b.FRAMES} frames (rows x time); "
-                                                        f"send at most {b.FRAMES} in one call")
     return require(x, total <= b.IMAGE_CALL_BYTES, f"the {name} items together are over {b.IMAGE_CALL_BYTES} bytes; "
                                                    "send them in several calls")
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seqapps.encoders.images import MAX_PIXELS, sniff
+from seqapps.core.bounds import IMAGE_PIXELS
+from seqapps.encoders.images import sniff
 from seqapps.core.errors import DataError
 
 
@@ -55,7 +56,8 @@ def why_undecodable(blob: bytes) -> str:
         start = blob[:12]
         what = "text" if all(32 <= c < 127 or c in (9, 10, 13) for c in start) else "unknown data"
         return f"not a JPEG, PNG, GIF or BMP image (it starts with {what} {start!r})"
-    return f"corrupt or truncated {kind} data, or larger than {MAX_PIXELS // 1_000_000} megapixels"
+    return (f"corrupt or truncated {kind} data, or larger than {IMAGE_PIXELS / 1e6:.1f} megapixels decoded "
+            "(the bound image_pixels)")
 
 
 def size_warning(blob: bytes, smallest: int = 16, what: str = "the caption") -> str | None:

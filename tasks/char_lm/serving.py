@@ -84,7 +84,7 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
         top_p = checks.in_range(top_p, "top_p", low=0, high=1, low_open=True)
         # an empty prime continues straight after the warm-up passage (a paragraph break); a model with
         # a context window (the transformer's) reads only the prime's last ``context`` characters
-        ids, lengths, state = read(prime, skip_unknown=True, last=window)
+        ids, lengths, state = read(prime, skip_unknown=True, last=min(window or bounds.PRIME_CHARS, bounds.PRIME_CHARS))
         state = decoding.read(model.step, state, ids, lengths)["state"]  # all but each row's last character
         n = tf.clip_by_value(length, 0, MAX_GENERATE)  # one spare step keeps the shapes defined when n is 0
         rows = tf.cast(tf.shape(ids)[0], tf.int64)
@@ -151,7 +151,7 @@ def lm_endpoints(model, prep) -> dict[str, Endpoint]:
             f"length is clipped to 0..{MAX_GENERATE}; temperature (finite, >= 0; 0 is greedy), top_k (>= 0; 0 is off) "
             "and top_p (in (0, 1]; 1 is off) outside their ranges fail the call with 'invalid input: ...'; "
             "the same seed (and batch) gives the same text; characters outside the vocabulary are skipped; "
-            + (f"only the prime's last {window} characters are read (the context window); " if window else "") +
+            f"only the prime's last {min(window or bounds.PRIME_CHARS, bounds.PRIME_CHARS)} characters are read; "
             "reading starts after the warm-up passage in metadata.json, so an empty prime starts a new paragraph"),
         "score": Endpoint(score, [tf.TensorSpec([None], tf.string, name="text")],
                           "text [batch] -> log_likelihood (nats, sum over characters 2..n) and count [batch]"),

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from seqapps.data.text import token_lengths
 from seqapps.core import bounds
+from seqapps.inference import checks
 from seqapps.encoders.images import _u, decode_batch, first_frames, shrink
 from seqapps.layers.tagging import decode_tags
 from seqapps.core.task import Endpoint
@@ -45,6 +46,10 @@ def decode_frames(frames, size: int, max_length: int):
     """``tf.string [batch, time]`` -> ``(pixels [batch, time, size, size, 3], lengths, valid [batch, time])``."""
     frames = tf.convert_to_tensor(frames, tf.string)[:, :max_length]
     shape = tf.shape(frames)
+    most = max(bounds.FRAMES, max_length)  # at least one whole video
+    frames = checks.require(frames, shape[0] * shape[1] <= most,
+                            f"frames has more than {most} frames (rows x time, after the cut at max_length {max_length}); "
+                            f"send at most {most} in one call")
     lengths = tf.cast(token_lengths(frames), tf.int32)
     pixels, ok = decode_batch(tf.reshape(frames, [-1]), size)
     mask = tf.sequence_mask(lengths, shape[1])
