@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seqapps.core.bounds import WORD_CHARS
+
 SPLIT = re.compile(r"[ \t\n\v\f\r]+")  # absl's ASCII whitespace: what tf.strings.split and strip use
 STRIP = " \t\n\v\f\r"
 
@@ -69,9 +71,14 @@ def standardize(text: str) -> str:
     return spaces.sub(" ", text).strip(STRIP)
 
 
+# RE2's \\S (what the graph's word cut matches): anything but its \\s, [\\t\\n\\f\\r ] (\\v is not in it)
+LONG_WORD = re.compile(r"([^\t\n\f\r ]{%d})[^\t\n\f\r ]+" % WORD_CHARS)
+
+
 def words(text: str) -> list[str]:
-    """The words of one text, split as the vectorizer splits them."""
-    return [w for w in SPLIT.split(standardize(text)) if w]
+    """The words of one text, split as the vectorizer splits them, after the signatures' cut of every run
+    of non-space characters to its first ``WORD_CHARS`` (seqapps.core.bounds)."""
+    return [w for w in SPLIT.split(standardize(LONG_WORD.sub(r"\1", text))) if w]
 
 
 @functools.lru_cache(maxsize=1)

@@ -140,6 +140,7 @@ def in_graph(exports):
 
     from seqapps.data import text as textlib
     from seqapps.inference.bundle import Bundle
+    from seqapps.inference.checks import bounded_text
     from seqapps.inference.tokenizer import TextTokenizer
     from seqapps.layers.subwords import dense_char_ngram_ids
 
@@ -149,6 +150,7 @@ def in_graph(exports):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def encode(text):
+        text = bounded_text(text, "text", words=True)  # the signature's checks and its cut of long words
         words = textlib.clip_and_pad(textlib.words(text).to_tensor(""), prep.max_length, pad_value="")
         return {"tokens": textlib.clip_and_pad(vectorizer(text), prep.max_length),
                 "subwords": dense_char_ngram_ids(words, cfg.model.subword_buckets)}
@@ -163,7 +165,8 @@ TEXT = st.text(st.characters(exclude_categories=["Cn", "Cs"]), max_size=40)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(TEXT, st.lists(st.sampled_from(ODD), max_size=15).map("".join)),
+@given(st.lists(st.one_of(TEXT, st.lists(st.sampled_from(ODD), max_size=15).map("".join),
+                          st.lists(st.sampled_from(ODD + ["a"] * 30), min_size=90, max_size=240).map("".join)),
                 min_size=1, max_size=6))
 def test_tokenizer_gives_the_in_graph_ids(in_graph, texts):
     graph, tokenizer = in_graph
