@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import signal
 import sys
 
 from seqapps.core.commands import at_least_one as _at_least_one
@@ -191,6 +192,8 @@ def main(argv=None) -> int:
     from seqapps.core.errors import SeqappsError
 
     run = COMMANDS.get(args.command) or next(c.run for c in extra if c.name == args.command)
+    if args.command in ("train", "prepare"):  # a scheduler's SIGTERM stops them as Ctrl-C does, with the same line
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return run(args) or 0
     except SeqappsError as e:
@@ -203,9 +206,18 @@ def main(argv=None) -> int:
         else:
             print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        resumes = "; the same command resumes it from its last backup" if args.command == "train" else ""
+        print(f"interrupted{resumes}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python next runs (between two training steps at the latest)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 def _trains_prepared(args) -> bool:

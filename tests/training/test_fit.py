@@ -16,13 +16,15 @@ from seqapps.core.errors import ConfigError
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_from_its_backup(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_from_its_backup(tmp_path, stop):
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "seqapps", "train", "sentiment", "--data", "demo", "--epochs", "3",
             "--run-dir", str(run_dir), "--set", "train.steps_per_epoch=100", "--set", "train.backup_every=5",
             "--set", "model.units=8", "--set", "train.patience=0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=(tmp_path / "stderr.txt").open("w"))
     history = run_dir / "history.csv"
     deadline = time.time() + 240
 
@@ -36,8 +38,13 @@ def test_killed_run_resumes_from_its_backup(tmp_path):
         if history.exists() and len(history.read_text().splitlines()) >= 2 and backed_up_epoch() >= 1:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(stop)
+    stopped = time.time()
+    proc.wait(timeout=60)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    if stop == signal.SIGTERM:  # stops between two steps, says so in one line, and leaves the backup to resume from
+        assert time.time() - stopped < 30 and proc.returncode == 143, (proc.returncode, stderr[-2000:])
+        assert stderr.strip().splitlines()[-1] == "interrupted; the same command resumes it from its last backup"
     epochs_before = len(history.read_text().splitlines()) - 1
     assert 1 <= epochs_before < 3, "the run finished before it could be interrupted"
     again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
