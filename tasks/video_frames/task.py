@@ -132,8 +132,7 @@ class VideoPredictor(Predictor):
             except DataError as e:  # the line names the source; the result says it once
                 results[-1]["error"] = str(e).removeprefix(f"{source}: ")
         todo.sort(key=lambda x: len(x[1][0]))
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
+        for chunk in self._calls(todo, batch_size, int(data["max_length"])):
             out = self.call("serving_default", frames=pad_strings([blobs for _, (blobs, *_) in chunk]))
             for row, (i, (blobs, indices, times, warning)) in enumerate(chunk):
                 n = int(out["lengths"][row])
@@ -147,6 +146,20 @@ class VideoPredictor(Predictor):
                                       [f"{len(bad)} frames did not decode (read as black), first {bad[0]}"]
                                       if bad else [])) or None)
         return results
+
+    def _calls(self, todo, batch_size: int, max_length: int):
+        """``todo`` (shortest video first) in calls of at most ``batch_size`` videos whose rows x the longest
+        stay within the export's frames bound (``metadata.json``, ``bounds``; at least one whole video)."""
+        most = max(int((self.metadata.get("bounds") or {}).get("frames", 1 << 62)), max_length)
+        chunk = []
+        for entry in todo:
+            longest = max(1, len(entry[1][0]))  # sorted: the newest is the longest of the chunk
+            if chunk and (len(chunk) == batch_size or (len(chunk) + 1) * longest > most):
+                yield chunk
+                chunk = []
+            chunk.append(entry)
+        if chunk:
+            yield chunk
 
     def predict(self, inputs):
         items, single = videolib.video_items(inputs)
