@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU", "transformer": "Transformer"}
+sys.path.insert(0, str(ROOT))
+
+from seqapps.analysis.memory import MODELS, longest_solved  # noqa: E402  (numpy only: no TensorFlow here)
 
 
 def command(budget: float, out: Path, extra) -> list[str]:
@@ -39,13 +41,12 @@ def tables(rows) -> str:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))
     out = ["| task | " + " | ".join(MODELS[m] for m in models) + " |", "|---" * (len(models) + 1) + "|"]
+    best = longest_solved(rows)
     for t in tasks:
         cells = []
         for m in models:
-            mine = [r for r in rows if r["task"] == t and r["model"] == m]
-            solved = [r["lag"] for r in mine if r["solved"] is True]
-            budget = [r["lag"] for r in mine if r["status"] == "out of budget"]
-            cell = str(max(solved)) if solved else "none"
+            budget = [r["lag"] for r in rows if (r["task"], r["model"]) == (t, m) and r["status"] == "out of budget"]
+            cell = str(best[(t, m)]) if best[(t, m)] else "none"
             if budget:
                 cell += f" (lag {min(budget)}+ out of budget)"
             cells.append(cell)

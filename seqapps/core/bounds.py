@@ -49,3 +49,13 @@ def table() -> dict:
     """The bounds by name, as ``metadata.json`` carries them (``bounds``)."""
     return {name.lower(): value for name, value in globals().items()
             if name.isupper() and isinstance(value, int) and not name.endswith("_INPUTS")}
+
+
+def of(metadata: dict, lowered: dict | None = None) -> dict:
+    """The bounds an export is held to: its own (``metadata.json``'s ``bounds``) or, for an export written
+    before it recorded them, these defaults; each lowered by ``lowered`` (``serve --bound``)."""
+    own = metadata.get("bounds") if isinstance(metadata.get("bounds"), dict) else {}
+    held = {**table(), **{k: v for k, v in own.items() if isinstance(v, int)}}
+    for name, value in (lowered or {}).items():
+        held[name] = min(held.get(name, value), value)
+    return held

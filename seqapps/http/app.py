@@ -20,6 +20,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from seqapps.core.bounds import of as held_to
 from seqapps.http import costs, rest
 from seqapps.http.batching import Batching
 from seqapps.http.models import NAME, Store
@@ -84,7 +85,7 @@ def create_app(store: Store, batching: Batching, max_body: int = 10_000_000, bou
         finally:
             batching.arriving -= 1
         if model.limits is None:
-            model.limits = costs.limits(model.metadata, bounds)
+            model.limits = held_to(model.metadata, bounds)
         cost = costs.cost_of(arrays)
         why = costs.over(cost, model.limits)
         if why is not None:

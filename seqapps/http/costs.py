@@ -30,15 +30,6 @@ class Cost:
                     self.frames + other.frames, self.has_text or other.has_text, self.has_images or other.has_images)
 
 
-def limits(metadata: dict, lowered: dict | None = None) -> dict:
-    """The bounds a served export is held to: its own (or the defaults), each lowered by ``lowered``."""
-    own = metadata.get("bounds") if isinstance(metadata.get("bounds"), dict) else {}
-    table = {**defaults.table(), **{k: v for k, v in own.items() if isinstance(v, int)}}
-    for name, value in (lowered or {}).items():
-        table[name] = min(table.get(name, value), value)
-    return table
-
-
 def cost_of(arrays: dict) -> Cost:
     """A request's cost from its (already checked) numpy inputs."""
     import numpy as np

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from seqapps.core import bounds
 from seqapps.core.config import AT_LEAST_0, AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
 from tasks.forecasting import data as ts
 from tasks.forecasting import fitting
@@ -95,7 +96,7 @@ class ForecastingPredictor(Predictor):
         prep = self.prep
         windows = check_windows(windows, prep.window, prep.encoding.features)
         # at most the rows the export takes in one call (metadata "bounds")
-        batch_size = max(1, min(batch_size, int((self.metadata.get("bounds") or {}).get("rows", batch_size))))
+        batch_size = max(1, min(batch_size, bounds.of(self.metadata)["rows"]))
         if not len(windows):
             return np.zeros([0, prep.horizon], "float32")
         return np.concatenate([self.call(window=windows[s:s + batch_size])["forecast"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from seqapps.core import bounds
 from seqapps.core.config import AT_LEAST_0, AT_LEAST_1, FRACTION, Config, DataConfig, ModelConfig, Range, TrainConfig
 from tasks.video_frames import data as videolib
 from tasks.video_frames.splits import load_video_splits
@@ -150,7 +151,7 @@ class VideoPredictor(Predictor):
     def _calls(self, todo, batch_size: int, max_length: int):
         """``todo`` (shortest video first) in calls of at most ``batch_size`` videos whose rows x the longest
         stay within the export's frames bound (``metadata.json``, ``bounds``; at least one whole video)."""
-        most = max(int((self.metadata.get("bounds") or {}).get("frames", 1 << 62)), max_length)
+        most = max(bounds.of(self.metadata)["frames"], max_length)
         chunk = []
         for entry in todo:
             longest = max(1, len(entry[1][0]))  # sorted: the newest is the longest of the chunk

@@ -83,9 +83,9 @@ def strings(*values):
 
 
 def test_server_cost_and_refusal_match_the_graphs_bounds():
-    limits = costs.limits({"bounds": {"text_bytes": 20}}, {"rows": 4, "call_text_bytes": 50, "padded_text_bytes": 60})
+    limits = bounds.of({"bounds": {"text_bytes": 20}}, {"rows": 4, "call_text_bytes": 50, "padded_text_bytes": 60})
     assert limits["text_bytes"] == 20 and limits["rows"] == 4 and limits["image_rows"] == bounds.IMAGE_ROWS
-    assert costs.limits({}, {"rows": 10 ** 9})["rows"] == bounds.ROWS  # a flag lowers a bound, never raises it
+    assert bounds.of({}, {"rows": 10 ** 9})["rows"] == bounds.ROWS  # a flag lowers a bound, never raises it
     cost = costs.cost_of({"text": strings("abc", "hello world"), "beam_width": np.array(2)})
     assert (cost.rows, cost.text_bytes, cost.longest_text) == (2, 14, 11)
     assert costs.over(cost, limits) is None
@@ -117,7 +117,7 @@ def test_merged_batches_stay_within_the_bounds():
 
     sig.name, sig.batchable = "serving_default", True
     model = type("Model", (), {"name": "m", "batchers": {}})()
-    limits = costs.limits({}, {"call_text_bytes": 80})
+    limits = bounds.of({}, {"call_text_bytes": 80})
 
     async def main():
         with ThreadPoolExecutor(1) as pool:
