@@ -51,6 +51,7 @@ gradient curves), ``memory.png`` (score against lag) and ``memory_gradients.png`
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import time
@@ -156,6 +157,7 @@ TASKS = {
 
 # -- the models -----------------------------------------------------------------------------------
 
+@functools.cache  # one class, registered once, however many transformers are built
 def _last_step_layer():
     import keras
 
