@@ -39,8 +39,8 @@ STRIP = " \t\n\v\f\r"
 
 
 @functools.lru_cache(maxsize=1)
-def _patterns():
-    """The three substitutions of ``standardize`` with ``\\pL``, ``\\pN``, ``\\pM`` spelled out as ranges."""
+def _category_ranges() -> dict:
+    """RE2's ``\\pL``, ``\\pN``, ``\\pM`` as ``{"L": "a-z...", ...}``: the inside of a character class."""
     ranges = {"L": [], "N": [], "M": []}
     for cp in range(sys.maxunicode + 1):
         group = ranges.get(unicodedata.category(chr(cp))[0])
@@ -49,11 +49,14 @@ def _patterns():
                 group[-1][1] = cp
             else:
                 group.append([cp, cp])
+    return {name: "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                          for a, b in spans) for name, spans in ranges.items()}
 
-    def cls(name):
-        return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-                       for a, b in ranges[name])
 
+@functools.lru_cache(maxsize=1)
+def _patterns():
+    """The three substitutions of ``standardize`` with ``\\pL``, ``\\pN``, ``\\pM`` spelled out as ranges."""
+    cls = _category_ranges().__getitem__
     letter_digit = f"[{cls('L')}{cls('N')}]"
     return (re.compile(f"({letter_digit})n't\\b", re.ASCII),
             re.compile(f"({letter_digit})'(s|re|ve|ll|d|m)\\b", re.ASCII),
@@ -148,3 +151,93 @@ class TextTokenizer:
 
 def _gram_tuple(word, buckets, min_n=3, max_n=5, max_grams=40):
     return tuple(char_ngram_ids(word, buckets, min_n, max_n, max_grams))
+
+
+# -- pos: tokens kept in case, word and character ids ---------------------------------------------------
+_S, _END = r"[\t\n\f\r ]", r"([\t\n\f\r ]|\Z)"  # RE2's \s and $ (the end of the text only)
+
+
+@functools.lru_cache(maxsize=1)
+def _tagger_patterns():
+    """:func:`tasks.pos.data.tokenize`'s substitutions, in its order, with RE2's classes spelled out."""
+    c = _category_ranges()
+    keep, digit = f"{c['L']}{c['N']}{c['M']}_", f"[{c['N']}]"
+    between = [(re.compile(f"({digit}){re.escape(mark)}({digit})"), f"\\1{private}\\2")
+               for mark, private in ((".", "\ue000"), (",", "\ue001"), (":", "\ue002"))]
+    return ([(re.compile(f"(\\A|{_S})(['’])"), r"\1\2 "),
+             (re.compile(f"(['’]){_END}"), r" \1\2"),
+             (re.compile(f"([{keep}])([nN]['’][tT]){_END}"), r"\1 \2\3"),
+             (re.compile(f"([{keep}])(['’](?:[sSdDmM]|[rR][eE]|[vV][eE]|[lL][lL])){_END}"), r"\1 \2\3")],
+            between,
+            [(re.compile(f"([^{keep}\\t\\n\\f\\r '’\ue000-\ue002])"), r" \1 ")])
+
+
+def tagger_tokens(text: str) -> list[str]:
+    """:func:`tasks.pos.data.tokenize` of one sentence (case kept), after the signatures' cut of every run
+    of non-space characters to its first ``WORD_CHARS``."""
+    clitics, between, alone = _tagger_patterns()
+    text = LONG_WORD.sub(r"\1", text)
+    for pattern, replacement in clitics:
+        text = pattern.sub(replacement, text)
+    for _ in range(2):  # twice, as the graph: "1,2,3" has overlapping matches
+        for pattern, replacement in between:
+            text = pattern.sub(replacement, text)
+    for pattern, replacement in alone:
+        text = pattern.sub(replacement, text)
+    text = text.replace("\ue000", ".").replace("\ue001", ",").replace("\ue002", ":")
+    return [t for t in SPLIT.split(text) if t]
+
+
+def lower(word: str) -> str:
+    """``tf.strings.lower(word, encoding="utf-8")``: it reads a C string, so a word ends at its first NUL."""
+    return word.split("\0", 1)[0].lower()
+
+
+class TaggerTokenizer:
+    """Sentences or token lists -> ``{"words": int64 [batch, time], "chars": int64 [batch, time,
+    max_word_length]}`` (and ``"vectors"`` when the tagger reads pretrained vectors), as
+    :meth:`tasks.pos.data.TaggerData.encode` builds them in the graph: lower-cased words looked up in
+    ``vocabulary`` (ids 2.. in order; 0 padding, 1 unknown), each word's characters (cased; a word over
+    ``max_word_length`` keeps its first and last halves) looked up in ``chars`` the same way."""
+
+    def __init__(self, spec: dict, vocabulary: list[str], chars: list[str], vector_words: list[str] | None = None):
+        self.spec = spec
+        self.width = int(spec["max_word_length"])
+        self.ids = {w: i for i, w in enumerate(vocabulary, start=2)}
+        self.char_ids = {ch: i for i, ch in enumerate(chars, start=2)}
+        self.vector_ids = {w: i for i, w in enumerate(vector_words, start=2)} if vector_words else None
+        self._word = functools.lru_cache(maxsize=200_000)(self._encode_word)
+
+    @classmethod
+    def load(cls, folder) -> "TaggerTokenizer":
+        folder = Path(folder)
+        spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+
+        def read(key):
+            return json.loads((folder / spec[key]).read_text(encoding="utf-8")) if spec.get(key) else None
+        return cls(spec, read("vocabulary"), read("chars"), read("vectors"))
+
+    def tokens(self, texts) -> list[list[str]]:
+        return [tagger_tokens(t) for t in texts]
+
+    def _encode_word(self, word: str) -> tuple:
+        low, c = lower(word), self.width
+        if len(word) > c:
+            tail = c // 2
+            word = word[:c - tail] + word[len(word) - tail:]
+        chars = [self.char_ids.get(ch, 1) for ch in word] + [0] * (c - len(word))
+        return (self.ids.get(low, 1), chars, self.vector_ids.get(low, 1) if self.vector_ids is not None else 0)
+
+    def encode(self, rows, width: int = 1) -> dict:
+        """The graph's inputs for ``rows`` (lists of tokens), padded to at least ``width`` (and one) steps."""
+        width = max([len(r) for r in rows] + [width, 1])
+        words = np.zeros((len(rows), width), np.int64)
+        chars = np.zeros((len(rows), width, self.width), np.int64)
+        vectors = np.zeros((len(rows), width), np.int64) if self.vector_ids is not None else None
+        for i, row in enumerate(rows):
+            for j, token in enumerate(row):
+                word_id, char_ids, vector_id = self._word(token)
+                words[i, j], chars[i, j] = word_id, char_ids
+                if vectors is not None:
+                    vectors[i, j] = vector_id
+        return {"words": words, "chars": chars, **({"vectors": vectors} if vectors is not None else {})}

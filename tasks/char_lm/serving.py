@@ -14,10 +14,9 @@ import tensorflow as tf
 from seqapps.inference import decoding
 from seqapps.inference import checks
 from seqapps.core import bounds
-from seqapps.core.errors import ConfigError, DataError
 from seqapps.core.task import Endpoint
+from tasks.char_lm.predicting import MAX_GENERATE
 
-MAX_GENERATE = 20_000       # characters one generate call may produce
 
 
 def warm_start(model, ids) -> tuple:
@@ -49,26 +48,6 @@ def reader(model, prep):
         state = tf.nest.map_structure(lambda t: tf.repeat(tf.constant(t), batch, axis=0), warm)
         return tf.concat([tf.fill([batch, 1], warm_last), dense], axis=1), lengths, state
     return read
-
-
-def check_generate_args(length, temperature, top_k, top_p) -> None:
-    """The documented limits of ``generate``; everything else is an error naming the argument."""
-    import numbers
-
-    for value, name, kind in ((length, "length", numbers.Integral), (top_k, "top_k", numbers.Integral),
-                              (temperature, "temperature", numbers.Real), (top_p, "top_p", numbers.Real)):
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise DataError(f"{name} must be {'a whole number' if kind is numbers.Integral else 'a number'}, got "
-                            f"{type(value).__name__} {value!r}")
-    if not 0 <= int(length) <= MAX_GENERATE:
-        raise ConfigError(f"length must be between 0 and {MAX_GENERATE} characters, got {length}")
-    if not 0 <= float(temperature) < float("inf"):
-        raise ConfigError(f"temperature must be a finite number >= 0 (0 picks the most likely character), "
-                          f"got {temperature}")
-    if int(top_k) < 0:
-        raise ConfigError(f"top_k must be >= 0 (0 switches it off), got {top_k}")
-    if not 0 < float(top_p) <= 1:
-        raise ConfigError(f"top_p must be in (0, 1] (1 switches it off), got {top_p}")
 
 
 def lm_endpoints(model, prep) -> dict[str, Endpoint]:

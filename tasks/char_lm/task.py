@@ -24,10 +24,8 @@ prime counts only by its last ``train.bptt`` characters; ``states`` records each
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import keras
-import numpy as np
 
 from tasks.char_lm import commands
 from seqapps.core.config import AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig, TransformerConfig
@@ -41,9 +39,10 @@ from seqapps.layers.transformer import ARCHITECTURES
 from tasks.char_lm.model import CharLanguageModel
 from tasks.char_lm.transformer import CharTransformer
 from seqapps.core.presets import Preset
-from seqapps.inference.predictor import Predictor, decode_strings, text_items
+from seqapps.inference.predictor import Predictor
 from seqapps.core.registry import register
-from tasks.char_lm.serving import MAX_GENERATE, check_generate_args, lm_endpoints
+from tasks.char_lm.predicting import MAX_GENERATE, Predictions
+from tasks.char_lm.serving import lm_endpoints
 from seqapps.core.task import Task, whole
 
 @dataclasses.dataclass
@@ -79,34 +78,9 @@ class CharLMConfig(Config):
     train: CharLMTrain = dataclasses.field(default_factory=CharLMTrain)
 
 
-class CharLMPredictor(Predictor):
-    """``generate(prime, length, temperature, top_k, top_p, seed)``, ``score(text)``, ``states(text)``."""
-
-    def generate(self, prime="", length: int = 200, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 seed: int | None = None):
-        """The continuation of ``prime`` (a str, or a list of str for a list of continuations)."""
-        check_generate_args(length, temperature, top_k, top_p)
-        primes = text_items(prime, "prime")
-        if seed is None:
-            seed = int(np.random.default_rng().integers(0, 2 ** 31 - 1))
-        out = self.call(prime=primes, length=int(length), temperature=float(temperature), top_k=int(top_k),
-                        top_p=float(top_p), seed=int(seed))
-        texts = decode_strings(out["text"]) if primes else []
-        return texts[0] if isinstance(prime, str) else texts
-
-    def score(self, text: str, streams: int = 16) -> dict:
-        """Nats and bits per character of ``text`` read as ``streams`` contiguous pieces."""
-        if len(text) < 2:
-            raise DataError(f"need at least 2 characters to score, got {len(text)}")
-        streams = max(1, min(int(streams), (len(text) - 1)))
-        size = math.ceil((len(text) - 1) / streams)
-        # pieces overlap by one character, so every character but the first is predicted once
-        pieces = [text[i:i + size + 1] for i in range(0, len(text) - 1, size)]
-        out = self.call("score", text=pieces)
-        total, count = float(np.sum(out["log_likelihood"], dtype=np.float64)), int(np.sum(out["count"]))
-        nats = -total / max(count, 1)
-        return {"nats_per_char": nats, "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats),
-                "chars": count}
+class CharLMPredictor(Predictions, Predictor):
+    """``generate`` and ``score`` (:mod:`tasks.char_lm.predicting`, shared with the ONNX export's
+    predictor), and ``states(text)``."""
 
     def states(self, text: str) -> dict:
         """Every layer's hidden state (and LSTM cell state) after each character of ``text``, and the
@@ -125,12 +99,6 @@ class CharLMPredictor(Predictor):
         attention = out["attention"][0, :n] if not recurrent and "attention" in out else None
         return {"chars": list(text)[:n], "hidden": out["hidden"][0, :n], "cell": cell, "gates": gates,
                 "attention": attention}
-
-    def predict(self, inputs):
-        return self.generate(inputs)
-
-    def format(self, inputs, results):
-        return [p + r for p, r in zip(inputs, results)]
 
 
 @register

@@ -43,8 +43,8 @@ from seqapps.layers.tagging import compile_tagger
 from seqapps.layers.transformer import ARCHITECTURES, sequence_encoder
 from seqapps.analysis.metrics import format_tagging, tagging_report
 from seqapps.core.presets import Preset
-from seqapps.inference.predictor import (Predictor, SelfAttentionMaps, decode_strings, length_batches, one_or_many, pad_strings,
-                             text_items)
+from seqapps.inference.predictor import Predictor, SelfAttentionMaps
+from tasks.pos.predicting import Predictions
 from seqapps.core.registry import register
 from tasks.pos.serving import tagger_endpoints, tagger_features
 from seqapps.core.task import Task
@@ -102,47 +102,9 @@ def _vector_dim(prep, m) -> int:
 # -- predictor ------------------------------------------------------------------------------
 
 
-class PosPredictor(SelfAttentionMaps, Predictor):
-    def analyze(self, inputs, batch_size: int = 128) -> list[dict]:
-        """``[{"tokens": [...], "tags": [...], "in_vocabulary": [...]}, ...]`` for raw strings
-        (tokenized in the graph) or token lists (tagged as given); batches by length."""
-        single, inputs = isinstance(inputs, str), text_items(inputs, "inputs", strings_only=False)
-        results = [None] * len(inputs)
-        for signature, idx in _by_kind(inputs).items():
-            for chunk in length_batches(idx, inputs, batch_size):
-                if signature == "serving_default":
-                    out = self.call(signature, text=[inputs[i] for i in chunk])
-                else:  # "" would read as padding: a real empty token is passed as one space
-                    out = self.call(signature, tokens=pad_strings([[t or " " for t in inputs[i]] for i in chunk]))
-                for row, i in enumerate(chunk):
-                    n = int(out["lengths"][row])
-                    tokens = list(inputs[i]) if signature == "tag_tokens" else decode_strings(out["tokens"][row][:n])
-                    results[i] = {"tokens": tokens, "tags": decode_strings(out["tags"][row][:n]),
-                                  "in_vocabulary": out["in_vocabulary"][row][:n].tolist()}
-        return results[0] if single else results
-
-    def predict(self, inputs, batch_size: int = 128) -> list[list[tuple[str, str]]]:
-        """One ``[(word, tag), ...]`` list per input (a sentence string or a token list); one
-        string gives one list."""
-        results = self.analyze(text_items(inputs, "inputs", strings_only=False), batch_size)
-        pairs = [list(zip(r["tokens"], r["tags"])) for r in results]
-        return one_or_many(inputs, pairs)
-
-    def format(self, inputs, results):
-        return [" ".join(f"{w}/{t}" for w, t in pairs) for pairs in results]
-
-
-def _by_kind(inputs) -> dict[str, list[int]]:
-    """The indices of the sentences (``serving_default``) and of the token lists (``tag_tokens``)."""
-    groups = {"serving_default": [], "tag_tokens": []}
-    for i, item in enumerate(inputs):
-        if isinstance(item, str):
-            groups["serving_default"].append(i)
-        elif isinstance(item, (list, tuple)) and all(isinstance(t, str) for t in item):
-            groups["tag_tokens"].append(i)
-        else:
-            raise DataError(f"input {i}: expected a sentence (str) or a list of tokens, got {type(item).__name__}")
-    return groups
+class PosPredictor(SelfAttentionMaps, Predictions, Predictor):
+    """``analyze``, ``predict`` and ``format`` (:mod:`tasks.pos.predicting`, shared with the ONNX
+    export's predictor) and ``self_attention``."""
 
 
 def encode_sentences(prep):
