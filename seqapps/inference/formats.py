@@ -37,7 +37,7 @@ from seqapps.core.errors import ExportError
 
 FORMATS = ("savedmodel", "onnx")
 QUANTIZE = ("none", "int8", "float16")
-TASKS = ("sentiment",)  # tasks with an ONNX adapter below; others: SavedModel only, for now
+TASKS = ("sentiment", "pos", "char_lm")  # tasks with an ONNX adapter below; others: SavedModel only, for now
 
 
 def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
@@ -96,7 +96,111 @@ def _sentiment(bundle, folder: Path) -> dict:
                        "(seqapps.inference.tokenizer), the label from the probabilities"}
 
 
-ADAPTERS = {"sentiment": _sentiment}
+def _pos(bundle, folder: Path) -> dict:
+    import tensorflow as tf
+
+    cfg, prep, model = bundle.config, bundle.prep, bundle.model
+    c = int(prep.max_word_length)
+    specs = {"words": tf.TensorSpec([None, None], tf.int64, name="words"),
+             "chars": tf.TensorSpec([None, None, c], tf.int64, name="chars"),
+             "vectors": tf.TensorSpec([None, None], tf.int64, name="vectors")}
+    _keras_to_onnx(model, {k: specs[k] for k in _input_names(model)}, folder / "model.onnx", ["scores"])
+    files = {"vocabulary": ("vocabulary.json", prep.words), "chars": ("chars.json", prep.chars),
+             "vectors": ("vector_words.json", prep.vector_words)}
+    files = {key: (name, items) for key, (name, items) in files.items() if key != "vectors" or items}
+    for key, (name, items) in files.items():
+        (folder / name).write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
+    spec = {"type": "tagger", "tokenize": "tasks.pos.data.tokenize", "encode": "tasks.pos.data.TaggerData.encode",
+            "vectors": None, **{key: name for key, (name, _) in files.items()},
+            "max_word_length": c, "decode": "viterbi" if cfg.model.crf else "argmax"}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    crf = bool(cfg.model.crf)
+    return {"inputs": {"words": "int64 [batch, time]: lower-cased word ids (0 padding, 1 unknown)",
+                       "chars": f"int64 [batch, time, {c}]: character ids of each word (0 padding, 1 unknown)",
+                       **({"vectors": "int64 [batch, time]: ids into the pretrained vectors (0 padding, 1 unknown)"}
+                          if "vectors" in _input_names(model) else {})},
+            "outputs": {"scores": "float32 [batch, time, tags, tags]: CRF potentials (previous tag, tag)" if crf
+                        else "float32 [batch, time, tags]: tag logits"},
+            "in_graph": "word (and pretrained vector) embeddings, the character encoder of each word, the sentence "
+                        "encoder with its loop over time, the tag scores" + (" and the CRF potentials" if crf else ""),
+            "outside": "tokenizing, the cut of long words, lower-casing and the word/character lookups "
+                       "(seqapps.inference.tokenizer.TaggerTokenizer), the padding mask, "
+                       + ("Viterbi decoding of the potentials (NumPy)" if crf else "the argmax over tags")
+                       + " and the tag names"}
+
+
+def _char_lm(bundle, folder: Path) -> dict:
+    import logging
+
+    import numpy as np
+    import tensorflow as tf
+    import tf2onnx
+
+    from tasks.char_lm.serving import warm_start
+
+    prep, model = bundle.prep, bundle.model
+    warm, warm_last = warm_start(model, prep.encode(prep.warmup))
+    flat = flat_state(warm)
+    names = list(flat)
+    signature = [tf.TensorSpec([None], tf.int64, name="tokens")] + [
+        tf.TensorSpec([None, *v.shape[1:]], tf.as_dtype(v.dtype), name=k) for k, v in flat.items()]
+
+    @tf.function(input_signature=signature)
+    def step(tokens, *leaves):
+        state = nested_state(dict(zip(names, leaves)))
+        logits, new_state, _ = model.step(tf.cast(tokens, tf.int32), state)
+        return {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": v for k, v in flat_state(new_state).items()}}
+
+    level = logging.getLogger("tf2onnx").level
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    try:
+        tf2onnx.convert.from_function(step, input_signature=signature, output_path=str(folder / "model.onnx"))
+    finally:
+        logging.getLogger("tf2onnx").setLevel(level)
+    np.savez(folder / "state.npz", **flat)
+    (folder / "chars.json").write_text(json.dumps(list(prep.chars), ensure_ascii=False) + "\n", encoding="utf-8")
+    window = model.settings.get("context")
+    spec = {"type": "chars", "chars": "chars.json", "state": "state.npz", "state_names": names,
+            "warm_last": int(warm_last), "context": int(window) if window else None}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return {"inputs": {"tokens": "int64 [batch]: the character read now (ids of chars.json from 1; 0 unknown)",
+                       **{k: f"{v.dtype} [batch, {', '.join(map(str, v.shape[1:]))}]: the state before it"
+                          for k, v in flat.items()}},
+            "outputs": {"logits": "float32 [batch, vocabulary]: the next character's logits",
+                        **{f"next.{k}": "the state after it" for k in flat}},
+            "in_graph": "one step of the model: the embedding, every layer's cell (or block, with its key/value "
+                        "cache) and the logits",
+            "outside": "the character lookup, the loops over characters (NumPy, one graph call per character): "
+                       "reading the prime or the scored text from the warm-up state (state.npz, the state after "
+                       "the warm-up passage as the SavedModel holds it), the log-likelihoods of score, and "
+                       "generate's greedy or sampled picks (NumPy's generator seeded by seed: a seeded sample "
+                       "differs from the SavedModel's; greedy picks are the same)"}
+
+
+def flat_state(state, prefix: str = "") -> dict:
+    """A nest of dicts of tensors as ``{"a.b": leaf}``, in sorted key order."""
+    out = {}
+    for key in sorted(state):
+        if isinstance(state[key], dict):
+            out.update(flat_state(state[key], f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = state[key]
+    return out
+
+
+def nested_state(flat: dict) -> dict:
+    """:func:`flat_state` undone."""
+    out = {}
+    for name, value in flat.items():
+        *path, last = name.split(".")
+        node = out
+        for key in path:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return out
+
+
+ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm}
 
 
 # -- conversion and quantization ---------------------------------------------------------------------
