@@ -103,11 +103,11 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p = add("export", help="write a raw-input SavedModel (or an ONNX graph and its tokenizer) from a run")
     p.add_argument("run_dir")
     p.add_argument("out_dir")
-    p.add_argument("--format", default="savedmodel", choices=["savedmodel", "onnx"],
-                   help="savedmodel (default: raw inputs in the graph) or onnx (ids in the graph, tokenizer beside "
-                        "it, answered by ONNX Runtime without TensorFlow)")
+    p.add_argument("--format", default="savedmodel", choices=["savedmodel", "onnx", "litert"],
+                   help="savedmodel (default: raw inputs in the graph), onnx or litert (ids in the graph, tokenizer "
+                        "beside it, answered by ONNX Runtime or the LiteRT runtime without TensorFlow)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "float16"],
-                   help="onnx only: int8 (dynamic-range int8 weights), float16 weights, or none (float32)")
+                   help="onnx and litert only: int8 (dynamic-range int8 weights), float16 weights, or none (float32)")
 
     p = add("predict", help="predict with an export (or a run directory)")
     p.add_argument("path")

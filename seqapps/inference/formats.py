@@ -35,7 +35,7 @@ from pathlib import Path
 
 from seqapps.core.errors import ExportError
 
-FORMATS = ("savedmodel", "onnx")
+FORMATS = ("savedmodel", "onnx", "litert")  # litert: seqapps.inference.litert
 QUANTIZE = ("none", "int8", "float16")
 TASKS = ("sentiment", "pos", "char_lm")  # tasks with an ONNX adapter below; others: SavedModel only, for now
 
@@ -50,7 +50,11 @@ def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
     if quantize not in QUANTIZE:
         raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE)}; got {quantize!r}")
     task = bundle.task.name
-    if task not in TASKS:
+    if fmt == "litert":
+        from seqapps.inference import litert
+
+        litert.check_task(task)
+    elif task not in TASKS:
         raise ExportError(f"--format {fmt} is not available for {task} yet (it is for: {', '.join(TASKS)}); "
                           "export a SavedModel (the default)")
     folders.check_target(out_dir)
@@ -59,8 +63,11 @@ def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
     try:
         tmp.chmod(0o777 & ~folders.umask())
-        graph = ADAPTERS[task](bundle, tmp)
-        _quantize(tmp / "model.onnx", quantize)
+        if fmt == "litert":
+            graph = litert.write(bundle, tmp, quantize)
+        else:
+            graph = ADAPTERS[task](bundle, tmp)
+            _quantize(tmp / "model.onnx", quantize)
         metadata = bundle.metadata()
         metadata.update({"format": fmt, "quantize": quantize, "graph": graph})
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
