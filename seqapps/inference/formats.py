@@ -5,8 +5,9 @@ operators, so an ONNX export's graph takes token ids and the folder carries what
 inputs into them:
 
     OUT/model.onnx        the model: ids in, the task's numeric outputs out
-    OUT/tokenizer.json    the tokenizer specification (:class:`seqapps.inference.tokenizer.TextTokenizer`)
-    OUT/vocabulary.json   the word vocabulary (ids 2.. in order)
+    OUT/tokenizer.json    the tokenizer specification (:mod:`seqapps.inference.tokenizer`)
+    OUT/vocabulary.json   the word vocabulary (ids 2.. in order); pos also chars.json (and
+                          vector_words.json), char_lm chars.json and state.npz
     OUT/metadata.json     as a SavedModel export's, plus ``format``, ``quantize`` and ``graph``
                           (what runs inside the graph and what runs outside it)
 
@@ -16,6 +17,17 @@ inputs into them:
   bag) encoder with its loop over time (ONNX ``Loop``), pooling and the softmax; standardizing,
   splitting, the vocabulary lookup and the n-gram hashing run in Python, as does picking the
   label from the probabilities.
+- pos: the graph holds the word (and pretrained vector) embeddings, the character encoder of each
+  word, the sentence encoder and the tag scores (a CRF's potentials); tokenizing, the cut of long
+  words, lower-casing and the word/character lookups run in Python
+  (:class:`seqapps.inference.tokenizer.TaggerTokenizer`), the argmax (or Viterbi over the CRF's
+  potentials) in NumPy.
+- char_lm: the graph is one step of the model (``tokens`` and the state in, ``logits`` and
+  ``next.<state>`` out: an LSTM's ``h``/``c``, a transformer's position and key/value ring), since
+  the loops over characters stop on inputs (a prime's length, ``length``) and sample; reading from
+  the warm-up state (``state.npz``, as the SavedModel holds it), scoring and generating loop in
+  NumPy, one graph call per character. A seeded sample uses NumPy's generator, so it differs from
+  the SavedModel's; greedy text and scores are the same. ``states`` is not exported.
 
 Other tasks are refused with a message saying so (:data:`TASKS`).
 

@@ -3,12 +3,13 @@
 Nothing here imports TensorFlow or Keras: ``seqapps.load(OUT).predict([...])`` on an ONNX export
 works where TensorFlow is not installed. Each signature runs the tokenizer
 (:mod:`seqapps.inference.tokenizer`), the ONNX graph, and the few steps that turn its numbers
-into the SavedModel's outputs (a label from probabilities), so ``call`` returns the same
-output names and values as the SavedModel's signature.
+into the SavedModel's outputs (a label from probabilities, tags by argmax or Viterbi, a language
+model's loops over characters), so ``call`` returns the same output names and values as the
+SavedModel's signature: sentiment's ``serving_default``, pos' ``serving_default`` and ``tag_tokens``
+(not ``self_attention``), char_lm's ``serving_default`` (generate) and ``score`` (not ``states``).
 
-The task's helpers (``predict``, ``format``) are re-stated here for the tasks that have an ONNX
-export, because the tasks' own predictor classes live beside their TensorFlow code; the tests
-compare the two on the same inputs.
+The task's helpers (``predict``, ``format``...) come from the task's TensorFlow-free
+``predicting.py`` (:func:`predictor_class`), the same code the SavedModel's predictor runs.
 """
 
 from __future__ import annotations
