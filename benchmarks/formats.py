@@ -1,19 +1,25 @@
 """Export formats side by side: SavedModel, ONNX fp32, ONNX int8 (and ONNX float16) of one run.
 
     python benchmarks/formats.py --run runs/sentiment-sst2 [--data sst2] [--rounds 3] [--out DIR]
+    python benchmarks/formats.py --run runs/pos-ewt --formats savedmodel,onnx-fp32,onnx-int8
+    python benchmarks/formats.py --run runs/char_lm-shakespeare --formats savedmodel,onnx-fp32,onnx-int8
 
 Exports the run in each format (timed), then loads each export in its own child process
-(``seqapps.load(export)``; the ONNX children block TensorFlow and Keras imports) and measures:
+(``seqapps.load(export)``; the ONNX and LiteRT children block TensorFlow and Keras imports) and measures:
 
-- size: the whole export folder, and the model file alone (``saved_model.pb`` + variables, or
-  ``model.onnx``);
-- quality on the split (accuracy), and the answers against the SavedModel's: the largest
-  probability difference and the share of labels that differ;
-- single-input latency: ``predictor.predict([text])`` end to end (tokenizing included), one text
-  at a time over the split's texts, ``--calls`` calls per round: p50 and p99 over all rounds, and
-  the single-input throughput (calls per second, the median of the rounds);
-- throughput at batch 64: ``predict`` on consecutive batches of 64 texts for ``--seconds`` per round,
-  texts per second (the median of the rounds).
+- size: the whole export folder, and the model file alone (``saved_model.pb`` + variables,
+  ``model.onnx`` or ``model.tflite``);
+- quality on the split and the answers against the SavedModel's, per task: sentiment's accuracy,
+  the largest probability difference and the share of labels that differ; pos' tag (UPOS) accuracy
+  over the split's tokens (``analyze`` on its token lists) and the share of tags that differ;
+  char_lm's nats per character of the split's text (``score`` with ``data.eval_streams`` streams)
+  and its difference from the SavedModel's;
+- single-input latency: one input end to end (tokenizing included), ``--calls`` calls per round
+  over the split's inputs: p50 and p99 over all rounds, and the single-input throughput (calls per
+  second, the median of the rounds). An input is a text (sentiment ``predict``), a token list (pos
+  ``analyze``) or a piece of ``--piece`` characters of the text (char_lm's ``score`` signature);
+- throughput at batch 64: consecutive batches of 64 inputs for ``--seconds`` per round, inputs per
+  second (the median of the rounds).
 
 The children stay up and take turns, round by round, so a busy spell of a shared machine falls
 on every format alike. The SavedModel runs with TensorFlow's default thread pools, ONNX Runtime
@@ -37,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FORMATS = [("savedmodel", "savedmodel", "none"), ("onnx-fp32", "onnx", "none"), ("onnx-int8", "onnx", "int8"),
-           ("onnx-fp16", "onnx", "float16")]
+           ("onnx-fp16", "onnx", "float16"), ("litert-fp32", "litert", "none"), ("litert-int8", "litert", "int8")]
 
 
 def folder_bytes(path: Path) -> int:
@@ -46,8 +52,9 @@ def folder_bytes(path: Path) -> int:
 
 def model_bytes(path: Path) -> int:
     path = Path(path)
-    if (path / "model.onnx").is_file():
-        return (path / "model.onnx").stat().st_size
+    for name in ("model.onnx", "model.tflite"):
+        if (path / name).is_file():
+            return (path / name).stat().st_size
     return (path / "saved_model.pb").stat().st_size + folder_bytes(path / "variables")
 
 
@@ -66,32 +73,46 @@ t0 = time.perf_counter()
 predictor = seqapps.load(args["export"])
 load_s = time.perf_counter() - t0
 data = json.loads(open(args["data"]).read())
-texts, gold = data["texts"], data["labels"]
-results = []
+task, items = data["task"], data["items"]
 t0 = time.perf_counter()
-for start in range(0, len(texts), 256):
-    results.extend(predictor.predict(texts[start:start + 256]))
+if task == "sentiment":
+    def run(batch):
+        return predictor.predict(batch)
+    results = [r for start in range(0, len(items), 256) for r in run(items[start:start + 256])]
+    quality = float(np.mean([r["label"] == g for r, g in zip(results, data["gold"])]))
+    answers = [[r["probabilities"][k] for k in predictor.metadata["labels"]] for r in results]
+elif task == "pos":
+    def run(batch):
+        return predictor.analyze(batch)
+    results = [r for start in range(0, len(items), 256) for r in run(items[start:start + 256])]
+    pairs = [(t, g) for r, gold in zip(results, data["gold"]) for t, g in zip(r["tags"], gold)]
+    quality = float(np.mean([t == g for t, g in pairs]))
+    answers = [r["tags"] for r in results]
+else:  # char_lm: score pieces of the text
+    def run(batch):
+        return predictor.call("score", text=batch)
+    quality = predictor.score(data["text"], streams=data["streams"])["nats_per_char"]
+    answers = [quality]
 score_s = time.perf_counter() - t0
-accuracy = float(np.mean([r["label"] == g for r, g in zip(results, gold)]))
-probs = [[r["probabilities"][k] for k in predictor.metadata["labels"]] for r in results]
-for t in texts[:20]:
-    predictor.predict([t])
-batches = [texts[i:i + 64] for i in range(0, len(texts) - 63, 64)]
-print(json.dumps({"load_s": load_s, "accuracy": accuracy, "score_s": score_s, "probabilities": probs,
+for t in items[:20]:
+    run([t])
+batches = [items[i:i + 64] for i in range(0, len(items) - 63, 64)] or [items[:64]]
+print(json.dumps({"load_s": load_s, "quality": quality, "score_s": score_s, "answers": answers,
                   "tensorflow_imported": "tensorflow" in sys.modules}), flush=True)
 offset = 0
 for line in sys.stdin:  # one round per line: single-input calls, then batches of 64 for some seconds
     lat = []
     for i in range(args["calls"]):
-        t = texts[(offset + i) % len(texts)]
+        t = items[(offset + i) % len(items)]
         t0 = time.perf_counter()
-        predictor.predict([t])
+        run([t])
         lat.append(time.perf_counter() - t0)
     offset += args["calls"]
     t0, n, k = time.perf_counter(), 0, 0
     while time.perf_counter() - t0 < args["seconds"] or n == 0:
-        predictor.predict(batches[k % len(batches)])
-        n, k = n + 64, k + 1
+        batch = batches[k % len(batches)]
+        run(batch)
+        n, k = n + len(batch), k + 1
     print(json.dumps({"latencies": lat, "batch64_per_s": n / (time.perf_counter() - t0)}), flush=True)
 """
 
@@ -105,6 +126,8 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=5.0, help="at least this long at batch 64, per round")
     ap.add_argument("--rounds", type=int, default=3, help="rounds; the formats take turns in each")
     ap.add_argument("--formats", default=",".join(f[0] for f in FORMATS))
+    ap.add_argument("--piece", type=int, default=200, help="char_lm: characters per scored input")
+    ap.add_argument("--limit", type=int, default=0, help="the split's first N inputs only (0: all)")
     ap.add_argument("--out", default=None, help="folder for the exports and formats.json (default: a temporary one)")
     args = ap.parse_args(argv)
 
@@ -118,9 +141,9 @@ def main(argv=None):
     cfg = bundle.config
     if args.data:
         cfg.data.source = args.data
-    texts, labels = whole(getattr(bundle.task.load_data(cfg), args.split))
+    data = task_data(bundle.task.name, whole(getattr(bundle.task.load_data(cfg), args.split)), cfg, args)
     data_path = out / "data.json"
-    data_path.write_text(json.dumps({"texts": list(texts), "labels": list(labels)}))
+    data_path.write_text(json.dumps(data))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     rows, children = {}, {}
@@ -157,14 +180,20 @@ def main(argv=None):
                            "batch64_per_s": float(np.median([rd["batch64_per_s"] for rd in rounds[name]]))})
 
 
-    probs = {name: np.asarray(row.pop("probabilities")) for name, row in rows.items()}
-    ref, base = probs.get("savedmodel"), rows.get("savedmodel")
+    answers = {name: row.pop("answers") for name, row in rows.items()}
+    ref, base = answers.get("savedmodel"), rows.get("savedmodel")
+    task = bundle.task.name
     for name, row in rows.items():
         if base is None:
             continue
-        if len(ref):
-            row["max_abs_diff"] = float(np.abs(probs[name] - ref).max())
-            row["labels_differ"] = float(np.mean(probs[name].argmax(-1) != ref.argmax(-1)))
+        if task == "pos":
+            pairs = [(a, b) for got, want in zip(answers[name], ref) for a, b in zip(got, want)]
+            row["labels_differ"] = float(np.mean([a != b for a, b in pairs])) if pairs else 0.0
+        elif len(ref):
+            got, want = np.asarray(answers[name]), np.asarray(ref)
+            row["max_abs_diff"] = float(np.abs(got - want).max())
+            if task == "sentiment":
+                row["labels_differ"] = float(np.mean(got.argmax(-1) != want.argmax(-1)))
         row["size_vs_savedmodel"] = row["folder_bytes"] / base["folder_bytes"]
         row["single_vs_savedmodel"] = row["single_per_s"] / base["single_per_s"]
         row["batch64_vs_savedmodel"] = row["batch64_per_s"] / base["batch64_per_s"]
@@ -172,7 +201,8 @@ def main(argv=None):
     import onnxruntime
     import tensorflow as tf
 
-    summary = {"run": str(args.run), "task": bundle.task.name, "split": args.split, "examples": len(texts),
+    summary = {"run": str(args.run), "task": bundle.task.name, "split": args.split, "examples": len(data["items"]),
+               "quality": QUALITY[task],
                "date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(),
                "machine": f"{os.cpu_count()} CPU cores {platform.machine()} ({platform.processor() or 'cpu'})",
                "versions": {"tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__},
@@ -183,19 +213,39 @@ def main(argv=None):
 
 
 def table(summary: dict) -> str:
-    lines = [f"{summary['task']} ({summary['run']}), {summary['split']} split of {summary['examples']}, "
+    quality = summary.get("quality", "accuracy")
+    lines = [f"{summary['task']} ({summary['run']}), {summary['split']} split of {summary['examples']} inputs, "
              f"{summary['date']}, {summary['machine']}, commit {summary['commit']}",
-             "| format | folder MB | model MB | size / SM | p50 ms | p99 ms | single /s | x SM | batch-64 texts/s "
-             "| x SM | accuracy | max |p - p_SM| | labels differ | export s |",
+             "| format | folder MB | model MB | size / SM | p50 ms | p99 ms | single /s | x SM | batch-64 inputs/s "
+             f"| x SM | {quality} | max abs diff vs SM | labels differ | export s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in summary["formats"].items():
         lines.append(f"| {name} | {r['folder_bytes'] / 1e6:.2f} | {r['model_bytes'] / 1e6:.2f} | "
                      f"{r.get('size_vs_savedmodel', float('nan')):.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                      f"{r['single_per_s']:.0f} | {r.get('single_vs_savedmodel', float('nan')):.2f} | "
                      f"{r['batch64_per_s']:.0f} | {r.get('batch64_vs_savedmodel', float('nan')):.2f} | "
-                     f"{r['accuracy']:.4f} | {r.get('max_abs_diff', float('nan')):.2e} | "
+                     f"{r['quality']:.4f} | {r.get('max_abs_diff', float('nan')):.2e} | "
                      f"{r.get('labels_differ', float('nan')):.4f} | {r['export_s']:.1f} |")
     return "\n".join(lines)
+
+
+QUALITY = {"sentiment": "accuracy", "pos": "tag accuracy", "char_lm": "nats/char"}
+
+
+def task_data(task: str, split, cfg, args) -> dict:
+    """What the children read: ``items`` (one input each) and what scores them, per task."""
+    limit = args.limit or None
+    if task == "sentiment":
+        texts, labels = split
+        return {"task": task, "items": list(texts)[:limit], "gold": list(labels)[:limit]}
+    if task == "pos":
+        sentences = [(w, t) for w, t in split if w][:limit]
+        return {"task": task, "items": [list(w) for w, _ in sentences], "gold": [list(t) for _, t in sentences]}
+    if task == "char_lm":
+        text = split[:limit * args.piece] if limit else split
+        pieces = [text[i:i + args.piece + 1] for i in range(0, max(len(text) - 1, 1), args.piece)]
+        return {"task": task, "items": pieces, "text": text, "streams": int(cfg.data.eval_streams)}
+    raise SystemExit(f"benchmarks/formats.py measures sentiment, pos and char_lm runs, not {task}")
 
 
 def _answer(name, proc) -> dict:
