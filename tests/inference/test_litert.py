@@ -1,0 +1,207 @@
+"""LiteRT exports (``export --format litert --quantize none|int8|float16``): built-in operators only, one
+text per call at its own length; they answer like the run's SavedModel and load without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import seqapps
+from conftest import ROOT, cli_here
+from seqapps.core.errors import ExportError
+from seqapps.core.testing import random_texts
+
+LONG = " ".join(f"w{i}" for i in range(260))  # more words than the run's max_length (200): cut like the graph cuts
+TEXTS = ["the acting was brilliant", "dull and far too long", "", "   ", "zzqxv blorptastic unseenword",
+         "It's GREAT, isn't it? I don't know...", "très bien, 東京 😀", "\u200b\x00 ¿qué?", "a " * 300, LONG,
+         "the film is wonderful " * 60]
+INT8_BOUND = 0.02  # largest |p_int8 - p_savedmodel| allowed; measured 4e-4 on these tiny runs
+OVERRIDES = ["model.units=16", "model.embedding_dim=16", "model.subword_dim=8", "model.subword_buckets=500",
+             "train.learning_rate=0.005"]
+
+
+def _ops(path) -> set[str]:
+    from seqapps.inference.litert import interpreter
+
+    return {op["op_name"] for op in interpreter(path)._get_ops_details()}
+
+
+# -- the conversion itself, on a small masked bidirectional LSTM (no training) --------------------------
+@pytest.mark.slow  # about 20 s: two conversions
+def test_free_time_axis_converts_a_masked_lstm_without_flex_ops(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from seqapps.inference import litert
+    from seqapps.layers.pooling import MaskedPooling
+
+    tokens = keras.Input(shape=(None,), dtype="int64", name="tokens")
+    mask = keras.ops.not_equal(tokens, 0)
+    x = keras.layers.Embedding(30, 4)(tokens)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))(x, mask=mask)
+    x = MaskedPooling("max_mean")(x, mask=mask)
+    model = keras.Model({"tokens": tokens}, keras.layers.Dense(2, activation="softmax")(x))
+    rows = np.array([[5, 9, 2, 7, 0, 0, 0], [3, 1, 4, 1, 5, 9, 2]], np.int64)  # padded as a batch pads
+    want = model({"tokens": rows}).numpy()
+
+    path = tmp_path / "model.tflite"
+    litert.convert(model, {"tokens": tf.TensorSpec([1, None], tf.int64, name="tokens")}, path, "none", "test")
+    assert "WHILE" in _ops(path) and not any(op.startswith("Flex") for op in _ops(path))
+    runner = litert.interpreter(path).get_signature_runner()
+    for row, ref, length in zip(rows, want, (4, 7)):  # each text alone, at its own length: no padding
+        got = runner(tokens=row[None, :length])["output_0"][0]
+        assert np.abs(got - ref).max() <= 1e-5, (got, ref)
+
+    # a free batch axis needs TensorFlow's tensor-list ops: refused with one line, nothing written
+    with pytest.raises(ExportError, match="LiteRT's built-in operators") as e:
+        litert.convert(model, {"tokens": tf.TensorSpec([None, None], tf.int64, name="tokens")},
+                       tmp_path / "batch.tflite", "none", "test")
+    assert "\n" not in str(e.value) and "TensorList" in str(e.value)
+
+
+def test_other_tasks_are_refused_with_one_line(tmp_path):
+    from seqapps.inference import formats
+
+    bundle = SimpleNamespace(task=SimpleNamespace(name="translation"))
+    with pytest.raises(ExportError, match="--format litert is not available for translation") as e:
+        formats.write(bundle, tmp_path / "out", "litert", "none")
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+# -- a tiny sentiment run and its exports ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """A tiny sentiment run (bidirectional LSTM), its SavedModel, and its LiteRT exports fp32 / int8 / float16."""
+    from seqapps.inference.export import export
+
+    root = tmp_path_factory.mktemp("litert")
+    run = seqapps.train("sentiment", "demo", epochs=3, run_dir=root / "run", verbose=0, overrides=OVERRIDES)
+    paths = {"run": run.dir, "savedmodel": run.export(root / "savedmodel")}
+    for q in ("none", "int8", "float16"):
+        paths[q] = export(run.bundle(), root / f"litert-{q}", "litert", q)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reference(exports):
+    return seqapps.load(exports["savedmodel"])
+
+
+@pytest.mark.slow
+def test_folder_holds_the_graph_and_its_tokenizer(exports):
+    folder = exports["none"]
+    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "model.tflite", "tokenizer.json",
+                                                         "vocabulary.json"]
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["format"] == "litert" and meta["quantize"] == "none" and meta["task"] == "sentiment"
+    assert set(meta["graph"]) >= {"inputs", "outputs", "in_graph", "outside"}
+    for q in ("none", "int8", "float16"):
+        ops = _ops(exports[q] / "model.tflite")
+        assert "WHILE" in ops and not any(op.startswith("Flex") for op in ops), (q, ops)
+    sizes = {q: (exports[q] / "model.tflite").stat().st_size for q in ("none", "int8", "float16")}
+    assert sizes["int8"] < sizes["float16"] < sizes["none"], sizes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize,bound", [("none", 1e-4), ("float16", 1e-2), ("int8", INT8_BOUND)])
+def test_answers_like_the_savedmodel(exports, reference, quantize, bound):
+    texts = TEXTS + random_texts(np.random.default_rng(0), 40)
+    want = reference.call(text=texts)
+    got = seqapps.load(exports[quantize]).call(text=texts)
+    diff = np.abs(got["probabilities"] - want["probabilities"]).max()
+    assert diff <= bound, diff
+    margin = np.abs(want["probabilities"][:, 0] - want["probabilities"][:, 1])
+    sure = margin > 2 * bound  # labels must agree wherever the SavedModel is not within the bound of a tie
+    assert (got["label"][sure] == want["label"][sure]).all()
+    if quantize == "none":
+        assert (got["label"] == want["label"]).all()
+
+
+@pytest.mark.slow
+def test_longest_input_is_cut_empty_and_unseen_inputs(exports, reference):
+    model = seqapps.load(exports["none"])
+    cut = " ".join(LONG.split()[:200])  # the first max_length words: what the graph keeps
+    a, b = model.call(text=[LONG, cut])["probabilities"]
+    assert np.abs(a - b).max() <= 1e-6
+    assert model.predict([]) == [] and model.call(text=[])["probabilities"].shape == (0, 2)
+    for texts in (["", " "], ["zzqxv blorptastic unseenword"], [LONG]):
+        for got, want in zip(model.predict(texts), reference.predict(texts)):
+            assert got["label"] == want["label"]
+            assert got["probability"] == pytest.approx(want["probability"], abs=1e-4)
+    one = model.predict("the acting was brilliant")
+    assert set(one) == {"label", "probability", "probabilities"}
+    assert model.format(["x"], [one])[0].startswith(one["label"] + "\t")
+    from seqapps.core.errors import DataError
+
+    with pytest.raises(DataError):
+        model.predict(None)
+    with pytest.raises(DataError):
+        model.call(text=[1, 2])
+
+
+@pytest.mark.slow
+def test_answers_without_tensorflow(exports, reference, tmp_path):
+    """``import seqapps; seqapps.load(OUT).predict(...)`` where importing tensorflow (or keras) fails."""
+    code = f"""
+import json, sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Blocked())
+try:
+    import tensorflow
+    raise SystemExit("tensorflow imported")
+except ImportError:
+    pass
+import seqapps
+out = {{q: seqapps.load(p).predict({TEXTS!r}) for q, p in {{"none": {str(exports["none"])!r},
+                                                            "int8": {str(exports["int8"])!r}}}.items()}}
+out["runtime"] = type(seqapps.load({str(exports["none"])!r})).runtime
+assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
+print(json.dumps(out))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["runtime"] == "litert"
+    want = reference.predict(TEXTS)
+    for q, bound in (("none", 1e-4), ("int8", INT8_BOUND)):
+        for got, ref in zip(out[q], want):
+            assert got["probabilities"] == pytest.approx(ref["probabilities"], abs=bound)
+    assert [r["label"] for r in out["none"]] == [r["label"] for r in want]
+
+
+@pytest.mark.slow
+def test_export_command(exports, tmp_path, capsys):
+    proc = cli_here(capsys, "export", exports["run"], tmp_path / "int8", "--format", "litert", "--quantize", "int8")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((tmp_path / "int8" / "metadata.json").read_text())
+    assert (meta["format"], meta["quantize"]) == ("litert", "int8")
+    proc = cli_here(capsys, "export", exports["run"], tmp_path / "x", "--format", "tflite")
+    assert proc.returncode == 2 and "litert" in proc.stderr
+
+
+# -- the other encoders of sentiment ---------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [["model.cell=gru"], ["model.architecture=transformer"],
+                                       ["model.cell=rnn", "model.bidirectional=false", "model.layers=2",
+                                        "model.pooling=last"]], ids=["gru", "transformer", "rnn-last"])
+def test_other_encoders_answer_like_the_run(tmp_path, overrides):
+    from seqapps.inference.export import export
+
+    run = seqapps.train("sentiment", "demo", epochs=1, run_dir=tmp_path / "run", verbose=0,
+                        overrides=OVERRIDES + overrides)
+    texts = TEXTS + random_texts(np.random.default_rng(1), 20)
+    want = seqapps.load(run.dir).call(text=texts)
+    got = seqapps.load(export(run.bundle(), tmp_path / "litert", "litert", "none")).call(text=texts)
+    assert np.abs(got["probabilities"] - want["probabilities"]).max() <= 1e-4
+    assert (got["label"] == want["label"]).all()
