@@ -232,3 +232,30 @@ def test_numpy_viterbi_is_the_graphs():
     mask = np.arange(9)[None] < lengths[:, None]
     want = np.asarray(viterbi_decode(potentials, mask)[0])
     assert (viterbi(potentials, mask) == want).all()
+
+
+@pytest.mark.slow
+def test_crf_transformer_and_pretrained_vectors(tmp_path):
+    """A CRF tagger over a transformer encoder with frozen pretrained vectors: the graph takes the vectors'
+    ids too and returns the CRF's potentials, Viterbi runs in NumPy, and both signatures answer as the
+    SavedModel's."""
+    from seqapps.inference.export import export
+    from seqapps.inference.predictor import pad_strings
+
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("the 0.1 0.2 0.3\ndog 0.3 -0.2 0.5\nran 0.0 0.4 -0.1\ncat -0.3 0.2 0.1\n")
+    run = seqapps.train("pos", "demo", epochs=1, run_dir=tmp_path / "run", verbose=0,
+                        overrides=["model.units=8", "model.embedding_dim=8", "model.char_dim=4",
+                                   "model.char_features=8", "model.crf=true", "model.architecture=transformer",
+                                   "model.layers=1", "model.heads=2", f"model.word_vectors={vectors}"])
+    folder = export(run.bundle(), tmp_path / "onnx", "onnx", "none")
+    graph = json.loads((folder / "metadata.json").read_text())["graph"]
+    assert set(graph["inputs"]) == {"words", "chars", "vectors"} and "Viterbi" in graph["outside"]
+    assert json.loads((folder / "vector_words.json").read_text()) == ["the", "dog", "ran", "cat"]
+    reference, model = seqapps.load(run.dir), seqapps.load(folder)
+    texts = TEXTS + ["the Cat ran", "THE DOG"] + random_texts(np.random.default_rng(2), 20)
+    for signature, inputs in (("serving_default", {"text": texts}),
+                              ("tag_tokens", {"tokens": pad_strings(token_lists())})):
+        want, got = reference.call(signature, **inputs), model.call(signature, **inputs)
+        for key in want:
+            assert got[key].shape == want[key].shape and (got[key] == want[key]).all(), (signature, key)
