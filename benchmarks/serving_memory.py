@@ -2,6 +2,7 @@
 
     python benchmarks/serving_memory.py                    # trains demo runs (1 epoch each) and exports them
     python benchmarks/serving_memory.py --exports DIR      # or serves the exports in DIR
+    python benchmarks/serving_memory.py --exports DIR --only captioning,pos
 
 Starts ``python -m seqapps serve`` on the exports and, per signature, sends each of its
 worst-case requests within the bounds the export carries (``metadata.json``, ``bounds``;
@@ -201,14 +202,19 @@ def main(argv=None) -> int:
     p.add_argument("--exports", help="a folder of exports (default: demo runs trained into --work)")
     p.add_argument("--work", default=None, help="where demo runs and exports are written (default: a temporary folder)")
     p.add_argument("--concurrent", type=int, default=64, help="requests sent at once (default: 64)")
+    p.add_argument("--only", default="", help="comma-separated model folders to measure (default: all)")
     p.add_argument("--json", help="write the summary here")
     args = p.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="serving-memory-"))
+    work.mkdir(parents=True, exist_ok=True)
     exports = Path(args.exports) if args.exports else train_exports(work)
     proc, base = start_server(exports, work / "server.log")
     rows, failed = [], 0
     try:
+        only = {name for name in args.only.split(",") if name}
         for task_dir in sorted(d for d in exports.iterdir() if (d / "metadata.json").is_file()):
+            if only and task_dir.name not in only:
+                continue
             meta = json.loads((task_dir / "metadata.json").read_text())
             if "bounds" not in meta:
                 print(f"{task_dir.name}: no bounds in metadata.json (exported before they were written); skipped")

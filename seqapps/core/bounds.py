@@ -9,8 +9,9 @@ stays within them. The values are a few megabytes of input each, chosen so that 
 bounds raises the server's memory by well under 256 MB (``benchmarks/serving_memory.py``
 measures it for every signature of every task); docs/serving.md lists them per signature.
 
-Which bound applies to a string input depends on its name: ``text``, ``prime`` and ``tokens``
-are text, ``image``, ``frames`` and ``video`` are encoded images. Numeric inputs (forecasting's
+Which bound applies to a string input depends on its name: ``image``, ``frames`` and ``video``
+are encoded images, every other string input (``text``, ``prime``, ``tokens``, word_vectors'
+``words``, ``a``, ``b``, ``c``) is text. Numeric inputs (forecasting's
 ``window``) are bounded by :data:`ROWS`. Exports keep the bounds they were written with (they
 are constants in the graph); ``seqapps serve`` reads them from ``metadata.json`` (``bounds``).
 """
@@ -23,7 +24,7 @@ TEXT_BYTES = 100_000         # one text, or one row of tokens, in UTF-8 bytes
 CALL_TEXT_BYTES = 1_000_000  # every text of one call together
 PADDED_TEXT_BYTES = 4_000_000  # rows x the longest text of the call (the size of its [batch, time] tensors)
 WORD_CHARS = 100             # word-level tasks (sentiment, pos, translation) read a word's first 100 characters
-WORD_TASKS = ("sentiment", "pos", "translation")
+WORD_TASKS = ("sentiment", "pos", "translation", "word_vectors")
 
 # -- char_lm: outputs that grow with the input -------------------------------------------------------
 STATES_VALUES = 1_000_000    # states: rows x characters x numbers recorded per character (hidden, cell, gates, attention)
@@ -32,7 +33,8 @@ PRIME_CHARS = 4_000          # generate reads a prime's last 4,000 characters (a
 GENERATE_CHARS = 200_000     # generate: rows x length (characters generated in one call)
 
 # -- images: captioning, video_frames --------------------------------------------------------------
-IMAGE_ROWS = 64              # images (captioning) or GIFs (video_frames' gif) in one call
+IMAGE_ROWS = 16              # images (captioning) or GIFs (video_frames' gif) in one call (the image encoder's
+#                              activations grow with it: 64 PNGs at the pixel bound cost a server 372 MB)
 FRAMES = 256                 # frames (rows x time, cut at max_length) in one call of video_frames' serving_default
 #                              (max_length, if larger: one whole video)
 IMAGE_CALL_BYTES = 32_000_000  # encoded bytes of one call's images together
@@ -41,7 +43,6 @@ VIDEO_PIXELS = 32 * 1024 * 1024  # one GIF's decoded frames together (frames rea
 GIF_BLOCKS = 100_000         # data blocks of a GIF read to count its frames (encoders write 255-byte blocks)
 SHRINK_SIDE = 2048           # a decoded image's sides above this are subsampled to it before resizing
 
-TEXT_INPUTS = ("text", "prime", "tokens")
 IMAGE_INPUTS = ("image", "frames", "video")
 
 

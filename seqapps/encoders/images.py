@@ -165,6 +165,12 @@ def decode_batch(images, size: int):
     n = tf.shape(images)[0]
     ds = tf.data.Dataset.from_tensor_slices((tf.range(n), images))
     ds = ds.map(lambda i, b: (i, decode_one(b, size))).ignore_errors()
+    options = tf.data.Options()
+    # one image decoded at a time: tf.data would otherwise run the map on several threads at once,
+    # each holding a decoded full-size image (the bound on one call's memory is one image's)
+    options.experimental_optimization.map_parallelization = False
+    options.threading.private_threadpool_size = 1
+    ds = ds.with_options(options)
     empty = (tf.zeros([0], tf.int32), tf.zeros([0, size, size, 3], tf.float32))
     idx, pixels = ds.batch(tf.cast(tf.maximum(n, 1), tf.int64)).reduce(
         empty, lambda acc, x: (tf.concat([acc[0], x[0]], 0), tf.concat([acc[1], x[1]], 0)))

@@ -39,11 +39,11 @@ def cost_of(arrays: dict) -> Cost:
         if a.ndim == 0:
             continue
         rows = a.shape[0]
-        if a.dtype == object and name in defaults.TEXT_INPUTS:
+        if a.dtype == object and name not in defaults.IMAGE_INPUTS:
             sizes = np.fromiter((len(v) for v in a.ravel()), np.int64, a.size).reshape(a.shape)
             per_row = sizes.reshape(rows, -1).sum(axis=1) if rows else sizes.reshape(0)
             cost += Cost(rows, int(per_row.sum()), int(per_row.max(initial=0)), has_text=True)
-        elif a.dtype == object and name in defaults.IMAGE_INPUTS:
+        elif a.dtype == object:
             cost += Cost(rows, image_bytes=int(sum(len(v) for v in a.ravel())), frames=a.size, has_images=True)
         else:
             cost += Cost(rows)

@@ -138,17 +138,17 @@ def bounded_rows(x, name: str):
 
 def bounded_endpoints(endpoints: dict, task: str) -> dict:
     """``endpoints`` (name -> :class:`seqapps.core.task.Endpoint`) with each input checked against
-    :mod:`seqapps.core.bounds` before the endpoint's own work: text (``text``, ``prime``, ``tokens``),
-    encoded images (``image``, ``frames``, ``video``) and the rows of anything batched."""
+    :mod:`seqapps.core.bounds` before the endpoint's own work: encoded images (``image``, ``frames``,
+    ``video``), text (every other string input) and the rows of anything batched."""
     import dataclasses
 
     from seqapps.core import bounds as b
 
     def check(spec, x):
-        if spec.dtype == tf.string and spec.name in b.TEXT_INPUTS:
-            return bounded_text(x, spec.name, task in b.WORD_TASKS)
         if spec.dtype == tf.string and spec.name in b.IMAGE_INPUTS:
             return bounded_images(x, spec.name)
+        if spec.dtype == tf.string:
+            return bounded_text(x, spec.name, task in b.WORD_TASKS)
         return bounded_rows(x, spec.name) if spec.shape.rank else x
 
     def wrap(endpoint):

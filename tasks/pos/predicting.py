@@ -47,7 +47,11 @@ def by_kind(inputs) -> dict[str, list[int]]:
     for i, item in enumerate(inputs):
         if isinstance(item, str):
             groups["serving_default"].append(i)
-        elif isinstance(item, (list, tuple)) and all(isinstance(t, str) for t in item):
+        elif isinstance(item, (list, tuple)):
+            bad = next((j for j, t in enumerate(item) if not isinstance(t, str)), None)
+            if bad is not None:
+                raise DataError(f"input {i}: a list of tokens holds only strings; token {bad} is "
+                                f"{type(item[bad]).__name__}")
             groups["tag_tokens"].append(i)
         else:
             raise DataError(f"input {i}: expected a sentence (str) or a list of tokens, got {type(item).__name__}")

@@ -37,7 +37,6 @@ from seqapps.core.registry import register
 from seqapps.core.task import Endpoint, Task
 from seqapps.data import text as textlib
 from seqapps.data.vectors import RUN_VECTORS, write_vectors
-from seqapps.inference.checks import bounded_text
 from seqapps.inference.predictor import Predictor, decode_strings, one_or_many, text_items
 from tasks.word_vectors.data import Analogies, WordVocab, load_text
 from tasks.word_vectors.lm import OBJECTIVES, build_lm, lm_datasets, lm_loss, word_rows
@@ -301,8 +300,7 @@ class WordVectors(Task):
         words = tf.constant(["", *prep.words])
         lookup = prep.lookup
 
-        def ids(text, name="words"):  # the text bounds of seqapps.core.bounds, checked before the lookup
-            text = bounded_text(text, name, words=True)
+        def ids(text):  # the inputs arrive checked against the text bounds (seqapps.inference.checks)
             return tf.cast(lookup(tf.strings.lower(tf.strings.strip(text), encoding="utf-8")), tf.int64)
 
         def unit():
@@ -330,7 +328,7 @@ class WordVectors(Task):
             return {"neighbours": names, "similarities": sims}
 
         def analogy(a, b, c):
-            ia, ib, ic = ids(a, "a"), ids(b, "b"), ids(c, "c")
+            ia, ib, ic = ids(a), ids(b), ids(c)
             u = unit()
             query = tf.gather(u, ib) - tf.gather(u, ia) + tf.gather(u, ic)
             names, sims = nearest(query, tf.stack([ia, ib, ic], axis=1), tf.constant(1))

@@ -82,6 +82,19 @@ def strings(*values):
     return a
 
 
+@pytest.mark.parametrize("name", ["words", "a", "c"])
+def test_every_string_input_not_an_image_is_text(small, name):
+    """word_vectors' inputs (``words``, ``a``, ``b``, ``c``) are held to the text bounds in the graph and
+    on the server alike, whatever their names."""
+    endpoints = checks.bounded_endpoints({"sig": Endpoint(lambda x: {"x": x}, [tf.TensorSpec([None], tf.string, name=name)])},
+                                         "word_vectors")
+    assert call(endpoints, "sig", tf.constant(["abcdefgh"]))["x"].numpy().tolist() == [b"abcde"]
+    assert refusal(endpoints, "sig", tf.constant(["x" * 21])).startswith("invalid input: a %s item is over 20 bytes" % name)
+    limits = bounds.of({}, {"text_bytes": 20})
+    assert costs.over(costs.cost_of({name: strings("x" * 21)}), limits).startswith("a text item is 21 bytes")
+    assert costs.over(costs.cost_of({name: strings("x" * 20)}), limits) is None
+
+
 def test_server_cost_and_refusal_match_the_graphs_bounds():
     limits = bounds.of({"bounds": {"text_bytes": 20}}, {"rows": 4, "call_text_bytes": 50, "padded_text_bytes": 60})
     assert limits["text_bytes"] == 20 and limits["rows"] == 4 and limits["image_rows"] == bounds.IMAGE_ROWS

@@ -111,6 +111,8 @@ def test_predictor_bad_input_never_crashes(runs):
     assert empty["tags"].shape[0] == 0 and empty["lengths"].shape == (0,)
     with pytest.raises(DataError, match="expected a sentence"):
         predictor.predict([3])
+    with pytest.raises(DataError, match="input 1: a list of tokens holds only strings; token 1 is NoneType"):
+        predictor.predict(["fine", ["a", None]])
 
 
 @pytest.mark.slow
