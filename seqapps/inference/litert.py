@@ -19,12 +19,20 @@ transformer and bag encoders; ``tests/inference/test_litert.py`` holds LSTM, GRU
 transformer to 1e-4). A free batch axis stops the converter (``TensorListReserve requires
 element_shape to be static``) for recurrent and transformer encoders alike.
 
-Per task:
+What runs outside the graph is the ONNX export's, file for file (``tokenizer.json`` and its lists)
+and step for step: :func:`load` answers through :data:`seqapps.inference.onnx_runtime.SIGNATURES`
+over :class:`RowSession`, which runs a batch's rows one call each, every row cut to its own
+length (its padding on the right dropped), and pads the answers back. Per task:
 
 - sentiment: the graph holds the embeddings, the n-gram table, the encoder (a ``WHILE`` over the
   words for a recurrent one), pooling and the softmax; standardizing, splitting, the vocabulary
   lookup and n-gram hashing run in Python (:mod:`seqapps.inference.tokenizer`), as does picking
   the label.
+- pos: the graph holds the word (and pretrained vector) embeddings, the character CNN of each word,
+  the sentence encoder and the tag scores (a CRF's potentials); tokenizing, the word/character
+  lookups and the argmax (or Viterbi) run in Python and NumPy, as for ONNX. A character BiLSTM
+  (``model.char_encoder=rnn``) runs over ``[words, characters]``, a batch that is free again, and
+  is refused with one line.
 
 Other tasks are refused with one line (:data:`TASKS`).
 
@@ -44,6 +52,7 @@ import json
 import threading
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -51,7 +60,7 @@ from seqapps.core.errors import ExportError
 from seqapps.inference.predictor import Predictor
 
 MODEL = "model.tflite"
-TASKS = ("sentiment",)  # tasks with a LiteRT adapter below; others: SavedModel or ONNX
+TASKS = ("sentiment", "pos")  # tasks with a LiteRT adapter below; others: SavedModel or ONNX
 THREADS = 1  # interpreter threads, as ONNX Runtime's (one text per call leaves little to share out)
 
 
@@ -99,7 +108,48 @@ def _sentiment(bundle, folder: Path, quantize: str) -> dict:
                        "(seqapps.inference.tokenizer), one call per text, the label from the probabilities"}
 
 
-ADAPTERS = {"sentiment": _sentiment}
+def _pos(bundle, folder: Path, quantize: str) -> dict:
+    import tensorflow as tf
+
+    cfg = bundle.config
+    if cfg.model.char_encoder == "rnn":  # the converter stops on its tensor lists (TensorListReserve)
+        raise ExportError("--format litert cannot take pos' character BiLSTM (model.char_encoder=rnn): it loops "
+                          "over all of a sentence's words at once, a batch whose size LiteRT's built-in operators "
+                          "need fixed; export a SavedModel (the default) or --format onnx")
+    prep, model = bundle.prep, bundle.model
+    c = int(prep.max_word_length)
+    specs = {"words": tf.TensorSpec([1, None], tf.int64, name="words"),
+             "chars": tf.TensorSpec([1, None, c], tf.int64, name="chars"),
+             "vectors": tf.TensorSpec([1, None], tf.int64, name="vectors")}
+    names = [t.name for t in model.inputs]
+    convert(model, {k: specs[k] for k in names}, folder / MODEL, quantize, "pos")
+    files = {"vocabulary": ("vocabulary.json", prep.words), "chars": ("chars.json", prep.chars),
+             "vectors": ("vector_words.json", prep.vector_words)}  # the ONNX export's files (formats._pos)
+    files = {key: (name, items) for key, (name, items) in files.items() if key != "vectors" or items}
+    for key, (name, items) in files.items():
+        (folder / name).write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
+    spec = {"type": "tagger", "tokenize": "tasks.pos.data.tokenize", "encode": "tasks.pos.data.TaggerData.encode",
+            "vectors": None, **{key: name for key, (name, _) in files.items()},
+            "max_word_length": c, "decode": "viterbi" if cfg.model.crf else "argmax"}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    crf = bool(cfg.model.crf)
+    return {"inputs": {"words": "int64 [1, time]: one sentence's lower-cased word ids (1 unknown)",
+                       "chars": f"int64 [1, time, {c}]: character ids of each word (0 padding, 1 unknown)",
+                       **({"vectors": "int64 [1, time]: ids into the pretrained vectors (1 unknown)"}
+                          if "vectors" in names else {})},
+            "outputs": {"output_0": "float32 [1, time, tags, tags]: CRF potentials (previous tag, tag)" if crf
+                        else "float32 [1, time, tags]: tag logits"},
+            "in_graph": "word (and pretrained vector) embeddings, the character CNN of each word, the sentence "
+                        "encoder (a WHILE over the words for a recurrent one), the tag scores"
+                        + (" and the CRF potentials" if crf else "") + "; one sentence per call, at its own length",
+            "outside": "tokenizing, the cut of long words, lower-casing and the word/character lookups "
+                       "(seqapps.inference.tokenizer.TaggerTokenizer), one call per sentence, "
+                       + ("Viterbi decoding of the potentials (NumPy)" if crf else "the argmax over tags")
+                       + " and the tag names"}
+
+
+ADAPTERS = {"sentiment": _sentiment, "pos": _pos}
+PRIMARY = {"sentiment": "tokens", "pos": "words"}  # the input whose 0 ids on the right are a row's padding
 
 
 def convert(model, specs: dict, path: Path, quantize: str, task: str) -> None:
@@ -123,10 +173,11 @@ def convert(model, specs: dict, path: Path, quantize: str, task: str) -> None:
 
 
 def _first_error(text: str) -> str:
-    for line in text.splitlines():
-        if "error:" in line:
-            return line.split("error:", 1)[1].strip()[:200]
-    return (text.strip().splitlines() or ["the converter failed"])[0][:200]
+    """The converter's first complaint about an operation (``'tf.TensorListReserve' op requires ...``)."""
+    import re
+
+    found = re.search(r"error: ('[\w.]+' op [^\n]*)", text) or re.search(r"error: ([^\n]*)", text)
+    return (found.group(1) if found else (text.strip().splitlines() or ["the converter failed"])[0])[:200]
 
 
 # -- answering (LiteRT runtime and NumPy only) -----------------------------------------------------------
@@ -147,42 +198,59 @@ def interpreter(path, threads: int = THREADS):
 
 
 def signatures(path, threads: int = THREADS) -> tuple[dict, dict]:
-    """``({name: (fn(**numpy inputs) -> {output: numpy}, {input: ArraySpec})}, metadata)`` of a LiteRT export."""
+    """``({name: (fn(**numpy inputs) -> {output: numpy}, {input: ArraySpec})}, metadata)`` of a LiteRT export:
+    the ONNX export's signatures (:data:`seqapps.inference.onnx_runtime.SIGNATURES`) over :class:`RowSession`."""
+    from seqapps.inference import onnx_runtime
+
     path = Path(path)
     meta_path = path / "metadata.json"
     if not meta_path.is_file():
         raise ExportError(f"{path}: not a seqapps export (expected metadata.json beside {MODEL})")
     metadata = json.loads(meta_path.read_text())
     task = metadata.get("task")
-    if task not in SIGNATURES:
+    if task not in PRIMARY:
         raise ExportError(f"{path}: LiteRT exports of {task!r} are not supported by this version of seqapps")
-    return SIGNATURES[task](path, metadata, interpreter(path / MODEL, threads)), metadata
+    session = RowSession(interpreter(path / MODEL, threads), PRIMARY[task])
+    return onnx_runtime.SIGNATURES[task](path, metadata, session), metadata
 
 
-def _sentiment_signatures(path: Path, metadata: dict, interp) -> dict:
-    from seqapps.inference.onnx_runtime import ArraySpec
-    from seqapps.inference.tokenizer import TextTokenizer
+class RowSession:
+    """What the ONNX signatures ask of an ONNX Runtime session (``get_inputs``, ``run``) over a LiteRT
+    graph that takes one row per call: ``run`` calls the graph once per row of the batch, each row cut
+    to its length (up to its last non-zero id of the ``primary`` input: the padding on the right is
+    dropped, as the model's mask drops it), and pads a per-step output back to the batch's width
+    with zeros (masked by the signatures, as the padding's scores are)."""
 
-    tokenizer = TextTokenizer.load(path)
-    labels = np.array([label.encode("utf-8") for label in metadata["labels"]], dtype=object)
-    runner = interp.get_signature_runner()
-    wanted = list(runner.get_input_details())
-    (output,) = runner.get_output_details()
-    lock = threading.Lock()  # an interpreter runs one call at a time
+    def __init__(self, interp, primary: str):
+        self.runner = interp.get_signature_runner()
+        self.names = list(self.runner.get_input_details())
+        ((self.output, details),) = self.runner.get_output_details().items()
+        self.shape, self.dtype = list(details["shape_signature"]), details["dtype"]
+        self.per_step = len(self.shape) > 2 and self.shape[1] == -1
+        self.primary = primary
+        self.lock = threading.Lock()  # an interpreter runs one call at a time
 
-    def serve(text):
-        texts = [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in np.asarray(text).tolist()]
-        probs = np.zeros((len(texts), len(labels)), np.float32)
-        for i, one in enumerate(texts):
-            ids, _ = tokenizer.encode([one])
-            with lock:
-                probs[i] = runner(**{k: ids[k] for k in wanted})[output][0]
-        return {"label": labels[np.argmax(probs, axis=-1)] if texts else labels[:0], "probabilities": probs}
+    def get_inputs(self) -> list:
+        return [SimpleNamespace(name=name) for name in self.names]
 
-    return {"serving_default": (serve, {"text": ArraySpec("text", "string", (None,))})}
-
-
-SIGNATURES = {"sentiment": _sentiment_signatures}
+    def run(self, output_names, feeds: dict) -> list:
+        (_,) = output_names  # the graph's one output, whatever the ONNX graph named it
+        primary = np.asarray(feeds[self.primary])
+        width, rows = primary.shape[1], []
+        for i in range(primary.shape[0]):
+            nonzero = np.flatnonzero(primary[i])
+            length = int(nonzero[-1]) + 1 if nonzero.size else 1
+            with self.lock:
+                out = self.runner(**{k: np.ascontiguousarray(feeds[k][i:i + 1, :length]) for k in self.names})
+            rows.append(out[self.output][0])
+        if not rows:
+            return [np.zeros([0] + [width if d == -1 else d for d in self.shape[1:]], self.dtype)]
+        if not self.per_step:
+            return [np.stack(rows)]
+        result = np.zeros((len(rows), width, *rows[0].shape[1:]), rows[0].dtype)
+        for i, row in enumerate(rows):
+            result[i, :len(row)] = row
+        return [result]
 
 
 class LiteRTPredictor(Predictor):

@@ -205,3 +205,84 @@ def test_other_encoders_answer_like_the_run(tmp_path, overrides):
     got = seqapps.load(export(run.bundle(), tmp_path / "litert", "litert", "none")).call(text=texts)
     assert np.abs(got["probabilities"] - want["probabilities"]).max() <= 1e-4
     assert (got["label"] == want["label"]).all()
+
+
+# -- pos ------------------------------------------------------------------------------------------------
+POS_TEXTS = ["The cat sat on the mat.", "", "   ", "Zzqx blorptastic unseenword!", "I don't know, it's GREAT.",
+             "très bien, 東京 😀", " ".join(["word"] * 300), "x" * 150 + " tail"]
+
+
+def _padded(rows):
+    width = max(len(r) for r in rows)
+    return np.array([r + [""] * (width - len(r)) for r in rows], object)
+
+
+@pytest.fixture(scope="module")
+def pos_exports(tmp_path_factory):
+    """A tiny pos run with a CRF (Viterbi outside the graph), its SavedModel and LiteRT exports fp32 / int8."""
+    from seqapps.inference.export import export
+
+    root = tmp_path_factory.mktemp("litert-pos")
+    run = seqapps.train("pos", "demo", epochs=2, run_dir=root / "run", verbose=0,
+                        overrides=["model.units=8", "model.embedding_dim=8", "model.char_dim=4",
+                                   "model.char_features=8", "model.crf=true"])
+    paths = {"run": run.dir, "savedmodel": run.export(root / "savedmodel")}
+    for q in ("none", "int8"):
+        paths[q] = export(run.bundle(), root / f"litert-{q}", "litert", q)
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_pos_tags_like_the_savedmodel(pos_exports, quantize):
+    """Both signatures, a batch's rows each at its own length: fp32 gives every output identical; int8 the
+    same tokens, lengths and vocabulary flags, and at least 95% of the tags (all of them, measured here)."""
+    reference, model = seqapps.load(pos_exports["savedmodel"]), seqapps.load(pos_exports[quantize])
+    meta = json.loads((pos_exports[quantize] / "metadata.json").read_text())
+    assert meta["format"] == "litert" and "Viterbi" in meta["graph"]["outside"]
+    texts = POS_TEXTS + random_texts(np.random.default_rng(2), 30)
+    rows = [["The", "cat", "", "sat"], ["x"], ["a"] * 250, [""], ["Zzqx", "unseen"]]
+    for signature, inputs in (("serving_default", {"text": texts}), ("tag_tokens", {"tokens": _padded(rows)}),
+                              ("serving_default", {"text": []}), ("tag_tokens", {"tokens": np.zeros((0, 3), object)})):
+        want, got = reference.call(signature, **inputs), model.call(signature, **inputs)
+        assert set(got) == set(want) == {"tokens", "tags", "lengths", "in_vocabulary"}
+        for key in ("tokens", "lengths", "in_vocabulary"):
+            assert got[key].shape == want[key].shape and (got[key] == want[key]).all(), (signature, key)
+        same = got["tags"] == want["tags"]
+        assert same.all() if quantize == "none" or not same.size else same.mean() >= 0.95, (signature, same)
+    assert model.predict([]) == [] and model.predict("") == []
+
+
+@pytest.mark.slow
+def test_pos_answers_without_tensorflow(pos_exports, tmp_path):
+    code = f"""
+import json, sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Blocked())
+import seqapps
+out = seqapps.load({str(pos_exports["none"])!r}).predict({POS_TEXTS!r})
+assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
+print(json.dumps(out))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    want = seqapps.load(pos_exports["savedmodel"]).predict(POS_TEXTS)
+    assert got == [[list(pair) for pair in sentence] for sentence in want]
+
+
+def test_pos_character_bilstm_is_refused_with_one_line(tmp_path):
+    """pos' character BiLSTM loops over a sentence's words as its batch, which LiteRT's built-in ops need fixed."""
+    from seqapps.inference import formats
+
+    bundle = SimpleNamespace(task=SimpleNamespace(name="pos"),
+                             config=SimpleNamespace(model=SimpleNamespace(char_encoder="rnn")))
+    with pytest.raises(ExportError, match="char_encoder=rnn") as e:
+        formats.write(bundle, tmp_path / "out", "litert", "none")
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+    assert not list(tmp_path.iterdir())  # no temporary folder left either
