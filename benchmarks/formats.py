@@ -1,4 +1,4 @@
-"""Export formats side by side: SavedModel, ONNX fp32, ONNX int8 (and ONNX float16) of one run.
+"""Export formats side by side: SavedModel, ONNX fp32/int8/float16 and LiteRT fp32/int8 of one run.
 
     python benchmarks/formats.py --run runs/sentiment-sst2 [--data sst2] [--rounds 3] [--out DIR]
     python benchmarks/formats.py --run runs/pos-ewt --formats savedmodel,onnx-fp32,onnx-int8
@@ -23,7 +23,8 @@ Exports the run in each format (timed), then loads each export in its own child 
 
 The children stay up and take turns, round by round, so a busy spell of a shared machine falls
 on every format alike. The SavedModel runs with TensorFlow's default thread pools, ONNX Runtime
-with one thread per call (seqapps' default, :data:`seqapps.inference.onnx_runtime.THREADS`).
+with one thread per call (seqapps' default, :data:`seqapps.inference.onnx_runtime.THREADS`), LiteRT
+with one interpreter thread and one graph call per input (:mod:`seqapps.inference.litert`).
 The table is printed and everything written to ``OUT/formats.json``.
 """
 
@@ -198,6 +199,8 @@ def main(argv=None):
         row["single_vs_savedmodel"] = row["single_per_s"] / base["single_per_s"]
         row["batch64_vs_savedmodel"] = row["batch64_per_s"] / base["batch64_per_s"]
 
+    import importlib.metadata
+
     import onnxruntime
     import tensorflow as tf
 
@@ -205,7 +208,8 @@ def main(argv=None):
                "quality": QUALITY[task],
                "date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(),
                "machine": f"{os.cpu_count()} CPU cores {platform.machine()} ({platform.processor() or 'cpu'})",
-               "versions": {"tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__},
+               "versions": {"tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__,
+                            "ai_edge_litert": importlib.metadata.version("ai-edge-litert")},
                "formats": rows}
     (out / "formats.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table(summary))
