@@ -34,7 +34,7 @@ def _ops(path) -> set[str]:
 
 # -- the conversion itself, on a small masked bidirectional LSTM (no training) --------------------------
 @pytest.mark.slow  # about 20 s: two conversions
-def test_free_time_axis_converts_a_masked_lstm_without_flex_ops(tmp_path):
+def test_free_time_axis_converts_a_masked_lstm_without_flex_ops(tmp_path, monkeypatch):
     import keras
     import tensorflow as tf
 
@@ -57,6 +57,13 @@ def test_free_time_axis_converts_a_masked_lstm_without_flex_ops(tmp_path):
     for row, ref, length in zip(rows, want, (4, 7)):  # each text alone, at its own length: no padding
         got = runner(tokens=row[None, :length])["output_0"][0]
         assert np.abs(got - ref).max() <= 1e-5, (got, ref)
+
+    # without ai_edge_litert, TensorFlow's own interpreter answers, and says so
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    with pytest.warns(UserWarning, match="tf.lite.Interpreter"):
+        fallback = litert.interpreter(path)
+    got = fallback.get_signature_runner()(tokens=rows[:1, :4])["output_0"][0]
+    assert np.abs(got - want[0]).max() <= 1e-5
 
     # a free batch axis needs TensorFlow's tensor-list ops: refused with one line, nothing written
     with pytest.raises(ExportError, match="LiteRT's built-in operators") as e:
@@ -85,6 +92,7 @@ def exports(tmp_path_factory):
     paths = {"run": run.dir, "savedmodel": run.export(root / "savedmodel")}
     for q in ("none", "int8", "float16"):
         paths[q] = export(run.bundle(), root / f"litert-{q}", "litert", q)
+    paths["onnx"] = export(run.bundle(), root / "onnx", "onnx", "none")
     return paths
 
 
@@ -106,6 +114,8 @@ def test_folder_holds_the_graph_and_its_tokenizer(exports):
         assert "WHILE" in ops and not any(op.startswith("Flex") for op in ops), (q, ops)
     sizes = {q: (exports[q] / "model.tflite").stat().st_size for q in ("none", "int8", "float16")}
     assert sizes["int8"] < sizes["float16"] < sizes["none"], sizes
+    for name in ("tokenizer.json", "vocabulary.json"):  # what runs outside the graph is the ONNX export's
+        assert (folder / name).read_bytes() == (exports["onnx"] / name).read_bytes(), name
 
 
 @pytest.mark.slow
@@ -229,6 +239,7 @@ def pos_exports(tmp_path_factory):
     paths = {"run": run.dir, "savedmodel": run.export(root / "savedmodel")}
     for q in ("none", "int8"):
         paths[q] = export(run.bundle(), root / f"litert-{q}", "litert", q)
+    paths["onnx"] = export(run.bundle(), root / "onnx", "onnx", "none")
     return paths
 
 
@@ -240,6 +251,8 @@ def test_pos_tags_like_the_savedmodel(pos_exports, quantize):
     reference, model = seqapps.load(pos_exports["savedmodel"]), seqapps.load(pos_exports[quantize])
     meta = json.loads((pos_exports[quantize] / "metadata.json").read_text())
     assert meta["format"] == "litert" and "Viterbi" in meta["graph"]["outside"]
+    for name in ("tokenizer.json", "vocabulary.json", "chars.json"):  # the ONNX export's files outside the graph
+        assert (pos_exports[quantize] / name).read_bytes() == (pos_exports["onnx"] / name).read_bytes(), name
     texts = POS_TEXTS + random_texts(np.random.default_rng(2), 30)
     rows = [["The", "cat", "", "sat"], ["x"], ["a"] * 250, [""], ["Zzqx", "unseen"]]
     for signature, inputs in (("serving_default", {"text": texts}), ("tag_tokens", {"tokens": _padded(rows)}),
