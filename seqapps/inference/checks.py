@@ -16,7 +16,6 @@ import re
 import tensorflow as tf
 
 PREFIX = "invalid input: "
-MAX_BEAM = 64  # widest beam a signature accepts (each step keeps batch x width hypotheses)
 
 
 def require(value, ok, text):

@@ -4,10 +4,13 @@
 operators, so an ONNX export's graph takes token ids and the folder carries what turns raw
 inputs into them:
 
-    OUT/model.onnx        the model: ids in, the task's numeric outputs out
+    OUT/model.onnx        the model: ids in, the task's numeric outputs out (translation: one
+                          decoder step)
+    OUT/encoder.onnx      translation only: source ids in, the decoder's initial state out
     OUT/tokenizer.json    the tokenizer specification (:mod:`seqapps.inference.tokenizer`)
     OUT/vocabulary.json   the word vocabulary (ids 2.. in order); pos also chars.json (and
-                          vector_words.json), char_lm chars.json and state.npz
+                          vector_words.json), char_lm chars.json and state.npz, translation
+                          target_vocabulary.json (every id from 0, as its graph joins words)
     OUT/metadata.json     as a SavedModel export's, plus ``format``, ``quantize`` and ``graph``
                           (what runs inside the graph and what runs outside it)
 
@@ -28,12 +31,21 @@ inputs into them:
   the warm-up state (``state.npz``, as the SavedModel holds it), scoring and generating loop in
   NumPy, one graph call per character. A seeded sample uses NumPy's generator, so it differs from
   the SavedModel's; greedy text and scores are the same. ``states`` is not exported.
+- translation: two graphs, since decoding loops over steps and beams: ``encoder.onnx`` (``source``
+  ids in, the decoder's initial state out: a recurrent decoder's ``s0``/``s1`` with the encoder
+  outputs, mask and attention keys; a transformer's mask, cross-attention keys and values, empty
+  key/value cache and position) and ``model.onnx``, one decoder step (``tokens`` and that state in,
+  ``logits``, ``next.<state>`` for the parts a step changes and ``attention`` out). Standardizing and the
+  source lookup (:class:`seqapps.inference.tokenizer.SourceTokenizer`), greedy or beam search in NumPy
+  (:func:`seqapps.inference.onnx_runtime.beam_search`: the SavedModel's width, GNMT length penalty,
+  banned padding/unknown/start ids and per-row step cap) and joining and detokenizing the target words
+  run outside; all three signatures (``serving_default``, ``translate``, ``attention``) are answered.
 
 Other tasks are refused with a message saying so (:data:`TASKS`).
 
 Quantization (``--quantize``): ``int8`` is ONNX Runtime's post-training dynamic quantization
 (``quantize_dynamic``: int8 weights for MatMul and Gather, the embedding tables included, with
-activations quantized on the fly), loops' bodies included; ``float16`` stores the weights in
+activations quantized on the fly), loops' bodies included, each graph of the folder; ``float16`` stores the weights in
 half precision with float32 inputs and outputs; ``none`` keeps float32.
 """
 
@@ -49,7 +61,7 @@ from seqapps.core.errors import ExportError
 
 FORMATS = ("savedmodel", "onnx", "litert")  # litert: seqapps.inference.litert
 QUANTIZE = ("none", "int8", "float16")
-TASKS = ("sentiment", "pos", "char_lm")  # tasks with an ONNX adapter below; others: SavedModel only, for now
+TASKS = ("sentiment", "pos", "char_lm", "translation")  # tasks with an ONNX adapter below; others: SavedModel only, for now
 
 
 def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
@@ -79,7 +91,8 @@ def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
             graph = litert.write(bundle, tmp, quantize)
         else:
             graph = ADAPTERS[task](bundle, tmp)
-            _quantize(tmp / "model.onnx", quantize)
+            for graph_file in sorted(tmp.glob("*.onnx")):
+                _quantize(graph_file, quantize)
         metadata = bundle.metadata()
         metadata.update({"format": fmt, "quantize": quantize, "graph": graph})
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
@@ -219,7 +232,72 @@ def nested_state(flat: dict) -> dict:
     return out
 
 
-ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm}
+def _translation(bundle, folder: Path) -> dict:
+    import tensorflow as tf
+
+    from seqapps.data.text import PAD, UNK
+
+    prep, model, cfg = bundle.prep, bundle.model, bundle.config
+    # the state's shapes for two source widths: an axis that follows the width is free, as the batch axis
+    probe = {w: flat_state(model.initial_state(tf.ones([2, w], tf.int64))) for w in (3, 5)}
+    names = list(probe[3])
+    leaves = [tf.TensorSpec([None] + [a if a == b else None for a, b in zip(probe[3][k].shape[1:], probe[5][k].shape[1:])],
+                            probe[3][k].dtype, name=k) for k in names]
+    source = tf.TensorSpec([None, None], tf.int64, name="source")
+
+    @tf.function(input_signature=[source])
+    def encoder(source):
+        return flat_state(model.initial_state(source))
+
+    carried = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="tokens"), *leaves])
+    def decoder(tokens, *values):
+        flat = dict(zip(names, values))
+        logits, new_state, extras = model.step(tf.cast(tokens, tf.int32), nested_state(flat))
+        new = flat_state(new_state)
+        carried[:] = [k for k in names if new[k] is not flat[k]]  # the rest (encoder outputs, masks) only read
+        out = {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": new[k] for k in carried}}
+        if extras and "attention" in extras:
+            out["attention"] = tf.cast(extras["attention"], tf.float32)
+        return out
+
+    _function_to_onnx(encoder, [source], folder / "encoder.onnx")
+    _function_to_onnx(decoder, [tf.TensorSpec([None], tf.int64, name="tokens"), *leaves], folder / "model.onnx")
+    attention = "attention" in decoder.get_concrete_function().structured_outputs
+
+    files = {"vocabulary": [t for t in prep.source_vocab if t not in (PAD, UNK)], "target_vocabulary": prep.target_vocab}
+    for key, items in files.items():
+        (folder / f"{key}.json").write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
+    spec = {"type": "translation", "standardize": "tasks.translation.data.standardize",
+            "vocabulary": "vocabulary.json", "target_vocabulary": "target_vocabulary.json",
+            "max_length": int(prep.max_length), "max_output_length": int(prep.max_output_length),
+            "start_id": int(prep.start_id), "end_id": int(prep.end_id), "banned": [0, 1, int(prep.start_id)],
+            "state_names": names, "carried": list(carried), "attention": bool(attention),
+            "french_spacing": cfg.data.target_lang == "fr"}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return {"files": {"encoder.onnx": "source ids -> the decoder's initial state",
+                      "model.onnx": "one decoding step"},
+            "inputs": {"encoder.onnx": {"source": "int64 [batch, time]: source word ids (0 padding, 1 unknown)"},
+                       "model.onnx": {"tokens": "int64 [batch]: the previous output token (target ids)",
+                                        **{k: f"{probe[3][k].dtype.name} the state" for k in names}}},
+            "outputs": {"encoder.onnx": {k: "the decoder's initial state" for k in names},
+                        "model.onnx": {"logits": "float32 [batch, target vocabulary]: the next token's logits",
+                                         **{f"next.{k}": "the state after the step" for k in carried},
+                                         **({"attention": "float32 [batch, source time]: attention weights"}
+                                            if attention else {})}},
+            "in_graph": "encoder.onnx: the source embedding and the encoder with its loop over time (the decoder's "
+                        "initial state, encoder outputs, mask, attention keys); model.onnx: one step of the "
+                        "decoder (target embedding, cell or blocks with their key/value cache, attention, logits)",
+            "outside": "standardizing, splitting, the cut of long words and the source vocabulary lookup "
+                       "(seqapps.inference.tokenizer.SourceTokenizer), the decoding loop over model.onnx "
+                       "(NumPy, one graph call per output token): greedy or beam search with the same width, "
+                       "GNMT length penalty, banned tokens (padding, unknown, start) and per-row step cap "
+                       "(2 x source words + 10, at most max_output_length) as the SavedModel's, the target "
+                       "words joined and detokenized in Python"}
+
+
+ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation}
 
 
 # -- conversion and quantization ---------------------------------------------------------------------
@@ -243,6 +321,20 @@ def _keras_to_onnx(model, specs: dict, path: Path, output_names: list[str]) -> N
     onnx.save(graph, str(path))
 
 
+def _function_to_onnx(function, signature: list, path: Path) -> None:
+    """A ``tf.function`` over ``signature`` as an ONNX graph (tf2onnx, its warnings quiet)."""
+    import logging
+
+    import tf2onnx
+
+    level = logging.getLogger("tf2onnx").level
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    try:
+        tf2onnx.convert.from_function(function, input_signature=signature, output_path=str(path))
+    finally:
+        logging.getLogger("tf2onnx").setLevel(level)
+
+
 def _quantize(path: Path, how: str) -> None:
     if how == "none":
         return
@@ -253,7 +345,7 @@ def _quantize(path: Path, how: str) -> None:
 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        out = path.with_name("model.int8.onnx")
+        out = path.with_name(f"{path.stem}.int8.onnx")
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # its advice to pre-process, and tensors it leaves in float (the loop's masks)

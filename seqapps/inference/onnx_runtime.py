@@ -81,7 +81,11 @@ def signatures(path, threads: int = THREADS) -> tuple[dict, dict]:
     task = metadata.get("task")
     if task not in SIGNATURES:
         raise ExportError(f"{path}: ONNX exports of {task!r} are not supported by this version of seqapps")
-    return SIGNATURES[task](path, metadata, session(path / "model.onnx", threads)), metadata
+    sess = session(path / "model.onnx", threads)
+    others = sorted(p for p in path.glob("*.onnx") if p.name != "model.onnx")
+    if others:  # several graphs (translation's encoder beside its decoder step): a session each, by file stem
+        sess = {"model": sess, **{p.stem: session(p, threads) for p in others}}
+    return SIGNATURES[task](path, metadata, sess), metadata
 
 
 def _sentiment_signatures(path: Path, metadata: dict, sess) -> dict:
@@ -293,13 +297,195 @@ def pick(logits: np.ndarray, temperature: float, top_k: int, top_p: float, rng) 
     return np.minimum((np.cumsum(probs, -1) < draws).sum(-1), vocab - 1)
 
 
-SIGNATURES = {"sentiment": _sentiment_signatures, "pos": _pos_signatures, "char_lm": _char_lm_signatures}
+# -- decoding loops in NumPy: seqapps.inference.decoding's greedy and beam search, step for step --------------
+NEG_INF = np.float32(-1e9)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """``tf.nn.log_softmax`` in float32."""
+    logits = logits.astype(np.float32)
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def length_normalizer(lengths, alpha) -> np.ndarray:
+    """GNMT's ``((5 + length) / 6) ** alpha`` in float32, as :func:`seqapps.inference.decoding.length_normalizer`."""
+    return np.power((np.float32(5.0) + np.asarray(lengths, np.float32)) / np.float32(6.0), np.float32(alpha))
+
+
+def _rows(state: dict) -> int:
+    return len(next(iter(state.values())))
+
+
+def greedy(step, state: dict, start: int, end: int, max_length: int, pad: int = 0) -> dict:
+    """:func:`seqapps.inference.decoding.greedy` over ``step(tokens [rows], state) -> (logits, new state,
+    extras)`` (NumPy dicts): ``tokens`` ``[batch, steps]``, ``lengths``, ``scores`` and ``extras`` stacked
+    ``[batch, steps, ...]``."""
+    batch, max_length = _rows(state), max(int(max_length), 1)
+
+    def pick(logits, finished, score):
+        token = np.where(finished, pad, logits.argmax(-1))
+        gained = log_softmax(logits)[np.arange(batch), token]
+        return token, finished | (token == end), (score + np.where(finished, np.float32(0), gained)).astype(np.float32)
+
+    logits, state, extras = step(np.full(batch, start, np.int64), state)
+    token, finished, score = pick(logits, np.zeros(batch, bool), np.zeros(batch, np.float32))
+    lengths = np.where(finished, 0, 1).astype(np.int32)
+    tokens, recorded = [token], [extras]
+    while len(tokens) < max_length and not finished.all():
+        logits, state, extras = step(token, state)
+        token, finished, score = pick(logits, finished, score)
+        lengths += ~finished
+        tokens.append(token)
+        recorded.append(extras)
+    tokens = np.stack(tokens, 1)
+    tokens = np.where(np.arange(tokens.shape[1])[None] < lengths[:, None], tokens, pad)
+    return {"tokens": tokens, "lengths": lengths, "scores": score,
+            "extras": {k: np.stack([e[k] for e in recorded], 1) for k in recorded[0]}}
+
+
+def beam_search(step, state: dict, start: int, end: int, max_length: int, beam_width: int,
+                length_penalty: float = 0.0, pad: int = 0, reordered=None) -> dict:
+    """:func:`seqapps.inference.decoding.beam_search` (as :func:`greedy`): the same tiling, ranking by the
+    length-penalised score, ties to the lower index (``tf.math.top_k``'s), finished beams extended by padding
+    at no cost, and backtracking. ``reordered``: the state's keys that change from step to step (the others,
+    encoder outputs say, are the same for every beam of a row and are not gathered); None: all of them."""
+    k, batch, max_length = int(beam_width), _rows(state), max(int(max_length), 1)
+    state = {key: np.repeat(v, k, axis=0) for key, v in state.items()}
+    reordered = list(state) if reordered is None else list(reordered)
+    scores = np.tile(np.array([0.0] + [NEG_INF] * (k - 1), np.float32), (batch, 1))
+    finished, lengths = np.zeros((batch, k), bool), np.zeros((batch, k), np.int32)
+    token = np.full(batch * k, start, np.int64)
+    tokens, parents, recorded = [], [], []
+    while not tokens or (len(tokens) < max_length and not finished.all()):
+        logits, state, extras = step(token.reshape(-1), state)
+        log_probs = log_softmax(logits).reshape(batch, k, -1)
+        vocab = log_probs.shape[-1]
+        only_pad = np.where(np.arange(vocab) == pad, np.float32(0), NEG_INF).astype(np.float32)
+        log_probs = np.where(finished[:, :, None], only_pad[None, None], log_probs)
+        total = scores[:, :, None] + log_probs
+        new_len = lengths + (~finished).astype(np.int32)
+        ranked = (total / length_normalizer(np.maximum(new_len, 1), length_penalty)[:, :, None]).reshape(batch, -1)
+        flat = np.argsort(-ranked, axis=-1, kind="stable")[:, :k]
+        parent, token = flat // vocab, flat % vocab
+        scores = np.take_along_axis(total.reshape(batch, -1), flat, 1)
+        lengths = np.take_along_axis(new_len, parent, 1)
+        finished = np.take_along_axis(finished, parent, 1) | (token == end)
+        rows = (parent + np.arange(batch)[:, None] * k).reshape(-1)
+        state = {key: v[rows] if key in reordered else v for key, v in state.items()}
+        recorded.append({key: v[rows].reshape(batch, k, *v.shape[1:]) for key, v in extras.items()})
+        tokens.append(token)
+        parents.append(parent)
+    normalized = scores / length_normalizer(np.maximum(lengths, 1), length_penalty)
+    best = normalized.argmax(-1)
+    rows = np.arange(batch)
+    best_len = lengths[rows, best] - finished[rows, best].astype(np.int32)
+    out_tokens, out_extras, beam = [], [], best
+    for t in reversed(range(len(tokens))):
+        out_tokens.append(tokens[t][rows, beam])
+        out_extras.append({key: v[rows, beam] for key, v in recorded[t].items()})
+        beam = parents[t][rows, beam]
+    out = np.stack(out_tokens[::-1], 1)
+    return {"tokens": np.where(np.arange(out.shape[1])[None] < best_len[:, None], out, pad), "lengths": best_len,
+            "scores": scores[rows, best], "normalized_scores": normalized[rows, best],
+            "extras": {key: np.stack([e[key] for e in out_extras[::-1]], 1) for key in recorded[0]}}
+
+
+def _translation_signatures(path: Path, metadata: dict, sess) -> dict:
+    from seqapps.inference.predictor import MAX_BEAM
+    from seqapps.inference.tokenizer import SourceTokenizer, detokenize
+
+    tokenizer = SourceTokenizer.load(path)
+    spec = tokenizer.spec
+    target = np.array(json.loads((path / spec["target_vocabulary"]).read_text(encoding="utf-8")), dtype=object)
+    start, end, banned = int(spec["start_id"]), int(spec["end_id"]), list(spec["banned"])
+    names, carried, french = list(spec["state_names"]), list(spec["carried"]), bool(spec["french_spacing"])
+    outputs = ["logits"] + [f"next.{k}" for k in carried] + (["attention"] if spec["attention"] else [])
+    encoder, decoder = sess["encoder"], sess["model"]
+    defaults = metadata["decoding"]
+
+    def step(tokens, state):
+        """The decoder's step with the banned ids and each row's cap (``capped``): from step ``cap`` on, only
+        the end token."""
+        logits, *rest = decoder.run(outputs, {"tokens": tokens.astype(np.int64), **{k: state[k] for k in names}})
+        logits[:, banned] += NEG_INF
+        over = state["t"] >= state["cap"]
+        only_end = np.where(np.arange(logits.shape[-1]) == end, np.float32(0), NEG_INF).astype(np.float32)
+        logits = np.where(over[:, None], only_end[None], logits)
+        new = {**state, **dict(zip(carried, rest)), "t": state["t"] + 1}
+        return logits, new, ({"attention": rest[-1]} if spec["attention"] else {})
+
+    def decode(text, beam_width, length_penalty):
+        if not 1 <= beam_width <= MAX_BEAM:
+            raise DataError(f"invalid input: beam_width must be an integer >= 1 and <= {MAX_BEAM}")
+        if not np.isfinite(length_penalty):
+            raise DataError("invalid input: length_penalty must be a finite number")
+        texts = _texts(text)
+        ids, words = tokenizer.encode(texts)
+        source_lengths = (ids != 0).sum(1).astype(np.int32)
+        if not texts:
+            empty = np.zeros((0, 0), object)
+            return {"translation": np.zeros(0, object), "scores": np.zeros(0, np.float32), "words": empty,
+                    "lengths": np.zeros(0, np.int32), "attention": np.zeros((0, 0, ids.shape[1]), np.float32),
+                    "source_ids": ids, "words_in": words, "source_lengths": source_lengths}
+        state = dict(zip(names, encoder.run(names, {"source": ids})))
+        caps = np.minimum(int(spec["max_output_length"]), 2 * source_lengths + 10).astype(np.int32)
+        state.update(cap=caps, t=np.zeros_like(caps))
+        max_steps = int(caps.max(initial=0)) + 1
+        if beam_width <= 1:
+            out = greedy(step, state, start, end, max_steps)
+        else:
+            out = beam_search(step, state, start, end, max_steps, beam_width, length_penalty,
+                              reordered=carried + ["t"])
+        lengths = out["lengths"]
+        steps = np.arange(out["tokens"].shape[1])[None] < lengths[:, None]
+        out_words = np.where(steps, target[out["tokens"]], "")
+        translation = [detokenize(" ".join(row[:n]), french) if m > 0 else ""
+                       for row, n, m in zip(out_words.tolist(), lengths.tolist(), source_lengths.tolist())]
+        attention = out["extras"].get("attention")
+        if attention is None:
+            attention = np.zeros(out["tokens"].shape + (ids.shape[1],), np.float32)
+        return {"translation": np.array([t.encode("utf-8") for t in translation], dtype=object),
+                "scores": out["scores"], "words": out_words, "lengths": np.where(source_lengths > 0, lengths, 0),
+                "attention": attention, "source_ids": ids, "words_in": words, "source_lengths": source_lengths}
+
+    def translate(text, beam_width, length_penalty):
+        out = decode(text, int(beam_width), float(length_penalty))
+        return {"translation": out["translation"], "score": out["scores"]}
+
+    def attention(text, beam_width):
+        out = decode(text, int(beam_width), float(defaults["length_penalty"]))
+        width = out["source_ids"].shape[1]
+        return {"translation": out["translation"], "attention": out["attention"],
+                "source_tokens": _utf8([row + [""] * (width - len(row)) for row in out["words_in"]])
+                if out["words_in"] else np.zeros((0, width), object),
+                "source_lengths": out["source_lengths"],
+                "output_tokens": _utf8(out["words"].tolist()) if len(out["words"]) else np.zeros((0, 0), object),
+                "output_lengths": out["lengths"].astype(np.int32)}
+
+    def serve(text):
+        return translate(text, defaults["beam_width"], defaults["length_penalty"])
+
+    text = ArraySpec("text", "string", (None,))
+    beam, penalty = ArraySpec("beam_width", "int32", ()), ArraySpec("length_penalty", "float32", ())
+    return {"serving_default": (serve, {"text": text}),
+            "translate": (translate, {"text": text, "beam_width": beam, "length_penalty": penalty}),
+            "attention": (attention, {"text": text, "beam_width": beam})}
+
+
+SIGNATURES = {"sentiment": _sentiment_signatures, "pos": _pos_signatures, "char_lm": _char_lm_signatures,
+              "translation": _translation_signatures}
 _TAGGED = {"tokens": ("string", (None, None)), "tags": ("string", (None, None)), "lengths": ("int32", (None,)),
            "in_vocabulary": ("bool", (None, None))}
 OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "probabilities": ("float32", (None, None))}},
            "pos": {"serving_default": _TAGGED, "tag_tokens": _TAGGED},
            "char_lm": {"serving_default": {"text": ("string", (None,)), "length": ("int32", (None,))},
-                       "score": {"log_likelihood": ("float32", (None,)), "count": ("int32", (None,))}}}
+                       "score": {"log_likelihood": ("float32", (None,)), "count": ("int32", (None,))}},
+           "translation": {"serving_default": {"translation": ("string", (None,)), "score": ("float32", (None,))},
+                           "translate": {"translation": ("string", (None,)), "score": ("float32", (None,))},
+                           "attention": {"translation": ("string", (None,)), "attention": ("float32", (None, None, None)),
+                                         "source_tokens": ("string", (None, None)), "source_lengths": ("int32", (None,)),
+                                         "output_tokens": ("string", (None, None)), "output_lengths": ("int32", (None,))}}}
 
 
 class OnnxPredictor(Predictor):

@@ -14,6 +14,8 @@ import numpy as np
 
 from seqapps.core.errors import DataError, ExportError
 
+MAX_BEAM = 64  # widest beam a signature accepts (each step keeps batch x width hypotheses)
+
 
 class Predictor:
     def __init__(self, task, signatures: dict, metadata: dict):

@@ -241,3 +241,82 @@ class TaggerTokenizer:
                 if vectors is not None:
                     vectors[i, j] = vector_id
         return {"words": words, "chars": chars, **({"vectors": vectors} if vectors is not None else {})}
+
+
+# -- translation: sources standardized, elisions and clitics split; outputs joined back --------------------
+_ELISION_WORDS = r"([cdjlmnst]|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'"
+
+
+@functools.lru_cache(maxsize=1)
+def _translation_patterns():
+    """:func:`tasks.translation.data.standardize`'s and :func:`~tasks.translation.data.detokenize`'s
+    substitutions with RE2's classes spelled out; RE2's ``$`` (no multi-line) is the end of the text, ``\\Z``.
+    The elision patterns are case-insensitive over the whole pattern, as the graph's ``(?i)``."""
+    c = _category_ranges()
+    letter, letter_digit = f"[{c['L']}]", f"[{c['L']}{c['N']}]"
+    not_letter, not_letter_digit = f"[^{c['L']}]", f"[^{c['L']}{c['N']}]"
+    elision = f"(\\A|{not_letter}){_ELISION_WORDS}"
+    standardize = (re.compile("[’‘]"), re.compile("[\u200b\u00ad]"),
+                   re.compile("[\t\n\f\r \u00a0\u202f\u2009\u2007]+"),
+                   (re.compile(f"{elision}({letter})", re.IGNORECASE), r"\1\2' \3"),
+                   (re.compile(f"({letter_digit})n't({not_letter_digit}|\\Z)"), r"\1 n't\2"),
+                   (re.compile(f"({letter_digit})'(s|re|ve|ll|d|m)({not_letter_digit}|\\Z)"), r"\1 '\2\3"),
+                   (re.compile(f"([^{c['L']}{c['N']}{c['M']}\t\n\f\r '])"), r" \1 "))
+    detokenize = ((re.compile(f"{elision} ({letter})", re.IGNORECASE), r"\1\2'\3"),
+                  (re.compile(f" (n't|'s|'re|'ve|'ll|'d|'m)({not_letter_digit}|\\Z)"), r"\1\2"))
+    return standardize, detokenize
+
+
+def translation_standardize(text: str, lowercase: bool = True) -> str:
+    """:func:`tasks.translation.data.standardize` (``lowercase``) or ``standardize_cased`` of one string."""
+    (quotes, invisible, spaces, *subs), _ = _translation_patterns()
+    text = quotes.sub("'", text)
+    if lowercase:
+        text = lower(text)
+    text = spaces.sub(" ", invisible.sub("", text))
+    for pattern, replacement in subs:
+        text = pattern.sub(replacement, text)
+    return re.sub(r"[\t\n\f\r ]+", " ", text).strip(STRIP)
+
+
+_FRENCH_STOPS, _STOPS = re.compile(r" ([.,%)\]}])"), re.compile(r" ([.,!?;:%)\]}])")
+_OPENERS = re.compile(r"([(\[{]) ")
+
+
+def detokenize(joined: str, french_spacing: bool = False) -> str:
+    """:func:`tasks.translation.data.detokenize` of one space-joined string of output words."""
+    _, (elision, clitic) = _translation_patterns()
+    text = clitic[0].sub(clitic[1], elision[0].sub(elision[1], joined))
+    text = (_FRENCH_STOPS if french_spacing else _STOPS).sub(r"\1", text)
+    text = _OPENERS.sub(r"\1", text).replace(" - ", "-")
+    return text.strip(STRIP)
+
+
+class SourceTokenizer:
+    """Source texts -> ``int64 [batch, time]`` ids as :meth:`tasks.translation.data.ParallelVocab.source_encoder`
+    gives them in the graph: the signatures' cut of long words, :func:`translation_standardize`, a split on
+    ASCII whitespace, the lookup in ``vocabulary`` (ids 2.. in order; 0 padding, 1 unknown), the first
+    ``max_length`` words, at least one (padding) step."""
+
+    def __init__(self, spec: dict, vocabulary: list[str]):
+        self.spec = spec
+        self.max_length = int(spec["max_length"])
+        self.ids = {w: i for i, w in enumerate(vocabulary, start=2)}
+
+    @classmethod
+    def load(cls, folder) -> "SourceTokenizer":
+        folder = Path(folder)
+        spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        return cls(spec, json.loads((folder / spec["vocabulary"]).read_text(encoding="utf-8")))
+
+    def words(self, texts) -> list[list[str]]:
+        """Each text's standardized words that the model reads (the first ``max_length``)."""
+        return [[w for w in SPLIT.split(translation_standardize(LONG_WORD.sub(r"\1", t))) if w][:self.max_length]
+                for t in texts]
+
+    def encode(self, texts) -> tuple[np.ndarray, list[list[str]]]:
+        rows = self.words(texts)
+        ids = np.zeros((len(rows), max([len(r) for r in rows] + [1])), np.int64)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = [self.ids.get(w, 1) for w in row]
+        return ids, rows

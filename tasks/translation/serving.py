@@ -1,5 +1,6 @@
 """The serving functions of a text-to-text encoder-decoder (strings in, strings out) and the
-Python helpers over them (:class:`TranslationPredictor`).
+Python helpers over them (:class:`TranslationPredictor`, whose helpers are
+:class:`tasks.translation.predicting.Predictions`).
 
 Standardization, vocabulary lookup, the decoding loop over the model's ``step``
 (greedy or beam search with a length penalty) and detokenization all run in the graph.
@@ -10,15 +11,14 @@ The preprocessing ``prep`` gives ``source_vectorizer()``, ``target_vocab``,
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from seqapps.inference import decoding
 from tasks.translation.data import detokenize, standardize
-from seqapps.core.errors import DataError
-from seqapps.inference.predictor import Predictor, decode_strings, one_or_many, text_items
+from seqapps.inference.predictor import MAX_BEAM, Predictor
 from seqapps.inference import checks
 from seqapps.core.task import Endpoint
+from tasks.translation.predicting import Predictions
 
 
 def text_decoder(model, prep, french_spacing: bool = False):
@@ -28,7 +28,7 @@ def text_decoder(model, prep, french_spacing: bool = False):
     step = decoding.banned(model.step, [0, 1, prep.start_id])  # padding, [UNK] and [START] are never produced
 
     def decode(text, beam_width, length_penalty):
-        beam_width = checks.in_range(beam_width, "beam_width", low=1, high=checks.MAX_BEAM, what="an integer")
+        beam_width = checks.in_range(beam_width, "beam_width", low=1, high=MAX_BEAM, what="an integer")
         length_penalty = checks.in_range(length_penalty, "length_penalty")
         ids = encode(text)
         source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1)
@@ -83,7 +83,7 @@ def seq2seq_endpoints(model, prep, beam_width: int, length_penalty: float,
         "serving_default": Endpoint(serve, [text],
                                     f"text -> translation (string), score; decoding: {name}"),
         "translate": Endpoint(translate, [text, beam, penalty],
-                              f"text, beam_width (1 = greedy .. {checks.MAX_BEAM}), length_penalty (finite) -> translation, "
+                              f"text, beam_width (1 = greedy .. {MAX_BEAM}), length_penalty (finite) -> translation, "
                               "score; an argument out of range fails the call with 'invalid input: ...'"),
         "attention": Endpoint(attention, [text, beam],
                               "text, beam_width -> translation, attention [batch, output, source], "
@@ -91,54 +91,6 @@ def seq2seq_endpoints(model, prep, beam_width: int, length_penalty: float,
     }
 
 
-class TranslationPredictor(Predictor):
-    """The Python helpers over a translation export's signatures (``serving_default``, ``translate``,
-    ``attention``): ``translate(texts, beam, length_penalty)`` and ``attention(texts)``."""
-
-    @property
-    def decoding_defaults(self) -> tuple[int, float]:
-        decoding = self.metadata["decoding"]
-        return int(decoding["beam_width"]), float(decoding["length_penalty"])
-
-    def translate(self, texts, beam: int | None = None, length_penalty: float | None = None,
-                  batch_size: int = 64) -> list[str]:
-        """Translations of ``texts`` (a list of str). ``beam`` 1 is greedy; ``None`` uses the
-        export's default width (``model.beam_width``) and length penalty."""
-        return one_or_many(texts, [r["translation"] for r in self._run(texts, beam, length_penalty, batch_size)])
-
-    def predict(self, texts, beam: int | None = None) -> list[str]:
-        return self.translate(texts, beam=beam)
-
-    def attention(self, texts, beam: int = 1, batch_size: int = 64) -> list[dict]:
-        """Per text: ``translation``, ``source_tokens``, ``output_tokens`` and ``weights``
-        (numpy ``[output tokens, source tokens]``; zeros for ``attention=none``)."""
-        return one_or_many(texts, self._run(texts, beam, None, batch_size, signature="attention"))
-
-    def _run(self, texts, beam, length_penalty, batch_size, signature=None):
-        texts = text_items(texts, "texts")
-        default_beam, default_penalty = self.decoding_defaults
-        if beam is not None and not 1 <= int(beam) <= checks.MAX_BEAM:
-            raise DataError(f"beam must be between 1 and {checks.MAX_BEAM}, got {beam}")
-        results = []
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start:start + batch_size]
-            if signature == "attention":
-                out = self.call("attention", text=chunk, beam_width=int(beam or 1))
-            elif beam is None and length_penalty is None:
-                out = self.call(text=chunk)
-            else:
-                out = self.call("translate", text=chunk, beam_width=int(beam or default_beam),
-                                length_penalty=float(default_penalty if length_penalty is None else length_penalty))
-            translations = decode_strings(out["translation"])
-            for i, translation in enumerate(translations):
-                row = {"translation": translation}
-                if signature == "attention":
-                    n_src, n_out = int(out["source_lengths"][i]), int(out["output_lengths"][i])
-                    row.update(source_tokens=decode_strings(out["source_tokens"][i][:n_src]),
-                               output_tokens=decode_strings(out["output_tokens"][i][:n_out]),
-                               weights=np.asarray(out["attention"][i][:n_out + 1, :n_src]))
-                results.append(row)
-        return results
-
-    def format(self, inputs, results):
-        return [str(r) for r in results]
+class TranslationPredictor(Predictions, Predictor):
+    """The Python helpers (:class:`tasks.translation.predicting.Predictions`) over a translation SavedModel's
+    signatures (``serving_default``, ``translate``, ``attention``)."""
