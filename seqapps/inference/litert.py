@@ -21,8 +21,8 @@ element_shape to be static``) for recurrent and transformer encoders alike.
 
 What runs outside the graph is the ONNX export's, file for file (``tokenizer.json`` and its lists)
 and step for step: :func:`load` answers through :data:`seqapps.inference.onnx_runtime.SIGNATURES`
-over :class:`RowSession`, which runs a batch's rows one call each, every row cut to its own
-length (its padding on the right dropped), and pads the answers back. Per task:
+over :class:`RowSession` (sentiment, pos), which runs a batch's rows one call each, every row cut
+to its own length (its padding on the right dropped), and pads the answers back. Per task:
 
 - sentiment: the graph holds the embeddings, the n-gram table, the encoder (a ``WHILE`` over the
   words for a recurrent one), pooling and the softmax; standardizing, splitting, the vocabulary
@@ -33,6 +33,10 @@ length (its padding on the right dropped), and pads the answers back. Per task:
   lookups and the argmax (or Viterbi) run in Python and NumPy, as for ONNX. A character BiLSTM
   (``model.char_encoder=rnn``) runs over ``[words, characters]``, a batch that is free again, and
   is refused with one line.
+- char_lm: the graph is the ONNX export's one step of the model (``tokens`` and the state in,
+  ``logits`` and ``next.<state>`` out); with no loop inside, its batch stays free and
+  :class:`BatchSession` calls it once per character for the whole batch. It is converted from that
+  step function by the route Keras' exporter takes (a SavedModel endpoint, then the converter).
 
 Other tasks are refused with one line (:data:`TASKS`).
 
@@ -60,7 +64,7 @@ from seqapps.core.errors import ExportError
 from seqapps.inference.predictor import Predictor
 
 MODEL = "model.tflite"
-TASKS = ("sentiment", "pos")  # tasks with a LiteRT adapter below; others: SavedModel or ONNX
+TASKS = ("sentiment", "pos", "char_lm")  # tasks with a LiteRT adapter below; others: SavedModel or ONNX
 THREADS = 1  # interpreter threads, as ONNX Runtime's (one text per call leaves little to share out)
 
 
@@ -148,12 +152,53 @@ def _pos(bundle, folder: Path, quantize: str) -> dict:
                        + " and the tag names"}
 
 
-ADAPTERS = {"sentiment": _sentiment, "pos": _pos}
+def _char_lm(bundle, folder: Path, quantize: str) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
+    from seqapps.inference.formats import flat_state, nested_state
+    from tasks.char_lm.serving import warm_start
+
+    prep, model = bundle.prep, bundle.model
+    warm, warm_last = warm_start(model, prep.encode(prep.warmup))
+    flat = flat_state(warm)
+    names = list(flat)
+    signature = [tf.TensorSpec([None], tf.int64, name="tokens")] + [
+        tf.TensorSpec([None, *v.shape[1:]], tf.as_dtype(v.dtype), name=k) for k, v in flat.items()]
+
+    def step(tokens, *leaves):  # the ONNX export's step (formats._char_lm): no loop inside, the batch stays free
+        state = nested_state(dict(zip(names, leaves)))
+        logits, new_state, _ = model.step(tf.cast(tokens, tf.int32), state)
+        return {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": v for k, v in flat_state(new_state).items()}}
+
+    convert(model, signature, folder / MODEL, quantize, "char_lm", fn=step)
+    np.savez(folder / "state.npz", **flat)  # the ONNX export's files (formats._char_lm)
+    (folder / "chars.json").write_text(json.dumps(list(prep.chars), ensure_ascii=False) + "\n", encoding="utf-8")
+    window = model.settings.get("context")
+    spec = {"type": "chars", "chars": "chars.json", "state": "state.npz", "state_names": names,
+            "warm_last": int(warm_last), "context": int(window) if window else None}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return {"inputs": {"tokens": "int64 [batch]: the character read now (ids of chars.json from 1; 0 unknown)",
+                       **{k: f"{v.dtype} [batch, {', '.join(map(str, v.shape[1:]))}]: the state before it"
+                          for k, v in flat.items()}},
+            "outputs": {"logits": "float32 [batch, vocabulary]: the next character's logits",
+                        **{f"next.{k}": "the state after it" for k in flat}},
+            "in_graph": "one step of the model: the embedding, every layer's cell (or block, with its key/value "
+                        "cache) and the logits; a whole batch per call",
+            "outside": "the character lookup and the loops over characters (NumPy, one graph call per character), "
+                       "as for the ONNX export: reading from the warm-up state (state.npz), score's "
+                       "log-likelihoods, generate's greedy or sampled picks (a seeded sample differs from the "
+                       "SavedModel's; greedy picks are the same)"}
+
+
+ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm}
 PRIMARY = {"sentiment": "tokens", "pos": "words"}  # the input whose 0 ids on the right are a row's padding
 
 
-def convert(model, specs: dict, path: Path, quantize: str, task: str) -> None:
-    """Keras' LiteRT export of ``model`` over ``specs`` with built-in operators only, quantized as asked."""
+def convert(model, specs, path: Path, quantize: str, task: str, fn=None) -> None:
+    """Keras' LiteRT export of ``model`` over ``specs`` with built-in operators only, quantized as asked;
+    with ``fn``, of ``fn`` (taking ``specs``, a list, positionally) instead of the model's call, by the
+    same route Keras' exporter takes (a SavedModel endpoint, then the converter)."""
     import tensorflow as tf
 
     target = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}  # no Flex: the LiteRT runtime alone runs it
@@ -163,13 +208,35 @@ def convert(model, specs: dict, path: Path, quantize: str, task: str) -> None:
     if quantize == "float16":
         target["supported_types"] = [tf.float16]
     try:
-        model.export(str(path), format="litert", input_signature=[specs], verbose=False, target_spec=target,
-                     **options)
+        if fn is None:
+            model.export(str(path), format="litert", input_signature=[specs], verbose=False, target_spec=target,
+                         **options)
+        else:
+            _convert_function(model, fn, specs, path, target, options)
     except Exception as e:
         if type(e).__name__ != "ConverterError":
             raise
         raise ExportError(f"--format litert cannot express this {task} model with LiteRT's built-in operators "
                           f"({_first_error(str(e))}); export a SavedModel (the default) or --format onnx") from None
+
+
+def _convert_function(model, fn, specs: list, path: Path, target: dict, options: dict) -> None:
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as saved:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", fn, input_signature=specs)
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        for key, value in target.items():
+            setattr(converter.target_spec, key, value)
+        for key, value in options.items():
+            setattr(converter, key, value)
+        Path(path).write_bytes(converter.convert())
 
 
 def _first_error(text: str) -> str:
@@ -208,10 +275,28 @@ def signatures(path, threads: int = THREADS) -> tuple[dict, dict]:
         raise ExportError(f"{path}: not a seqapps export (expected metadata.json beside {MODEL})")
     metadata = json.loads(meta_path.read_text())
     task = metadata.get("task")
-    if task not in PRIMARY:
+    if task not in ADAPTERS:
         raise ExportError(f"{path}: LiteRT exports of {task!r} are not supported by this version of seqapps")
-    session = RowSession(interpreter(path / MODEL, threads), PRIMARY[task])
+    interp = interpreter(path / MODEL, threads)
+    session = RowSession(interp, PRIMARY[task]) if task in PRIMARY else BatchSession(interp)
     return onnx_runtime.SIGNATURES[task](path, metadata, session), metadata
+
+
+class BatchSession:
+    """What the ONNX signatures ask of an ONNX Runtime session over a LiteRT graph whose batch is free
+    (char_lm's step): ``run`` is one call of the graph."""
+
+    def __init__(self, interp):
+        self.runner = interp.get_signature_runner()
+        self.lock = threading.Lock()  # an interpreter runs one call at a time
+
+    def get_inputs(self) -> list:
+        return [SimpleNamespace(name=name) for name in self.runner.get_input_details()]
+
+    def run(self, output_names, feeds: dict) -> list:
+        with self.lock:
+            out = self.runner(**{k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        return [out[name] for name in output_names]
 
 
 class RowSession:

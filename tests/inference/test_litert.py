@@ -299,3 +299,55 @@ def test_pos_character_bilstm_is_refused_with_one_line(tmp_path):
         formats.write(bundle, tmp_path / "out", "litert", "none")
     assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
     assert not list(tmp_path.iterdir())  # no temporary folder left either
+
+
+# -- char_lm: one step of the model, the whole batch per call -------------------------------------------
+CHAR_TEXTS = ["To be, or not to be, that is the question", "", "x", "zqé unknown 東 😀", "First Citizen:\n" * 20]
+PRIMES = ["", "the ", "😀☃", "First Citizen:\n", "ab" * 2500]  # the last one over the 4,000 characters read
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [["model.units=16", "model.embedding_dim=8"],
+                                       ["model.architecture=transformer", "model.units=16", "model.layers=1",
+                                        "model.heads=2"]], ids=["lstm", "transformer"])
+def test_char_lm_scores_and_generates_like_the_savedmodel(tmp_path, overrides):
+    """Per-character log-likelihoods within 1e-4 (int8: 0.05 nats), greedy text identical, the files outside the
+    graph the ONNX export's, and answers without TensorFlow."""
+    from seqapps.inference.export import export
+
+    run = seqapps.train("char_lm", "demo", epochs=1, run_dir=tmp_path / "run", verbose=0,
+                        overrides=["train.batch_size=8", "train.bptt=16", "train.steps_per_epoch=5", *overrides])
+    reference = seqapps.load(run.export(tmp_path / "savedmodel"))
+    paths = {q: export(run.bundle(), tmp_path / f"litert-{q}", "litert", q) for q in ("none", "int8")}
+    onnx = export(run.bundle(), tmp_path / "onnx", "onnx", "none")
+    for name in ("tokenizer.json", "chars.json", "state.npz"):
+        assert (paths["none"] / name).read_bytes() == (onnx / name).read_bytes(), name
+    assert not any(op.startswith("Flex") for op in _ops(paths["none"] / "model.tflite"))
+
+    want = reference.call("score", text=CHAR_TEXTS)
+    for quantize, bound in (("none", 1e-4), ("int8", 0.05)):
+        got = seqapps.load(paths[quantize]).call("score", text=CHAR_TEXTS)
+        assert (got["count"] == want["count"]).all()
+        per_char = [out["log_likelihood"] / np.maximum(out["count"], 1) for out in (got, want)]
+        assert np.abs(per_char[0] - per_char[1]).max() <= bound, (quantize, per_char)
+    model = seqapps.load(paths["none"])
+    greedy = reference.generate(PRIMES, 30, temperature=0.0)
+    assert model.generate(PRIMES, 30, temperature=0.0) == greedy
+    assert model.call("score", text=[])["log_likelihood"].shape == (0,)
+
+    code = f"""
+import json, sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Blocked())
+import seqapps
+out = seqapps.load({str(paths["none"])!r}).generate({PRIMES!r}, 30, temperature=0.0)
+assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == greedy
