@@ -100,7 +100,7 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for plots (default: the run or export folder)")
     p.add_argument("--plot", action="store_true", help="also write the task's extra plots (attention maps...)")
 
-    p = add("export", help="write a raw-input SavedModel (or an ONNX graph and its tokenizer) from a run")
+    p = add("export", help="write a raw-input SavedModel (or an ONNX or LiteRT graph and its tokenizer) from a run")
     p.add_argument("run_dir")
     p.add_argument("out_dir")
     p.add_argument("--format", default="savedmodel", choices=["savedmodel", "onnx", "litert"],
