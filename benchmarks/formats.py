@@ -3,21 +3,25 @@
     python benchmarks/formats.py --run runs/sentiment-sst2 [--data sst2] [--rounds 3] [--out DIR]
     python benchmarks/formats.py --run runs/pos-ewt --formats savedmodel,onnx-fp32,onnx-int8
     python benchmarks/formats.py --run runs/char_lm-shakespeare --formats savedmodel,onnx-fp32,onnx-int8
+    python benchmarks/formats.py --run runs/translation-fr-en --formats savedmodel,onnx-fp32,onnx-int8
 
 Exports the run in each format (timed), then loads each export in its own child process
 (``seqapps.load(export)``; the ONNX and LiteRT children block TensorFlow and Keras imports) and measures:
 
 - size: the whole export folder, and the model file alone (``saved_model.pb`` + variables,
-  ``model.onnx`` or ``model.tflite``);
+  ``model.onnx`` (with translation's ``encoder.onnx``) or ``model.tflite``);
 - quality on the split and the answers against the SavedModel's, per task: sentiment's accuracy,
   the largest probability difference and the share of labels that differ; pos' tag (UPOS) accuracy
   over the split's tokens (``analyze`` on its token lists) and the share of tags that differ;
   char_lm's nats per character of the split's text (``score`` with ``data.eval_streams`` streams)
-  and its difference from the SavedModel's;
+  and its difference from the SavedModel's; translation's corpus BLEU (sacrebleu, as its ``evaluate``
+  scores: :func:`seqapps.analysis.metrics.bleu_chrf`) of greedy and beam-4 translations and the
+  share of strings that differ from the SavedModel's (greedy and beam 4);
 - single-input latency: one input end to end (tokenizing included), ``--calls`` calls per round
   over the split's inputs: p50 and p99 over all rounds, and the single-input throughput (calls per
   second, the median of the rounds). An input is a text (sentiment ``predict``), a token list (pos
-  ``analyze``) or a piece of ``--piece`` characters of the text (char_lm's ``score`` signature);
+  ``analyze``), a piece of ``--piece`` characters of the text (char_lm's ``score`` signature) or a
+  source sentence (translation's ``translate`` with the export's default decoding);
 - throughput at batch 64: consecutive batches of 64 inputs for ``--seconds`` per round, inputs per
   second (the median of the rounds).
 
@@ -53,9 +57,10 @@ def folder_bytes(path: Path) -> int:
 
 def model_bytes(path: Path) -> int:
     path = Path(path)
-    for name in ("model.onnx", "model.tflite"):
-        if (path / name).is_file():
-            return (path / name).stat().st_size
+    if (path / "model.onnx").is_file():  # every graph (translation: encoder.onnx beside it)
+        return sum(f.stat().st_size for f in path.glob("*.onnx"))
+    if (path / "model.tflite").is_file():
+        return (path / "model.tflite").stat().st_size
     return (path / "saved_model.pb").stat().st_size + folder_bytes(path / "variables")
 
 
@@ -89,6 +94,12 @@ elif task == "pos":
     pairs = [(t, g) for r, gold in zip(results, data["gold"]) for t, g in zip(r["tags"], gold)]
     quality = float(np.mean([t == g for t, g in pairs]))
     answers = [r["tags"] for r in results]
+elif task == "translation":  # greedy and beam 4 scored; timed with the export's default decoding
+    def run(batch):
+        return predictor.translate(batch)
+    answers = {f"beam{b}": [h for start in range(0, len(items), 64)
+                            for h in predictor.translate(items[start:start + 64], beam=b)] for b in (1, 4)}
+    quality = None  # BLEU, in the parent (sacrebleu)
 else:  # char_lm: score pieces of the text
     def run(batch):
         return predictor.call("score", text=batch)
@@ -182,12 +193,22 @@ def main(argv=None):
 
 
     answers = {name: row.pop("answers") for name, row in rows.items()}
+    if bundle.task.name == "translation":
+        from seqapps.analysis.metrics import bleu_chrf
+
+        for name, row in rows.items():
+            bleu = {key: bleu_chrf(answers[name][key], data["gold"])["bleu"] for key in ("beam1", "beam4")}
+            row.update(quality=bleu["beam1"], bleu_greedy=bleu["beam1"], bleu_beam4=bleu["beam4"])
     ref, base = answers.get("savedmodel"), rows.get("savedmodel")
     task = bundle.task.name
     for name, row in rows.items():
         if base is None:
             continue
-        if task == "pos":
+        if task == "translation":
+            for key in ("beam1", "beam4"):
+                row[f"{key}_differ"] = float(np.mean([a != b for a, b in zip(answers[name][key], ref[key])]))
+            row["labels_differ"] = row["beam4_differ"]
+        elif task == "pos":
             pairs = [(a, b) for got, want in zip(answers[name], ref) for a, b in zip(got, want)]
             row["labels_differ"] = float(np.mean([a != b for a, b in pairs])) if pairs else 0.0
         elif len(ref):
@@ -230,10 +251,16 @@ def table(summary: dict) -> str:
                      f"{r['batch64_per_s']:.0f} | {r.get('batch64_vs_savedmodel', float('nan')):.2f} | "
                      f"{r['quality']:.4f} | {r.get('max_abs_diff', float('nan')):.2e} | "
                      f"{r.get('labels_differ', float('nan')):.4f} | {r['export_s']:.1f} |")
+    if summary["task"] == "translation":
+        lines += ["", "| format | BLEU greedy | BLEU beam 4 | greedy strings differ from SM | beam-4 strings differ |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {name} | {r['bleu_greedy']:.2f} | {r['bleu_beam4']:.2f} | {r.get('beam1_differ', float('nan')):.4f} "
+                  f"| {r.get('beam4_differ', float('nan')):.4f} |" for name, r in summary["formats"].items()]
     return "\n".join(lines)
 
 
-QUALITY = {"sentiment": "accuracy", "pos": "tag accuracy", "char_lm": "nats/char"}
+QUALITY = {"sentiment": "accuracy", "pos": "tag accuracy", "char_lm": "nats/char",
+           "translation": "BLEU greedy (beam-4 BLEU: bleu_beam4)"}
 
 
 def task_data(task: str, split, cfg, args) -> dict:
@@ -249,7 +276,10 @@ def task_data(task: str, split, cfg, args) -> dict:
         text = split[:limit * args.piece] if limit else split
         pieces = [text[i:i + args.piece + 1] for i in range(0, max(len(text) - 1, 1), args.piece)]
         return {"task": task, "items": pieces, "text": text, "streams": int(cfg.data.eval_streams)}
-    raise SystemExit(f"benchmarks/formats.py measures sentiment, pos and char_lm runs, not {task}")
+    if task == "translation":
+        sources, references = split
+        return {"task": task, "items": list(sources)[:limit], "gold": list(references)[:limit]}
+    raise SystemExit(f"benchmarks/formats.py measures sentiment, pos, char_lm and translation runs, not {task}")
 
 
 def _answer(name, proc) -> dict:

@@ -4,9 +4,11 @@ Nothing here imports TensorFlow or Keras: ``seqapps.load(OUT).predict([...])`` o
 works where TensorFlow is not installed. Each signature runs the tokenizer
 (:mod:`seqapps.inference.tokenizer`), the ONNX graph, and the few steps that turn its numbers
 into the SavedModel's outputs (a label from probabilities, tags by argmax or Viterbi, a language
-model's loops over characters), so ``call`` returns the same output names and values as the
+model's loops over characters, a translator's greedy or beam search over its decoder step:
+:func:`greedy`, :func:`beam_search`), so ``call`` returns the same output names and values as the
 SavedModel's signature: sentiment's ``serving_default``, pos' ``serving_default`` and ``tag_tokens``
-(not ``self_attention``), char_lm's ``serving_default`` (generate) and ``score`` (not ``states``).
+(not ``self_attention``), char_lm's ``serving_default`` (generate) and ``score`` (not ``states``),
+translation's ``serving_default``, ``translate`` and ``attention``.
 
 The task's helpers (``predict``, ``format``...) come from the task's TensorFlow-free
 ``predicting.py`` (:func:`predictor_class`), the same code the SavedModel's predictor runs.
