@@ -30,7 +30,8 @@ PAIRS = [  # (French, English): a corpus the model learns by heart, so its outpu
 TEXTS = [fr for fr, _ in PAIRS] + [
     "", "   ", "Xyzzy ☃ 🤖 plugh !", "le chat est en retard ?", "L’été, c'est froid (non) - merci !",
     "JE SUIS\tle\vchat\x00 dort", "word" + "x" * 150 + " fin", " ".join(["chat"] * 300), "nuit nuit nuit nuit"]
-INT8_SAME = 0.75  # least share of int8 strings equal to the SavedModel's (greedy and beam 4); measured 1.0 here
+INT8_SAME = 0.7  # least share of int8 strings equal to the SavedModel's; measured on these runs: recurrent
+# 18 of 21 greedy and 21 of 21 beam 4, transformer 20 of 21 for both
 
 
 def train(root, *overrides):
