@@ -1,7 +1,7 @@
 """The exports a server holds: found in a folder, loaded with TensorFlow alone, reloaded when replaced.
 
-A served folder is either one export (``saved_model.pb`` in it, or an ONNX export's ``model.onnx``:
-the runtime is picked from the folder) or a folder of them, each
+A served folder is either one export (``saved_model.pb`` in it, an ONNX export's ``model.onnx`` or a
+LiteRT export's ``model.tflite``: the runtime is picked from the folder) or a folder of them, each
 served under its folder name. A model folder may also follow TF Serving's layout, numbered
 version folders (``sentiment/3/saved_model.pb``); the highest is served. Names come only
 from this listing: a request names a model, it never names a path.
@@ -71,9 +71,12 @@ def find_exports(root: Path) -> dict:
 
 
 def main_file(folder: Path) -> Path:
-    """``model.onnx`` for an ONNX export (:mod:`seqapps.inference.formats`), else ``saved_model.pb``."""
-    onnx = folder / "model.onnx"
-    return onnx if onnx.is_file() else folder / "saved_model.pb"
+    """``model.onnx`` for an ONNX export, ``model.tflite`` for a LiteRT one (:mod:`seqapps.inference.formats`),
+    else ``saved_model.pb``."""
+    for name in ("model.onnx", "model.tflite"):
+        if (folder / name).is_file():
+            return folder / name
+    return folder / "saved_model.pb"
 
 
 def stamp(folder: Path):
@@ -92,7 +95,7 @@ def load(name: str, folder: Path, version: int) -> Model:
 
     from seqapps.http.batching import can_batch
 
-    if main_file(folder).name == "model.onnx":
+    if main_file(folder).name != "saved_model.pb":
         return load_onnx(name, folder, version)
     meta_path = folder / "metadata.json"
     metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -113,17 +116,18 @@ class OnnxSignature(Signature):
 
 
 def load_onnx(name: str, folder: Path, version: int) -> Model:
-    """An ONNX export served under the same REST contract: its signatures' inputs and outputs are
-    described with TensorFlow's specs, so requests are checked and answered as for a SavedModel."""
+    """An ONNX or LiteRT export served under the same REST contract: its signatures' inputs and outputs
+    are described with TensorFlow's specs, so requests are checked and answered as for a SavedModel."""
     import tensorflow as tf
 
     from seqapps.http.batching import can_batch
-    from seqapps.inference import onnx_runtime
+    from seqapps.inference import litert, onnx_runtime
 
     def spec(dtype, shape):
         return tf.TensorSpec(shape, tf.string if dtype == "string" else tf.as_dtype(dtype))
 
-    sigs, metadata = onnx_runtime.signatures(folder, threads=1)
+    runtime = onnx_runtime if main_file(folder).name == "model.onnx" else litert
+    sigs, metadata = runtime.signatures(folder, threads=1)
     outputs = onnx_runtime.OUTPUTS[metadata["task"]]
     signatures = {}
     for sig_name, (fn, specs) in sigs.items():

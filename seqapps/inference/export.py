@@ -34,8 +34,8 @@ def build_archive(model, endpoints: dict, trackables=()):
 def export(run_dir, out_dir, format: str = "savedmodel", quantize: str = "none") -> Path:
     """Export the best checkpoint of ``run_dir`` to ``out_dir``; returns ``out_dir``.
 
-    ``format`` ``onnx`` writes an ONNX graph over ids and its tokenizer instead, with ``quantize``
-    ``int8``, ``float16`` or ``none`` (:mod:`seqapps.inference.formats`).
+    ``format`` ``onnx`` or ``litert`` writes an ONNX or LiteRT graph over ids and its tokenizer instead,
+    with ``quantize`` ``int8``, ``float16`` or ``none`` (:mod:`seqapps.inference.formats`).
 
     Always written with the TensorFlow backend: from a process that runs another one, the
     export is written by a child process that runs TensorFlow."""
@@ -50,7 +50,8 @@ def export(run_dir, out_dir, format: str = "savedmodel", quantize: str = "none")
         from seqapps.inference import formats
 
         if format == "savedmodel":
-            raise ExportError("--quantize applies to --format onnx; a SavedModel keeps float32 weights")
+            raise ExportError("--quantize applies to --format onnx and --format litert; a SavedModel keeps "
+                              "float32 weights")
         return formats.write(run_dir if isinstance(run_dir, Bundle) else Bundle(run_dir), out_dir, format, quantize)
     bundle = run_dir if isinstance(run_dir, Bundle) else Bundle(run_dir)
     endpoints = bundle.endpoints  # loads the model; a run without a checkpoint fails before anything is written

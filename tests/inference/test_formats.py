@@ -200,6 +200,7 @@ def test_export_command_flags(exports, tmp_path, capsys):
 
 
 def test_served_beside_a_savedmodel(exports, tmp_path):
+    """ONNX and LiteRT exports are served beside the SavedModel under the same contract."""
     import shutil
     import socket
     import urllib.request
@@ -207,6 +208,9 @@ def test_served_beside_a_savedmodel(exports, tmp_path):
     models = tmp_path / "models"
     shutil.copytree(exports["savedmodel"], models / "sm")
     shutil.copytree(exports["none"], models / "onnx")
+    from seqapps.inference.export import export
+
+    export(exports["run"], models / "litert", "litert", "none")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -235,10 +239,12 @@ def test_served_beside_a_savedmodel(exports, tmp_path):
             assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
             time.sleep(0.1)
         body = {"instances": TEXTS[:6]}
-        (s1, a), (s2, b) = post("sm", body), post("onnx", body)
-        assert s1 == s2 == 200, (a, b)
-        for x, y in zip(a["predictions"], b["predictions"]):
-            assert x["label"] == y["label"] and x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-4)
+        (s1, a), (s2, b), (s3, c) = post("sm", body), post("onnx", body), post("litert", body)
+        assert s1 == s2 == s3 == 200, (a, b, c)
+        for x, y, z in zip(a["predictions"], b["predictions"], c["predictions"]):
+            assert x["label"] == y["label"] == z["label"]
+            assert x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-4)
+            assert x["probabilities"] == pytest.approx(z["probabilities"], abs=1e-4)
         status, columnar = post("onnx", {"inputs": {"text": TEXTS[:2]}})
         assert status == 200 and set(columnar["outputs"]) == {"label", "probabilities"}
         status, error = post("onnx", {"instances": [1, 2]})
