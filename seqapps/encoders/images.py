@@ -18,17 +18,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from seqapps.core.bounds import GIF_BLOCKS, IMAGE_PIXELS, SHRINK_SIDE
+from seqapps.inference import image_inputs
 
 MAX_PIXELS = 10_000 * 10_000  # JPEGs whose header claims more pixels are refused rather than decoded
-FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP"}
-
-
-def sniff(data: bytes) -> str | None:
-    """The format name of encoded image bytes, from their first bytes; None if unknown."""
-    for magic, name in FORMATS.items():
-        if data[:len(magic)] == magic:
-            return name
-    return None
+FORMATS, sniff = image_inputs.FORMATS, image_inputs.sniff  # TensorFlow-free, where they live
 
 
 def _u(b, start, n, little):

@@ -61,7 +61,7 @@ from seqapps.core.errors import ExportError
 
 FORMATS = ("savedmodel", "onnx", "litert")  # litert: seqapps.inference.litert
 QUANTIZE = ("none", "int8", "float16")
-TASKS = ("sentiment", "pos", "char_lm", "translation")  # tasks with an ONNX adapter below; others: SavedModel only, for now
+TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning")  # tasks with an ONNX adapter below; others: SavedModel only, for now
 
 
 def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
@@ -297,7 +297,68 @@ def _translation(bundle, folder: Path) -> dict:
                        "words joined and detokenized in Python"}
 
 
-ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation}
+def _captioning(bundle, folder: Path) -> dict:
+    import tensorflow as tf
+
+    from tasks.captioning.data import END, START, UNK
+
+    prep, model, cfg = bundle.prep, bundle.model, bundle.config
+    size = int(cfg.model.image_size)
+    pixels = tf.TensorSpec([None, size, size, 3], tf.float32, name="pixels")
+    probe = flat_state(model.initial_state(model.image_features(tf.zeros([2, size, size, 3]))))
+    names = list(probe)
+    leaves = [tf.TensorSpec([None, *probe[k].shape[1:]], probe[k].dtype, name=k) for k in names]
+    tokens = tf.TensorSpec([None], tf.int64, name="tokens")
+
+    @tf.function(input_signature=[pixels])
+    def encoder(pixels):
+        return flat_state(model.initial_state(model.image_features(pixels)))
+
+    carried = []
+
+    @tf.function(input_signature=[tokens, *leaves])
+    def decoder(tokens, *values):
+        flat = dict(zip(names, values))
+        logits, new_state, extras = model.step(tf.cast(tokens, tf.int32), nested_state(flat))
+        new = flat_state(new_state)
+        carried[:] = [k for k in names if new[k] is not flat[k]]  # the rest (features, keys) only read
+        out = {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": new[k] for k in carried}}
+        if extras and "attention" in extras:
+            out["attention"] = tf.cast(extras["attention"], tf.float32)
+        return out
+
+    _function_to_onnx(encoder, [pixels], folder / "encoder.onnx")
+    _function_to_onnx(decoder, [tokens, *leaves], folder / "model.onnx")
+    attention = "attention" in decoder.get_concrete_function().structured_outputs
+    words = list(prep.words)
+    (folder / "vocabulary.json").write_text(json.dumps(words, ensure_ascii=False) + "\n", encoding="utf-8")
+    spec = {"type": "image", "decode": "tasks.captioning.predicting.decode_image", "image_size": size,
+            "vocabulary": "vocabulary.json", "start_id": words.index(START), "end_id": words.index(END),
+            "banned": [i for i, w in enumerate(words) if w in (UNK, START)], "max_steps": int(prep.max_length) + 1,
+            "beam_width": int(cfg.model.beam_width), "length_penalty": float(cfg.model.length_penalty),
+            "state_names": names, "carried": list(carried), "attention": bool(attention), "grid": list(model.grid)}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return {"files": {"encoder.onnx": "pixels -> the decoder's initial state", "model.onnx": "one decoding step"},
+            "inputs": {"encoder.onnx": {"pixels": f"float32 [batch, {size}, {size}, 3]: RGB in [0, 255]"},
+                       "model.onnx": {"tokens": "int64 [batch]: the previous word id",
+                                      **{k: f"{probe[k].dtype.name} the state" for k in names}}},
+            "outputs": {"encoder.onnx": {k: "the decoder's initial state" for k in names},
+                        "model.onnx": {"logits": "float32 [batch, vocabulary]: the next word's logits",
+                                       **{f"next.{k}": "the state after the step" for k in carried},
+                                       **({"attention": "float32 [batch, cells]: attention over the feature grid"}
+                                          if attention else {})}},
+            "in_graph": "encoder.onnx: the image encoder (CNN feature grid), the feature projection and the "
+                        "decoder's initial state (and attention keys); model.onnx: one step of the decoder "
+                        "(word embedding, attention, recurrent cell, deep output, logits)",
+            "outside": "decoding the image bytes, the first frame of a GIF, the JPEG scaling, the bounds and the "
+                       "resize to the model's size (Pillow: tasks.captioning.predicting.decode_image; close to, "
+                       "not equal to, the SavedModel's pixels), greedy or beam search over model.onnx (NumPy, "
+                       "the same width, length penalty, banned unknown and start words and step count as the "
+                       "SavedModel's), joining the words"}
+
+
+ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation,
+            "captioning": _captioning}
 
 
 # -- conversion and quantization ---------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``read_items`` reads each item (a path, or bytes as they are) without failing the
 others; ``why_undecodable`` says in words why bytes did not decode in the graph;
 ``size_warning`` flags images too small for a result to mean much; ``run_images`` batches
-them through a signature and ``image_paths`` reads the paths a command line names.
+them through a signature and ``image_paths`` reads the paths a command line names. Nothing here
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,8 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from seqapps.core.bounds import IMAGE_PIXELS
-from seqapps.encoders.images import sniff
 from seqapps.core.errors import DataError
+
+FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP"}
+
+
+def sniff(data: bytes) -> str | None:
+    """The format name of encoded image bytes, from their first bytes; None if unknown."""
+    for magic, name in FORMATS.items():
+        if data[:len(magic)] == magic:
+            return name
+    return None
 
 
 def read_items(items, result_key: str = "result") -> tuple[list, list[dict]]:

@@ -8,7 +8,8 @@ model's loops over characters, a translator's greedy or beam search over its dec
 :func:`greedy`, :func:`beam_search`), so ``call`` returns the same output names and values as the
 SavedModel's signature: sentiment's ``serving_default``, pos' ``serving_default`` and ``tag_tokens``
 (not ``self_attention``), char_lm's ``serving_default`` (generate) and ``score`` (not ``states``),
-translation's ``serving_default``, ``translate`` and ``attention``.
+translation's ``serving_default``, ``translate`` and ``attention``, captioning's ``serving_default``,
+``beam`` and ``attention`` (image bytes decoded with Pillow: :func:`tasks.captioning.predicting.decode_image`).
 
 The task's helpers (``predict``, ``format``...) come from the task's TensorFlow-free
 ``predicting.py`` (:func:`predictor_class`), the same code the SavedModel's predictor runs.
@@ -475,10 +476,71 @@ def _translation_signatures(path: Path, metadata: dict, sess) -> dict:
             "attention": (attention, {"text": text, "beam_width": beam})}
 
 
+def _captioning_signatures(path: Path, metadata: dict, sess) -> dict:
+    from seqapps.core import bounds
+    from tasks.captioning.predicting import decode_images, join_caption
+
+    spec = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+    words = np.array(json.loads((path / spec["vocabulary"]).read_text(encoding="utf-8")), dtype=object)
+    size, grid = int(spec["image_size"]), tuple(spec["grid"])
+    start, end, banned, max_steps = int(spec["start_id"]), int(spec["end_id"]), list(spec["banned"]), int(spec["max_steps"])
+    names, carried, attends = list(spec["state_names"]), list(spec["carried"]), bool(spec["attention"])
+    outputs = ["logits"] + [f"next.{k}" for k in carried] + (["attention"] if attends else [])
+    encoder, decoder = sess["encoder"], sess["model"]
+
+    def step(tokens, state):
+        logits, *rest = decoder.run(outputs, {"tokens": tokens.astype(np.int64), **state})
+        logits[:, banned] += NEG_INF  # never the unknown word or a second start
+        return logits, {**state, **dict(zip(carried, rest))}, ({"attention": rest[-1]} if attends else {})
+
+    def caption(image, width):
+        blobs = [bytes(b) if isinstance(b, (bytes, bytearray)) else str(b).encode("utf-8")
+                 for b in np.asarray(image, dtype=object).reshape(-1).tolist()]
+        if len(blobs) > bounds.IMAGE_ROWS:
+            raise DataError(f"invalid input: image has more than {bounds.IMAGE_ROWS} rows; "
+                            f"send at most {bounds.IMAGE_ROWS} in one call")
+        if sum(map(len, blobs)) > bounds.IMAGE_CALL_BYTES:
+            raise DataError(f"invalid input: the image items together are over {bounds.IMAGE_CALL_BYTES} bytes; "
+                            "send them in several calls")
+        n = len(blobs)
+        pixels, valid = decode_images(blobs or [b""], size)  # a batch of 0 runs one blank item, as the graph
+        state = dict(zip(names, encoder.run(names, {"pixels": pixels})))
+        if width <= 1:
+            out = greedy(step, state, start, end, max_steps)
+        else:
+            out = beam_search(step, state, start, end, max_steps, width, float(spec["length_penalty"]),
+                              reordered=carried)
+        lengths = out["lengths"]
+        steps = np.arange(out["tokens"].shape[1])[None] < lengths[:, None]
+        strings = np.where(steps & valid[:, None], words[out["tokens"]], "")
+        captions = [join_caption(" ".join(row[:m])) if ok else "" for row, m, ok in
+                    zip(strings.tolist(), lengths.tolist(), valid.tolist())]
+        answer = {"caption": np.array([c.encode("utf-8") for c in captions], dtype=object), "valid": valid,
+                  "length": np.where(valid, lengths, 0).astype(np.int32),
+                  "score": np.where(valid, out["scores"], np.float32(0)).astype(np.float32),
+                  "words": _utf8(strings.tolist())}
+        if attends:
+            maps = out["extras"]["attention"] * valid.astype(np.float32)[:, None, None]
+            answer["attention"] = maps.reshape(maps.shape[:2] + grid)
+        return {k: v[:n] for k, v in answer.items()}
+
+    def pick(width, *keys):
+        return lambda image: {k: v for k, v in caption(image, width).items() if k in keys}
+
+    image = {"image": ArraySpec("image", "string", (None,))}
+    out = {"serving_default": (pick(1, "caption", "valid", "length", "score"), image),
+           "beam": (pick(int(spec["beam_width"]), "caption", "valid", "length", "score"), image)}
+    if attends:
+        out["attention"] = (pick(1, "caption", "valid", "length", "words", "attention"), image)
+    return out
+
+
 SIGNATURES = {"sentiment": _sentiment_signatures, "pos": _pos_signatures, "char_lm": _char_lm_signatures,
-              "translation": _translation_signatures}
+              "translation": _translation_signatures, "captioning": _captioning_signatures}
 _TAGGED = {"tokens": ("string", (None, None)), "tags": ("string", (None, None)), "lengths": ("int32", (None,)),
            "in_vocabulary": ("bool", (None, None))}
+_CAPTIONED = {"caption": ("string", (None,)), "valid": ("bool", (None,)), "length": ("int32", (None,)),
+              "score": ("float32", (None,))}
 OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "probabilities": ("float32", (None, None))}},
            "pos": {"serving_default": _TAGGED, "tag_tokens": _TAGGED},
            "char_lm": {"serving_default": {"text": ("string", (None,)), "length": ("int32", (None,))},
@@ -487,7 +549,11 @@ OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "prob
                            "translate": {"translation": ("string", (None,)), "score": ("float32", (None,))},
                            "attention": {"translation": ("string", (None,)), "attention": ("float32", (None, None, None)),
                                          "source_tokens": ("string", (None, None)), "source_lengths": ("int32", (None,)),
-                                         "output_tokens": ("string", (None, None)), "output_lengths": ("int32", (None,))}}}
+                                         "output_tokens": ("string", (None, None)), "output_lengths": ("int32", (None,))}},
+           "captioning": {"serving_default": _CAPTIONED, "beam": _CAPTIONED,
+                          "attention": {**{k: v for k, v in _CAPTIONED.items() if k != "score"},
+                                        "words": ("string", (None, None)),
+                                        "attention": ("float32", (None, None, None, None))}}}
 
 
 class OnnxPredictor(Predictor):

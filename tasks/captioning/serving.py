@@ -2,24 +2,22 @@
 the Python helpers over them (:class:`CaptionPredictor`).
 
 Image decoding, resizing and normalization, the greedy and beam-search loops over the
-model's ``step`` and the joining of words all run in the graph. The model gives
+model's ``step`` and the joining of words all run in the graph (an ONNX export runs them outside
+its graphs: :mod:`tasks.captioning.predicting`). The model gives
 ``image_features(pixels)``, ``initial_state(features)``, ``step`` and, with attention,
 its feature ``grid`` ``(h, w)``. Undecodable items get ``valid=false`` and an empty caption.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tensorflow as tf
 
 from seqapps.inference import decoding
 from tasks.captioning.data import START, UNK
-from seqapps.inference.image_inputs import image_paths, run_images, size_warning
 from seqapps.encoders.images import decode_batch
-from seqapps.core.errors import ConfigError
-from seqapps.inference.predictor import Predictor, decode_strings
+from seqapps.inference.predictor import Predictor
 from seqapps.core.task import Endpoint
+from tasks.captioning.predicting import Predictions
 
 
 def join_caption(joined):
@@ -73,59 +71,6 @@ def caption_endpoints(model, words: list[str], start: int, end: int, max_steps: 
     return endpoints
 
 
-class CaptionPredictor(Predictor):
-    """``caption(paths_or_bytes, beam=3)`` -> ``[{"source", "caption", "error", "warning"}]``.
-
-    Items that cannot be read or decoded get ``caption=None`` and an ``error`` saying
-    why; the others are captioned all the same.
-    """
-
-    @property
-    def beam_width(self) -> int:
-        return int(self.metadata["decoding"]["beam_width"])
-
-    def _signature(self, beam):
-        if beam in (None, 0, 1):
-            return "serving_default"
-        width = self.beam_width
-        if int(beam) != width:
-            raise ConfigError(f"this export has greedy decoding (beam=1) and beam search of width {width}; "
-                              f"got beam={beam}")
-        return "beam"
-
-    def caption(self, items, beam: int | None = None, batch_size: int = 16) -> list[dict]:
-        """Per image (a path or bytes; one item gives one dict, a list a list): ``source``,
-        ``caption``, ``error`` (why it could not be read or decoded) and ``warning``."""
-        signature = self._signature(self.beam_width if beam is None else beam)
-
-        def fill(info, out, row, blob):
-            info.update(caption=decode_strings(out["caption"][row:row + 1])[0], warning=size_warning(blob))
-        results = run_images(lambda images: self.call(signature, image=images), items, fill, batch_size, "caption")
-        return results[0] if isinstance(items, (str, bytes, Path)) else results
-
-    def predict(self, inputs):
-        return self.caption(inputs)
-
-    def attention(self, items, batch_size: int = 16) -> list[dict]:
-        """Greedy captions with, per word, the attention over the feature grid ``[words, h, w]``."""
-        if "attention" not in self.signatures:
-            raise ConfigError("this model has no attention (model.attention=none)")
-
-        def fill(info, out, row, blob):
-            n = int(out["length"][row])
-            info.update(caption=decode_strings(out["caption"][row:row + 1])[0],
-                        words=decode_strings(out["words"][row])[:n], attention=out["attention"][row, :n])
-        return run_images(lambda images: self.call("attention", image=images), items, fill, batch_size, "caption")
-
-    def cli_predict(self, inputs, input_file):
-        inputs = image_paths(inputs, input_file, "caption")
-        return self.format(inputs, self.caption(inputs))
-
-    def format(self, inputs, results):
-        lines = []
-        for r in results:
-            if r["error"]:
-                lines.append(f"{r['source']}\terror: {r['error']}")
-            else:
-                lines.append(f"{r['source']}\t{r['caption']}" + (f"\t(warning: {r['warning']})" if r["warning"] else ""))
-        return lines
+class CaptionPredictor(Predictions, Predictor):
+    """``caption(paths_or_bytes, beam=3)`` and ``attention(...)`` (:class:`tasks.captioning.predicting.Predictions`,
+    which an ONNX export's predictor shares) over the SavedModel's signatures."""
