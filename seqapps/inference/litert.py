@@ -21,7 +21,7 @@ element_shape to be static``) for recurrent and transformer encoders alike.
 
 What runs outside the graph is the ONNX export's, file for file (``tokenizer.json`` and its lists)
 and step for step: :func:`load` answers through :data:`seqapps.inference.onnx_runtime.SIGNATURES`
-over :class:`RowSession` (sentiment, pos), which runs a batch's rows one call each, every row cut
+over :class:`RowSession` (sentiment, pos, translation's encoder), which runs a batch's rows one call each, every row cut
 to its own length (its padding on the right dropped), and pads the answers back. Per task:
 
 - sentiment: the graph holds the embeddings, the n-gram table, the encoder (a ``WHILE`` over the
@@ -37,6 +37,12 @@ to its own length (its padding on the right dropped), and pads the answers back.
   ``logits`` and ``next.<state>`` out); with no loop inside, its batch stays free and
   :class:`BatchSession` calls it once per character for the whole batch. It is converted from that
   step function by the route Keras' exporter takes (a SavedModel endpoint, then the converter).
+- translation: two graphs, converted the same way from the ONNX export's two functions:
+  ``encoder.tflite`` (``source`` ``[1, time]`` in, the decoder's initial state out; the encoder's loop
+  over time needs a fixed batch, so one text per call, at its own length, the state's axes that
+  follow the source's length padded back to the batch's width by :class:`RowSession`, masked) and
+  ``model.tflite``, one decoder step (no loop: a free batch of rows x beams, :class:`BatchSession`).
+  Tokenizing, greedy and beam search (NumPy) and detokenizing are the ONNX export's.
 
 Other tasks are refused with one line (:data:`TASKS`).
 
@@ -64,7 +70,8 @@ from seqapps.core.errors import ExportError
 from seqapps.inference.predictor import Predictor
 
 MODEL = "model.tflite"
-TASKS = ("sentiment", "pos", "char_lm")  # tasks with a LiteRT adapter below; others: SavedModel or ONNX
+ENCODER = "encoder.tflite"  # translation's, beside its decoder step (model.tflite)
+TASKS = ("sentiment", "pos", "char_lm", "translation")  # tasks with a LiteRT adapter below; others: SavedModel or ONNX
 THREADS = 1  # interpreter threads, as ONNX Runtime's (one text per call leaves little to share out)
 
 
@@ -191,7 +198,70 @@ def _char_lm(bundle, folder: Path, quantize: str) -> dict:
                        "SavedModel's; greedy picks are the same)"}
 
 
-ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm}
+def _translation(bundle, folder: Path, quantize: str) -> dict:
+    import tensorflow as tf
+
+    from seqapps.data.text import PAD, UNK
+    from seqapps.inference.formats import flat_state, nested_state
+
+    prep, model, cfg = bundle.prep, bundle.model, bundle.config
+    # as the ONNX export (formats._translation): the state's axes that follow the source width are free
+    probe = {w: flat_state(model.initial_state(tf.ones([1, w], tf.int64))) for w in (3, 5)}
+    names = list(probe[3])
+    free = {k: [a if a == b else None for a, b in zip(probe[3][k].shape[1:], probe[5][k].shape[1:])] for k in names}
+    source = tf.TensorSpec([1, None], tf.int64, name="source")
+    leaves = [tf.TensorSpec([None, *free[k]], probe[3][k].dtype, name=k) for k in names]
+    tokens = tf.TensorSpec([None], tf.int64, name="tokens")
+    carried = []
+
+    def encoder(source):  # one text per call, at its own length (its loop over time needs a fixed batch)
+        return flat_state(model.initial_state(source))
+
+    def decoder(tokens, *values):  # one step, no loop: the batch (rows x beams) stays free
+        flat = dict(zip(names, values))
+        logits, new_state, extras = model.step(tf.cast(tokens, tf.int32), nested_state(flat))
+        new = flat_state(new_state)
+        carried[:] = [k for k in names if new[k] is not flat[k]]  # the rest (encoder outputs, masks) only read
+        out = {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": new[k] for k in carried}}
+        if extras and "attention" in extras:
+            out["attention"] = tf.cast(extras["attention"], tf.float32)
+        return out
+
+    convert(model, [source], folder / ENCODER, quantize, "translation", fn=encoder)
+    convert(model, [tokens, *leaves], folder / MODEL, quantize, "translation", fn=decoder)
+    attention = "attention" in _output_names(folder / MODEL)
+    files = {"vocabulary": [t for t in prep.source_vocab if t not in (PAD, UNK)], "target_vocabulary": prep.target_vocab}
+    for key, items in files.items():  # the ONNX export's files (formats._translation)
+        (folder / f"{key}.json").write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
+    spec = {"type": "translation", "standardize": "tasks.translation.data.standardize",
+            "vocabulary": "vocabulary.json", "target_vocabulary": "target_vocabulary.json",
+            "max_length": int(prep.max_length), "max_output_length": int(prep.max_output_length),
+            "start_id": int(prep.start_id), "end_id": int(prep.end_id), "banned": [0, 1, int(prep.start_id)],
+            "state_names": names, "carried": list(carried), "attention": bool(attention),
+            "french_spacing": cfg.data.target_lang == "fr"}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    shape = {k: ", ".join("time" if d is None else str(d) for d in free[k]) for k in names}
+    return {"files": {"encoder.tflite": "source ids -> the decoder's initial state, one text per call",
+                      MODEL: "one decoding step, a whole batch (rows x beams) per call"},
+            "inputs": {"encoder.tflite": {"source": "int64 [1, time]: one text's source word ids (1 unknown)"},
+                       MODEL: {"tokens": "int64 [batch]: the previous output token (target ids)",
+                               **{k: f"{probe[3][k].dtype.name} [batch, {shape[k]}]: the state" for k in names}}},
+            "outputs": {"encoder.tflite": {k: f"[1, {shape[k]}]: the decoder's initial state" for k in names},
+                        MODEL: {"logits": "float32 [batch, target vocabulary]: the next token's logits",
+                                **{f"next.{k}": "the state after the step" for k in carried},
+                                **({"attention": "float32 [batch, source time]: attention weights"}
+                                   if attention else {})}},
+            "in_graph": "encoder.tflite: the source embedding and the encoder (a WHILE over the words for a recurrent "
+                        "one), one text per call at its own length; model.tflite: one step of the decoder (target "
+                        "embedding, cell or blocks with their key/value cache, attention, logits)",
+            "outside": "standardizing, splitting, the cut of long words and the source vocabulary lookup "
+                       "(seqapps.inference.tokenizer.SourceTokenizer), one encoder call per text with its state "
+                       "padded back to the batch's width (masked), the decoding loop over model.tflite (NumPy, one "
+                       "graph call per output token): greedy or beam search as for the ONNX export, the target "
+                       "words joined and detokenized in Python"}
+
+
+ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation}
 PRIMARY = {"sentiment": "tokens", "pos": "words"}  # the input whose 0 ids on the right are a row's padding
 
 
@@ -239,6 +309,10 @@ def _convert_function(model, fn, specs: list, path: Path, target: dict, options:
         Path(path).write_bytes(converter.convert())
 
 
+def _output_names(path: Path) -> list:
+    return list(interpreter(path).get_signature_runner().get_output_details())
+
+
 def _first_error(text: str) -> str:
     """The converter's first complaint about an operation (``'tf.TensorListReserve' op requires ...``)."""
     import re
@@ -278,7 +352,10 @@ def signatures(path, threads: int = THREADS) -> tuple[dict, dict]:
     if task not in ADAPTERS:
         raise ExportError(f"{path}: LiteRT exports of {task!r} are not supported by this version of seqapps")
     interp = interpreter(path / MODEL, threads)
-    session = RowSession(interp, PRIMARY[task]) if task in PRIMARY else BatchSession(interp)
+    if task == "translation":  # the encoder one text per call, the decoder's step a whole batch per call
+        session = {"model": BatchSession(interp), "encoder": RowSession(interpreter(path / ENCODER, threads), "source")}
+    else:
+        session = RowSession(interp, PRIMARY[task]) if task in PRIMARY else BatchSession(interp)
     return onnx_runtime.SIGNATURES[task](path, metadata, session), metadata
 
 
@@ -303,15 +380,16 @@ class RowSession:
     """What the ONNX signatures ask of an ONNX Runtime session (``get_inputs``, ``run``) over a LiteRT
     graph that takes one row per call: ``run`` calls the graph once per row of the batch, each row cut
     to its length (up to its last non-zero id of the ``primary`` input: the padding on the right is
-    dropped, as the model's mask drops it), and pads a per-step output back to the batch's width
-    with zeros (masked by the signatures, as the padding's scores are)."""
+    dropped, as the model's mask drops it), and pads each output's free axes (those that follow the
+    row's length: per-step scores, translation's encoder outputs and mask) back to the batch's width
+    with zeros (masked by the signatures, as the padding's scores are). A graph with one output gives it
+    whatever the ONNX graph named it."""
 
     def __init__(self, interp, primary: str):
         self.runner = interp.get_signature_runner()
         self.names = list(self.runner.get_input_details())
-        ((self.output, details),) = self.runner.get_output_details().items()
-        self.shape, self.dtype = list(details["shape_signature"]), details["dtype"]
-        self.per_step = len(self.shape) > 2 and self.shape[1] == -1
+        self.outputs = {name: (list(d["shape_signature"]), d["dtype"])
+                        for name, d in self.runner.get_output_details().items()}
         self.primary = primary
         self.lock = threading.Lock()  # an interpreter runs one call at a time
 
@@ -319,23 +397,31 @@ class RowSession:
         return [SimpleNamespace(name=name) for name in self.names]
 
     def run(self, output_names, feeds: dict) -> list:
-        (_,) = output_names  # the graph's one output, whatever the ONNX graph named it
+        if len(self.outputs) == 1:
+            (_,) = output_names  # the graph's one output, whatever the ONNX graph named it
+            names = list(self.outputs)
+        else:
+            names = list(output_names)
         primary = np.asarray(feeds[self.primary])
-        width, rows = primary.shape[1], []
+        width, rows, lengths = primary.shape[1], [], []
         for i in range(primary.shape[0]):
             nonzero = np.flatnonzero(primary[i])
             length = int(nonzero[-1]) + 1 if nonzero.size else 1
             with self.lock:
                 out = self.runner(**{k: np.ascontiguousarray(feeds[k][i:i + 1, :length]) for k in self.names})
-            rows.append(out[self.output][0])
-        if not rows:
-            return [np.zeros([0] + [width if d == -1 else d for d in self.shape[1:]], self.dtype)]
-        if not self.per_step:
-            return [np.stack(rows)]
-        result = np.zeros((len(rows), width, *rows[0].shape[1:]), rows[0].dtype)
-        for i, row in enumerate(rows):
-            result[i, :len(row)] = row
-        return [result]
+            rows.append([out[name][0] for name in names])
+            lengths.append(length)
+        results = []
+        for j, name in enumerate(names):
+            shape, dtype = self.outputs[name]
+            free = [axis for axis, d in enumerate(shape[1:]) if d == -1]
+            if not rows:
+                results.append(np.zeros([0] + [width if d == -1 else d for d in shape[1:]], dtype))
+                continue
+            padded = [np.pad(row[j], [(0, width - n if axis in free else 0) for axis in range(row[j].ndim)])
+                      for row, n in zip(rows, lengths)]
+            results.append(np.stack(padded))
+        return results
 
 
 class LiteRTPredictor(Predictor):
