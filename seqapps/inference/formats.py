@@ -6,7 +6,8 @@ inputs into them:
 
     OUT/model.onnx        the model: ids in, the task's numeric outputs out (translation: one
                           decoder step)
-    OUT/encoder.onnx      translation only: source ids in, the decoder's initial state out
+    OUT/encoder.onnx      translation and captioning: source ids (pixels) in, the decoder's initial
+                          state out
     OUT/tokenizer.json    the tokenizer specification (:mod:`seqapps.inference.tokenizer`)
     OUT/vocabulary.json   the word vocabulary (ids 2.. in order); pos also chars.json (and
                           vector_words.json), char_lm chars.json and state.npz, translation
@@ -40,6 +41,12 @@ inputs into them:
   (:func:`seqapps.inference.onnx_runtime.beam_search`: the SavedModel's width, GNMT length penalty,
   banned padding/unknown/start ids and per-row step cap) and joining and detokenizing the target words
   run outside; all three signatures (``serving_default``, ``translate``, ``attention``) are answered.
+- captioning: two graphs, as translation: ``encoder.onnx`` (``pixels`` float32 ``[batch, size, size, 3]``
+  in [0, 255] in, the decoder's initial state out: the projected feature grid, attention keys, ``h``/``c``)
+  and ``model.onnx``, one decoder step. Decoding the image bytes with Pillow
+  (:func:`tasks.captioning.predicting.decode_image`, close to the graph's pixels, not equal), greedy or beam
+  search in NumPy (unknown and start words banned) and joining the words run outside; ``serving_default``,
+  ``beam`` and ``attention`` are answered.
 
 Other tasks are refused with a message saying so (:data:`TASKS`).
 
