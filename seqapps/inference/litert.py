@@ -204,6 +204,10 @@ def _translation(bundle, folder: Path, quantize: str) -> dict:
     from seqapps.data.text import PAD, UNK
     from seqapps.inference.formats import flat_state, nested_state
 
+    if bundle.config.model.architecture == "transformer":  # the converter stops on 'tf.StridedSlice' (a mask's new axes)
+        raise ExportError("--format litert cannot take translation's transformer (model.architecture=transformer): "
+                          "its decoder step adds axes to masks whose batch and source length are both free, which "
+                          "LiteRT's built-in operators need fixed; export a SavedModel (the default) or --format onnx")
     prep, model, cfg = bundle.prep, bundle.model, bundle.config
     # as the ONNX export (formats._translation): the state's axes that follow the source width are free
     probe = {w: flat_state(model.initial_state(tf.ones([1, w], tf.int64))) for w in (3, 5)}
@@ -317,7 +321,7 @@ def _first_error(text: str) -> str:
     """The converter's first complaint about an operation (``'tf.TensorListReserve' op requires ...``)."""
     import re
 
-    found = re.search(r"error: ('[\w.]+' op [^\n]*)", text) or re.search(r"error: ([^\n]*)", text)
+    found = re.search(r"('[\w.]+' op [^\n]*)", text) or re.search(r"error: ([^\n]*)", text)
     return (found.group(1) if found else (text.strip().splitlines() or ["the converter failed"])[0])[:200]
 
 

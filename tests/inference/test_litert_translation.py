@@ -16,8 +16,6 @@ import seqapps
 from conftest import ROOT
 from test_formats_translation import PAIRS, TEXTS
 
-pytestmark = pytest.mark.slow  # every test uses a trained run and its exports
-
 INT8_SAME = 0.7  # least share of int8 strings equal to the SavedModel's; measured on this run: 21 of 21 greedy and
 # 21 of 21 beam 4 (the same bound as the ONNX export's int8, whose recurrent greedy strings gave 18 of 21)
 
@@ -58,6 +56,7 @@ def _ops(path) -> set[str]:
     return {op["op_name"] for op in interpreter(path)._get_ops_details()}
 
 
+@pytest.mark.slow  # a trained run and its exports
 def test_folder_graphs_and_files_outside(exports):
     folder = exports["none"]
     assert sorted(p.name for p in folder.iterdir()) == ["encoder.tflite", "metadata.json", "model.tflite",
@@ -74,6 +73,7 @@ def test_folder_graphs_and_files_outside(exports):
         assert (folder / name).read_bytes() == (exports["onnx"] / name).read_bytes(), name
 
 
+@pytest.mark.slow  # a trained run and its exports
 @pytest.mark.parametrize("beam,penalty", [(1, 0.6), (4, 0.6)])
 def test_strings_and_scores_like_the_savedmodel(exports, reference, beam, penalty):
     model = seqapps.load(exports["none"])
@@ -86,6 +86,7 @@ def test_strings_and_scores_like_the_savedmodel(exports, reference, beam, penalt
     assert sum(a == en for a, (_, en) in zip(learned, PAIRS)) >= 8, learned  # real sentences, detokenized
 
 
+@pytest.mark.slow  # a trained run and its exports
 def test_default_decoding_attention_and_empty_inputs(exports, reference):
     model = seqapps.load(exports["none"])
     got = model.translate(TEXTS)
@@ -97,6 +98,7 @@ def test_default_decoding_attention_and_empty_inputs(exports, reference):
     assert att["output_tokens"].tolist() == np.asarray(ref["output_tokens"]).tolist()
 
 
+@pytest.mark.slow  # a trained run and its exports
 def test_int8_within_the_measured_bound(exports, reference):
     model = seqapps.load(exports["int8"])
     for beam in (1, 4):
@@ -106,6 +108,7 @@ def test_int8_within_the_measured_bound(exports, reference):
         assert got[12] == ""
 
 
+@pytest.mark.slow  # a trained run and its exports
 def test_errors_are_one_line(exports):
     from seqapps.core.errors import DataError
 
@@ -120,6 +123,7 @@ def test_errors_are_one_line(exports):
         assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # a trained run and its exports
 def test_answers_without_tensorflow(exports, reference, tmp_path):
     code = f"""
 import json, sys
@@ -142,3 +146,20 @@ print(json.dumps(out))
     assert out["runtime"] == "litert"
     assert out["greedy"] == reference.translate(TEXTS, beam=1)
     assert out["beam"] == reference.translate(TEXTS, beam=4)
+
+
+
+def test_transformer_is_refused_with_one_line(tmp_path):
+    """The transformer's decoder step adds axes to its masks over a free batch and source length: the converter
+    keeps that a TensorFlow op (tf.StridedSlice), so the export is refused before converting, nothing written."""
+    from types import SimpleNamespace
+
+    from seqapps.core.errors import ExportError
+    from seqapps.inference import formats
+
+    bundle = SimpleNamespace(task=SimpleNamespace(name="translation"),
+                             config=SimpleNamespace(model=SimpleNamespace(architecture="transformer")))
+    with pytest.raises(ExportError, match="model.architecture=transformer") as e:
+        formats.write(bundle, tmp_path / "out", "litert", "none")
+    assert "\n" not in str(e.value) and "--format onnx" in str(e.value)
+    assert not list(tmp_path.iterdir())  # no temporary folder left either
