@@ -59,8 +59,8 @@ def model_bytes(path: Path) -> int:
     path = Path(path)
     if (path / "model.onnx").is_file():  # every graph (translation: encoder.onnx beside it)
         return sum(f.stat().st_size for f in path.glob("*.onnx"))
-    if (path / "model.tflite").is_file():
-        return (path / "model.tflite").stat().st_size
+    if (path / "model.tflite").is_file():  # every graph (translation: encoder.tflite beside it)
+        return sum(f.stat().st_size for f in path.glob("*.tflite"))
     return (path / "saved_model.pb").stat().st_size + folder_bytes(path / "variables")
 
 
