@@ -82,6 +82,21 @@ def test_pillow_decoding_refuses_what_the_graph_refuses(monkeypatch):
     assert predicting.join_caption("  a dog , runs .  it 's n't ") == "a dog, runs. it's n't"
 
 
+def test_an_animated_gif_gives_its_first_frame_as_the_graph():
+    import tensorflow as tf
+    from PIL import Image
+
+    from seqapps.encoders.images import decode_one
+    from tasks.captioning.predicting import decode_image
+
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ((200, 10, 10), (10, 10, 200))]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    pixels = decode_image(out.getvalue(), 32)
+    assert pixels[..., 0].min() > 150 and pixels[..., 2].max() < 60
+    np.testing.assert_allclose(pixels, decode_one(tf.constant(out.getvalue()), 32).numpy(), atol=0.01)
+
+
 # -- a trained run and its exports --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
