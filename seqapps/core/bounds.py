@@ -26,6 +26,10 @@ PADDED_TEXT_BYTES = 4_000_000  # rows x the longest text of the call (the size o
 WORD_CHARS = 100             # word-level tasks (sentiment, pos, translation) read a word's first 100 characters
 WORD_TASKS = ("sentiment", "pos", "translation", "word_vectors")
 
+# -- pos: every token is tagged (no cut at a maximum length) -------------------------------------------
+TAG_TOKENS = 16_384          # rows x the longest row's tokens in one call: the EWT recipe's tagger (character
+#                              CNN, BiLSTM, CRF) holds about 7.8 KB per token position (128 MB at the bound)
+
 # -- char_lm: outputs that grow with the input -------------------------------------------------------
 STATES_VALUES = 1_000_000    # states: rows x characters x numbers recorded per character (hidden, cell, gates, attention)
 SCORE_VALUES = 1_000_000     # score: rows x characters x vocabulary (the logits read)
@@ -46,17 +50,22 @@ SHRINK_SIDE = 2048           # a decoded image's sides above this are subsampled
 IMAGE_INPUTS = ("image", "frames", "video")
 
 
-def table() -> dict:
-    """The bounds by name, as ``metadata.json`` carries them (``bounds``)."""
+ONLY = {"tag_tokens": ("pos",)}  # bounds that apply to some tasks only
+
+
+def table(task: str | None = None) -> dict:
+    """The bounds by name, as ``metadata.json`` carries them (``bounds``): those that apply to ``task``
+    (every one without a task)."""
     return {name.lower(): value for name, value in globals().items()
-            if name.isupper() and isinstance(value, int) and not name.endswith("_INPUTS")}
+            if name.isupper() and isinstance(value, int) and not name.endswith("_INPUTS")
+            and (task is None or task in ONLY.get(name.lower(), (task,)))}
 
 
 def of(metadata: dict, lowered: dict | None = None) -> dict:
     """The bounds an export is held to: its own (``metadata.json``'s ``bounds``) or, for an export written
     before it recorded them, these defaults; each lowered by ``lowered`` (``serve --bound``)."""
     own = metadata.get("bounds") if isinstance(metadata.get("bounds"), dict) else {}
-    held = {**table(), **{k: v for k, v in own.items() if isinstance(v, int)}}
+    held = {**table(metadata.get("task")), **{k: v for k, v in own.items() if isinstance(v, int)}}
     for name, value in (lowered or {}).items():
         held[name] = min(held.get(name, value), value)
     return held

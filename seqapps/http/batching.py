@@ -132,7 +132,7 @@ class Batching:
                         break
                 merged = cost + item.cost if cost is not None and item.cost is not None else None
                 if rows + item.rows > self.max_batch_size or \
-                        (merged is not None and item.limits is not None and costs.over(merged, item.limits)):
+                        (merged is not None and item.limits is not None and costs.over(merged, item.limits, merged=True)):
                     waiting = item  # starts the next batch
                     break
                 batch.append(item)

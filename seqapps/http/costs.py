@@ -23,11 +23,13 @@ class Cost:
     frames: int = 0          # encoded images (rows x time for video frames)
     has_text: bool = False
     has_images: bool = False
+    most_tokens: int = 0     # at most this many tokens in the longest row (its characters, or a token row's width)
 
     def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.rows + other.rows, self.text_bytes + other.text_bytes,
                     max(self.longest_text, other.longest_text), self.image_bytes + other.image_bytes,
-                    self.frames + other.frames, self.has_text or other.has_text, self.has_images or other.has_images)
+                    self.frames + other.frames, self.has_text or other.has_text, self.has_images or other.has_images,
+                    max(self.most_tokens, other.most_tokens))
 
 
 def cost_of(arrays: dict) -> Cost:
@@ -42,17 +44,22 @@ def cost_of(arrays: dict) -> Cost:
         if a.dtype == object and name not in defaults.IMAGE_INPUTS:
             sizes = np.fromiter((len(v) for v in a.ravel()), np.int64, a.size).reshape(a.shape)
             per_row = sizes.reshape(rows, -1).sum(axis=1) if rows else sizes.reshape(0)
-            cost += Cost(rows, int(per_row.sum()), int(per_row.max(initial=0)), has_text=True)
+            tokens = int(a.shape[1]) if a.ndim == 2 else int(sizes.max(initial=0))  # a token is >= 1 byte
+            cost += Cost(rows, int(per_row.sum()), int(per_row.max(initial=0)), has_text=True, most_tokens=tokens)
         elif a.dtype == object:
             cost += Cost(rows, image_bytes=int(sum(len(v) for v in a.ravel())), frames=a.size, has_images=True)
         else:
             cost += Cost(rows)
     return Cost(max((a.shape[0] for a in arrays.values() if a.ndim), default=0), cost.text_bytes,
-                cost.longest_text, cost.image_bytes, cost.frames, cost.has_text, cost.has_images)
+                cost.longest_text, cost.image_bytes, cost.frames, cost.has_text, cost.has_images, cost.most_tokens)
 
 
-def over(cost: Cost, bounds: dict) -> str | None:
-    """Why ``cost`` is over ``bounds`` (one line, without the ``invalid input: `` prefix), or None."""
+def over(cost: Cost, bounds: dict, merged: bool = False) -> str | None:
+    """Why ``cost`` is over ``bounds`` (one line, without the ``invalid input: `` prefix), or None. A
+    request's tokens are counted in its graph (``tag_tokens``); a ``merged`` call of several requests is
+    kept within that bound by the most tokens its rows can hold, so merging never makes a refused call."""
+    if merged and "tag_tokens" in bounds and cost.rows * cost.most_tokens > bounds["tag_tokens"]:
+        return f"rows x the most tokens of a row could be over {bounds['tag_tokens']}"
     rows_bound = bounds["image_rows"] if cost.has_images else bounds["rows"]
     if cost.rows > rows_bound:
         return f"the request has {cost.rows} rows; a call takes at most {rows_bound}"

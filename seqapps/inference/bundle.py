@@ -78,7 +78,7 @@ class Bundle:
         meta = {"task": task.name, "topology": task.topology, "description": task.description,
                 "dataset": self.run.info.get("data"), **task.metadata(self.prep),
                 "decoding": task.decoding(cfg), "metrics": self.run.metrics,
-                "config": cfg.to_dict(), "versions": versions(), "bounds": bounds.table()}
+                "config": cfg.to_dict(), "versions": versions(), "bounds": bounds.table(self.task.name)}
         if signatures:
             meta["signatures"] = signature_docs(self.endpoints)
         return meta

@@ -215,11 +215,19 @@ def decode_strings(array) -> list:
         else np.asarray(array).astype(str).tolist()
 
 
-def length_batches(indices, inputs, batch_size: int) -> list[list[int]]:
+def length_batches(indices, inputs, batch_size: int, padded: int | None = None) -> list[list[int]]:
     """``indices`` ordered by the length of ``inputs[i]``, in chunks of ``batch_size``: each
-    call then pads its rows to about the same length."""
+    call then pads its rows to about the same length. With ``padded``, a chunk of several rows also
+    keeps rows x its longest length within it (a row longer than that goes alone)."""
     order = sorted(indices, key=lambda i: len(inputs[i]))
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    chunks, chunk = [], []
+    for i in order:
+        if chunk and (len(chunk) >= batch_size or
+                      (padded is not None and (len(chunk) + 1) * max(1, len(inputs[i])) > padded)):
+            chunks.append(chunk)
+            chunk = []
+        chunk.append(i)
+    return chunks + ([chunk] if chunk else [])
 
 
 def pad_strings(rows, fill: str = "") -> np.ndarray:

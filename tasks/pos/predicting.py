@@ -5,6 +5,7 @@ as ``tasks.<task>.predicting.Predictions``)."""
 
 from __future__ import annotations
 
+from seqapps.core import bounds
 from seqapps.core.errors import DataError
 from seqapps.inference.predictor import decode_strings, length_batches, one_or_many, pad_strings, text_items
 
@@ -18,7 +19,8 @@ class Predictions:
         single, inputs = isinstance(inputs, str), text_items(inputs, "inputs", strings_only=False)
         results = [None] * len(inputs)
         for signature, idx in by_kind(inputs).items():
-            for chunk in length_batches(idx, inputs, batch_size):
+            # a sentence's tokens are at most its characters: calls stay within the export's tag_tokens
+            for chunk in length_batches(idx, inputs, batch_size, bounds.of(self.metadata).get("tag_tokens")):
                 if signature == "serving_default":
                     out = self.call(signature, text=[inputs[i] for i in chunk])
                 else:  # "" would read as padding: a real empty token is passed as one space

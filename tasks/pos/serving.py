@@ -13,7 +13,9 @@ from seqapps.data.text import token_lengths
 from tasks.pos.data import pad_tokens, tokenize
 from seqapps.layers.tagging import decode_tags
 from seqapps.inference.self_attention import self_attention_endpoint
+from seqapps.core import bounds
 from seqapps.core.task import Endpoint
+from seqapps.inference.checks import require
 
 OUTPUTS = "tokens, tags (tf.string [batch, time], padded with ''), lengths (int32 [batch]), in_vocabulary"
 
@@ -37,6 +39,11 @@ def tagger_endpoints(model, encode, tags: list[str], crf: bool) -> dict[str, End
         return tagger_features(encode, tokens, lengths)
 
     def tag(tokens, lengths):
+        shape = tf.shape(tokens, out_type=tf.int64)
+        most = bounds.TAG_TOKENS  # what the tagger holds grows with every token position of the call
+        tokens = require(tokens, shape[0] * shape[1] <= most,
+                         ["rows x the tokens of the longest row is ", shape[0], " x ", shape[1], f"; the bound is {most}: "
+                          "send long sentences in calls of their own"])
         tokens, lengths, feats, mask = features(tokens, lengths)
         ids = decode_tags(model(feats, training=False), mask, crf)
         return {"tokens": tf.where(mask, tokens, ""), "tags": tf.where(mask, tf.gather(names, tf.maximum(ids, 0)), ""),

@@ -193,3 +193,26 @@ def test_shrink_subsamples_only_sides_over_the_bound():
     assert shrink(tf.zeros([2, 100, 4100, 3], tf.uint8), 2048).shape == (2, 100, 1367, 3)
     same = tf.reshape(tf.range(12 * 12 * 3) % 256, [12, 12, 3])
     assert (shrink(tf.cast(same, tf.uint8), 12).numpy() == same.numpy()).all()
+
+
+def test_merged_calls_stay_within_the_tag_tokens_bound():
+    """A request's tokens are counted in its graph; merged requests are held to the most tokens their rows can
+    hold (a token is at least one byte, a token row's width is its tokens), so a merge is never refused."""
+    limits = bounds.of({"task": "pos"}, {"tag_tokens": 20})
+    one, other = costs.cost_of({"text": strings("abcdefghij")}), costs.cost_of({"text": strings("abc")})
+    assert one.most_tokens == 10 and costs.over(one, limits) is None and costs.over(one + one, limits, merged=True) is None
+    assert costs.over(one + one + other, limits, merged=True).startswith("rows x the most tokens of a row could be over 20")
+    assert costs.over(one + one + other, bounds.of({"task": "sentiment"}), merged=True) is None
+    rows = costs.cost_of({"tokens": np.full((2, 7), b"x", dtype=object)})
+    assert rows.most_tokens == 7 and costs.over(rows + rows, limits, merged=True) is not None
+
+
+def test_length_batches_keep_rows_times_the_longest_within_the_budget():
+    from seqapps.inference.predictor import length_batches
+
+    items = ["a" * n for n in (1, 9, 3, 3, 30, 2)]
+    chunks = length_batches(range(len(items)), items, batch_size=3, padded=9)
+    assert sorted(i for c in chunks for i in c) == list(range(6))
+    assert all(len(c) == 1 or len(c) * max(len(items[i]) for i in c) <= 9 for c in chunks)
+    assert [4] in chunks and all(len(c) <= 3 for c in chunks)
+    assert length_batches(range(6), items, batch_size=4) == [[0, 5, 2, 3], [1, 4]]

@@ -185,3 +185,23 @@ def test_data_sources_and_config_errors(tmp_path):
     with pytest.raises(DataError, match="is for the sentiment task"):
         task.load_data(resolve_config(task, "sst2"))
     assert keras.saving.get_registered_object("seqapps>CRF") is not None
+
+
+@pytest.mark.slow
+def test_a_call_holds_at_most_tag_tokens_and_the_helpers_split_within_it(runs, tmp_path, monkeypatch):
+    """rows x the longest row's tokens is bounded in the graph (the tagger's memory grows with every token
+    position); the export records the bound and its Python helpers split their calls within it."""
+    from seqapps.core import bounds
+
+    run = runs["softmax"]
+    reference = run.predictor().predict(SENTENCES)
+    monkeypatch.setattr(bounds, "TAG_TOKENS", 12)
+    small = seqapps.load(run.export(tmp_path / "small"))
+    assert small.metadata["bounds"]["tag_tokens"] == 12
+    assert "tag_tokens" not in bounds.table("sentiment") and bounds.table("pos")["tag_tokens"] == 12
+    with pytest.raises(DataError, match=r"rows x the tokens of the longest row is 3 x 5; the bound is 12: send long"):
+        small.call(text=np.array(["a b c d e", "a", "b"], dtype=object))
+    assert small.call(text=np.array(["a b c d", "a b c", "b"], dtype=object))["lengths"].tolist() == [4, 3, 1]
+    assert small.predict(SENTENCES) == reference  # the helpers' calls stay within 12 token positions
+    with pytest.raises(DataError, match="the bound is 12"):
+        small.predict(" ".join(["w"] * 13))  # one sentence over the bound alone is refused
