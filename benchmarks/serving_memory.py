@@ -107,6 +107,14 @@ def cases(meta: dict, sig: str, inputs: dict, url: str) -> list[tuple[str, dict]
         return [(f"1 prime x {b['text_bytes']} B, 20000 chars",
                  {"inputs": {"prime": [words(b["text_bytes"])], "length": 20000, **common}}),
                 (f"{rows} primes, 20000 chars each", {"inputs": {"prime": ["the "] * rows, "length": 20000, **common}})]
+    if "tag_tokens" in b and names in ({"text"}, {"tokens"}):  # pos: bounded by its tokens, one letter each
+        most = b["tag_tokens"]
+        found = [(f"1 text x {most} tokens", 1, most), (f"16 texts x {most // 16} tokens", 16, most // 16),
+                 (f"{min(b['rows'], most)} texts x {most // min(b['rows'], most)} tokens", min(b["rows"], most),
+                  most // min(b["rows"], most))]
+        if names == {"text"}:
+            return [(label, {"inputs": {"text": [" ".join(["a"] * n)] * rows}}) for label, rows, n in found]
+        return [(label.replace("text", "token row"), {"inputs": {"tokens": [["a"] * n] * rows}}) for label, rows, n in found]
     if names == {"text"} or names >= {"text", "beam_width"}:
         extra = {}
         if "beam_width" in names:
