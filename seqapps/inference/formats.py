@@ -114,18 +114,12 @@ def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
 def _sentiment(bundle, folder: Path) -> dict:
     import tensorflow as tf
 
-    cfg, prep, model = bundle.config, bundle.prep, bundle.model
+    cfg, model = bundle.config, bundle.model
     specs = {"tokens": tf.TensorSpec([None, None], tf.int64, name="tokens")}
     if cfg.model.subwords:
         specs["subwords"] = tf.TensorSpec([None, None, None], tf.int64, name="subwords")
     _keras_to_onnx(model, {k: specs[k] for k in _input_names(model)}, folder / "model.onnx", ["probabilities"])
-    vocabulary = [t for t in prep.vocabulary if t not in ("", "[UNK]")]
-    (folder / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False) + "\n", encoding="utf-8")
-    subwords = ({"buckets": cfg.model.subword_buckets, "min_n": 3, "max_n": 5, "max_grams": 40}
-                if cfg.model.subwords else None)
-    spec = {"type": "words", "standardize": "seqapps.data.text.standardize", "vocabulary": "vocabulary.json",
-            "max_length": int(prep.max_length), "subwords": subwords}
-    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    subwords = write_sidecar_sentiment(bundle, folder)["subwords"]
     return {"inputs": {"tokens": "int64 [batch, time]: word ids (0 padding, 1 unknown)",
                        **({"subwords": "int64 [batch, time, grams]: hashed char n-gram ids (0 padding)"}
                           if subwords else {})},
@@ -133,6 +127,20 @@ def _sentiment(bundle, folder: Path) -> dict:
             "in_graph": "embeddings, n-gram vectors, the encoder with its loop over time, pooling, softmax",
             "outside": "standardizing, splitting, vocabulary lookup and n-gram hashing "
                        "(seqapps.inference.tokenizer), the label from the probabilities"}
+
+
+def write_sidecar_sentiment(bundle, folder: Path) -> dict:
+    """The files outside sentiment's graph (vocabulary.json, tokenizer.json), for ONNX and LiteRT alike;
+    returns the tokenizer's spec."""
+    cfg, prep = bundle.config, bundle.prep
+    vocabulary = [t for t in prep.vocabulary if t not in ("", "[UNK]")]
+    (folder / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False) + "\n", encoding="utf-8")
+    subwords = ({"buckets": cfg.model.subword_buckets, "min_n": 3, "max_n": 5, "max_grams": 40}
+                if cfg.model.subwords else None)
+    spec = {"type": "words", "standardize": "seqapps.data.text.standardize", "vocabulary": "vocabulary.json",
+            "max_length": int(prep.max_length), "subwords": subwords}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return spec
 
 
 def _pos(bundle, folder: Path) -> dict:
@@ -144,15 +152,7 @@ def _pos(bundle, folder: Path) -> dict:
              "chars": tf.TensorSpec([None, None, c], tf.int64, name="chars"),
              "vectors": tf.TensorSpec([None, None], tf.int64, name="vectors")}
     _keras_to_onnx(model, {k: specs[k] for k in _input_names(model)}, folder / "model.onnx", ["scores"])
-    files = {"vocabulary": ("vocabulary.json", prep.words), "chars": ("chars.json", prep.chars),
-             "vectors": ("vector_words.json", prep.vector_words)}
-    files = {key: (name, items) for key, (name, items) in files.items() if key != "vectors" or items}
-    for key, (name, items) in files.items():
-        (folder / name).write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
-    spec = {"type": "tagger", "tokenize": "tasks.pos.data.tokenize", "encode": "tasks.pos.data.TaggerData.encode",
-            "vectors": None, **{key: name for key, (name, _) in files.items()},
-            "max_word_length": c, "decode": "viterbi" if cfg.model.crf else "argmax"}
-    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_sidecar_pos(bundle, folder)
     crf = bool(cfg.model.crf)
     return {"inputs": {"words": "int64 [batch, time]: lower-cased word ids (0 padding, 1 unknown)",
                        "chars": f"int64 [batch, time, {c}]: character ids of each word (0 padding, 1 unknown)",
@@ -168,40 +168,27 @@ def _pos(bundle, folder: Path) -> dict:
                        + " and the tag names"}
 
 
+def write_sidecar_pos(bundle, folder: Path) -> dict:
+    """The files outside pos' graph (vocabulary.json, chars.json, vector_words.json with pretrained vectors,
+    tokenizer.json), for ONNX and LiteRT alike; returns the tokenizer's spec."""
+    cfg, prep = bundle.config, bundle.prep
+    files = {"vocabulary": ("vocabulary.json", prep.words), "chars": ("chars.json", prep.chars),
+             "vectors": ("vector_words.json", prep.vector_words)}
+    files = {key: (name, items) for key, (name, items) in files.items() if key != "vectors" or items}
+    for key, (name, items) in files.items():
+        (folder / name).write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
+    spec = {"type": "tagger", "tokenize": "tasks.pos.data.tokenize", "encode": "tasks.pos.data.TaggerData.encode",
+            "vectors": None, **{key: name for key, (name, _) in files.items()},
+            "max_word_length": int(prep.max_word_length), "decode": "viterbi" if cfg.model.crf else "argmax"}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return spec
+
+
 def _char_lm(bundle, folder: Path) -> dict:
-    import logging
-
-    import numpy as np
     import tensorflow as tf
-    import tf2onnx
 
-    from tasks.char_lm.serving import warm_start
-
-    prep, model = bundle.prep, bundle.model
-    warm, warm_last = warm_start(model, prep.encode(prep.warmup))
-    flat = flat_state(warm)
-    names = list(flat)
-    signature = [tf.TensorSpec([None], tf.int64, name="tokens")] + [
-        tf.TensorSpec([None, *v.shape[1:]], tf.as_dtype(v.dtype), name=k) for k, v in flat.items()]
-
-    @tf.function(input_signature=signature)
-    def step(tokens, *leaves):
-        state = nested_state(dict(zip(names, leaves)))
-        logits, new_state, _ = model.step(tf.cast(tokens, tf.int32), state)
-        return {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": v for k, v in flat_state(new_state).items()}}
-
-    level = logging.getLogger("tf2onnx").level
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    try:
-        tf2onnx.convert.from_function(step, input_signature=signature, output_path=str(folder / "model.onnx"))
-    finally:
-        logging.getLogger("tf2onnx").setLevel(level)
-    np.savez(folder / "state.npz", **flat)
-    (folder / "chars.json").write_text(json.dumps(list(prep.chars), ensure_ascii=False) + "\n", encoding="utf-8")
-    window = model.settings.get("context")
-    spec = {"type": "chars", "chars": "chars.json", "state": "state.npz", "state_names": names,
-            "warm_last": int(warm_last), "context": int(window) if window else None}
-    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    step, signature, flat = char_lm_step(bundle, folder)
+    _function_to_onnx(tf.function(step, input_signature=signature), signature, folder / "model.onnx")
     return {"inputs": {"tokens": "int64 [batch]: the character read now (ids of chars.json from 1; 0 unknown)",
                        **{k: f"{v.dtype} [batch, {', '.join(map(str, v.shape[1:]))}]: the state before it"
                           for k, v in flat.items()}},
@@ -214,6 +201,37 @@ def _char_lm(bundle, folder: Path) -> dict:
                        "the warm-up passage as the SavedModel holds it), the log-likelihoods of score, and "
                        "generate's greedy or sampled picks (NumPy's generator seeded by seed: a seeded sample "
                        "differs from the SavedModel's; greedy picks are the same)"}
+
+
+def char_lm_step(bundle, folder: Path) -> tuple:
+    """char_lm's one step of the model for ONNX and LiteRT alike, ``(step, signature, state)``: ``step(tokens,
+    *state leaves)`` -> ``{"logits", "next.<leaf>"...}`` with no loop inside (its batch stays free) over
+    ``signature`` (TensorSpecs), and the warm-up's flat state; writes the files outside the graph (state.npz,
+    chars.json, tokenizer.json) into ``folder``."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tasks.char_lm.serving import warm_start
+
+    prep, model = bundle.prep, bundle.model
+    warm, warm_last = warm_start(model, prep.encode(prep.warmup))
+    flat = flat_state(warm)
+    names = list(flat)
+    signature = [tf.TensorSpec([None], tf.int64, name="tokens")] + [
+        tf.TensorSpec([None, *v.shape[1:]], tf.as_dtype(v.dtype), name=k) for k, v in flat.items()]
+
+    def step(tokens, *leaves):
+        state = nested_state(dict(zip(names, leaves)))
+        logits, new_state, _ = model.step(tf.cast(tokens, tf.int32), state)
+        return {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": v for k, v in flat_state(new_state).items()}}
+
+    np.savez(folder / "state.npz", **flat)
+    (folder / "chars.json").write_text(json.dumps(list(prep.chars), ensure_ascii=False) + "\n", encoding="utf-8")
+    window = model.settings.get("context")
+    spec = {"type": "chars", "chars": "chars.json", "state": "state.npz", "state_names": names,
+            "warm_last": int(warm_last), "context": int(window) if window else None}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return step, signature, flat
 
 
 def flat_state(state, prefix: str = "") -> dict:
@@ -239,40 +257,44 @@ def nested_state(flat: dict) -> dict:
     return out
 
 
-def _translation(bundle, folder: Path) -> dict:
+def translation_functions(model) -> tuple:
+    """translation's two graphs as functions, for ONNX and LiteRT alike: ``(encoder, decoder, leaves, probe,
+    traced)``. ``encoder(source)`` -> the decoder's flat initial state; ``decoder(tokens, *leaves)`` -> one step's
+    ``logits``, ``next.<leaf>`` for the leaves a step changes and ``attention``; ``leaves``: the state's
+    TensorSpecs (batch free, and every axis that follows the source's width); ``probe``: the state of a
+    3-word batch of 2; ``traced``: ``carried`` (the leaves a step changes) and ``attention``, once traced."""
     import tensorflow as tf
 
-    from seqapps.data.text import PAD, UNK
-
-    prep, model, cfg = bundle.prep, bundle.model, bundle.config
     # the state's shapes for two source widths: an axis that follows the width is free, as the batch axis
     probe = {w: flat_state(model.initial_state(tf.ones([2, w], tf.int64))) for w in (3, 5)}
     names = list(probe[3])
     leaves = [tf.TensorSpec([None] + [a if a == b else None for a, b in zip(probe[3][k].shape[1:], probe[5][k].shape[1:])],
                             probe[3][k].dtype, name=k) for k in names]
-    source = tf.TensorSpec([None, None], tf.int64, name="source")
+    traced = {"carried": [], "attention": False}
 
-    @tf.function(input_signature=[source])
     def encoder(source):
         return flat_state(model.initial_state(source))
 
-    carried = []
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="tokens"), *leaves])
     def decoder(tokens, *values):
         flat = dict(zip(names, values))
         logits, new_state, extras = model.step(tf.cast(tokens, tf.int32), nested_state(flat))
         new = flat_state(new_state)
-        carried[:] = [k for k in names if new[k] is not flat[k]]  # the rest (encoder outputs, masks) only read
-        out = {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": new[k] for k in carried}}
+        traced["carried"] = [k for k in names if new[k] is not flat[k]]  # the rest (encoder outputs, masks) only read
+        out = {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": new[k] for k in traced["carried"]}}
         if extras and "attention" in extras:
             out["attention"] = tf.cast(extras["attention"], tf.float32)
+        traced["attention"] = "attention" in out
         return out
 
-    _function_to_onnx(encoder, [source], folder / "encoder.onnx")
-    _function_to_onnx(decoder, [tf.TensorSpec([None], tf.int64, name="tokens"), *leaves], folder / "model.onnx")
-    attention = "attention" in decoder.get_concrete_function().structured_outputs
+    return encoder, decoder, leaves, probe[3], traced
 
+
+def write_sidecar_translation(bundle, folder: Path, names: list, carried: list, attention: bool) -> dict:
+    """The files outside translation's graphs (vocabulary.json, target_vocabulary.json, tokenizer.json), for
+    ONNX and LiteRT alike; returns the tokenizer's spec."""
+    from seqapps.data.text import PAD, UNK
+
+    prep, cfg = bundle.prep, bundle.config
     files = {"vocabulary": [t for t in prep.source_vocab if t not in (PAD, UNK)], "target_vocabulary": prep.target_vocab}
     for key, items in files.items():
         (folder / f"{key}.json").write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
@@ -280,14 +302,29 @@ def _translation(bundle, folder: Path) -> dict:
             "vocabulary": "vocabulary.json", "target_vocabulary": "target_vocabulary.json",
             "max_length": int(prep.max_length), "max_output_length": int(prep.max_output_length),
             "start_id": int(prep.start_id), "end_id": int(prep.end_id), "banned": [0, 1, int(prep.start_id)],
-            "state_names": names, "carried": list(carried), "attention": bool(attention),
+            "state_names": list(names), "carried": list(carried), "attention": bool(attention),
             "french_spacing": cfg.data.target_lang == "fr"}
     (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return spec
+
+
+def _translation(bundle, folder: Path) -> dict:
+    import tensorflow as tf
+
+    encoder, decoder, leaves, probe, traced = translation_functions(bundle.model)
+    names = list(probe)
+    source = tf.TensorSpec([None, None], tf.int64, name="source")
+    tokens = tf.TensorSpec([None], tf.int64, name="tokens")
+    _function_to_onnx(tf.function(encoder, input_signature=[source]), [source], folder / "encoder.onnx")
+    _function_to_onnx(tf.function(decoder, input_signature=[tokens, *leaves]), [tokens, *leaves],
+                      folder / "model.onnx")
+    carried, attention = traced["carried"], traced["attention"]
+    write_sidecar_translation(bundle, folder, names, carried, attention)
     return {"files": {"encoder.onnx": "source ids -> the decoder's initial state",
                       "model.onnx": "one decoding step"},
             "inputs": {"encoder.onnx": {"source": "int64 [batch, time]: source word ids (0 padding, 1 unknown)"},
                        "model.onnx": {"tokens": "int64 [batch]: the previous output token (target ids)",
-                                        **{k: f"{probe[3][k].dtype.name} the state" for k in names}}},
+                                        **{k: f"{probe[k].dtype.name} the state" for k in names}}},
             "outputs": {"encoder.onnx": {k: "the decoder's initial state" for k in names},
                         "model.onnx": {"logits": "float32 [batch, target vocabulary]: the next token's logits",
                                          **{f"next.{k}": "the state after the step" for k in carried},

@@ -97,18 +97,14 @@ def check_task(task: str) -> None:
 def _sentiment(bundle, folder: Path, quantize: str) -> dict:
     import tensorflow as tf
 
-    cfg, prep, model = bundle.config, bundle.prep, bundle.model
+    from seqapps.inference.formats import write_sidecar_sentiment
+
+    cfg, model = bundle.config, bundle.model
     specs = {"tokens": tf.TensorSpec([1, None], tf.int64, name="tokens")}
     if cfg.model.subwords:
         specs["subwords"] = tf.TensorSpec([1, None, None], tf.int64, name="subwords")
     convert(model, {t.name: specs[t.name] for t in model.inputs}, folder / MODEL, quantize, "sentiment")
-    vocabulary = [t for t in prep.vocabulary if t not in ("", "[UNK]")]
-    (folder / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False) + "\n", encoding="utf-8")
-    subwords = ({"buckets": cfg.model.subword_buckets, "min_n": 3, "max_n": 5, "max_grams": 40}
-                if cfg.model.subwords else None)
-    spec = {"type": "words", "standardize": "seqapps.data.text.standardize", "vocabulary": "vocabulary.json",
-            "max_length": int(prep.max_length), "subwords": subwords}
-    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    subwords = write_sidecar_sentiment(bundle, folder)["subwords"]  # the ONNX export's files
     return {"inputs": {"tokens": "int64 [1, time]: one text's word ids (1 unknown)",
                        **({"subwords": "int64 [1, time, grams]: its hashed char n-gram ids (0 padding)"}
                           if subwords else {})},
@@ -127,6 +123,8 @@ def _pos(bundle, folder: Path, quantize: str) -> dict:
         raise ExportError("--format litert cannot take pos' character BiLSTM (model.char_encoder=rnn): it loops "
                           "over all of a sentence's words at once, a batch whose size LiteRT's built-in operators "
                           "need fixed; export a SavedModel (the default) or --format onnx")
+    from seqapps.inference.formats import write_sidecar_pos
+
     prep, model = bundle.prep, bundle.model
     c = int(prep.max_word_length)
     specs = {"words": tf.TensorSpec([1, None], tf.int64, name="words"),
@@ -134,15 +132,7 @@ def _pos(bundle, folder: Path, quantize: str) -> dict:
              "vectors": tf.TensorSpec([1, None], tf.int64, name="vectors")}
     names = [t.name for t in model.inputs]
     convert(model, {k: specs[k] for k in names}, folder / MODEL, quantize, "pos")
-    files = {"vocabulary": ("vocabulary.json", prep.words), "chars": ("chars.json", prep.chars),
-             "vectors": ("vector_words.json", prep.vector_words)}  # the ONNX export's files (formats._pos)
-    files = {key: (name, items) for key, (name, items) in files.items() if key != "vectors" or items}
-    for key, (name, items) in files.items():
-        (folder / name).write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
-    spec = {"type": "tagger", "tokenize": "tasks.pos.data.tokenize", "encode": "tasks.pos.data.TaggerData.encode",
-            "vectors": None, **{key: name for key, (name, _) in files.items()},
-            "max_word_length": c, "decode": "viterbi" if cfg.model.crf else "argmax"}
-    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_sidecar_pos(bundle, folder)  # the ONNX export's files
     crf = bool(cfg.model.crf)
     return {"inputs": {"words": "int64 [1, time]: one sentence's lower-cased word ids (1 unknown)",
                        "chars": f"int64 [1, time, {c}]: character ids of each word (0 padding, 1 unknown)",
@@ -160,31 +150,10 @@ def _pos(bundle, folder: Path, quantize: str) -> dict:
 
 
 def _char_lm(bundle, folder: Path, quantize: str) -> dict:
-    import numpy as np
-    import tensorflow as tf
+    from seqapps.inference.formats import char_lm_step
 
-    from seqapps.inference.formats import flat_state, nested_state
-    from tasks.char_lm.serving import warm_start
-
-    prep, model = bundle.prep, bundle.model
-    warm, warm_last = warm_start(model, prep.encode(prep.warmup))
-    flat = flat_state(warm)
-    names = list(flat)
-    signature = [tf.TensorSpec([None], tf.int64, name="tokens")] + [
-        tf.TensorSpec([None, *v.shape[1:]], tf.as_dtype(v.dtype), name=k) for k, v in flat.items()]
-
-    def step(tokens, *leaves):  # the ONNX export's step (formats._char_lm): no loop inside, the batch stays free
-        state = nested_state(dict(zip(names, leaves)))
-        logits, new_state, _ = model.step(tf.cast(tokens, tf.int32), state)
-        return {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": v for k, v in flat_state(new_state).items()}}
-
-    convert(model, signature, folder / MODEL, quantize, "char_lm", fn=step)
-    np.savez(folder / "state.npz", **flat)  # the ONNX export's files (formats._char_lm)
-    (folder / "chars.json").write_text(json.dumps(list(prep.chars), ensure_ascii=False) + "\n", encoding="utf-8")
-    window = model.settings.get("context")
-    spec = {"type": "chars", "chars": "chars.json", "state": "state.npz", "state_names": names,
-            "warm_last": int(warm_last), "context": int(window) if window else None}
-    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    step, signature, flat = char_lm_step(bundle, folder)  # the ONNX export's step and files outside the graph
+    convert(bundle.model, signature, folder / MODEL, quantize, "char_lm", fn=step)
     return {"inputs": {"tokens": "int64 [batch]: the character read now (ids of chars.json from 1; 0 unknown)",
                        **{k: f"{v.dtype} [batch, {', '.join(map(str, v.shape[1:]))}]: the state before it"
                           for k, v in flat.items()}},
@@ -201,55 +170,27 @@ def _char_lm(bundle, folder: Path, quantize: str) -> dict:
 def _translation(bundle, folder: Path, quantize: str) -> dict:
     import tensorflow as tf
 
-    from seqapps.data.text import PAD, UNK
-    from seqapps.inference.formats import flat_state, nested_state
+    from seqapps.inference.formats import translation_functions, write_sidecar_translation
 
     if bundle.config.model.architecture == "transformer":  # the converter stops on 'tf.StridedSlice' (a mask's new axes)
         raise ExportError("--format litert cannot take translation's transformer (model.architecture=transformer): "
                           "its decoder step adds axes to masks whose batch and source length are both free, which "
                           "LiteRT's built-in operators need fixed; export a SavedModel (the default) or --format onnx")
-    prep, model, cfg = bundle.prep, bundle.model, bundle.config
-    # as the ONNX export (formats._translation): the state's axes that follow the source width are free
-    probe = {w: flat_state(model.initial_state(tf.ones([1, w], tf.int64))) for w in (3, 5)}
-    names = list(probe[3])
-    free = {k: [a if a == b else None for a, b in zip(probe[3][k].shape[1:], probe[5][k].shape[1:])] for k in names}
-    source = tf.TensorSpec([1, None], tf.int64, name="source")
-    leaves = [tf.TensorSpec([None, *free[k]], probe[3][k].dtype, name=k) for k in names]
-    tokens = tf.TensorSpec([None], tf.int64, name="tokens")
-    carried = []
-
-    def encoder(source):  # one text per call, at its own length (its loop over time needs a fixed batch)
-        return flat_state(model.initial_state(source))
-
-    def decoder(tokens, *values):  # one step, no loop: the batch (rows x beams) stays free
-        flat = dict(zip(names, values))
-        logits, new_state, extras = model.step(tf.cast(tokens, tf.int32), nested_state(flat))
-        new = flat_state(new_state)
-        carried[:] = [k for k in names if new[k] is not flat[k]]  # the rest (encoder outputs, masks) only read
-        out = {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": new[k] for k in carried}}
-        if extras and "attention" in extras:
-            out["attention"] = tf.cast(extras["attention"], tf.float32)
-        return out
-
-    convert(model, [source], folder / ENCODER, quantize, "translation", fn=encoder)
-    convert(model, [tokens, *leaves], folder / MODEL, quantize, "translation", fn=decoder)
-    attention = "attention" in _output_names(folder / MODEL)
-    files = {"vocabulary": [t for t in prep.source_vocab if t not in (PAD, UNK)], "target_vocabulary": prep.target_vocab}
-    for key, items in files.items():  # the ONNX export's files (formats._translation)
-        (folder / f"{key}.json").write_text(json.dumps(list(items), ensure_ascii=False) + "\n", encoding="utf-8")
-    spec = {"type": "translation", "standardize": "tasks.translation.data.standardize",
-            "vocabulary": "vocabulary.json", "target_vocabulary": "target_vocabulary.json",
-            "max_length": int(prep.max_length), "max_output_length": int(prep.max_output_length),
-            "start_id": int(prep.start_id), "end_id": int(prep.end_id), "banned": [0, 1, int(prep.start_id)],
-            "state_names": names, "carried": list(carried), "attention": bool(attention),
-            "french_spacing": cfg.data.target_lang == "fr"}
-    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    shape = {k: ", ".join("time" if d is None else str(d) for d in free[k]) for k in names}
+    encoder, decoder, leaves, probe, traced = translation_functions(bundle.model)  # the ONNX export's
+    names = list(probe)
+    source = tf.TensorSpec([1, None], tf.int64, name="source")  # one text per call: its loop needs a fixed batch
+    tokens = tf.TensorSpec([None], tf.int64, name="tokens")  # the decoder's step has no loop: its batch is free
+    convert(bundle.model, [source], folder / ENCODER, quantize, "translation", fn=encoder)
+    convert(bundle.model, [tokens, *leaves], folder / MODEL, quantize, "translation", fn=decoder)
+    carried, attention = traced["carried"], traced["attention"]
+    write_sidecar_translation(bundle, folder, names, carried, attention)
+    free = {leaf.name: leaf.shape[1:] for leaf in leaves}
+    shape = {k: ", ".join("time" if d is None else str(d) for d in free[k].as_list()) for k in names}
     return {"files": {"encoder.tflite": "source ids -> the decoder's initial state, one text per call",
                       MODEL: "one decoding step, a whole batch (rows x beams) per call"},
             "inputs": {"encoder.tflite": {"source": "int64 [1, time]: one text's source word ids (1 unknown)"},
                        MODEL: {"tokens": "int64 [batch]: the previous output token (target ids)",
-                               **{k: f"{probe[3][k].dtype.name} [batch, {shape[k]}]: the state" for k in names}}},
+                               **{k: f"{probe[k].dtype.name} [batch, {shape[k]}]: the state" for k in names}}},
             "outputs": {"encoder.tflite": {k: f"[1, {shape[k]}]: the decoder's initial state" for k in names},
                         MODEL: {"logits": "float32 [batch, target vocabulary]: the next token's logits",
                                 **{f"next.{k}": "the state after the step" for k in carried},
@@ -311,10 +252,6 @@ def _convert_function(model, fn, specs: list, path: Path, target: dict, options:
         for key, value in options.items():
             setattr(converter, key, value)
         Path(path).write_bytes(converter.convert())
-
-
-def _output_names(path: Path) -> list:
-    return list(interpreter(path).get_signature_runner().get_output_details())
 
 
 def _first_error(text: str) -> str:
