@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from seqapps.core import bounds
 from seqapps.core.errors import ConfigError, DataError
 from seqapps.inference.predictor import decode_strings, text_items
 
@@ -52,15 +53,22 @@ class Predictions:
         return texts[0] if isinstance(prime, str) else texts
 
     def score(self, text: str, streams: int = 16) -> dict:
-        """Nats and bits per character of ``text`` read as ``streams`` contiguous pieces."""
+        """Nats and bits per character of ``text`` read as ``streams`` contiguous pieces (more, where a
+        piece would be longer than the export's ``score_values`` bound lets one call read), sent in as
+        many calls as the bound needs."""
         if len(text) < 2:
             raise DataError(f"need at least 2 characters to score, got {len(text)}")
-        streams = max(1, min(int(streams), (len(text) - 1)))
+        per_char = int(self.metadata.get("vocabulary_size", len(self.metadata.get("chars", "")))) + 1
+        budget = bounds.of(self.metadata)["score_values"] // per_char  # rows x (characters + 2) of one call
+        longest = max(2, budget - 3)  # the characters one piece may hold
+        streams = max(1, min(max(int(streams), math.ceil((len(text) - 1) / (longest - 1))), len(text) - 1))
         size = math.ceil((len(text) - 1) / streams)
         # pieces overlap by one character, so every character but the first is predicted once
         pieces = [text[i:i + size + 1] for i in range(0, len(text) - 1, size)]
-        out = self.call("score", text=pieces)
-        total, count = float(np.sum(out["log_likelihood"], dtype=np.float64)), int(np.sum(out["count"]))
+        rows = max(1, budget // (size + 3))
+        outs = [self.call("score", text=pieces[i:i + rows]) for i in range(0, len(pieces), rows)]
+        total = float(sum(np.sum(o["log_likelihood"], dtype=np.float64) for o in outs))
+        count = int(sum(np.sum(o["count"]) for o in outs))
         nats = -total / max(count, 1)
         return {"nats_per_char": nats, "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats),
                 "chars": count}

@@ -226,6 +226,28 @@ def test_score_matches_the_training_loss_scale(trained):
 
 
 @pytest.mark.slow
+def test_score_of_a_text_longer_than_the_bound_splits_its_calls(trained, tmp_path, monkeypatch):
+    """A text whose pieces together are over ``score_values`` (Tiny Shakespeare's validation split, 16 pieces)
+    is scored in several calls, and a piece too long for one call makes more pieces."""
+    import seqapps
+    from seqapps.core import bounds
+
+    run, export_dir = trained
+    text = run.task.load_data(run.config).val * 3
+    want = seqapps.load(export_dir).score(text, streams=8)
+    per_char = len(run.task.load_preprocessing(run.config, run.dir).chars) + 1
+    monkeypatch.setattr(bounds, "SCORE_VALUES", per_char * (len(text) // 4))  # two pieces of eight per call
+    small = seqapps.load(run.export(tmp_path / "small"))
+    with pytest.raises(DataError, match="the bound is"):
+        small.call("score", text=[text[:len(text) // 8 + 1]] * 8)  # the call score used to make
+    got = small.score(text, streams=8)
+    assert got["chars"] == want["chars"] == len(text) - 1
+    assert got["nats_per_char"] == pytest.approx(want["nats_per_char"], abs=1e-5)
+    more = small.score(text, streams=1)  # one piece would be over the bound: at least 5 pieces are read
+    assert more["chars"] == len(text) - 1 and np.isfinite(more["nats_per_char"])
+
+
+@pytest.mark.slow
 def test_export_samples_like_the_run_with_a_seed_and_its_signatures_shapes(trained):
     """Seeded sampling (not only greedy, which the contract tests cover) and the raw signatures' outputs."""
     run, export_dir = trained
