@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+BODY_BYTES = 9_500_000  # a request body within serve's default --max-body-mb (10)
 TASKS = ("sentiment", "pos", "translation", "char_lm", "captioning", "forecasting", "video_frames", "word_vectors")
 
 
@@ -68,8 +69,11 @@ def text_cases(b: dict) -> list[tuple[str, list[str]]]:
     many = min(per_call // longest, b["padded_text_bytes"] // longest, b["rows"])
     rows = min(b["rows"], per_call // max(1, b["padded_text_bytes"] // b["rows"]))
     short = min(per_call // rows, b["padded_text_bytes"] // rows)
+    most = b["rows"]  # every row the call takes, as long as the call's bytes allow
+    tiny = min(per_call // most, b["padded_text_bytes"] // most)
     return [(f"1 text x {longest} B", [words(longest)]), (f"1 word x {longest} B", ["w" * longest]),
-            (f"{many} texts x {longest} B", [words(longest)] * many), (f"{rows} texts x {short} B", [words(short)] * rows)]
+            (f"{many} texts x {longest} B", [words(longest)] * many), (f"{rows} texts x {short} B", [words(short)] * rows),
+            (f"{most} texts x {tiny} B", [words(tiny)] * most)]
 
 
 def image_bytes(kind: str, side: int, frames: int = 1) -> bytes:
@@ -146,8 +150,9 @@ def cases(meta: dict, sig: str, inputs: dict, url: str) -> list[tuple[str, dict]
         side = int(b["image_pixels"] ** 0.5)
         png = image_bytes("PNG", side)
         length = meta["max_length"] if "max_length" in meta else meta["config"]["data"].get("max_length", 16)
-        time_ = min(length, b["frames"])
-        rows = max(1, b["frames"] // time_)
+        fit = int(BODY_BYTES // (len(png) * 4 / 3 + 16))  # frames a body within serve's default limit holds
+        time_ = min(length, b["frames"], fit)
+        rows = max(1, min(b["frames"], fit) // time_)
         return [(f"{rows} videos x {time_} PNG frames {side}x{side}", {"inputs": {"frames": [[b64(png)] * time_] * rows}})]
     if names == {"video"}:
         side = int(b["image_pixels"] ** 0.5)
