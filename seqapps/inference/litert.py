@@ -67,7 +67,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from seqapps.core.errors import ExportError
-from seqapps.inference.predictor import Predictor
+from seqapps.inference import onnx_runtime
 
 MODEL = "model.tflite"
 ENCODER = "encoder.tflite"  # translation's, beside its decoder step (model.tflite)
@@ -97,7 +97,7 @@ def check_task(task: str) -> None:
 def _sentiment(bundle, folder: Path, quantize: str) -> dict:
     import tensorflow as tf
 
-    from seqapps.inference.formats import write_sidecar_sentiment
+    from seqapps.inference.export_parts import write_sidecar_sentiment
 
     cfg, model = bundle.config, bundle.model
     specs = {"tokens": tf.TensorSpec([1, None], tf.int64, name="tokens")}
@@ -123,7 +123,7 @@ def _pos(bundle, folder: Path, quantize: str) -> dict:
         raise ExportError("--format litert cannot take pos' character BiLSTM (model.char_encoder=rnn): it loops "
                           "over all of a sentence's words at once, a batch whose size LiteRT's built-in operators "
                           "need fixed; export a SavedModel (the default) or --format onnx")
-    from seqapps.inference.formats import write_sidecar_pos
+    from seqapps.inference.export_parts import write_sidecar_pos
 
     prep, model = bundle.prep, bundle.model
     c = int(prep.max_word_length)
@@ -150,7 +150,7 @@ def _pos(bundle, folder: Path, quantize: str) -> dict:
 
 
 def _char_lm(bundle, folder: Path, quantize: str) -> dict:
-    from seqapps.inference.formats import char_lm_step
+    from seqapps.inference.export_parts import char_lm_step
 
     step, signature, flat = char_lm_step(bundle, folder)  # the ONNX export's step and files outside the graph
     convert(bundle.model, signature, folder / MODEL, quantize, "char_lm", fn=step)
@@ -170,7 +170,7 @@ def _char_lm(bundle, folder: Path, quantize: str) -> dict:
 def _translation(bundle, folder: Path, quantize: str) -> dict:
     import tensorflow as tf
 
-    from seqapps.inference.formats import translation_functions, write_sidecar_translation
+    from seqapps.inference.export_parts import translation_functions, write_sidecar_translation
 
     if bundle.config.model.architecture == "transformer":  # the converter stops on 'tf.StridedSlice' (a mask's new axes)
         raise ExportError("--format litert cannot take translation's transformer (model.architecture=transformer): "
@@ -282,7 +282,6 @@ def interpreter(path, threads: int = THREADS):
 def signatures(path, threads: int = THREADS) -> tuple[dict, dict]:
     """``({name: (fn(**numpy inputs) -> {output: numpy}, {input: ArraySpec})}, metadata)`` of a LiteRT export:
     the ONNX export's signatures (:data:`seqapps.inference.onnx_runtime.SIGNATURES`) over :class:`RowSession`."""
-    from seqapps.inference import onnx_runtime
 
     path = Path(path)
     meta_path = path / "metadata.json"
@@ -365,35 +364,15 @@ class RowSession:
         return results
 
 
-class LiteRTPredictor(Predictor):
+class LiteRTPredictor(onnx_runtime.OnnxPredictor):
+    """The ONNX predictor's signatures and helpers over LiteRT sessions (:func:`signatures`)."""
+
     runtime = "litert"
-
-    @property
-    def task(self):
-        """The registered task (imports its module, and so TensorFlow: only ``evaluate`` asks for it)."""
-        from seqapps.core import registry
-
-        return registry.get(self.metadata["task"])
-
-    @task.setter
-    def task(self, value):
-        pass  # looked up when asked for, so loading never imports the task's TensorFlow code
-
-    def call(self, signature: str = "serving_default", **inputs) -> dict:
-        fn, specs = self.signature_for(signature, inputs)
-        return fn(**{k: specs[k].convert(v, signature) for k, v in inputs.items()})
 
 
 def predictor_class(task: str) -> type:
     """:class:`LiteRTPredictor` with the task's TensorFlow-free ``Predictions`` mixin (``predict``, ``format``)."""
-    import importlib
-    import importlib.util
-
-    module = f"tasks.{task}.predicting"
-    if not task.isidentifier() or importlib.util.find_spec(module) is None:
-        return LiteRTPredictor
-    mixin = importlib.import_module(module).Predictions
-    return type(f"{mixin.__name__}LiteRTPredictor", (mixin, LiteRTPredictor), {})
+    return onnx_runtime.predictor_class(task, LiteRTPredictor)
 
 
 def load(path, threads: int = THREADS) -> LiteRTPredictor:

@@ -575,17 +575,18 @@ class OnnxPredictor(Predictor):
         return fn(**{k: specs[k].convert(v, signature) for k, v in inputs.items()})
 
 
-def predictor_class(task: str) -> type:
-    """:class:`OnnxPredictor` with the task's own helpers (``predict``, ``format``...) when its folder has
-    a TensorFlow-free ``predicting.py`` with a ``Predictions`` mixin, as the SavedModel's predictor has them."""
+def predictor_class(task: str, base: type = OnnxPredictor) -> type:
+    """``base`` (:class:`OnnxPredictor`, or LiteRT's) with the task's own helpers (``predict``, ``format``...)
+    when its folder has a TensorFlow-free ``predicting.py`` with a ``Predictions`` mixin, as the SavedModel's
+    predictor has them."""
     import importlib
     import importlib.util
 
     module = f"tasks.{task}.predicting"
     if not task.isidentifier() or importlib.util.find_spec(module) is None:
-        return OnnxPredictor
+        return base
     mixin = importlib.import_module(module).Predictions
-    return type(f"{mixin.__name__}OnnxPredictor", (mixin, OnnxPredictor), {})
+    return type(f"{mixin.__name__}{base.__name__}", (mixin, base), {})
 
 
 def load(path, threads: int = THREADS) -> OnnxPredictor:
