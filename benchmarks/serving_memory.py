@@ -240,6 +240,8 @@ def main(argv=None) -> int:
             costliest = None  # (growth, signature, label, body, entry) of the model's costliest request
             for sig, spec in meta["signatures"].items():
                 single = []
+                entry = {"model": task_dir.name, "task": meta["task"], "signature": sig, "single": single}
+                rows.append(entry)
                 for label, body in cases(meta, sig, spec["inputs"], url):
                     data = json.dumps({"signature_name": sig, **body}).encode()
                     status, text = post(url, data)  # warm-up (and the first failure, if any)
@@ -253,12 +255,8 @@ def main(argv=None) -> int:
                                    **({} if ok else {"answer": text[:300]})})
                     print(f"{task_dir.name:13s} {sig:16s} {label:42s} {len(data) / 1e6:6.2f} MB body  "
                           f"+{mb:7.1f} MB  {seconds:6.2f} s  {status}", flush=True)
-                entry = {"model": task_dir.name, "task": meta["task"], "signature": sig, "single": single}
-                rows.append(entry)
-                for (label, body), result in zip(cases(meta, sig, spec["inputs"], url), single):
-                    if result["status"] == 200 and (costliest is None or result["growth_mb"] > costliest[0]):
-                        costliest = (result["growth_mb"], sig, label,
-                                     json.dumps({"signature_name": sig, **body}).encode(), entry)
+                    if ok and (costliest is None or mb > costliest[0]):
+                        costliest = (mb, sig, label, data, entry)
             if costliest is not None and args.concurrent > 1:
                 # the model's costliest request, sent ``--concurrent`` times at once: the server merges them
                 # within the bounds and runs merged calls side by side, which is what 64 clients cost
