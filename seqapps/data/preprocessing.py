@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from seqapps.data import text as textlib
 from seqapps.core.errors import ExportError
 
 
@@ -59,10 +58,14 @@ class Preprocessing:
 
 def save_vocab(run_dir, name: str, items) -> None:
     """``items`` one a line (each ending in a newline) in ``run_dir/name``."""
+    from seqapps.data import text as textlib  # imports TensorFlow: a TensorFlow-free predictor reads JSON only
+
     textlib.save_lines(Path(run_dir) / name, items)
 
 
 def load_vocab(path) -> list[str]:
+    from seqapps.data import text as textlib
+
     return textlib.load_lines(path)
 
 

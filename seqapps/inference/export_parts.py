@@ -142,3 +142,26 @@ def write_sidecar_translation(bundle, folder: Path, names: list, carried: list, 
             "french_spacing": cfg.data.target_lang == "fr"}
     (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return spec
+
+
+def write_sidecar_forecasting(bundle, folder: Path) -> dict:
+    """The file outside forecasting's graph (window.json: the SavedModel's window checks' constants, float32
+    as its graph holds them), for ONNX and LiteRT alike; returns it."""
+    from tasks.forecasting import space
+    from tasks.forecasting.predicting import write_checks
+    from tasks.forecasting.task import FAR, window_limits
+
+    prep = bundle.prep
+    mean, scale = window_limits(prep)
+    return write_checks(folder, mean, scale, FAR, space.space_of(prep).transform, prep.encoding.target)
+
+
+def forecasting_graph(bundle, batch) -> tuple:
+    """forecasting's graph input (``window`` float32 ``[batch, window, features]``) and its description."""
+    import tensorflow as tf
+
+    prep = bundle.prep
+    n = len(prep.encoding.features)
+    spec = tf.TensorSpec([batch, prep.window, n], tf.float32, name="window")
+    rows = "batch" if batch is None else str(batch)
+    return spec, {"window": f"float32 [{rows}, {prep.window}, {n}]: raw values in the order of metadata 'features'"}

@@ -65,12 +65,13 @@ import tempfile
 from pathlib import Path
 
 from seqapps.core.errors import ExportError
-from seqapps.inference.export_parts import (char_lm_step, flat_state, nested_state, translation_functions,
-                                            write_sidecar_pos, write_sidecar_sentiment, write_sidecar_translation)
+from seqapps.inference.export_parts import (char_lm_step, flat_state, forecasting_graph, nested_state,
+                                            translation_functions, write_sidecar_forecasting, write_sidecar_pos,
+                                            write_sidecar_sentiment, write_sidecar_translation)
 
 FORMATS = ("savedmodel", "onnx", "litert")  # litert: seqapps.inference.litert
 QUANTIZE = ("none", "int8", "float16")
-TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning")  # tasks with an ONNX adapter below; others: SavedModel only, for now
+TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting")  # tasks with an ONNX adapter below; others: SavedModel only, for now
 
 
 def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
@@ -268,8 +269,27 @@ def _captioning(bundle, folder: Path) -> dict:
                        "SavedModel's), joining the words"}
 
 
+def _forecasting(bundle, folder: Path) -> dict:
+    import tensorflow as tf
+
+    model = bundle.model
+    spec, inputs = forecasting_graph(bundle, None)
+    forecast = tf.function(lambda window: {"forecast": model(window, training=False)}, input_signature=[spec])
+    _function_to_onnx(forecast, [spec], folder / "model.onnx")
+    _captures_to_constants(forecast.get_concrete_function(), folder / "model.onnx")
+    write_sidecar_forecasting(bundle, folder)
+    return {"inputs": inputs,
+            "outputs": {"forecast": f"float32 [batch, {bundle.prep.horizon}]: the forecasts in the target's units"},
+            "in_graph": "the whole model: the target's transform (log, Box-Cox), the standardization, seasonal "
+                        "differences, the recurrent encoder with its loop over the window, the head (and linear "
+                        "component), the base forecast and the map back to the target's units",
+            "outside": "the window checks of the SavedModel's signature, in the same order and words (NumPy, "
+                       "constants in window.json): rows within the bound, finite values, none too far from the "
+                       "training mean, target values above 0 for a log or Box-Cox model"}
+
+
 ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation,
-            "captioning": _captioning}
+            "captioning": _captioning, "forecasting": _forecasting}
 
 
 # -- conversion and quantization ---------------------------------------------------------------------
@@ -305,6 +325,23 @@ def _function_to_onnx(function, signature: list, path: Path) -> None:
         tf2onnx.convert.from_function(function, input_signature=signature, output_path=str(path))
     finally:
         logging.getLogger("tf2onnx").setLevel(level)
+
+
+def _captures_to_constants(concrete, path: Path) -> None:
+    """The tensors a function captured (the values of a Keras ``Normalization`` given its mean and variance)
+    stored in the graph: tf2onnx leaves each as a graph input to be fed."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path))
+    fed = {i.name: i for i in graph.graph.input}
+    used = {name for node in graph.graph.node for name in node.input}
+    for value, inner in zip(concrete.captured_inputs, concrete.graph.internal_captures):
+        if inner.name in fed and value.dtype.name != "resource":
+            graph.graph.input.remove(fed[inner.name])
+            if inner.name in used:
+                graph.graph.initializer.append(numpy_helper.from_array(value.numpy(), inner.name))
+    onnx.save(graph, str(path))
 
 
 def _quantize(path: Path, how: str) -> None:

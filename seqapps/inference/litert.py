@@ -71,7 +71,8 @@ from seqapps.inference import onnx_runtime
 
 MODEL = "model.tflite"
 ENCODER = "encoder.tflite"  # translation's, beside its decoder step (model.tflite)
-TASKS = ("sentiment", "pos", "char_lm", "translation")  # tasks with a LiteRT adapter below; others: SavedModel or ONNX
+TASKS = ("sentiment", "pos", "char_lm", "translation", "forecasting")  # with a LiteRT adapter below; others: SavedModel
+#                                                                        or ONNX
 THREADS = 1  # interpreter threads, as ONNX Runtime's (one text per call leaves little to share out)
 
 
@@ -206,7 +207,23 @@ def _translation(bundle, folder: Path, quantize: str) -> dict:
                        "words joined and detokenized in Python"}
 
 
-ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation}
+def _forecasting(bundle, folder: Path, quantize: str) -> dict:
+    from seqapps.inference.export_parts import forecasting_graph, write_sidecar_forecasting
+
+    spec, inputs = forecasting_graph(bundle, 1)  # the encoder's loop over the window needs a fixed batch
+    convert(bundle.model, spec, folder / MODEL, quantize, "forecasting")
+    write_sidecar_forecasting(bundle, folder)  # the ONNX export's file
+    return {"inputs": inputs,
+            "outputs": {"output_0": f"float32 [1, {bundle.prep.horizon}]: the forecasts in the target's units"},
+            "in_graph": "the whole model (the target's transform, standardization, seasonal differences, the "
+                        "recurrent encoder as a WHILE over the window, head, base forecast, the map back to the "
+                        "target's units); one window per call",
+            "outside": "the SavedModel's window checks (NumPy, window.json), as for the ONNX export; one call "
+                       "per window"}
+
+
+ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation,
+            "forecasting": _forecasting}
 PRIMARY = {"sentiment": "tokens", "pos": "words"}  # the input whose 0 ids on the right are a row's padding
 
 
@@ -294,6 +311,8 @@ def signatures(path, threads: int = THREADS) -> tuple[dict, dict]:
     interp = interpreter(path / MODEL, threads)
     if task == "translation":  # the encoder one text per call, the decoder's step a whole batch per call
         session = {"model": BatchSession(interp), "encoder": RowSession(interpreter(path / ENCODER, threads), "source")}
+    elif task == "forecasting":  # one window per call, whole (its steps are fixed; a 0 is a value)
+        session = RowSession(interp, "window", cut=False)
     else:
         session = RowSession(interp, PRIMARY[task]) if task in PRIMARY else BatchSession(interp)
     return onnx_runtime.SIGNATURES[task](path, metadata, session), metadata
@@ -323,14 +342,14 @@ class RowSession:
     dropped, as the model's mask drops it), and pads each output's free axes (those that follow the
     row's length: per-step scores, translation's encoder outputs and mask) back to the batch's width
     with zeros (masked by the signatures, as the padding's scores are). A graph with one output gives it
-    whatever the ONNX graph named it."""
+    whatever the ONNX graph named it. With ``cut`` False every row is read whole (forecasting's window)."""
 
-    def __init__(self, interp, primary: str):
+    def __init__(self, interp, primary: str, cut: bool = True):
         self.runner = interp.get_signature_runner()
         self.names = list(self.runner.get_input_details())
         self.outputs = {name: (list(d["shape_signature"]), d["dtype"])
                         for name, d in self.runner.get_output_details().items()}
-        self.primary = primary
+        self.primary, self.cut = primary, cut
         self.lock = threading.Lock()  # an interpreter runs one call at a time
 
     def get_inputs(self) -> list:
@@ -345,7 +364,7 @@ class RowSession:
         primary = np.asarray(feeds[self.primary])
         width, rows, lengths = primary.shape[1], [], []
         for i in range(primary.shape[0]):
-            nonzero = np.flatnonzero(primary[i])
+            nonzero = np.flatnonzero(primary[i]) if self.cut else np.arange(width)
             length = int(nonzero[-1]) + 1 if nonzero.size else 1
             with self.lock:
                 out = self.runner(**{k: np.ascontiguousarray(feeds[k][i:i + 1, :length]) for k in self.names})

@@ -535,8 +535,15 @@ def _captioning_signatures(path: Path, metadata: dict, sess) -> dict:
     return out
 
 
+def _forecasting_signatures(path: Path, metadata: dict, sess) -> dict:
+    from tasks.forecasting.predicting import signatures
+
+    return signatures(path, metadata, sess)
+
+
 SIGNATURES = {"sentiment": _sentiment_signatures, "pos": _pos_signatures, "char_lm": _char_lm_signatures,
-              "translation": _translation_signatures, "captioning": _captioning_signatures}
+              "translation": _translation_signatures, "captioning": _captioning_signatures,
+              "forecasting": _forecasting_signatures}
 _TAGGED = {"tokens": ("string", (None, None)), "tags": ("string", (None, None)), "lengths": ("int32", (None,)),
            "in_vocabulary": ("bool", (None, None))}
 _CAPTIONED = {"caption": ("string", (None,)), "valid": ("bool", (None,)), "length": ("int32", (None,)),
@@ -550,6 +557,7 @@ OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "prob
                            "attention": {"translation": ("string", (None,)), "attention": ("float32", (None, None, None)),
                                          "source_tokens": ("string", (None, None)), "source_lengths": ("int32", (None,)),
                                          "output_tokens": ("string", (None, None)), "output_lengths": ("int32", (None,))}},
+           "forecasting": {"serving_default": {"forecast": ("float32", (None, None))}},
            "captioning": {"serving_default": _CAPTIONED, "beam": _CAPTIONED,
                           "attention": {**{k: v for k, v in _CAPTIONED.items() if k != "score"},
                                         "words": ("string", (None, None)),

@@ -22,10 +22,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
-from seqapps.core import bounds
 from seqapps.core.config import AT_LEAST_0, AT_LEAST_1, Config, DataConfig, ModelConfig, TrainConfig
 from tasks.forecasting import data as ts
 from tasks.forecasting import fitting
@@ -34,7 +32,7 @@ from tasks.forecasting.layers import TRANSFORMS, SeasonalBase, SeasonalDifferenc
 from tasks.forecasting.data import ForecastingPrep
 from seqapps.core.errors import DataError
 from seqapps.layers import recurrent_stack
-from tasks.forecasting.inputs import check_windows, last_window, next_dates, read_recent
+from tasks.forecasting.predicting import Predictions
 from seqapps.analysis.metrics import forecast_report, format_forecast
 from seqapps.inference.predictor import Predictor
 from seqapps.core.presets import Preset
@@ -43,6 +41,15 @@ from seqapps.inference import checks
 from seqapps.core.task import Endpoint, Task
 
 FAR = 1e6  # how many training scales from the training mean a window value may be
+
+
+def window_limits(prep) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, scale)`` float32 per input: a window value further than ``scale`` from ``mean`` is refused
+    (the serving signature's check, and an ONNX or LiteRT export's, :mod:`tasks.forecasting.predicting`)."""
+    mean = np.asarray(prep.encoding.mean, "float64")
+    scale = FAR * np.maximum.reduce([np.asarray(prep.encoding.std, "float64"), np.abs(mean), np.ones_like(mean)])
+    return mean.astype("float32"), scale.astype("float32")
+
 
 EVAL_WINDOWS = 8192   # windows read and forecast at a time when scoring
 
@@ -84,49 +91,9 @@ class ForecastingConfig(Config):
     train: ForecastingTrain = dataclasses.field(default_factory=ForecastingTrain)
 
 
-class ForecastingPredictor(Predictor):
-    """``forecast(dataframe)`` -> the next ``horizon`` values after its last row;
-    ``predict(windows)`` for already-encoded float windows."""
-
-    @property
-    def prep(self) -> ForecastingPrep:
-        return ForecastingPrep.from_dict(self.metadata)
-
-    def predict_array(self, windows, batch_size: int = 2048) -> np.ndarray:
-        prep = self.prep
-        windows = check_windows(windows, prep.window, prep.encoding.features)
-        # at most the rows the export takes in one call (metadata "bounds")
-        batch_size = max(1, min(batch_size, bounds.of(self.metadata)["rows"]))
-        if not len(windows):
-            return np.zeros([0, prep.horizon], "float32")
-        return np.concatenate([self.call(window=windows[s:s + batch_size])["forecast"]
-                               for s in range(0, len(windows), batch_size)])
-
-    def predict(self, windows) -> list[list[float]]:
-        """Float windows ``[batch, window, features]`` (encoded inputs, in
-        ``metadata["features"]`` order) -> ``horizon`` forecasts each."""
-        return self.predict_array(windows).astype(float).tolist()
-
-    def _window(self, frame: pd.DataFrame, where):
-        """The last ``window`` rows of ``frame`` (date-ordered when it has dates), encoded; the last date."""
-        date_column = self.metadata.get("config", {}).get("data", {}).get("date_column", "")
-        return last_window(frame, self.prep, date_column, where)
-
-    def forecast(self, frame: pd.DataFrame) -> list[float]:
-        """The next ``horizon`` values of the target after the last row of ``frame``,
-        in the target's units. ``frame`` holds at least ``window`` rows of the input
-        columns (raw values; a text column as text); extra columns are ignored."""
-        values, _ = self._window(frame, "forecast input")
-        return self.predict_array(values[None])[0].astype(float).tolist()
-
-    def cli_predict(self, inputs, input_file):
-        """``--input recent.csv`` (or a CSV path argument, or CSV on stdin) -> one line
-        per future step: date (when known) or step, then the forecast."""
-        values, last = self._window(*read_recent(inputs, input_file))
-        forecast = self.predict_array(values[None])[0]
-        dates = next_dates(last, self.metadata.get("freq"), self.prep.horizon)
-        head = f"{'date' if dates else 'step'}\t{self.prep.encoding.target}"
-        return [head] + [f"{dates[i] if dates else i + 1}\t{v:.6g}" for i, v in enumerate(forecast)]
+class ForecastingPredictor(Predictions, Predictor):
+    """``forecast(dataframe)`` and ``predict(windows)`` (:class:`tasks.forecasting.predicting.Predictions`,
+    shared with the ONNX and LiteRT predictors)."""
 
 
 @register
@@ -233,10 +200,7 @@ class Forecasting(Task):
     def endpoints(self, model, prep, cfg):
         # a value this many training scales from the training mean is refused: the network's arithmetic
         # overflows long before (3e38 everywhere answered NaN)
-        mean = np.asarray(prep.encoding.mean, "float64")
-        scale = tf.constant(FAR * np.maximum.reduce([np.asarray(prep.encoding.std, "float64"), np.abs(mean),
-                                                     np.ones_like(mean)]), tf.float32)
-        mean = tf.constant(mean, tf.float32)
+        mean, scale = (tf.constant(v, tf.float32) for v in window_limits(prep))
         transform = spaces.space_of(prep).transform
 
         def serve(window):
