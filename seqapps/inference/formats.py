@@ -12,6 +12,7 @@ inputs into them:
     OUT/vocabulary.json   the word vocabulary (ids 2.. in order); pos also chars.json (and
                           vector_words.json), char_lm chars.json and state.npz, translation
                           target_vocabulary.json (every id from 0, as its graph joins words)
+    OUT/window.json       forecasting: the constants of the window checks (no tokenizer: its inputs are numbers)
     OUT/metadata.json     as a SavedModel export's, plus ``format``, ``quantize`` and ``graph``
                           (what runs inside the graph and what runs outside it)
 
@@ -47,6 +48,14 @@ inputs into them:
   (:func:`tasks.captioning.predicting.decode_image`, close to the graph's pixels, not equal), greedy or beam
   search in NumPy (unknown and start words banned) and joining the words run outside; ``serving_default``,
   ``beam`` and ``attention`` are answered.
+- forecasting: the graph is the whole model (``window`` float32 ``[batch, window, features]`` of raw values
+  in, ``forecast`` ``[batch, horizon]`` in the target's units out): the target's transform (log, Box-Cox),
+  the standardization, seasonal differences, the encoder with its loop over the window, the head (and
+  linear component), the base forecast and the map back. Its inputs are numbers, so there is no tokenizer:
+  ``window.json`` holds the constants of the SavedModel signature's checks, run in NumPy before the graph
+  in the same order and words (rows within the bound, finite values, none over 1e6 training scales from
+  the training mean, target values above 0 for a log or Box-Cox model); encoding a DataFrame's rows
+  (``forecast``) is the SavedModel predictor's own Python (:mod:`tasks.forecasting.predicting`).
 
 Other tasks are refused with a message saying so (:data:`TASKS`).
 

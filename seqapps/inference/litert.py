@@ -43,6 +43,9 @@ to its own length (its padding on the right dropped), and pads the answers back.
   follow the source's length padded back to the batch's width by :class:`RowSession`, masked) and
   ``model.tflite``, one decoder step (no loop: a free batch of rows x beams, :class:`BatchSession`).
   Tokenizing, greedy and beam search (NumPy) and detokenizing are the ONNX export's.
+- forecasting: the graph is the whole model, as the ONNX export's, over ``[1, window, features]``: the
+  encoder's loop over the window needs a fixed batch, so one window per call (:class:`RowSession`, each row
+  whole); the window checks (``window.json``) are the ONNX export's, in NumPy.
 
 Other tasks are refused with one line (:data:`TASKS`).
 

@@ -9,7 +9,8 @@ model's loops over characters, a translator's greedy or beam search over its dec
 SavedModel's signature: sentiment's ``serving_default``, pos' ``serving_default`` and ``tag_tokens``
 (not ``self_attention``), char_lm's ``serving_default`` (generate) and ``score`` (not ``states``),
 translation's ``serving_default``, ``translate`` and ``attention``, captioning's ``serving_default``,
-``beam`` and ``attention`` (image bytes decoded with Pillow: :func:`tasks.captioning.predicting.decode_image`).
+``beam`` and ``attention`` (image bytes decoded with Pillow: :func:`tasks.captioning.predicting.decode_image`),
+forecasting's ``serving_default`` (:func:`tasks.forecasting.predicting.signatures`: the window checks in NumPy).
 
 The task's helpers (``predict``, ``format``...) come from the task's TensorFlow-free
 ``predicting.py`` (:func:`predictor_class`), the same code the SavedModel's predictor runs.

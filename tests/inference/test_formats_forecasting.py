@@ -18,9 +18,9 @@ from seqapps.core.errors import DataError, ExportError
 
 # On 200 windows near the training values and up to 5 training scales from them: fp32 within 1e-4 of each
 # forecast (relative, or absolute below 1); quantized, the largest and the median |got - want| within these many
-# target standard deviations. Measured on these tiny runs, largest (median): ONNX int8 0.53 (0.04), float16 0.004
-# (9e-5); LiteRT float16 2e-5; LiteRT's int8 leaves weights this small in float (the same as fp32).
-QUANTIZED = {"int8": (1.0, 0.1), "float16": (0.01, 0.001)}
+# target standard deviations. Measured on these tiny runs, largest (median): ONNX int8 0.53 (0.04), float16 0.005
+# (7e-4); LiteRT float16 3e-4 (4e-5); LiteRT's int8 leaves weights this small in float (the same as fp32).
+QUANTIZED = {"int8": (1.0, 0.1), "float16": (0.02, 0.003)}
 RUNS = {"log": ["model.units=8", "data.window=12", "data.horizon=2"],  # the target's log chosen (auto), an LSTM
         "plain": ["model.units=8", "data.window=12", "data.horizon=2", "model.transform=none", "model.cell=gru",
                   "model.linear=true"]}
