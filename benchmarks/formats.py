@@ -4,6 +4,7 @@
     python benchmarks/formats.py --run runs/pos-ewt --formats savedmodel,onnx-fp32,onnx-int8
     python benchmarks/formats.py --run runs/char_lm-shakespeare --formats savedmodel,onnx-fp32,onnx-int8
     python benchmarks/formats.py --run runs/translation-fr-en --formats savedmodel,onnx-fp32,onnx-int8
+    python benchmarks/formats.py --run runs/forecasting-airline
 
 Exports the run in each format (timed), then loads each export in its own child process
 (``seqapps.load(export)``; the ONNX and LiteRT children block TensorFlow and Keras imports) and measures:
@@ -16,12 +17,14 @@ Exports the run in each format (timed), then loads each export in its own child 
   char_lm's nats per character of the split's text (``score`` with ``data.eval_streams`` streams)
   and its difference from the SavedModel's; translation's corpus BLEU (sacrebleu, as its ``evaluate``
   scores: :func:`seqapps.analysis.metrics.bleu_chrf`) of greedy and beam-4 translations and the
-  share of strings that differ from the SavedModel's (greedy and beam 4);
+  share of strings that differ from the SavedModel's (greedy and beam 4); forecasting's MAE over the
+  split's windows (``predict``, in the target's units) and the largest forecast difference;
 - single-input latency: one input end to end (tokenizing included), ``--calls`` calls per round
   over the split's inputs: p50 and p99 over all rounds, and the single-input throughput (calls per
   second, the median of the rounds). An input is a text (sentiment ``predict``), a token list (pos
   ``analyze``), a piece of ``--piece`` characters of the text (char_lm's ``score`` signature) or a
-  source sentence (translation's ``translate`` with the export's default decoding);
+  source sentence (translation's ``translate`` with the export's default decoding) or a window
+  (forecasting's ``predict``);
 - throughput at batch 64: consecutive batches of 64 inputs for ``--seconds`` per round, inputs per
   second (the median of the rounds).
 
@@ -100,6 +103,11 @@ elif task == "translation":  # greedy and beam 4 scored; timed with the export's
     answers = {f"beam{b}": [h for start in range(0, len(items), 64)
                             for h in predictor.translate(items[start:start + 64], beam=b)] for b in (1, 4)}
     quality = None  # BLEU, in the parent (sacrebleu)
+elif task == "forecasting":
+    def run(batch):
+        return predictor.predict(batch)
+    answers = [r for start in range(0, len(items), 256) for r in run(items[start:start + 256])]
+    quality = float(np.mean(np.abs(np.asarray(answers) - np.asarray(data["gold"]))))
 else:  # char_lm: score pieces of the text
     def run(batch):
         return predictor.call("score", text=batch)
@@ -153,7 +161,7 @@ def main(argv=None):
     cfg = bundle.config
     if args.data:
         cfg.data.source = args.data
-    data = task_data(bundle.task.name, whole(getattr(bundle.task.load_data(cfg), args.split)), cfg, args)
+    data = task_data(bundle.task.name, whole(getattr(bundle.task.load_data(cfg), args.split)), cfg, args, bundle.prep)
     data_path = out / "data.json"
     data_path.write_text(json.dumps(data))
 
@@ -260,10 +268,10 @@ def table(summary: dict) -> str:
 
 
 QUALITY = {"sentiment": "accuracy", "pos": "tag accuracy", "char_lm": "nats/char",
-           "translation": "BLEU greedy (beam-4 BLEU: bleu_beam4)"}
+           "translation": "BLEU greedy (beam-4 BLEU: bleu_beam4)", "forecasting": "MAE"}
 
 
-def task_data(task: str, split, cfg, args) -> dict:
+def task_data(task: str, split, cfg, args, prep=None) -> dict:
     """What the children read: ``items`` (one input each) and what scores them, per task."""
     limit = args.limit or None
     if task == "sentiment":
@@ -279,7 +287,11 @@ def task_data(task: str, split, cfg, args) -> dict:
     if task == "translation":
         sources, references = split
         return {"task": task, "items": list(sources)[:limit], "gold": list(references)[:limit]}
-    raise SystemExit(f"benchmarks/formats.py measures sentiment, pos, char_lm and translation runs, not {task}")
+    if task == "forecasting":  # the split's windows with observed targets, as evaluate scores them
+        x, y, _ = split.windows(prep.encoding)
+        return {"task": task, "items": x[:limit].tolist(), "gold": y[:limit].tolist()}
+    raise SystemExit(f"benchmarks/formats.py measures sentiment, pos, char_lm, translation and forecasting runs, "
+                     f"not {task}")
 
 
 def _answer(name, proc) -> dict:
