@@ -30,6 +30,12 @@ WORD_TASKS = ("sentiment", "pos", "translation", "word_vectors")
 TAG_TOKENS = 16_384          # rows x the longest row's tokens in one call: the EWT recipe's tagger (character
 #                              CNN, BiLSTM, CRF) holds about 7.8 KB per token position (128 MB at the bound)
 
+# -- rows answered at once (a call of more rows runs in slices, one after the other; nothing is refused) -----
+SUBWORD_VALUES = 16_000_000  # sentiment with n-grams: rows x max_length x 40 n-grams x the n-gram table's width
+#                              (its vectors are gathered before their mean: 64 MB of floats, twice)
+DECODE_VALUES = 32_000_000   # translation: rows x beam x 16 x (target vocabulary + max_length x the widest layer)
+#                              (tasks.translation.serving.hypothesis_values: 1.2 MB per hypothesis measured)
+
 # -- char_lm: outputs that grow with the input -------------------------------------------------------
 STATES_VALUES = 1_000_000    # states: rows x characters x numbers recorded per character (hidden, cell, gates, attention)
 SCORE_VALUES = 1_000_000     # score: rows x characters x vocabulary (the logits read)
@@ -50,7 +56,9 @@ SHRINK_SIDE = 2048           # a decoded image's sides above this are subsampled
 IMAGE_INPUTS = ("image", "frames", "video")
 
 
-ONLY = {"tag_tokens": ("pos",)}  # bounds that apply to some tasks only
+SLICED = ("subword_values", "decode_values")  # slice sizes in the graph: recorded in metadata.json, not lowered by serve
+
+ONLY = {"tag_tokens": ("pos",), "subword_values": ("sentiment",), "decode_values": ("translation",)}  # bounds that apply to some tasks only
 
 
 def table(task: str | None = None) -> dict:

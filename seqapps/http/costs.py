@@ -83,7 +83,7 @@ def parse_bound(text: str) -> tuple[str, int]:
 
     name, sep, value = text.partition("=")
     name = name.strip().lower().replace("-", "_")
-    known = defaults.table()
+    known = {k: v for k, v in defaults.table().items() if k not in defaults.SLICED}
     if not sep or name not in known:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(sorted(known))}; "
                                          f"got {text!r}")

@@ -204,7 +204,7 @@ def _sequential(step, init_state, start_token, end_token, max_length, choose, pa
 
     _, _, _, _, score, lengths, tokens_ta, extras_ta = tf.while_loop(
         cond, body, (tf.constant(1), token, state, now_finished, score, lengths, tokens_ta, extras_ta),
-        shape_invariants=None, maximum_iterations=max_length)
+        shape_invariants=None, maximum_iterations=max_length, parallel_iterations=1)
     tokens = tf.transpose(tokens_ta.stack())                               # [batch, steps]
     valid = tf.sequence_mask(lengths, tf.shape(tokens)[1])
     tokens = tf.where(valid, tokens, tf.cast(pad_token, tf.int32))
@@ -275,7 +275,7 @@ def beam_search(step, init_state, start_token, end_token, max_length, beam_width
 
     steps, _, _, scores, finished, lengths, tokens_ta, parents_ta, extras_ta = tf.while_loop(
         cond, body, (tf.constant(1), token, state, scores, finished, lengths, tokens_ta, parents_ta, extras_ta),
-        maximum_iterations=max_length)
+        maximum_iterations=max_length, parallel_iterations=1)
 
     # lengths count the end token (as the penalty does); the output's lengths do not
     normalized = scores / length_normalizer(tf.maximum(lengths, 1), alpha)

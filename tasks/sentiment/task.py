@@ -30,7 +30,9 @@ import tensorflow as tf
 
 from seqapps.core.config import (AT_LEAST_0, AT_LEAST_1, FRACTION, Config, DataConfig, ModelConfig, TrainConfig,
                             TransformerConfig)
+from seqapps.core import bounds
 from seqapps.data import text as textlib
+from seqapps.inference.chunks import in_chunks
 from tasks.sentiment.data import TextClassificationData, load_labelled_stream
 from seqapps.core.errors import ConfigError, DataError
 from seqapps.data.streaming import bucketed_stream, chunked
@@ -98,6 +100,15 @@ class SentimentPredictor(SelfAttentionMaps, Predictions, Predictor):
 
 #: n-grams per word in a training batch (char_ngram_ids keeps at most this many)
 SUBWORD_GRAMS = 40
+
+
+def chunk_rows(model, max_length: int) -> int:
+    """Rows answered at once by the export: as many as keep the n-gram vectors gathered for their
+    mean within ``bounds.SUBWORD_VALUES`` numbers (every row, without n-grams)."""
+    layers = [layer for layer in model.layers if isinstance(layer, SubwordEmbedding)]
+    if not layers:
+        return bounds.ROWS
+    return max(1, bounds.SUBWORD_VALUES // (max_length * SUBWORD_GRAMS * layers[0].dim))
 
 
 def _pad_time(x, width, value):
@@ -247,9 +258,15 @@ class Sentiment(Task):
     def endpoints(self, model, prep, cfg):
         encode, labels = self.encoder(cfg, prep), tf.constant(prep.labels)
 
-        def serve(text):
+        def answer(text):
             probs = model(encode(text)[0], training=False)
             return {"label": tf.gather(labels, tf.argmax(probs, axis=-1)), "probabilities": probs}
+
+        rows = chunk_rows(model, prep.max_length)
+
+        def serve(text):  # n-gram vectors are [rows, words, grams, dim] before their mean: a few rows at a time
+            return in_chunks(answer, [text], rows, {"label": (tf.string, ()),
+                                                    "probabilities": (tf.float32, (None,))})
 
         return {"serving_default": Endpoint(serve, [tf.TensorSpec([None], tf.string, name="text")],
                                             "text -> label (string) and probabilities [batch, classes]"),

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from seqapps.core import bounds
 from seqapps.inference import decoding
+from seqapps.inference.chunks import in_chunks
 from tasks.translation.data import detokenize, standardize
 from seqapps.inference.predictor import MAX_BEAM, Predictor
 from seqapps.inference import checks
@@ -27,9 +29,7 @@ def text_decoder(model, prep, french_spacing: bool = False):
     encode, vocab = prep.source_encoder(), tf.constant(prep.target_vocab)  # training's encoding of the sources
     step = decoding.banned(model.step, [0, 1, prep.start_id])  # padding, [UNK] and [START] are never produced
 
-    def decode(text, beam_width, length_penalty):
-        beam_width = checks.in_range(beam_width, "beam_width", low=1, high=MAX_BEAM, what="an integer")
-        length_penalty = checks.in_range(length_penalty, "length_penalty")
+    def decode_rows(text, beam_width, length_penalty):
         ids = encode(text)
         source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1)
         caps = tf.minimum(prep.max_output_length, 2 * source_lengths + 10)  # each row's own step limit
@@ -46,7 +46,31 @@ def text_decoder(model, prep, french_spacing: bool = False):
         return {"translation": tf.where(source_lengths > 0, translation, ""),  # nothing to translate -> nothing
                 "lengths": tf.where(source_lengths > 0, out["lengths"], 0), "scores": out["scores"],
                 "words": words, "attention": attention, "source_ids": ids, "source_lengths": source_lengths}
+
+    steps, width = prep.max_output_length + 1, max(int(prep.max_length), 1)
+    per_hypothesis = hypothesis_values(model, len(prep.target_vocab), width)
+    outputs = {"translation": (tf.string, ()), "lengths": (tf.int32, ()), "scores": (tf.float32, ()),
+               "words": (tf.string, (steps,)), "attention": (tf.float32, (steps, width)),
+               "source_ids": (tf.int64, (width,)), "source_lengths": (tf.int32, ())}
+
+    def decode(text, beam_width, length_penalty):
+        beam_width = checks.in_range(beam_width, "beam_width", low=1, high=MAX_BEAM, what="an integer")
+        length_penalty = checks.in_range(length_penalty, "length_penalty")
+        # decoding holds about a vocabulary's scores per hypothesis and step: a few rows at a time
+        rows = bounds.DECODE_VALUES // (tf.cast(beam_width, tf.int64) * per_hypothesis)
+        return in_chunks(lambda part: decode_rows(part, beam_width, length_penalty), [text], rows, outputs)
     return decode
+
+
+def hypothesis_values(model, vocabulary: int, source_width: int) -> int:
+    """What decoding holds per hypothesis, in numbers, as :data:`seqapps.core.bounds.DECODE_VALUES` counts
+    it: 16 x (the target vocabulary + the source's positions x the model's widest layer). A step holds a
+    vocabulary's scores and, per source position, a layer's activations (additive attention's
+    ``tanh(keys + query)``: 82 KB per hypothesis at 40 positions x 512 units); several steps' worth are
+    alive at once (measured: 1.2 MB per hypothesis for that model, 16 x its 82 KB)."""
+    settings = getattr(model, "settings", {})
+    widest = max([int(v) for k, v in settings.items() if k.endswith("units") and isinstance(v, int)] or [256])
+    return 16 * (vocabulary + source_width * widest)
 
 
 def source_tokens(text, max_length, width):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import partial
 
+import numpy as np
 import pytest
 
 import seqapps
@@ -172,3 +173,19 @@ def test_tfds_source_offline_with_mock_data():
         splits = load_labelled_texts(_cfg("tfds:imdb_reviews").data, "sentiment")
     assert len(splits.train[0]) + len(splits.val[0]) > 0 and len(splits.test[0]) == 12
     assert set(splits.info["labels"]) <= {"0", "1"} and all(isinstance(t, str) for t in splits.train[0])
+
+
+@pytest.mark.slow
+def test_an_export_answering_in_slices_answers_as_one_call(trained, tmp_path, monkeypatch):
+    """The n-gram model answers a slice of rows at a time (bounds.SUBWORD_VALUES): one row per slice
+    gives the labels and probabilities of one slice of every row."""
+    from seqapps.core import bounds
+
+    run, export_dir = trained
+    monkeypatch.setattr(bounds, "SUBWORD_VALUES", 1)  # every row alone
+    sliced, whole = seqapps.load(run.export(tmp_path / "sliced")), seqapps.load(export_dir)
+    a, b = (p.call("serving_default", text=TEXTS) for p in (whole, sliced))
+    assert b["label"].tolist() == a["label"].tolist()
+    np.testing.assert_allclose(b["probabilities"], a["probabilities"], atol=1e-6)
+    assert b["probabilities"].shape == (len(TEXTS), 2)
+    assert json.loads((tmp_path / "sliced" / "metadata.json").read_text())["bounds"]["subword_values"] == 1

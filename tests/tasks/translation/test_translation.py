@@ -284,3 +284,27 @@ def test_tfds_source_offline_with_mock_data():
         assert all(isinstance(s, str) and s for s in splits.train[0] + splits.train[1])
         with pytest.raises(DataError, match="set data.source_lang and data.target_lang"):
             task.load_data(resolve_config(task, "tfds:ted_hrlr_translate/pt_to_en", overrides=["data.source_lang=fr"]))
+
+
+@pytest.mark.slow
+def test_an_export_answering_in_slices_answers_as_one_call(trained, tmp_path, monkeypatch):
+    """Decoding runs a slice of rows at a time (bounds.DECODE_VALUES): one row per slice gives the
+    same translations, scores and attention as one slice of every row."""
+    from seqapps import load
+    from seqapps.core import bounds
+
+    run, export = trained
+    monkeypatch.setattr(bounds, "DECODE_VALUES", 1)  # every row alone
+    sliced, whole = load(run.export(tmp_path / "sliced")), load(export)
+    for beam in (1, 3):
+        a = whole.call("translate", text=SAMPLE, beam_width=beam, length_penalty=0.6)
+        b = sliced.call("translate", text=SAMPLE, beam_width=beam, length_penalty=0.6)
+        assert b["translation"].tolist() == a["translation"].tolist()
+        np.testing.assert_allclose(b["score"], a["score"], rtol=1e-5, atol=1e-6)
+    a, b = (p.call("attention", text=SAMPLE, beam_width=2) for p in (whole, sliced))
+    for key in a:
+        assert b[key].shape == a[key].shape, key
+        if key != "attention":
+            assert b[key].tolist() == a[key].tolist(), key
+    for row, n in enumerate(a["output_lengths"]):  # a row's weights up to its end step (past it: padding)
+        np.testing.assert_allclose(b["attention"][row, :n + 1], a["attention"][row, :n + 1], atol=1e-6)
