@@ -4,7 +4,8 @@
     python benchmarks/serving_memory.py --exports DIR      # or serves the exports in DIR
     python benchmarks/serving_memory.py --exports DIR --only captioning,pos
 
-Starts ``python -m seqapps serve`` on the exports and, per signature, sends each of its
+Starts ``python -m seqapps serve`` on each export in turn (a server of its own per model) and, per
+signature, sends each of its
 worst-case requests within the bounds the export carries (``metadata.json``, ``bounds``;
 :mod:`seqapps.core.bounds`): the longest text, the most texts, one word as long as a text,
 the most characters of char_lm's ``states`` and ``score``, the most rows and frames, images
@@ -225,17 +226,19 @@ def main(argv=None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="serving-memory-"))
     work.mkdir(parents=True, exist_ok=True)
     exports = Path(args.exports) if args.exports else train_exports(work)
-    proc, base = start_server(exports, work / "server.log")
     rows, failed = [], 0
-    try:
-        only = {name for name in args.only.split(",") if name}
-        for task_dir in sorted(d for d in exports.iterdir() if (d / "metadata.json").is_file()):
-            if only and task_dir.name not in only:
-                continue
-            meta = json.loads((task_dir / "metadata.json").read_text())
-            if "bounds" not in meta:
-                print(f"{task_dir.name}: no bounds in metadata.json (exported before they were written); skipped")
-                continue
+    only = {name for name in args.only.split(",") if name}
+    for task_dir in sorted(d for d in exports.iterdir() if (d / "metadata.json").is_file()):
+        if only and task_dir.name not in only:
+            continue
+        meta = json.loads((task_dir / "metadata.json").read_text())
+        if "bounds" not in meta:
+            print(f"{task_dir.name}: no bounds in metadata.json (exported before they were written); skipped")
+            continue
+        # a server of its own per model: memory a process keeps after one model's largest calls would
+        # hide the next model's growth
+        proc, base = start_server(task_dir, work / f"server-{task_dir.name}.log")
+        try:
             url = f"{base}/v1/models/{task_dir.name}:predict"
             costliest = None  # (growth, signature, label, body, entry) of the model's costliest request
             for sig, spec in meta["signatures"].items():
@@ -273,9 +276,9 @@ def main(argv=None) -> int:
                                        "seconds": round(time.perf_counter() - start, 2), "failed": bad}
                 print(f"{task_dir.name:13s} {sig:16s} {n} x {label:37s} at once            "
                       f"+{mb:7.1f} MB  {entry['concurrent']['seconds']:6.2f} s  failed {bad}", flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+        finally:
+            proc.terminate()
+            proc.wait(30)
     single_max = max((c["growth_mb"] for r in rows for c in r["single"]), default=0.0)
     conc_max = max((r["concurrent"]["growth_mb"] for r in rows if "concurrent" in r), default=0.0)
     summary = {"signatures": rows, "max_single_growth_mb": single_max, "max_concurrent_growth_mb": conc_max,
