@@ -50,6 +50,35 @@ def run_fresh(code: str, tmp_path) -> object:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+BLOCK_TENSORFLOW = """
+import json, sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Blocked())
+try:
+    import tensorflow
+    raise SystemExit("tensorflow imported")
+except ImportError:
+    pass
+"""
+
+
+def without_tensorflow(code: str, tmp_path) -> object:
+    """Run ``code`` in a new Python process where importing tensorflow or keras fails (seqapps importable).
+
+    The code sets ``out``; it is printed as JSON and returned, after checking that no module of
+    tensorflow or keras was imported on the way."""
+    check = ("\nassert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)"
+             "\nprint(json.dumps(out))\n")
+    proc = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW + code + check],
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_cli(*args, cwd=None, input=None, timeout=600):
     """Run ``python -m seqapps ARGS``; returns the CompletedProcess."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seqapps
-from conftest import ROOT, cli_here
+from conftest import ROOT, cli_here, without_tensorflow
 from seqapps.core.testing import random_texts
 
 pytestmark = pytest.mark.slow  # every test uses the trained run and its exports
@@ -98,28 +98,11 @@ def test_predict_helpers_and_empty_inputs(exports, reference):
 def test_answers_without_tensorflow(exports, reference, tmp_path):
     """``import seqapps; seqapps.load(OUT).predict(...)`` where importing tensorflow (or keras) fails."""
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
-try:
-    import tensorflow
-    raise SystemExit("tensorflow imported")
-except ImportError:
-    pass
 import seqapps
 out = {{q: seqapps.load(p).predict({TEXTS!r}) for q, p in {{"none": {str(exports["none"])!r},
                                                             "int8": {str(exports["int8"])!r}}}.items()}}
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = without_tensorflow(code, tmp_path)
     want = reference.predict(TEXTS)
     for q, bound in (("none", 1e-4), ("int8", INT8_BOUND)):
         for got, ref in zip(out[q], want):

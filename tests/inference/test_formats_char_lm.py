@@ -4,15 +4,12 @@ scoring, greedy and sampled generation) in NumPy; score and greedy generation an
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import seqapps
-from conftest import ROOT
+from conftest import without_tensorflow
 
 pytestmark = pytest.mark.slow  # every test uses trained runs and their exports
 
@@ -114,23 +111,12 @@ def test_errors(exports):
 
 def test_answers_without_tensorflow(exports, reference, tmp_path):
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
 import seqapps
 model = seqapps.load({str(exports["none"])!r})
 out = {{"greedy": model.generate({PRIMES[:4]!r}, 30, temperature=0.0),
        "nats": model.score({"".join(TEXTS)!r}, streams=4)["nats_per_char"]}}
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = without_tensorflow(code, tmp_path)
     assert out["greedy"] == reference.generate(PRIMES[:4], 30, temperature=0.0)
     assert out["nats"] == pytest.approx(reference.score("".join(TEXTS), streams=4)["nats_per_char"], abs=1e-4)
 

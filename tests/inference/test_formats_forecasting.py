@@ -5,15 +5,12 @@ the SavedModel does, refuse what it refuses with the same line, and load without
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import seqapps
-from conftest import ROOT
+from conftest import without_tensorflow
 from seqapps.core.errors import DataError, ExportError
 
 # On 200 windows near the training values and up to 5 training scales from them: fp32 within 1e-4 of each
@@ -147,12 +144,6 @@ def test_answers_without_tensorflow(exports, references, tmp_path):
     paths = {f"{name}-{fmt}": str(p[fmt, "none"]) for name, p in exports.items() for fmt in ("onnx", "litert")}
     x = {name: windows(r.metadata, 7, seed=5).tolist() for name, r in references.items()}
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
 import seqapps
 from tasks.forecasting import demo
 frame = demo.frame(seed=3).iloc[-100:]
@@ -161,13 +152,8 @@ out = {{}}
 for key, path in {paths!r}.items():
     model = seqapps.load(path)
     out[key] = {{"predict": model.predict(x[key.split("-")[0]]), "forecast": model.forecast(frame)}}
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = without_tensorflow(code, tmp_path)
     assert set(out) == set(paths)
     for key, got in out.items():
         reference = references[key.split("-")[0]]

@@ -4,9 +4,6 @@ tokenizer, the lookups and the decoding outside it (Python and NumPy, no TensorF
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seqapps
-from conftest import ROOT
+from conftest import without_tensorflow
 from seqapps.core.testing import random_texts
 
 TEXTS = ["The dog ran .", "", "   ", "I don't know, it's 3.5 U.S. 'quoted' 1,000 10:30", "zzqxv Blorptastic ÉTÉ 😀",
@@ -135,22 +132,11 @@ def test_empty_and_edge_inputs(exports, reference):
 @pytest.mark.slow
 def test_answers_without_tensorflow(exports, reference, tmp_path):
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
 import seqapps
 out = {{q: seqapps.load(p).analyze({TEXTS!r} + {token_lists()!r})
        for q, p in {{"none": {str(exports["none"])!r}, "int8": {str(exports["int8"])!r}}}.items()}}
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = without_tensorflow(code, tmp_path)
     want = reference.analyze(TEXTS + token_lists())
     assert out["none"] == [{k: list(v) for k, v in r.items()} for r in want]
     assert [r["tokens"] for r in out["int8"]] == [r["tokens"] for r in want]

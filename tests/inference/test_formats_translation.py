@@ -5,9 +5,6 @@ TensorFlow); the strings are the SavedModel's."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seqapps
-from conftest import ROOT
+from conftest import without_tensorflow
 
 pytestmark = pytest.mark.slow  # every test uses trained runs and their exports
 
@@ -138,22 +135,11 @@ def test_errors(exports):
 
 def test_answers_without_tensorflow(exports, reference, tmp_path):
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
 import seqapps
 model = seqapps.load({str(exports["none"])!r})
 out = {{"greedy": model.translate({TEXTS!r}, beam=1), "beam": model.translate({TEXTS!r}, beam=4)}}
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = without_tensorflow(code, tmp_path)
     assert out["greedy"] == reference.translate(TEXTS, beam=1)
     assert out["beam"] == reference.translate(TEXTS, beam=4)
 

@@ -4,8 +4,6 @@ text per call at its own length; they answer like the run's SavedModel and load 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 
 import seqapps
-from conftest import ROOT, cli_here
+from conftest import cli_here, without_tensorflow
 from seqapps.core.errors import ExportError
 from seqapps.core.testing import random_texts
 
@@ -159,29 +157,12 @@ def test_longest_input_is_cut_empty_and_unseen_inputs(exports, reference):
 def test_answers_without_tensorflow(exports, reference, tmp_path):
     """``import seqapps; seqapps.load(OUT).predict(...)`` where importing tensorflow (or keras) fails."""
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
-try:
-    import tensorflow
-    raise SystemExit("tensorflow imported")
-except ImportError:
-    pass
 import seqapps
 out = {{q: seqapps.load(p).predict({TEXTS!r}) for q, p in {{"none": {str(exports["none"])!r},
                                                             "int8": {str(exports["int8"])!r}}}.items()}}
 out["runtime"] = type(seqapps.load({str(exports["none"])!r})).runtime
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = without_tensorflow(code, tmp_path)
     assert out["runtime"] == "litert"
     want = reference.predict(TEXTS)
     for q, bound in (("none", 1e-4), ("int8", INT8_BOUND)):
@@ -269,22 +250,10 @@ def test_pos_tags_like_the_savedmodel(pos_exports, quantize):
 @pytest.mark.slow
 def test_pos_answers_without_tensorflow(pos_exports, tmp_path):
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
 import seqapps
 out = seqapps.load({str(pos_exports["none"])!r}).predict({POS_TEXTS!r})
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = without_tensorflow(code, tmp_path)
     want = seqapps.load(pos_exports["savedmodel"]).predict(POS_TEXTS)
     assert got == [[list(pair) for pair in sentence] for sentence in want]
 
@@ -336,18 +305,7 @@ def test_char_lm_scores_and_generates_like_the_savedmodel(tmp_path, overrides):
     assert model.call("score", text=[])["log_likelihood"].shape == (0,)
 
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
 import seqapps
 out = seqapps.load({str(paths["none"])!r}).generate({PRIMES!r}, 30, temperature=0.0)
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == greedy
+    assert without_tensorflow(code, tmp_path) == greedy

@@ -5,15 +5,12 @@ answered through the ONNX export's signatures (greedy and beam search in NumPy) 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import seqapps
-from conftest import ROOT
+from conftest import without_tensorflow
 from test_formats_translation import PAIRS, TEXTS
 
 INT8_SAME = 0.7  # least share of int8 strings equal to the SavedModel's; measured on this run: 21 of 21 greedy and
@@ -126,23 +123,12 @@ def test_errors_are_one_line(exports):
 @pytest.mark.slow  # a trained run and its exports
 def test_answers_without_tensorflow(exports, reference, tmp_path):
     code = f"""
-import json, sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Blocked())
 import seqapps
 model = seqapps.load({str(exports["none"])!r})
 out = {{"greedy": model.translate({TEXTS!r}, beam=1), "beam": model.translate({TEXTS!r}, beam=4),
         "runtime": type(model).runtime}}
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-print(json.dumps(out))
 """
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = without_tensorflow(code, tmp_path)
     assert out["runtime"] == "litert"
     assert out["greedy"] == reference.translate(TEXTS, beam=1)
     assert out["beam"] == reference.translate(TEXTS, beam=4)
