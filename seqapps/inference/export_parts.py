@@ -165,3 +165,34 @@ def forecasting_graph(bundle, batch) -> tuple:
     spec = tf.TensorSpec([batch, prep.window, n], tf.float32, name="window")
     rows = "batch" if batch is None else str(batch)
     return spec, {"window": f"float32 [{rows}, {prep.window}, {n}]: raw values in the order of metadata 'features'"}
+
+
+def word_vectors_graph(bundle) -> tuple:
+    """word_vectors' graph (``ids`` int64 ``[batch]`` -> ``{"vectors": float32 [batch, dim]}``: the vector table,
+    id 0 the unknown word, as a constant), its input and its description (metadata ``graph``), ONNX and LiteRT
+    alike; words.json is written by :func:`write_sidecar_word_vectors`."""
+    import keras
+    import tensorflow as tf
+
+    from tasks.word_vectors.lm import word_rows
+
+    table = keras.ops.convert_to_numpy(word_rows(bundle.model)).astype("float32")
+    spec = tf.TensorSpec([None], tf.int64, name="ids")
+
+    def fn(ids):
+        return {"vectors": tf.gather(tf.constant(table), ids)}
+
+    return fn, spec, {
+        "inputs": {"ids": "int64 [batch]: word ids (0 a word without a vector, 1.. words.json in order)"},
+        "outputs": {"vectors": "float32 [batch, dim]: the rows of the vector table"},
+        "in_graph": "the vector table (read whole, once, when the export loads)",
+        "outside": "the signatures' text checks, the cut of long words, strip, lower-casing and the lookup "
+                   "(words.json), unit-normalization, the cosine matmul and the top k, in NumPy "
+                   "(tasks.word_vectors.predicting)"}
+
+
+def write_sidecar_word_vectors(bundle, folder: Path) -> None:
+    """The file outside word_vectors' graph (words.json: the vocabulary, ids 1.. in order), ONNX and LiteRT alike."""
+    from tasks.word_vectors.predicting import write_words
+
+    write_words(folder, bundle.prep.words)

@@ -13,6 +13,7 @@ inputs into them:
                           vector_words.json), char_lm chars.json and state.npz, translation
                           target_vocabulary.json (every id from 0, as its graph joins words)
     OUT/window.json       forecasting: the constants of the window checks (no tokenizer: its inputs are numbers)
+    OUT/words.json        word_vectors: its vocabulary (ids 1.. in order)
     OUT/metadata.json     as a SavedModel export's, plus ``format``, ``quantize`` and ``graph``
                           (what runs inside the graph and what runs outside it)
 
@@ -56,6 +57,13 @@ inputs into them:
   in the same order and words (rows within the bound, finite values, none over 1e6 training scales from
   the training mean, target values above 0 for a log or Box-Cox model); encoding a DataFrame's rows
   (``forecast``) is the SavedModel predictor's own Python (:mod:`tasks.forecasting.predicting`).
+- word_vectors: the graph is the vector table only (``ids`` int64 ``[batch]`` -> ``vectors`` ``[batch, dim]``, id
+  0 the unknown word), read whole once when the export loads: the simplest graph that answers as the SavedModel,
+  since the rest is a lookup, one matmul and a sort. ``words.json`` holds the vocabulary (ids 1.. in order); the
+  signatures' text checks (same lines), the cut of long words, strip and lower-casing, the lookup,
+  unit-normalization, the cosine matmul and the top k (ties: the lower id first, as ``tf.math.top_k``) run in
+  NumPy (:mod:`tasks.word_vectors.predicting`, which says where its lower-casing differs from TensorFlow's);
+  ``serving_default``, ``neighbours`` and ``analogy`` are answered.
 
 Other tasks are refused with a message saying so (:data:`TASKS`).
 
@@ -75,12 +83,14 @@ from pathlib import Path
 
 from seqapps.core.errors import ExportError
 from seqapps.inference.export_parts import (char_lm_step, flat_state, forecasting_graph, nested_state,
-                                            translation_functions, write_sidecar_forecasting, write_sidecar_pos,
-                                            write_sidecar_sentiment, write_sidecar_translation)
+                                            translation_functions, word_vectors_graph, write_sidecar_forecasting,
+                                            write_sidecar_pos, write_sidecar_sentiment, write_sidecar_translation,
+                                            write_sidecar_word_vectors)
 
 FORMATS = ("savedmodel", "onnx", "litert")  # litert: seqapps.inference.litert
 QUANTIZE = ("none", "int8", "float16")
-TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting")  # tasks with an ONNX adapter below; others: SavedModel only, for now
+TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting",
+         "word_vectors")  # tasks with an ONNX adapter below; others: SavedModel only, for now
 
 
 def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
@@ -297,8 +307,17 @@ def _forecasting(bundle, folder: Path) -> dict:
                        "training mean, target values above 0 for a log or Box-Cox model"}
 
 
+def _word_vectors(bundle, folder: Path) -> dict:
+    import tensorflow as tf
+
+    fn, spec, graph = word_vectors_graph(bundle)
+    _function_to_onnx(tf.function(fn, input_signature=[spec]), [spec], folder / "model.onnx")
+    write_sidecar_word_vectors(bundle, folder)
+    return graph
+
+
 ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation,
-            "captioning": _captioning, "forecasting": _forecasting}
+            "captioning": _captioning, "forecasting": _forecasting, "word_vectors": _word_vectors}
 
 
 # -- conversion and quantization ---------------------------------------------------------------------

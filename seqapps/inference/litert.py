@@ -46,6 +46,9 @@ to its own length (its padding on the right dropped), and pads the answers back.
 - forecasting: the graph is the whole model, as the ONNX export's, over ``[1, window, features]``: the
   encoder's loop over the window needs a fixed batch, so one window per call (:class:`RowSession`, each row
   whole); the window checks (``window.json``) are the ONNX export's, in NumPy.
+- word_vectors: the graph is the ONNX export's vector table (``ids`` ``[batch]`` -> ``vectors``; no loop, so the
+  batch is free, :class:`BatchSession`), read whole once at load; the lookup and the cosine top k are the
+  ONNX export's, in NumPy (:mod:`tasks.word_vectors.predicting`).
 
 Other tasks are refused with one line (:data:`TASKS`).
 
@@ -74,8 +77,8 @@ from seqapps.inference import onnx_runtime
 
 MODEL = "model.tflite"
 ENCODER = "encoder.tflite"  # translation's, beside its decoder step (model.tflite)
-TASKS = ("sentiment", "pos", "char_lm", "translation", "forecasting")  # with a LiteRT adapter below; others: SavedModel
-#                                                                        or ONNX
+TASKS = ("sentiment", "pos", "char_lm", "translation", "forecasting",
+         "word_vectors")  # with a LiteRT adapter below; others: SavedModel or ONNX
 THREADS = 1  # interpreter threads, as ONNX Runtime's (one text per call leaves little to share out)
 
 
@@ -225,8 +228,17 @@ def _forecasting(bundle, folder: Path, quantize: str) -> dict:
                        "per window"}
 
 
+def _word_vectors(bundle, folder: Path, quantize: str) -> dict:
+    from seqapps.inference.export_parts import word_vectors_graph, write_sidecar_word_vectors
+
+    fn, spec, graph = word_vectors_graph(bundle)  # no loop: the batch stays free
+    convert(bundle.model, [spec], folder / MODEL, quantize, "word_vectors", fn=fn)
+    write_sidecar_word_vectors(bundle, folder)  # the ONNX export's file
+    return graph
+
+
 ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation,
-            "forecasting": _forecasting}
+            "forecasting": _forecasting, "word_vectors": _word_vectors}
 PRIMARY = {"sentiment": "tokens", "pos": "words"}  # the input whose 0 ids on the right are a row's padding
 
 

@@ -10,7 +10,9 @@ SavedModel's signature: sentiment's ``serving_default``, pos' ``serving_default`
 (not ``self_attention``), char_lm's ``serving_default`` (generate) and ``score`` (not ``states``),
 translation's ``serving_default``, ``translate`` and ``attention``, captioning's ``serving_default``,
 ``beam`` and ``attention`` (image bytes decoded with Pillow: :func:`tasks.captioning.predicting.decode_image`),
-forecasting's ``serving_default`` (:func:`tasks.forecasting.predicting.signatures`: the window checks in NumPy).
+forecasting's ``serving_default`` (:func:`tasks.forecasting.predicting.signatures`: the window checks in NumPy),
+word_vectors' ``serving_default``, ``neighbours`` and ``analogy`` (:func:`tasks.word_vectors.predicting.signatures`:
+the table from the graph, the lookup and the cosine top k in NumPy).
 
 The task's helpers (``predict``, ``format``...) come from the task's TensorFlow-free
 ``predicting.py`` (:func:`predictor_class`), the same code the SavedModel's predictor runs.
@@ -542,9 +544,15 @@ def _forecasting_signatures(path: Path, metadata: dict, sess) -> dict:
     return signatures(path, metadata, sess)
 
 
+def _word_vectors_signatures(path: Path, metadata: dict, sess) -> dict:
+    from tasks.word_vectors.predicting import signatures
+
+    return signatures(path, metadata, sess)
+
+
 SIGNATURES = {"sentiment": _sentiment_signatures, "pos": _pos_signatures, "char_lm": _char_lm_signatures,
               "translation": _translation_signatures, "captioning": _captioning_signatures,
-              "forecasting": _forecasting_signatures}
+              "forecasting": _forecasting_signatures, "word_vectors": _word_vectors_signatures}
 _TAGGED = {"tokens": ("string", (None, None)), "tags": ("string", (None, None)), "lengths": ("int32", (None,)),
            "in_vocabulary": ("bool", (None, None))}
 _CAPTIONED = {"caption": ("string", (None,)), "valid": ("bool", (None,)), "length": ("int32", (None,)),
@@ -559,6 +567,10 @@ OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "prob
                                          "source_tokens": ("string", (None, None)), "source_lengths": ("int32", (None,)),
                                          "output_tokens": ("string", (None, None)), "output_lengths": ("int32", (None,))}},
            "forecasting": {"serving_default": {"forecast": ("float32", (None, None))}},
+           "word_vectors": {"serving_default": {"vectors": ("float32", (None, None)), "in_vocabulary": ("bool", (None,))},
+                            "neighbours": {"neighbours": ("string", (None, None)),
+                                           "similarities": ("float32", (None, None))},
+                            "analogy": {"answer": ("string", (None,)), "similarity": ("float32", (None,))}},
            "captioning": {"serving_default": _CAPTIONED, "beam": _CAPTIONED,
                           "attention": {**{k: v for k, v in _CAPTIONED.items() if k != "score"},
                                         "words": ("string", (None, None)),

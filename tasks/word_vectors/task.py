@@ -37,10 +37,11 @@ from seqapps.core.registry import register
 from seqapps.core.task import Endpoint, Task
 from seqapps.data import text as textlib
 from seqapps.data.vectors import RUN_VECTORS, write_vectors
-from seqapps.inference.predictor import Predictor, decode_strings, one_or_many, text_items
+from seqapps.inference.predictor import Predictor
 from tasks.word_vectors.data import Analogies, WordVocab, load_text
 from tasks.word_vectors.lm import OBJECTIVES, build_lm, lm_datasets, lm_loss, word_rows
 from tasks.word_vectors.model import build_skip_gram
+from tasks.word_vectors.predicting import Predictions
 
 
 @dataclasses.dataclass
@@ -166,32 +167,9 @@ def _best_val_loss(run_dir) -> float:
     return min(losses, default=float("inf"))
 
 
-class WordVectorsPredictor(Predictor):
-    """``vectors(words)``, ``neighbours(words, k)``, ``analogy(a, b, c)``; ``predict`` = ``neighbours``."""
-
-    def vectors(self, words) -> np.ndarray:
-        words = text_items(words, "words")
-        return np.asarray(self.call("serving_default", words=words)["vectors"])
-
-    def neighbours(self, words, k: int = 10):
-        """One ``[(word, cosine similarity), ...]`` list (nearest first) per word; ``[]`` for a word without
-        a vector; one string gives one list."""
-        items = text_items(words, "words")
-        out = self.call("neighbours", words=items, k=np.int32(k))
-        known = self.call("serving_default", words=items)["in_vocabulary"] if items else []
-        lists = [list(zip(decode_strings(n), map(float, s))) if ok else []
-                 for n, s, ok in zip(out["neighbours"], out["similarities"], known)]
-        return one_or_many(words, lists)
-
-    def analogy(self, a, b, c) -> list[str]:
-        """``d`` for each ``a : b :: c : d`` (3CosAdd over the vocabulary, ``a``, ``b``, ``c`` excluded)."""
-        return decode_strings(self.call("analogy", a=list(a), b=list(b), c=list(c))["answer"])
-
-    def predict(self, inputs, k: int = 10):
-        return self.neighbours(inputs, k)
-
-    def format(self, inputs, results):
-        return [f"{w}: " + (", ".join(f"{n} {s:.3f}" for n, s in r) or "(no vector)") for w, r in zip(inputs, results)]
+class WordVectorsPredictor(Predictions, Predictor):
+    """``vectors``, ``neighbours``, ``analogy`` (:class:`tasks.word_vectors.predicting.Predictions`, shared with
+    the ONNX and LiteRT predictors)."""
 
 
 @register
