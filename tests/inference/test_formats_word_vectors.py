@@ -213,3 +213,20 @@ def test_lookup_is_the_savedmodels(exports, reference, data):
         items.append(data.draw(st.sampled_from(["", " ", "\t\n"])) + w + data.draw(st.sampled_from(["", " ", "é", "\v"])))
     want, got = reference.call(words=items), model.call(words=items)
     assert np.array_equal(got["in_vocabulary"], want["in_vocabulary"]) and np.array_equal(got["vectors"], want["vectors"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_served_like_the_savedmodel(exports, reference, fmt):
+    """``seqapps serve`` loads the folder (its runtime picked from the file) and answers its three signatures."""
+    from seqapps.http import models
+
+    served = models.load("word_vectors", exports[fmt, "none"], 1)
+    words = vocabulary(exports)[:5] + ["UNSEEN-word"]
+    got = served.signatures["serving_default"]({"words": np.array(words, dtype=object)})
+    assert np.array_equal(got["vectors"], reference.vectors(words))
+    near = served.signatures["neighbours"]({"words": np.array(words, dtype=object), "k": np.int32(3)})
+    same_neighbours(reference.call("neighbours", words=words, k=np.int32(3)), near)
+    answer = served.signatures["analogy"]({k: np.array(words[i:i + 3], dtype=object) for i, k in enumerate("abc")})
+    assert answer["answer"].tolist() == reference.call("analogy", a=words[0:3], b=words[1:4], c=words[2:5])["answer"].tolist()
+    assert served.signatures["neighbours"].outputs["neighbours"].shape.rank == 2
