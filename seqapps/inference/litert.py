@@ -179,10 +179,6 @@ def _translation(bundle, folder: Path, quantize: str) -> dict:
 
     from seqapps.inference.export_parts import translation_functions, write_sidecar_translation
 
-    if bundle.config.model.architecture == "transformer":  # the converter stops on 'tf.StridedSlice' (a mask's new axes)
-        raise ExportError("--format litert cannot take translation's transformer (model.architecture=transformer): "
-                          "its decoder step adds axes to masks whose batch and source length are both free, which "
-                          "LiteRT's built-in operators need fixed; export a SavedModel (the default) or --format onnx")
     encoder, decoder, leaves, probe, traced = translation_functions(bundle.model)  # the ONNX export's
     names = list(probe)
     source = tf.TensorSpec([1, None], tf.int64, name="source")  # one text per call: its loop needs a fixed batch
@@ -393,7 +389,7 @@ class RowSession:
                 results.append(np.zeros([0] + [width if d == -1 else d for d in shape[1:]], dtype))
                 continue
             padded = [np.pad(row[j], [(0, width - n if axis in free else 0) for axis in range(row[j].ndim)])
-                      for row, n in zip(rows, lengths)]
+                      if row[j].ndim else row[j] for row, n in zip(rows, lengths)]  # a row's scalar: a position
             results.append(np.stack(padded))
         return results
 

@@ -161,7 +161,7 @@ class MultiHeadAttention(keras.layers.Layer):
         stored = ops.where(hot > 0, now, ops.cast(cache["positions"], "int32"))
         seen = ops.logical_and(stored >= 0, ops.logical_and(stored <= now, stored > now - slots))  # [b, slots]
         bias = self._distance_bias(ops.expand_dims(now - stored, 1)) if self.alibi else None
-        out, weights = self.attend(self.query(query), k, v, seen[:, None, None, :], bias=bias)
+        out, weights = self.attend(self.query(query), k, v, _heads_and_queries(seen), bias=bias)
         return out, {"key": k, "value": v, "positions": stored}, weights
 
     def _split(self, x):
@@ -174,10 +174,16 @@ class MultiHeadAttention(keras.layers.Layer):
                 "alibi": self.alibi}
 
 
+def _heads_and_queries(mask):
+    """``[b, tk]`` -> ``[b, 1, 1, tk]``, by ``expand_dims`` rather than ``mask[:, None, None, :]``: LiteRT's
+    converter takes ExpandDims with a free batch and key length, not a strided slice adding axes."""
+    return ops.expand_dims(ops.expand_dims(mask, 1), 1)
+
+
 def _allowed(key_mask, causal: bool, tq, tk):
     allowed = None
     if key_mask is not None:
-        allowed = ops.cast(key_mask, "bool")[:, None, None, :]
+        allowed = _heads_and_queries(ops.cast(key_mask, "bool"))
     if causal:
         lower = ops.expand_dims(ops.arange(tq), 1) >= ops.expand_dims(ops.arange(tk), 0)
         allowed = lower[None, None] if allowed is None else ops.logical_and(allowed, lower[None, None])
@@ -245,7 +251,7 @@ class TransformerBlock(keras.layers.Layer):
         a, cache, weights = self.self_attention.step(self.self_norm(x), cache, position)
         x, seen = x + a, {"self": weights}
         if self.cross:
-            allowed = None if context_mask is None else ops.cast(context_mask, "bool")[:, None, None, :]
+            allowed = None if context_mask is None else _heads_and_queries(ops.cast(context_mask, "bool"))
             q = self.cross_attention.query(self.cross_norm(x))
             c, seen["cross"] = self.cross_attention.attend(q, context_keys["key"], context_keys["value"], allowed)
             x = x + c
