@@ -134,7 +134,9 @@ def cases(meta: dict, sig: str, inputs: dict, url: str) -> list[tuple[str, dict]
     if names and names <= {"words", "k", "a", "b", "c"}:  # word_vectors: every string input a text at the bounds
         strings = sorted(names - {"k"})
         extra = {"k": 1000} if "k" in names else {}
-        return [(label, {"inputs": {**{n: texts for n in strings}, **extra}}) for label, texts in text_cases(b)]
+        # the call's text bounds hold its string inputs together (analogy's a, b and c): a third each
+        share = {**b, **{k: b[k] // len(strings) for k in ("call_text_bytes", "padded_text_bytes")}}
+        return [(label, {"inputs": {**{n: texts for n in strings}, **extra}}) for label, texts in text_cases(share)]
     if names == {"tokens"}:
         out = []
         for label, texts in text_cases(b):
