@@ -125,6 +125,58 @@ def translation_functions(model) -> tuple:
     return encoder, decoder, leaves, probe[3], traced
 
 
+def captioning_functions(bundle) -> tuple:
+    """captioning's two graphs as functions, for ONNX and LiteRT alike: ``(encoder, decoder, pixels, specs,
+    probe, traced)``. ``encoder(pixels)`` -> the decoder's flat initial state; ``decoder(tokens, *leaves)`` ->
+    one step's ``logits``, ``next.<leaf>`` for the leaves a step changes and ``attention``; ``pixels``: the
+    encoder's TensorSpec (float32 ``[batch, size, size, 3]`` in [0, 255]); ``specs``: the decoder's (tokens,
+    then the state's leaves, batch free); ``probe``: the state of a batch of 2; ``traced``: ``carried`` and
+    ``attention``, once the decoder is traced."""
+    import tensorflow as tf
+
+    model, size = bundle.model, int(bundle.config.model.image_size)
+    pixels = tf.TensorSpec([None, size, size, 3], tf.float32, name="pixels")
+    probe = flat_state(model.initial_state(model.image_features(tf.zeros([2, size, size, 3]))))
+    names = list(probe)
+    specs = [tf.TensorSpec([None], tf.int64, name="tokens"),
+             *[tf.TensorSpec([None, *probe[k].shape[1:]], probe[k].dtype, name=k) for k in names]]
+    traced = {"carried": [], "attention": False}
+
+    def encoder(pixels):
+        return flat_state(model.initial_state(model.image_features(pixels)))
+
+    def decoder(tokens, *values):
+        flat = dict(zip(names, values))
+        logits, new_state, extras = model.step(tf.cast(tokens, tf.int32), nested_state(flat))
+        new = flat_state(new_state)
+        traced["carried"] = [k for k in names if new[k] is not flat[k]]  # the rest (features, keys) only read
+        out = {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": new[k] for k in traced["carried"]}}
+        if extras and "attention" in extras:
+            out["attention"] = tf.cast(extras["attention"], tf.float32)
+        traced["attention"] = "attention" in out
+        return out
+
+    return encoder, decoder, pixels, specs, probe, traced
+
+
+def write_sidecar_captioning(bundle, folder: Path, names: list, traced: dict) -> dict:
+    """The files outside captioning's graphs (vocabulary.json, tokenizer.json), for ONNX and LiteRT alike;
+    returns the tokenizer's spec."""
+    from tasks.captioning.data import END, START, UNK
+
+    prep, cfg, model = bundle.prep, bundle.config, bundle.model
+    words = list(prep.words)
+    (folder / "vocabulary.json").write_text(json.dumps(words, ensure_ascii=False) + "\n", encoding="utf-8")
+    spec = {"type": "image", "decode": "tasks.captioning.predicting.decode_image",
+            "image_size": int(cfg.model.image_size), "vocabulary": "vocabulary.json", "start_id": words.index(START),
+            "end_id": words.index(END), "banned": [i for i, w in enumerate(words) if w in (UNK, START)],
+            "max_steps": int(prep.max_length) + 1, "beam_width": int(cfg.model.beam_width),
+            "length_penalty": float(cfg.model.length_penalty), "state_names": list(names),
+            "carried": list(traced["carried"]), "attention": bool(traced["attention"]), "grid": list(model.grid)}
+    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return spec
+
+
 def write_sidecar_translation(bundle, folder: Path, names: list, carried: list, attention: bool) -> dict:
     """The files outside translation's graphs (vocabulary.json, target_vocabulary.json, tokenizer.json), for
     ONNX and LiteRT alike; returns the tokenizer's spec."""
@@ -147,13 +199,12 @@ def write_sidecar_translation(bundle, folder: Path, names: list, carried: list, 
 def write_sidecar_forecasting(bundle, folder: Path) -> dict:
     """The file outside forecasting's graph (window.json: the SavedModel's window checks' constants, float32
     as its graph holds them), for ONNX and LiteRT alike; returns it."""
-    from tasks.forecasting import space
-    from tasks.forecasting.predicting import write_checks
-    from tasks.forecasting.task import FAR, window_limits
+    from tasks.forecasting.predicting import FAR, window_limits, write_checks
 
     prep = bundle.prep
     mean, scale = window_limits(prep)
-    return write_checks(folder, mean, scale, FAR, space.space_of(prep).transform, prep.encoding.target)
+    transform = (prep.space or {}).get("transform", "none")  # tasks.forecasting.space.space_of(prep).transform
+    return write_checks(folder, mean, scale, FAR, transform, prep.encoding.target)
 
 
 def forecasting_graph(bundle, batch) -> tuple:

@@ -82,9 +82,10 @@ import tempfile
 from pathlib import Path
 
 from seqapps.core.errors import ExportError
-from seqapps.inference.export_parts import (char_lm_step, flat_state, forecasting_graph, nested_state,
-                                            translation_functions, word_vectors_graph, write_sidecar_forecasting,
-                                            write_sidecar_pos, write_sidecar_sentiment, write_sidecar_translation,
+from seqapps.inference.export_parts import (captioning_functions, char_lm_step, forecasting_graph,
+                                            translation_functions, word_vectors_graph,
+                                            write_sidecar_captioning, write_sidecar_forecasting, write_sidecar_pos,
+                                            write_sidecar_sentiment, write_sidecar_translation,
                                             write_sidecar_word_vectors)
 
 FORMATS = ("savedmodel", "onnx", "litert")  # litert: seqapps.inference.litert
@@ -231,44 +232,12 @@ def _translation(bundle, folder: Path) -> dict:
 def _captioning(bundle, folder: Path) -> dict:
     import tensorflow as tf
 
-    from tasks.captioning.data import END, START, UNK
-
-    prep, model, cfg = bundle.prep, bundle.model, bundle.config
-    size = int(cfg.model.image_size)
-    pixels = tf.TensorSpec([None, size, size, 3], tf.float32, name="pixels")
-    probe = flat_state(model.initial_state(model.image_features(tf.zeros([2, size, size, 3]))))
+    encoder, decoder, pixels, specs, probe, traced = captioning_functions(bundle)
     names = list(probe)
-    leaves = [tf.TensorSpec([None, *probe[k].shape[1:]], probe[k].dtype, name=k) for k in names]
-    tokens = tf.TensorSpec([None], tf.int64, name="tokens")
-
-    @tf.function(input_signature=[pixels])
-    def encoder(pixels):
-        return flat_state(model.initial_state(model.image_features(pixels)))
-
-    carried = []
-
-    @tf.function(input_signature=[tokens, *leaves])
-    def decoder(tokens, *values):
-        flat = dict(zip(names, values))
-        logits, new_state, extras = model.step(tf.cast(tokens, tf.int32), nested_state(flat))
-        new = flat_state(new_state)
-        carried[:] = [k for k in names if new[k] is not flat[k]]  # the rest (features, keys) only read
-        out = {"logits": tf.cast(logits, tf.float32), **{f"next.{k}": new[k] for k in carried}}
-        if extras and "attention" in extras:
-            out["attention"] = tf.cast(extras["attention"], tf.float32)
-        return out
-
-    _function_to_onnx(encoder, [pixels], folder / "encoder.onnx")
-    _function_to_onnx(decoder, [tokens, *leaves], folder / "model.onnx")
-    attention = "attention" in decoder.get_concrete_function().structured_outputs
-    words = list(prep.words)
-    (folder / "vocabulary.json").write_text(json.dumps(words, ensure_ascii=False) + "\n", encoding="utf-8")
-    spec = {"type": "image", "decode": "tasks.captioning.predicting.decode_image", "image_size": size,
-            "vocabulary": "vocabulary.json", "start_id": words.index(START), "end_id": words.index(END),
-            "banned": [i for i, w in enumerate(words) if w in (UNK, START)], "max_steps": int(prep.max_length) + 1,
-            "beam_width": int(cfg.model.beam_width), "length_penalty": float(cfg.model.length_penalty),
-            "state_names": names, "carried": list(carried), "attention": bool(attention), "grid": list(model.grid)}
-    (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _function_to_onnx(tf.function(encoder, input_signature=[pixels]), [pixels], folder / "encoder.onnx")
+    _function_to_onnx(tf.function(decoder, input_signature=specs), specs, folder / "model.onnx")
+    spec = write_sidecar_captioning(bundle, folder, names, traced)
+    carried, attention, size = spec["carried"], spec["attention"], spec["image_size"]
     return {"files": {"encoder.onnx": "pixels -> the decoder's initial state", "model.onnx": "one decoding step"},
             "inputs": {"encoder.onnx": {"pixels": f"float32 [batch, {size}, {size}, 3]: RGB in [0, 255]"},
                        "model.onnx": {"tokens": "int64 [batch]: the previous word id",

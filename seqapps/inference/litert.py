@@ -43,6 +43,9 @@ to its own length (its padding on the right dropped), and pads the answers back.
   follow the source's length padded back to the batch's width by :class:`RowSession`, masked) and
   ``model.tflite``, one decoder step (no loop: a free batch of rows x beams, :class:`BatchSession`).
   Tokenizing, greedy and beam search (NumPy) and detokenizing are the ONNX export's.
+- captioning: the ONNX export's two graphs (``encoder.tflite``: pixels in, the decoder's initial state out;
+  ``model.tflite``: one decoder step); neither has a loop, so both take a whole batch (:class:`BatchSession`).
+  Pillow's image decoding and greedy or beam search (NumPy) are the ONNX export's.
 - forecasting: the graph is the whole model, as the ONNX export's, over ``[1, window, features]``: the
   encoder's loop over the window needs a fixed batch, so one window per call (:class:`RowSession`, each row
   whole); the window checks (``window.json``) are the ONNX export's, in NumPy.
@@ -76,8 +79,8 @@ from seqapps.core.errors import ExportError
 from seqapps.inference import onnx_runtime
 
 MODEL = "model.tflite"
-ENCODER = "encoder.tflite"  # translation's, beside its decoder step (model.tflite)
-TASKS = ("sentiment", "pos", "char_lm", "translation", "forecasting",
+ENCODER = "encoder.tflite"  # translation's and captioning's, beside their decoder step (model.tflite)
+TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting",
          "word_vectors")  # with a LiteRT adapter below; others: SavedModel or ONNX
 THREADS = 1  # interpreter threads, as ONNX Runtime's (one text per call leaves little to share out)
 
@@ -209,6 +212,32 @@ def _translation(bundle, folder: Path, quantize: str) -> dict:
                        "words joined and detokenized in Python"}
 
 
+def _captioning(bundle, folder: Path, quantize: str) -> dict:
+    from seqapps.inference.export_parts import captioning_functions, write_sidecar_captioning
+
+    encoder, decoder, pixels, specs, probe, traced = captioning_functions(bundle)  # the ONNX export's
+    convert(bundle.model, [pixels], folder / ENCODER, quantize, "captioning", fn=encoder)
+    convert(bundle.model, specs, folder / MODEL, quantize, "captioning", fn=decoder)
+    spec = write_sidecar_captioning(bundle, folder, list(probe), traced)
+    size = spec["image_size"]
+    return {"files": {ENCODER: "pixels -> the decoder's initial state, a whole batch per call",
+                      MODEL: "one decoding step, a whole batch (rows x beams) per call"},
+            "inputs": {ENCODER: {"pixels": f"float32 [batch, {size}, {size}, 3]: RGB in [0, 255]"},
+                       MODEL: {"tokens": "int64 [batch]: the previous word id",
+                               **{k: f"{probe[k].dtype.name} the state" for k in probe}}},
+            "outputs": {ENCODER: {k: "the decoder's initial state" for k in probe},
+                        MODEL: {"logits": "float32 [batch, vocabulary]: the next word's logits",
+                                **{f"next.{k}": "the state after the step" for k in spec["carried"]},
+                                **({"attention": "float32 [batch, cells]: attention over the feature grid"}
+                                   if spec["attention"] else {})}},
+            "in_graph": "encoder.tflite: the image encoder (CNN feature grid), the feature projection and the "
+                        "decoder's initial state; model.tflite: one step of the decoder (no loop in either: both "
+                        "take a whole batch)",
+            "outside": "as for the ONNX export: decoding the image bytes with Pillow "
+                       "(tasks.captioning.predicting.decode_image), greedy or beam search over model.tflite in "
+                       "NumPy, joining the words"}
+
+
 def _forecasting(bundle, folder: Path, quantize: str) -> dict:
     from seqapps.inference.export_parts import forecasting_graph, write_sidecar_forecasting
 
@@ -234,7 +263,7 @@ def _word_vectors(bundle, folder: Path, quantize: str) -> dict:
 
 
 ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation,
-            "forecasting": _forecasting, "word_vectors": _word_vectors}
+            "captioning": _captioning, "forecasting": _forecasting, "word_vectors": _word_vectors}
 PRIMARY = {"sentiment": "tokens", "pos": "words"}  # the input whose 0 ids on the right are a row's padding
 
 
@@ -322,6 +351,8 @@ def signatures(path, threads: int = THREADS) -> tuple[dict, dict]:
     interp = interpreter(path / MODEL, threads)
     if task == "translation":  # the encoder one text per call, the decoder's step a whole batch per call
         session = {"model": BatchSession(interp), "encoder": RowSession(interpreter(path / ENCODER, threads), "source")}
+    elif task == "captioning":  # no loop in either graph: a whole batch per call
+        session = {"model": BatchSession(interp), "encoder": BatchSession(interpreter(path / ENCODER, threads))}
     elif task == "forecasting":  # one window per call, whole (its steps are fixed; a 0 is a value)
         session = RowSession(interp, "window", cut=False)
     else:

@@ -64,6 +64,17 @@ class Predictions:
         return [head] + [f"{dates[i] if dates else i + 1}\t{v:.6g}" for i, v in enumerate(forecast)]
 
 
+FAR = 1e6  # how many training scales from the training mean a window value may be
+
+
+def window_limits(prep) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, scale)`` float32 per input: a window value further than ``scale`` from ``mean`` is refused
+    (the serving signature's check, and an ONNX or LiteRT export's, :mod:`tasks.forecasting.predicting`)."""
+    mean = np.asarray(prep.encoding.mean, "float64")
+    scale = FAR * np.maximum.reduce([np.asarray(prep.encoding.std, "float64"), np.abs(mean), np.ones_like(mean)])
+    return mean.astype("float32"), scale.astype("float32")
+
+
 def write_checks(folder: Path, mean, scale, far: float, transform: str, target: str) -> dict:
     """The constants of the SavedModel's window checks (``float32`` as its graph holds them) as :data:`CHECKS`."""
     spec = {"type": "window", "mean": np.asarray(mean, "float32").tolist(),
@@ -78,7 +89,7 @@ def signatures(path: Path, metadata: dict, sess) -> dict:
     ``forecast`` float32 ``[batch, horizon]``, refused as the SavedModel refuses (one DataError line):
     more rows than the export's bound, a NaN or inf, a value too far from the training mean, a target value
     <= 0 when the model works on its log or Box-Cox."""
-    from seqapps.inference.onnx_runtime import ArraySpec
+    from seqapps.inference.array_spec import ArraySpec
 
     spec = json.loads((Path(path) / CHECKS).read_text(encoding="utf-8"))
     mean, scale = np.asarray(spec["mean"], "float32"), np.asarray(spec["scale"], "float32")

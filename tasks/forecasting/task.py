@@ -32,24 +32,13 @@ from tasks.forecasting.layers import TRANSFORMS, SeasonalBase, SeasonalDifferenc
 from tasks.forecasting.data import ForecastingPrep
 from seqapps.core.errors import DataError
 from seqapps.layers import recurrent_stack
-from tasks.forecasting.predicting import Predictions
+from tasks.forecasting.predicting import FAR, Predictions, window_limits
 from seqapps.analysis.metrics import forecast_report, format_forecast
 from seqapps.inference.predictor import Predictor
 from seqapps.core.presets import Preset
 from seqapps.core.registry import register
 from seqapps.inference import checks
 from seqapps.core.task import Endpoint, Task
-
-FAR = 1e6  # how many training scales from the training mean a window value may be
-
-
-def window_limits(prep) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, scale)`` float32 per input: a window value further than ``scale`` from ``mean`` is refused
-    (the serving signature's check, and an ONNX or LiteRT export's, :mod:`tasks.forecasting.predicting`)."""
-    mean = np.asarray(prep.encoding.mean, "float64")
-    scale = FAR * np.maximum.reduce([np.asarray(prep.encoding.std, "float64"), np.abs(mean), np.ones_like(mean)])
-    return mean.astype("float32"), scale.astype("float32")
-
 
 EVAL_WINDOWS = 8192   # windows read and forecast at a time when scoring
 

@@ -91,7 +91,7 @@ def write_words(folder: Path, words: list) -> None:
 def signatures(path: Path, metadata: dict, sess) -> dict:
     """``serving_default``, ``neighbours`` and ``analogy`` of an ONNX or LiteRT export, answered as the
     SavedModel's: the table read from the graph once, the rest in NumPy (module docstring)."""
-    from seqapps.inference.onnx_runtime import ArraySpec
+    from seqapps.inference.array_spec import ArraySpec
 
     words = json.loads((Path(path) / WORDS).read_text(encoding="utf-8"))
     ids_of = {w: i for i, w in enumerate(words, start=1)}

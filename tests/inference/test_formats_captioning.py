@@ -98,7 +98,7 @@ def test_an_animated_gif_gives_its_first_frame_as_the_graph():
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     """A tiny captioner (small CNN, LSTM with additive attention) on the demo shapes, its SavedModel and its
-    ONNX exports fp32 and int8."""
+    ONNX and LiteRT exports fp32 and int8."""
     from seqapps.inference.export import export
 
     root = tmp_path_factory.mktemp("formats-captioning")
@@ -106,6 +106,7 @@ def exports(tmp_path_factory):
     paths = {"run": run, "savedmodel": run.export(root / "savedmodel")}
     for q in ("none", "int8"):
         paths[q] = export(run.bundle(), root / f"onnx-{q}", "onnx", q)
+        paths[f"litert-{q}"] = export(run.bundle(), root / f"litert-{q}", "litert", q)
     return paths
 
 
@@ -132,7 +133,7 @@ def test_folder_and_metadata(exports):
 def test_graphs_are_the_keras_model_on_the_same_pixels(exports):
     import tensorflow as tf
 
-    from seqapps.inference.formats import flat_state, nested_state
+    from seqapps.inference.export_parts import flat_state, nested_state
     from seqapps.inference.onnx_runtime import session
     from tasks.captioning.predicting import decode_images
 
@@ -208,3 +209,34 @@ out = {{"greedy": [r["caption"] for r in model.caption(images, beam=1)],
     assert out["greedy"] == [r["caption"] for r in reference.caption(images, beam=1)] + [None]
     assert out["beam"] == [r["caption"] for r in reference.caption(images)] + [None]
     assert out["valid"] == [True] * 6 + [False]
+
+
+@pytest.mark.slow
+def test_litert_captions_like_the_savedmodel(exports, reference):
+    """LiteRT: the ONNX export's two graphs with built-in operators only (neither has a loop: a whole batch per
+    call); fp32 captions and scores are the SavedModel's, int8 at least the ONNX int8's share."""
+    from seqapps.inference.litert import interpreter
+
+    folder = exports["litert-none"]
+    assert sorted(p.name for p in folder.iterdir()) == ["encoder.tflite", "metadata.json", "model.tflite",
+                                                         "tokenizer.json", "vocabulary.json"]
+    for name in ("tokenizer.json", "vocabulary.json"):  # the ONNX export's, byte for byte
+        assert (folder / name).read_bytes() == (exports["none"] / name).read_bytes(), name
+    for q in ("none", "int8"):
+        for graph in ("encoder.tflite", "model.tflite"):
+            ops = {op["op_name"] for op in interpreter(exports[f"litert-{q}"] / graph)._get_ops_details()}
+            assert not any(op.startswith("Flex") for op in ops), (q, graph, ops)
+    model, int8 = seqapps.load(folder), seqapps.load(exports["litert-int8"])
+    assert type(model).runtime == "litert"
+    images = demo_images() + BAD[:2]
+    for signature in ("serving_default", "beam", "attention"):
+        got, want = model.call(signature, image=images), reference.call(signature, image=images)
+        assert got["valid"].tolist() == np.asarray(want["valid"]).tolist()
+        assert got["caption"].tolist() == np.asarray(want["caption"]).tolist(), signature
+        for key in ("score", "attention"):
+            if key in want:
+                np.testing.assert_allclose(got[key], want[key], atol=1e-4)
+    for beam in (1, reference.beam_width):
+        want = [r["caption"] for r in reference.caption(demo_images(), beam=beam)]
+        got = [r["caption"] for r in int8.caption(demo_images(), beam=beam)]
+        assert same(got, want) >= INT8_SAME * len(want), (beam, got, want)
