@@ -247,3 +247,38 @@ def write_sidecar_word_vectors(bundle, folder: Path) -> None:
     from tasks.word_vectors.predicting import write_words
 
     write_words(folder, bundle.prep.words)
+
+
+def video_frames_graph(bundle, batch) -> tuple:
+    """video_frames' graph for ONNX (``batch`` None) and LiteRT (1: the recurrent loop over the frames needs a
+    fixed batch) alike: ``(fn, specs, graph)``. ``fn(pixels, mask)``: ``pixels`` float32 ``[batch, time, size,
+    size, 3]`` in [0, 255] and ``mask`` float32 ``[batch, time]`` (1 on a video's frames) -> ``{"scores": the
+    model's per-frame scores (a CRF's potentials), "probabilities": float32 [batch, time, labels]}``, as the
+    SavedModel's ``tag``; ``graph``: its description (metadata ``graph``). No file is written beside it: the
+    labels, the image size, ``max_length`` and ``crf`` are in metadata.json."""
+    import tensorflow as tf
+
+    model, cfg = bundle.model, bundle.config
+    size, crf, labels = int(cfg.model.image_size), bool(cfg.model.crf), len(bundle.prep.labels)
+    specs = [tf.TensorSpec([batch, None, size, size, 3], tf.float32, name="pixels"),
+             tf.TensorSpec([batch, None], tf.float32, name="mask")]
+
+    def fn(pixels, mask):
+        scores = tf.cast(model({"frames": pixels, "mask": mask}, training=False), tf.float32)
+        frame_scores = tf.reduce_logsumexp(scores, axis=2) if crf else scores
+        return {"scores": scores, "probabilities": tf.nn.softmax(frame_scores, axis=-1)}
+
+    rows = "batch" if batch is None else str(batch)
+    return fn, specs, {
+        "inputs": {"pixels": f"float32 [{rows}, time, {size}, {size}, 3]: each frame's RGB in [0, 255]",
+                   "mask": f"float32 [{rows}, time]: 1 on a video's frames, 0 past its length"},
+        "outputs": {"scores": f"float32 [{rows}, time, {labels}, {labels}]: CRF potentials (previous label, label)"
+                    if crf else f"float32 [{rows}, time, {labels}]: per-frame label scores",
+                    "probabilities": f"float32 [{rows}, time, {labels}]: per-frame label probabilities"},
+        "in_graph": "the frame encoder over every frame, the recurrent context with its loop over the frames "
+                    "(or the per-frame classifier), the label scores (and CRF potentials) and the softmax"
+                    + ("" if batch is None else "; one video per call, at its own length"),
+        "outside": "decoding each frame's bytes (or a GIF's first max_length frames, counted in its blocks), the "
+                   "bounds and the resize to the model's size (Pillow: tasks.video_frames.predicting; close to, "
+                   "not equal to, the SavedModel's pixels), the labels (argmax, or Viterbi over the CRF's "
+                   "potentials, in NumPy) and their names" + ("" if batch is None else ", one call per video")}

@@ -64,6 +64,14 @@ inputs into them:
   unit-normalization, the cosine matmul and the top k (ties: the lower id first, as ``tf.math.top_k``) run in
   NumPy (:mod:`tasks.word_vectors.predicting`, which says where its lower-casing differs from TensorFlow's);
   ``serving_default``, ``neighbours`` and ``analogy`` are answered.
+- video_frames: the graph is the whole model over decoded frames (``pixels`` float32 ``[batch, time, size,
+  size, 3]`` in [0, 255] and ``mask`` ``[batch, time]`` in, the per-frame ``scores`` and ``probabilities``
+  out): the frame encoder over every frame, the recurrent context with its loop over the frames (ONNX
+  ``Loop``), the label scores (a CRF's potentials) and the softmax. Decoding each frame's bytes (as
+  captioning's, with Pillow) or a GIF's first ``max_length`` frames (counted in its blocks as the graph
+  counts them), the SavedModel's bounds and lines, the labels (argmax, or Viterbi in NumPy) and their names
+  run outside (:mod:`tasks.video_frames.predicting`); ``serving_default`` and ``gif`` are answered. No file
+  is written beside the graph: metadata.json holds the labels, size, ``max_length`` and ``crf``.
 
 Other tasks are refused with a message saying so (:data:`TASKS`).
 
@@ -83,7 +91,7 @@ from pathlib import Path
 
 from seqapps.core.errors import ExportError
 from seqapps.inference.export_parts import (captioning_functions, char_lm_step, forecasting_graph,
-                                            translation_functions, word_vectors_graph,
+                                            translation_functions, video_frames_graph, word_vectors_graph,
                                             write_sidecar_captioning, write_sidecar_forecasting, write_sidecar_pos,
                                             write_sidecar_sentiment, write_sidecar_translation,
                                             write_sidecar_word_vectors)
@@ -91,7 +99,7 @@ from seqapps.inference.export_parts import (captioning_functions, char_lm_step, 
 FORMATS = ("savedmodel", "onnx", "litert")  # litert: seqapps.inference.litert
 QUANTIZE = ("none", "int8", "float16")
 TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting",
-         "word_vectors")  # tasks with an ONNX adapter below; others: SavedModel only, for now
+         "word_vectors", "video_frames")  # tasks with an ONNX adapter below
 
 
 def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
@@ -285,8 +293,17 @@ def _word_vectors(bundle, folder: Path) -> dict:
     return graph
 
 
+def _video_frames(bundle, folder: Path) -> dict:
+    import tensorflow as tf
+
+    fn, specs, graph = video_frames_graph(bundle, None)
+    _function_to_onnx(tf.function(fn, input_signature=specs), specs, folder / "model.onnx")
+    return graph
+
+
 ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation,
-            "captioning": _captioning, "forecasting": _forecasting, "word_vectors": _word_vectors}
+            "captioning": _captioning, "forecasting": _forecasting, "word_vectors": _word_vectors,
+            "video_frames": _video_frames}
 
 
 # -- conversion and quantization ---------------------------------------------------------------------

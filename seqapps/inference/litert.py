@@ -52,6 +52,11 @@ to its own length (its padding on the right dropped), and pads the answers back.
 - word_vectors: the graph is the ONNX export's vector table (``ids`` ``[batch]`` -> ``vectors``; no loop, so the
   batch is free, :class:`BatchSession`), read whole once at load; the lookup and the cosine top k are the
   ONNX export's, in NumPy (:mod:`tasks.word_vectors.predicting`).
+- video_frames: the graph is the ONNX export's whole model (``pixels`` and ``mask`` in, ``scores`` and
+  ``probabilities`` out) over ``[1, time, ...]``: the recurrent loop over the frames needs a fixed batch, so
+  one video per call, at its own length (:class:`RowSession`, cut by ``mask``); Pillow's decoding of frames
+  and GIFs, the bounds and the labels (argmax or Viterbi, NumPy) are the ONNX export's
+  (:mod:`tasks.video_frames.predicting`).
 
 Other tasks are refused with one line (:data:`TASKS`).
 
@@ -81,7 +86,7 @@ from seqapps.inference import onnx_runtime
 MODEL = "model.tflite"
 ENCODER = "encoder.tflite"  # translation's and captioning's, beside their decoder step (model.tflite)
 TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting",
-         "word_vectors")  # with a LiteRT adapter below; others: SavedModel or ONNX
+         "word_vectors", "video_frames")  # with a LiteRT adapter below
 THREADS = 1  # interpreter threads, as ONNX Runtime's (one text per call leaves little to share out)
 
 
@@ -262,9 +267,18 @@ def _word_vectors(bundle, folder: Path, quantize: str) -> dict:
     return graph
 
 
+def _video_frames(bundle, folder: Path, quantize: str) -> dict:
+    from seqapps.inference.export_parts import video_frames_graph
+
+    fn, specs, graph = video_frames_graph(bundle, 1)  # the recurrent loop over the frames needs a fixed batch
+    convert(bundle.model, specs, folder / MODEL, quantize, "video_frames", fn=fn)
+    return graph
+
+
 ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translation": _translation,
-            "captioning": _captioning, "forecasting": _forecasting, "word_vectors": _word_vectors}
-PRIMARY = {"sentiment": "tokens", "pos": "words"}  # the input whose 0 ids on the right are a row's padding
+            "captioning": _captioning, "forecasting": _forecasting, "word_vectors": _word_vectors,
+            "video_frames": _video_frames}
+PRIMARY = {"sentiment": "tokens", "pos": "words", "video_frames": "mask"}  # the input whose 0 ids on the right are a row's padding
 
 
 def convert(model, specs, path: Path, quantize: str, task: str, fn=None) -> None:

@@ -12,7 +12,8 @@ translation's ``serving_default``, ``translate`` and ``attention``, captioning's
 ``beam`` and ``attention`` (image bytes decoded with Pillow: :func:`tasks.captioning.predicting.decode_image`),
 forecasting's ``serving_default`` (:func:`tasks.forecasting.predicting.signatures`: the window checks in NumPy),
 word_vectors' ``serving_default``, ``neighbours`` and ``analogy`` (:func:`tasks.word_vectors.predicting.signatures`:
-the table from the graph, the lookup and the cosine top k in NumPy).
+the table from the graph, the lookup and the cosine top k in NumPy), video_frames' ``serving_default`` and ``gif``
+(:func:`tasks.video_frames.predicting.signatures`: frames and GIFs decoded with Pillow, labels in NumPy).
 
 The task's helpers (``predict``, ``format``...) come from the task's TensorFlow-free
 ``predicting.py`` (:func:`predictor_class`), the same code the SavedModel's predictor runs.
@@ -524,11 +525,20 @@ def _word_vectors_signatures(path: Path, metadata: dict, sess) -> dict:
     return signatures(path, metadata, sess)
 
 
+def _video_frames_signatures(path: Path, metadata: dict, sess) -> dict:
+    from tasks.video_frames.predicting import signatures
+
+    return signatures(path, metadata, sess, viterbi)
+
+
 SIGNATURES = {"sentiment": _sentiment_signatures, "pos": _pos_signatures, "char_lm": _char_lm_signatures,
               "translation": _translation_signatures, "captioning": _captioning_signatures,
-              "forecasting": _forecasting_signatures, "word_vectors": _word_vectors_signatures}
+              "forecasting": _forecasting_signatures, "word_vectors": _word_vectors_signatures,
+              "video_frames": _video_frames_signatures}
 _TAGGED = {"tokens": ("string", (None, None)), "tags": ("string", (None, None)), "lengths": ("int32", (None,)),
            "in_vocabulary": ("bool", (None, None))}
+_LABELLED = {"labels": ("string", (None, None)), "probabilities": ("float32", (None, None, None)),
+             "lengths": ("int32", (None,)), "valid": ("bool", (None, None))}
 _CAPTIONED = {"caption": ("string", (None,)), "valid": ("bool", (None,)), "length": ("int32", (None,)),
               "score": ("float32", (None,))}
 OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "probabilities": ("float32", (None, None))}},
@@ -545,6 +555,7 @@ OUTPUTS = {"sentiment": {"serving_default": {"label": ("string", (None,)), "prob
                             "neighbours": {"neighbours": ("string", (None, None)),
                                            "similarities": ("float32", (None, None))},
                             "analogy": {"answer": ("string", (None,)), "similarity": ("float32", (None,))}},
+           "video_frames": {"serving_default": _LABELLED, "gif": _LABELLED},
            "captioning": {"serving_default": _CAPTIONED, "beam": _CAPTIONED,
                           "attention": {**{k: v for k, v in _CAPTIONED.items() if k != "score"},
                                         "words": ("string", (None, None)),

@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from seqapps.core import bounds
 from seqapps.core.config import AT_LEAST_0, AT_LEAST_1, FRACTION, Config, DataConfig, ModelConfig, Range, TrainConfig
 from tasks.video_frames import data as videolib
 from tasks.video_frames.splits import load_video_splits
 from seqapps.data.preprocessing import Preprocessing, save_vocab
-from tasks.video_frames.segments import position_scores, segment_scores, to_segments
-from seqapps.inference.image_inputs import image_paths
+from tasks.video_frames.segments import position_scores, segment_scores
 from seqapps.core.errors import DataError
 from seqapps.layers.tagging import compile_tagger
 from seqapps.analysis.metrics import classification_report
 from tasks.video_frames.model import ARCHITECTURES, build_frame_tagger
-from seqapps.inference.predictor import Predictor, decode_strings, pad_strings
+from seqapps.inference.predictor import Predictor
+from tasks.video_frames.predicting import Predictions
 from seqapps.core.presets import Preset
 from seqapps.core.registry import register
 from tasks.video_frames.serving import video_endpoints
@@ -116,70 +115,10 @@ class FrameLabels(Preprocessing):
 
 
 # -- predictor --------------------------------------------------------------------------------------
-class VideoPredictor(Predictor):
+class VideoPredictor(Predictions, Predictor):
     """``analyze(items)``: per video ``{"source", "frames": [(index, label, probability)],
-    "segments": [(start_s, end_s, label)], "error", "warning"}``; items are paths (video files or
-    frame folders), uint8 arrays ``[T, H, W(, C)]`` or lists of encoded frames."""
-
-    def analyze(self, items, batch_size: int = 8) -> list[dict]:
-        data = self.metadata["config"]["data"]
-        fps, results, todo = float(data["fps"]), [], []
-        for item in videolib.video_items(items)[0]:
-            source = str(item) if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else \
-                f"<video of {len(item)} frames>"
-            results.append({"source": source, "frames": None, "segments": None, "error": None, "warning": None})
-            try:
-                todo.append((len(results) - 1, videolib.clip_of(item, fps, int(data["max_length"]))))
-            except DataError as e:  # the line names the source; the result says it once
-                results[-1]["error"] = str(e).removeprefix(f"{source}: ")
-        todo.sort(key=lambda x: len(x[1][0]))
-        for chunk in self._calls(todo, batch_size, int(data["max_length"])):
-            out = self.call("serving_default", frames=pad_strings([blobs for _, (blobs, *_) in chunk]))
-            for row, (i, (blobs, indices, times, warning)) in enumerate(chunk):
-                n = int(out["lengths"][row])
-                labels, probs = decode_strings(out["labels"][row, :n]), out["probabilities"][row, :n].max(-1)
-                bad = [indices[t] for t in range(n) if not out["valid"][row, t]]
-                step = times[1] - times[0] if n > 1 else (1.0 / fps if fps else 1.0)
-                ends = times[1:n] + [times[n - 1] + step]
-                results[i].update(frames=[(indices[t], labels[t], float(probs[t])) for t in range(n)],
-                                  segments=[(times[s], ends[e - 1], x) for s, e, x in to_segments(labels)],
-                                  warning="; ".join(([warning] if warning else []) + (
-                                      [f"{len(bad)} frames did not decode (read as black), first {bad[0]}"]
-                                      if bad else [])) or None)
-        return results
-
-    def _calls(self, todo, batch_size: int, max_length: int):
-        """``todo`` (shortest video first) in calls of at most ``batch_size`` videos whose rows x the longest
-        stay within the export's frames bound (``metadata.json``, ``bounds``; at least one whole video)."""
-        most = max(bounds.of(self.metadata)["frames"], max_length)
-        chunk = []
-        for entry in todo:
-            longest = max(1, len(entry[1][0]))  # sorted: the newest is the longest of the chunk
-            if chunk and (len(chunk) == batch_size or (len(chunk) + 1) * longest > most):
-                yield chunk
-                chunk = []
-            chunk.append(entry)
-        if chunk:
-            yield chunk
-
-    def predict(self, inputs):
-        items, single = videolib.video_items(inputs)
-        results = self.analyze(items)
-        return results[0] if single else results
-
-    def cli_predict(self, inputs, input_file):
-        inputs = image_paths(inputs, input_file, "label")
-        return self.format(inputs, self.analyze(inputs))
-
-    def format(self, inputs, results):
-        lines = []
-        for r in results:
-            if r["error"]:
-                lines.append(f"{r['source']}\terror: {r['error']}")
-                continue
-            lines.append(r["source"] + (f"\t(warning: {r['warning']})" if r["warning"] else ""))
-            lines += [f"  {s:.1f}-{e:.1f} s  {label}" for s, e, label in r["segments"]]
-        return lines
+    "segments": [(start_s, end_s, label)], "error", "warning"}`` (:class:`tasks.video_frames.predicting.Predictions`,
+    shared with the ONNX and LiteRT exports' predictors)."""
 
 
 # -- the task ------------------------------------------------------------------------------------------
