@@ -32,6 +32,7 @@ def in_chunks(fn, inputs, rows, outputs: dict):
     arrays = {k: tf.TensorArray(dtype, size=count, infer_shape=False, element_shape=[None] * (1 + len(w)))
               for k, (dtype, w) in outputs.items()}
     widths = {k: tf.zeros([len(w)], tf.int32) for k, (_, w) in outputs.items()}
+    static = {}  # each output's static shape after the batch axis, as fn gives it (kept for the fixed axes)
 
     def body(i, arrays, widths):
         out = fn(*[x[i * rows:(i + 1) * rows] for x in inputs])
@@ -39,6 +40,7 @@ def in_chunks(fn, inputs, rows, outputs: dict):
         for k, (dtype, most) in outputs.items():
             value = tf.convert_to_tensor(out[k])
             value = value if value.dtype == dtype else tf.cast(value, dtype)
+            static[k] = value.shape[1:]
             shape = tf.shape(value)[1:]
             grown[k] = tf.maximum(widths[k], shape) if most else widths[k]
             pads = [[0, 0]] + [[0, 0] if m is None else [0, m - shape[a]] for a, m in enumerate(most)]
@@ -55,6 +57,8 @@ def in_chunks(fn, inputs, rows, outputs: dict):
         if any(m is not None for m in most):
             value = value[(slice(None), *[slice(None) if m is None else slice(0, widths[k][a])
                                          for a, m in enumerate(most)])]
+        # a fixed axis keeps its static size (a serving signature's output shape says [-1, classes])
+        value.set_shape([None, *[static[k][a] if m is None else None for a, m in enumerate(most)]])
         joined[k] = value
     return joined
 

@@ -48,3 +48,11 @@ def test_the_body_is_built_once():
 
     out = tf.function(lambda x: in_chunks(fn, [x], 3, {"y": (tf.int32, ())}))(tf.range(10))
     assert out.get("y").numpy().tolist() == [2 * i for i in range(10)] and len(calls) == 1
+
+
+def test_fixed_axes_keep_their_static_size():
+    """A serving signature's outputs say their sizes ([-1, 2]): the server batches on them."""
+    fn = tf.function(lambda t: in_chunks(answer, [t], 2, OUTPUTS))
+    out = fn.get_concrete_function(tf.TensorSpec([None], tf.string)).structured_outputs
+    assert out["vec"].shape.as_list() == [None, 2] and out["n"].shape.as_list() == [None]
+    assert out["words"].shape.as_list() == [None, None]
