@@ -26,6 +26,7 @@ def in_chunks(fn, inputs, rows, outputs: dict):
     joined answer is cut to the largest width a slice had). A call of 0 rows runs ``fn`` once."""
     inputs = [tf.convert_to_tensor(x) for x in inputs]
     outputs = {k: (tf.as_dtype(dtype), tuple(widths)) for k, (dtype, widths) in outputs.items()}
+    padded = {k for k, (_, w) in outputs.items() if any(m is not None for m in w)}  # outputs with growing axes
     n = tf.shape(inputs[0])[0]
     rows = tf.maximum(tf.cast(rows, tf.int32), 1)
     count = tf.maximum((n + rows - 1) // rows, 1)
@@ -42,9 +43,9 @@ def in_chunks(fn, inputs, rows, outputs: dict):
             value = value if value.dtype == dtype else tf.cast(value, dtype)
             static[k] = value.shape[1:]
             shape = tf.shape(value)[1:]
-            grown[k] = tf.maximum(widths[k], shape) if most else widths[k]
-            pads = [[0, 0]] + [[0, 0] if m is None else [0, m - shape[a]] for a, m in enumerate(most)]
-            if any(m is not None for m in most):
+            if k in padded:
+                grown[k] = tf.maximum(widths[k], shape)
+                pads = [[0, 0]] + [[0, 0] if m is None else [0, m - shape[a]] for a, m in enumerate(most)]
                 value = tf.pad(value, pads, constant_values=_fill(dtype))
             arrays[k] = arrays[k].write(i, value)
         return i + 1, arrays, grown
@@ -54,7 +55,7 @@ def in_chunks(fn, inputs, rows, outputs: dict):
     joined = {}
     for k, (_, most) in outputs.items():
         value = arrays[k].concat()
-        if any(m is not None for m in most):
+        if k in padded:
             value = value[(slice(None), *[slice(None) if m is None else slice(0, widths[k][a])
                                          for a, m in enumerate(most)])]
         # a fixed axis keeps its static size (a serving signature's output shape says [-1, classes])
@@ -64,5 +65,4 @@ def in_chunks(fn, inputs, rows, outputs: dict):
 
 
 def _fill(dtype):
-    dtype = tf.as_dtype(dtype)
     return "" if dtype == tf.string else (False if dtype == tf.bool else tf.constant(0, dtype))

@@ -56,7 +56,7 @@ def text_decoder(model, prep, french_spacing: bool = False):
     def decode(text, beam_width, length_penalty):
         beam_width = checks.in_range(beam_width, "beam_width", low=1, high=MAX_BEAM, what="an integer")
         length_penalty = checks.in_range(length_penalty, "length_penalty")
-        # decoding holds about a vocabulary's scores per hypothesis and step: a few rows at a time
+        # what decoding holds grows with rows x beam (hypothesis_values): a few rows at a time
         rows = bounds.DECODE_VALUES // (tf.cast(beam_width, tf.int64) * per_hypothesis)
         return in_chunks(lambda part: decode_rows(part, beam_width, length_penalty), [text], rows, outputs)
     return decode
