@@ -128,7 +128,10 @@ def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
         if fmt == "litert":
             graph = litert.write(bundle, tmp, quantize)
         else:
-            graph = ADAPTERS[task](bundle, tmp)
+            from seqapps.inference.recurrence import by_lengths
+
+            with by_lengths():  # masked LSTM/GRU layers as ONNX's fused operators, not a Loop
+                graph = ADAPTERS[task](bundle, tmp)
             for graph_file in sorted(tmp.glob("*.onnx")):
                 _quantize(graph_file, quantize)
         metadata = bundle.metadata()
