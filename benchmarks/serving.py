@@ -21,8 +21,14 @@ The exports are the tasks' default models (sizes as ``train TASK`` builds them) 
 epoch on ``--data demo``: speed depends on the sizes, not on what was learned. ``--exports DIR``
 serves exports you already have instead (``DIR/sentiment``, ``DIR/translation``).
 
+``--formats onnx`` (or ``onnx,litert``) adds a server, batching on, over each task's export in that format
+(``--quantize``, default ``none``), written from the same runs (``DIR/runs/TASK``) into ``DIR/onnx/TASK``: it
+takes its turn in the same rounds, and its requests/s are reported beside the SavedModel's server (batching on)
+as a ratio, round by round (the median of the rounds' ratios).
+
     apt-get install wrk   # once
     python benchmarks/serving.py [--tasks sentiment,translation] [--repeats 3] [--memory-requests 100000]
+    python benchmarks/serving.py --formats onnx [--quantize int8] --memory-requests 0
 """
 
 from __future__ import annotations
@@ -74,6 +80,23 @@ def make_exports(tasks, out: Path) -> Path:
             proc = cli(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if proc.wait():
                 sys.exit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr.read().decode()[-2000:]}")
+    return out
+
+
+def format_exports(tasks, exports: Path, fmt: str, quantize: str) -> Path:
+    """``fmt`` exports of the runs under ``exports/runs`` (as :func:`make_exports` leaves them) in ``exports/FMT-Q``."""
+    out = exports / f"{fmt}-{quantize}"
+    for task in tasks:
+        if (out / task / "metadata.json").exists():
+            continue
+        run = exports / "runs" / task
+        if not run.is_dir():
+            sys.exit(f"--formats needs the runs the exports came from: {run} is missing (leave out --exports, or "
+                     "keep DIR/runs/TASK beside DIR/TASK)")
+        cmd = ["export", run, out / task, "--format", fmt, "--quantize", quantize]
+        proc = cli(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if proc.wait():
+            sys.exit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr.read().decode()[-2000:]}")
     return out
 
 
@@ -228,6 +251,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0, help="how long a round runs (default: 6)")
     parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument("--formats", default="", help="onnx and/or litert: a server over those exports too, "
+                                                      "batching on, in the same rounds (comma-separated)")
+    parser.add_argument("--quantize", default="none", choices=("none", "int8", "float16"),
+                        help="the --formats exports' quantization")
     parser.add_argument("--out", help="also write the figures here as JSON")
     parser.add_argument("--against", help="another checkout of seqapps (git worktree add DIR COMMIT): its server, "
                                           "batching on, runs in the same rounds, for an old / new ratio")
@@ -241,6 +268,8 @@ def main():
     servers = {"on": Server(exports, "on"), "off": Server(exports, "off")}
     if args.against:  # another checkout's server, batching on, in the same rounds
         servers["against"] = Server(exports, "on", Path(args.against).resolve())
+    for fmt in filter(None, args.formats.split(",")):  # the same runs in another format, batching on
+        servers[fmt] = Server(format_exports(tasks, exports, fmt, args.quantize), "on")
     try:
         for s in servers.values():
             s.wait(tasks)
@@ -280,14 +309,19 @@ def run(args, tasks, exports, servers) -> dict:
         for c in CLIENTS:  # the ceiling: the faster thread setting at this batch size
             figures[f"in-process {c}"] = max((figures[f"in-process {loop.threads} {c}"] for loop in loops),
                                              key=lambda f: f["rps"])
+            for fmt in set(servers) - {"on", "off", "against"}:  # round by round: that format / the SavedModel
+                figures[f"{fmt} {c}"]["{fmt} / on".format(fmt=fmt)] = statistics.median(
+                    a["rps"] / b["rps"] for a, b in zip(rounds[fmt, c], rounds["on", c]))
             if "against" in servers:  # round by round: this server / the other checkout's
                 figures[f"against {c}"]["on / against"] = statistics.median(
                     a["rps"] / b["rps"] for a, b in zip(rounds["on", c], rounds["against", c]))
         report["tasks"][task] = figures
+    report["formats"] = sorted(set(servers) - {"on", "off", "against"})
+    report["quantize"] = args.quantize
     server = servers["on"]
     samples, served, failed = [], 0, 0
     rate = report["tasks"][tasks[0]]["on 64"]["rps"]  # ten rounds of about a tenth of the requests each
-    for _ in range(10):
+    for _ in range(10 if args.memory_requests else 0):
         r = load(server.port, tasks[0], 64, math.ceil(args.memory_requests / 10 / rate))
         served, failed = served + r["requests"], failed + r["failed"]
         samples.append(rss_mb(server.proc.pid))
@@ -318,7 +352,16 @@ def print_report(report):
                       f"{c} clients {figures[f'against {c}']['rps']:.0f} -> {figures[f'on {c}']['rps']:.0f}, "
                       f"{figures[f'against {c}']['on / against']:.3f}x (p99 {figures[f'against {c}']['p99']:.1f} -> "
                       f"{figures[f'on {c}']['p99']:.1f} ms)" for c in CLIENTS))
+        for fmt in report.get("formats", []):
+            print(f"{fmt} export ({report['quantize']}) served beside the SavedModel (both batching on), requests/s "
+                  "SavedModel -> " + fmt + ", the median of the rounds' ratios: " + ", ".join(
+                      f"{c} clients {figures[f'on {c}']['rps']:.0f} -> {figures[f'{fmt} {c}']['rps']:.0f}, "
+                      f"{figures[f'{fmt} {c}'][f'{fmt} / on']:.3f}x (p99 {figures[f'on {c}']['p99']:.1f} -> "
+                      f"{figures[f'{fmt} {c}']['p99']:.1f} ms; failed {figures[f'{fmt} {c}']['failed']})"
+                      for c in CLIENTS))
     mem = report["memory"]
+    if not mem["rss_mb_after_each_tenth"]:
+        return
     first, last = mem["rss_mb_after_each_tenth"][0], mem["rss_mb_after_each_tenth"][-1]
     print(f"\nmemory ({mem['task']}, batching on, {mem['requests']} requests at 64 clients): VmRSS after each "
           f"tenth {', '.join(f'{x:.0f}' for x in mem['rss_mb_after_each_tenth'])} MB; last / first "

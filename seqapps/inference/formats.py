@@ -319,7 +319,14 @@ def _keras_to_onnx(model, specs: dict, path: Path, output_names: list[str]) -> N
     """Keras' own ONNX export (tf2onnx under the TensorFlow backend), with the outputs renamed."""
     import onnx
 
-    model.export(str(path), format="onnx", input_signature=[specs], verbose=False)
+    import logging
+
+    level = logging.getLogger("tf2onnx").level
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # its notes on loops it leaves as they are
+    try:
+        model.export(str(path), format="onnx", input_signature=[specs], verbose=False)
+    finally:
+        logging.getLogger("tf2onnx").setLevel(level)
     graph = onnx.load(str(path))
     renames = {o.name: new for o, new in zip(graph.graph.output, output_names)}
     for node in graph.graph.node:
