@@ -30,6 +30,7 @@ from seqapps.inference.array_spec import ArraySpec
 
 from seqapps.core.errors import DataError, ExportError
 from seqapps.inference.predictor import Predictor
+from seqapps.inference.ranking import top_k
 
 
 def is_onnx(path) -> bool:
@@ -347,7 +348,7 @@ def beam_search(step, state: dict, start: int, end: int, max_length: int, beam_w
         total = scores[:, :, None] + log_probs
         new_len = lengths + (~finished).astype(np.int32)
         ranked = (total / length_normalizer(np.maximum(new_len, 1), length_penalty)[:, :, None]).reshape(batch, -1)
-        flat = np.argsort(-ranked, axis=-1, kind="stable")[:, :k]
+        flat = top_k(ranked, k)
         parent, token = flat // vocab, flat % vocab
         scores = np.take_along_axis(total.reshape(batch, -1), flat, 1)
         lengths = np.take_along_axis(new_len, parent, 1)

@@ -27,6 +27,7 @@ import numpy as np
 from seqapps.core import bounds
 from seqapps.core.errors import DataError
 from seqapps.inference.predictor import decode_strings, one_or_many, text_items
+from seqapps.inference.ranking import top_k
 
 WORDS = "words.json"  # beside an ONNX or LiteRT graph: the vocabulary, ids 1.. in order
 STRIP = " \t\n\v\f\r"  # absl's ASCII whitespace: what tf.strings.strip strips
@@ -114,7 +115,7 @@ def signatures(path: Path, metadata: dict, sess) -> dict:
         banned[:, 0] = True
         sims = np.where(banned, np.float32(-2.0), sims)
         k = int(np.clip(k, 0, n - 1))
-        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]  # ties: the lower id first, as tf.math.top_k
+        top = top_k(sims, k)  # ties: the lower id first, as tf.math.top_k
         return names[top].reshape(len(sims), k), np.take_along_axis(sims, top, axis=1)
 
     def serve(words):
