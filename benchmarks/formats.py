@@ -5,6 +5,7 @@
     python benchmarks/formats.py --run runs/char_lm-shakespeare --formats savedmodel,onnx-fp32,onnx-int8
     python benchmarks/formats.py --run runs/translation-fr-en --formats savedmodel,onnx-fp32,onnx-int8
     python benchmarks/formats.py --run runs/forecasting-airline
+    python benchmarks/formats.py --run runs/captioning-flickr8k --limit 100
 
 Exports the run in each format (timed), then loads each export in its own child process
 (``seqapps.load(export)``; the ONNX and LiteRT children block TensorFlow and Keras imports) and measures:
@@ -17,13 +18,16 @@ Exports the run in each format (timed), then loads each export in its own child 
   char_lm's nats per character of the split's text (``score`` with ``data.eval_streams`` streams)
   and its difference from the SavedModel's; translation's corpus BLEU (sacrebleu, as its ``evaluate``
   scores: :func:`seqapps.analysis.metrics.bleu_chrf`) of greedy and beam-4 translations and the
-  share of strings that differ from the SavedModel's (greedy and beam 4); forecasting's MAE over the
+  share of strings that differ from the SavedModel's (greedy and beam 4); captioning's BLEU-4 and CIDEr-D
+  (:func:`seqapps.analysis.metrics.caption_report`, as its ``evaluate`` scores them) of greedy and beam
+  captions (the export's width) and the share that differ from the SavedModel's; forecasting's MAE over the
   split's windows (``predict``, in the target's units) and the largest forecast difference;
 - single-input latency: one input end to end (tokenizing included), ``--calls`` calls per round
   over the split's inputs: p50 and p99 over all rounds, and the single-input throughput (calls per
   second, the median of the rounds). An input is a text (sentiment ``predict``), a token list (pos
   ``analyze``), a piece of ``--piece`` characters of the text (char_lm's ``score`` signature) or a
-  source sentence (translation's ``translate`` with the export's default decoding) or a window
+  source sentence (translation's ``translate`` with the export's default decoding) or an image file
+  (captioning's ``caption``, beam search of the export's width) or a window
   (forecasting's ``predict``);
 - throughput at batch 64: consecutive batches of 64 inputs for ``--seconds`` per round, inputs per
   second (the median of the rounds).
@@ -83,6 +87,8 @@ predictor = seqapps.load(args["export"])
 load_s = time.perf_counter() - t0
 data = json.loads(open(args["data"]).read())
 task, items = data["task"], data["items"]
+if data.get("bytes"):  # captioning images held as bytes (latin-1 text in the JSON)
+    items = [x.encode("latin-1") for x in items]
 t0 = time.perf_counter()
 if task == "sentiment":
     def run(batch):
@@ -103,6 +109,13 @@ elif task == "translation":  # greedy and beam 4 scored; timed with the export's
     answers = {f"beam{b}": [h for start in range(0, len(items), 64)
                             for h in predictor.translate(items[start:start + 64], beam=b)] for b in (1, 4)}
     quality = None  # BLEU, in the parent (sacrebleu)
+elif task == "captioning":  # greedy and the export's beam scored; timed with beam search (caption's default)
+    def run(batch):
+        return predictor.caption(batch)
+    answers = {f"beam{b}": [r["caption"] for start in range(0, len(items), 32)
+                            for r in predictor.caption(items[start:start + 32], beam=b)]
+               for b in sorted({1, predictor.beam_width})}
+    quality = None  # BLEU-4 and CIDEr-D, in the parent (the COCO caption evaluation)
 elif task == "forecasting":
     def run(batch):
         return predictor.predict(batch)
@@ -207,12 +220,27 @@ def main(argv=None):
         for name, row in rows.items():
             bleu = {key: bleu_chrf(answers[name][key], data["gold"])["bleu"] for key in ("beam1", "beam4")}
             row.update(quality=bleu["beam1"], bleu_greedy=bleu["beam1"], bleu_beam4=bleu["beam4"])
+    if bundle.task.name == "captioning":
+        from seqapps.analysis.metrics import caption_report
+
+        for name, row in rows.items():
+            for key, hyps in answers[name].items():
+                report = caption_report(hyps, data["gold"])
+                for figure in ("bleu4", "cider_d", "sacrebleu4"):
+                    if figure in report:
+                        row[f"{figure}_{key}"] = report[figure]
+            widest = max(answers[name], key=lambda key: int(key[4:]))
+            row["quality"] = row.get(f"cider_d_{widest}", row.get(f"sacrebleu4_{widest}"))
     ref, base = answers.get("savedmodel"), rows.get("savedmodel")
     task = bundle.task.name
     for name, row in rows.items():
         if base is None:
             continue
-        if task == "translation":
+        if task == "captioning":
+            for key in ref:
+                row[f"{key}_differ"] = float(np.mean([a != b for a, b in zip(answers[name][key], ref[key])]))
+            row["labels_differ"] = row[f"{max(ref, key=lambda key: int(key[4:]))}_differ"]
+        elif task == "translation":
             for key in ("beam1", "beam4"):
                 row[f"{key}_differ"] = float(np.mean([a != b for a, b in zip(answers[name][key], ref[key])]))
             row["labels_differ"] = row["beam4_differ"]
@@ -264,11 +292,20 @@ def table(summary: dict) -> str:
                   "|---|---|---|---|---|"]
         lines += [f"| {name} | {r['bleu_greedy']:.2f} | {r['bleu_beam4']:.2f} | {r.get('beam1_differ', float('nan')):.4f} "
                   f"| {r.get('beam4_differ', float('nan')):.4f} |" for name, r in summary["formats"].items()]
+    if summary["task"] == "captioning":
+        keys = sorted({k.split("_")[-1] for r in summary["formats"].values() for k in r if k.startswith("cider_d_")})
+        lines += ["", "| format | " + " | ".join(f"BLEU-4 {k} | CIDEr-D {k} | {k} captions differ from SM" for k in keys)
+                  + " |", "|---|" + "---|---|---|" * len(keys)]
+        lines += [f"| {name} | " + " | ".join(f"{r.get(f'bleu4_{k}', float('nan')):.2f} | "
+                                              f"{r.get(f'cider_d_{k}', float('nan')):.2f} | "
+                                              f"{r.get(f'{k}_differ', float('nan')):.4f}" for k in keys) + " |"
+                  for name, r in summary["formats"].items()]
     return "\n".join(lines)
 
 
 QUALITY = {"sentiment": "accuracy", "pos": "tag accuracy", "char_lm": "nats/char",
-           "translation": "BLEU greedy (beam-4 BLEU: bleu_beam4)", "forecasting": "MAE"}
+           "translation": "BLEU greedy (beam-4 BLEU: bleu_beam4)", "forecasting": "MAE",
+           "captioning": "CIDEr-D of the export's beam (BLEU-4 beside it)"}
 
 
 def task_data(task: str, split, cfg, args, prep=None) -> dict:
@@ -287,11 +324,15 @@ def task_data(task: str, split, cfg, args, prep=None) -> dict:
     if task == "translation":
         sources, references = split
         return {"task": task, "items": list(sources)[:limit], "gold": list(references)[:limit]}
+    if task == "captioning":  # image files (or bytes, as latin-1 text) and their reference captions
+        items = [x.decode("latin-1") if isinstance(x, bytes) else str(x) for x in split.images][:limit]
+        return {"task": task, "items": items, "gold": [list(c) for c in split.captions][:limit],
+                "bytes": any(isinstance(x, bytes) for x in split.images)}
     if task == "forecasting":  # the split's windows with observed targets, as evaluate scores them
         x, y, _ = split.windows(prep.encoding)
         return {"task": task, "items": x[:limit].tolist(), "gold": y[:limit].tolist()}
-    raise SystemExit(f"benchmarks/formats.py measures sentiment, pos, char_lm, translation and forecasting runs, "
-                     f"not {task}")
+    raise SystemExit(f"benchmarks/formats.py measures sentiment, pos, char_lm, translation, captioning and "
+                     f"forecasting runs, not {task}")
 
 
 def _answer(name, proc) -> dict:
