@@ -112,9 +112,13 @@ elif task == "translation":  # greedy and beam 4 scored; timed with the export's
 elif task == "captioning":  # greedy and the export's beam scored; timed with beam search (caption's default)
     def run(batch):
         return predictor.caption(batch)
-    answers = {f"beam{b}": [r["caption"] for start in range(0, len(items), 32)
+    answers = {f"beam{b}": [r for start in range(0, len(items), 32)
                             for r in predictor.caption(items[start:start + 32], beam=b)]
                for b in sorted({1, predictor.beam_width})}
+    failed = [r for rs in answers.values() for r in rs if r["error"]]
+    if failed:
+        sys.exit(f"{failed[0]['source']}: {failed[0]['error']}")
+    answers = {key: [r["caption"] for r in rs] for key, rs in answers.items()}
     quality = None  # BLEU-4 and CIDEr-D, in the parent (the COCO caption evaluation)
 elif task == "forecasting":
     def run(batch):
@@ -325,7 +329,7 @@ def task_data(task: str, split, cfg, args, prep=None) -> dict:
         sources, references = split
         return {"task": task, "items": list(sources)[:limit], "gold": list(references)[:limit]}
     if task == "captioning":  # image files (or bytes, as latin-1 text) and their reference captions
-        items = [x.decode("latin-1") if isinstance(x, bytes) else str(x) for x in split.images][:limit]
+        items = [x.decode("latin-1") if isinstance(x, bytes) else str(Path(x).resolve()) for x in split.images][:limit]
         return {"task": task, "items": items, "gold": [list(c) for c in split.captions][:limit],
                 "bytes": any(isinstance(x, bytes) for x in split.images)}
     if task == "forecasting":  # the split's windows with observed targets, as evaluate scores them
