@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from seqapps.training import distribute, backends as engine
@@ -342,9 +343,12 @@ def fit(model, run: Run, train, val, epochs: int, steps, callbacks, verbose, val
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     started = time.time()
-    history = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps,
-                        validation_steps=validation_steps or None,
-                        callbacks=callbacks, verbose=verbose, shuffle=False)
+    with warnings.catch_warnings():
+        if not steps:  # a streamed split of unknown length ends its first epoch where Keras learns its length
+            warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        history = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps,
+                            validation_steps=validation_steps or None,
+                            callbacks=callbacks, verbose=verbose, shuffle=False)
     if any(v and not math.isfinite(float(v[-1])) for v in history.history.values()):
         raise SeqappsError(f"training diverged (loss is NaN); lower train.learning_rate or set train.clipnorm "
                            f"(run kept in {run.dir})")

@@ -102,3 +102,20 @@ def test_training_by_name_without_the_default_dataset_falls_back_to_demo(tmp_pat
                         run_dir=tmp_path / "run", evaluate=False, backend="tensorflow")
     assert "sst2 is not under the data directory" in capsys.readouterr().err
     assert json.loads((run.dir / "run.json").read_text())["data"] == "demo"
+
+
+@pytest.mark.slow
+def test_a_streamed_first_epoch_ends_without_keras_out_of_data_warning(tmp_path):
+    """Keras warns "Your input ran out of data" when a split of unknown length ends its first epoch (how it learns
+    the length); training without train.steps_per_epoch hides that note, which would read as a fault."""
+    import warnings
+
+    import seqapps
+    from conftest import tiny
+    from seqapps.core import registry
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seqapps.train("sentiment", "demo", overrides=[*tiny(registry.get("sentiment")), "train.epochs=2"],
+                      run_dir=tmp_path / "run", evaluate=False, backend="tensorflow", verbose=0)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
