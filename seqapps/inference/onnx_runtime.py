@@ -76,13 +76,21 @@ def _sentiment_signatures(path: Path, metadata: dict, sess) -> dict:
     tokenizer = TextTokenizer.load(path)
     labels = np.array([label.encode("utf-8") for label in metadata["labels"]], dtype=object)
     wanted = [i.name for i in sess.get_inputs()]
+    model = metadata.get("config", {}).get("model", {})
+    dim = int(model.get("subword_dim", 0)) if model.get("subwords") else 0
+    values = int(metadata.get("bounds", {}).get("subword_values", 0))
 
     def serve(text):
         texts = [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in np.asarray(text).tolist()]
         if not texts:
             return {"label": labels[:0], "probabilities": np.zeros((0, len(labels)), np.float32)}
         ids, _ = tokenizer.encode(texts)
-        (probs,) = sess.run(["probabilities"], {k: ids[k] for k in wanted})
+        rows = len(texts)
+        if dim and values and "subwords" in ids:  # as the SavedModel: n-gram vectors of a slice within the bound
+            _, width, grams = ids["subwords"].shape
+            rows = max(1, values // max(1, width * grams * dim))
+        probs = np.concatenate([sess.run(["probabilities"], {k: ids[k][i:i + rows] for k in wanted})[0]
+                                for i in range(0, len(texts), rows)])
         return {"label": labels[np.argmax(probs, axis=-1)], "probabilities": probs}
 
     return {"serving_default": (serve, {"text": ArraySpec("text", "string", (None,))})}

@@ -79,6 +79,46 @@ def test_answers_like_the_savedmodel(exports, reference, quantize, bound):
             assert a["label"] == b["label"] and a["probability"] == pytest.approx(b["probability"], abs=1e-4)
 
 
+def test_a_large_call_runs_in_slices_of_rows_with_the_same_answers(exports, tmp_path):
+    """As the SavedModel, a call whose n-gram vectors would pass ``bounds.subword_values`` runs a slice of rows
+    at a time: with the bound at one number every row runs alone, and the answers are the whole call's."""
+    import shutil
+
+    from seqapps.inference import onnx_runtime
+
+    sliced = tmp_path / "sliced"
+    shutil.copytree(exports["none"], sliced)
+    meta = json.loads((sliced / "metadata.json").read_text())
+    assert meta["bounds"]["subword_values"] > 1 and meta["config"]["model"]["subwords"]
+    meta["bounds"]["subword_values"] = 1
+    (sliced / "metadata.json").write_text(json.dumps(meta))
+    texts = texts_for_check()
+    calls = []
+    original = onnx_runtime.session
+
+    def counting(path, threads=onnx_runtime.THREADS):
+        sess = original(path, threads)
+
+        class Counted:
+            def __getattr__(self, name):
+                return getattr(sess, name)
+
+            def run(self, outputs, feed):
+                calls.append(len(next(iter(feed.values()))))
+                return sess.run(outputs, feed)
+        return Counted()
+
+    whole = seqapps.load(exports["none"]).call(text=texts)
+    onnx_runtime.session = counting
+    try:
+        got = seqapps.load(sliced).call(text=texts)
+    finally:
+        onnx_runtime.session = original
+    assert calls == [1] * len(texts)
+    np.testing.assert_allclose(got["probabilities"], whole["probabilities"], atol=1e-6)
+    assert (got["label"] == whole["label"]).all()
+
+
 def test_predict_helpers_and_empty_inputs(exports, reference):
     model = seqapps.load(exports["int8"])
     one = model.predict("the acting was brilliant")
