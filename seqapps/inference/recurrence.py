@@ -60,7 +60,7 @@ def by_lengths():
     """Inside: masked Keras recurrent layers run unmasked with the same answers (see the module)."""
     import keras
 
-    rnn = keras.src.layers.rnn.rnn.RNN
+    rnn = keras.layers.RNN  # LSTM, GRU and SimpleRNN call it
     original = rnn.call
 
     def call(self, sequences, initial_state=None, mask=None, training=False):

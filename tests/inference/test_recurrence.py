@@ -42,7 +42,7 @@ def test_unmasked_layers_answer_as_the_masked_ones():
 
     import keras
 
-    original = keras.src.layers.rnn.rnn.RNN.call
+    original = keras.layers.RNN.call
     ids = _ids()
     checked = 0
     for kind, bidirectional, sequences, state, zero_output in itertools.product(
@@ -61,7 +61,7 @@ def test_unmasked_layers_answer_as_the_masked_ones():
     # outside the context the layers are Keras' own again, and a row's padding changes an unmasked answer
     import keras
 
-    assert keras.src.layers.rnn.rnn.RNN.call is original
+    assert keras.layers.RNN.call is original
     model = _model("GRU", False, False, False, False)
     padded_read = np.asarray(model.layers[-1](np.asarray(model.layers[1](ids))))  # a plain array: no mask
     assert not np.allclose(padded_read[1], np.asarray(model(ids))[1], atol=1e-4)
