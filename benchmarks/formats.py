@@ -240,14 +240,10 @@ def main(argv=None):
     for name, row in rows.items():
         if base is None:
             continue
-        if task == "captioning":
+        if task in ("translation", "captioning"):  # strings per decoding (beam1, beamK); the widest beam's share
             for key in ref:
                 row[f"{key}_differ"] = float(np.mean([a != b for a, b in zip(answers[name][key], ref[key])]))
             row["labels_differ"] = row[f"{max(ref, key=lambda key: int(key[4:]))}_differ"]
-        elif task == "translation":
-            for key in ("beam1", "beam4"):
-                row[f"{key}_differ"] = float(np.mean([a != b for a, b in zip(answers[name][key], ref[key])]))
-            row["labels_differ"] = row["beam4_differ"]
         elif task == "pos":
             pairs = [(a, b) for got, want in zip(answers[name], ref) for a, b in zip(got, want)]
             row["labels_differ"] = float(np.mean([a != b for a, b in pairs])) if pairs else 0.0

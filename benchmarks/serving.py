@@ -286,7 +286,8 @@ def main():
 
 
 def run(args, tasks, exports, servers) -> dict:
-    report = {"load_average_start": os.getloadavg()[0], "tasks": {}}
+    formats = sorted(set(servers) - {"on", "off", "against"})  # the --formats servers
+    report = {"load_average_start": os.getloadavg()[0], "tasks": {}, "formats": formats, "quantize": args.quantize}
     for task in tasks:
         loops = [InProcess(exports / task, threads) for threads in (0, 1)]
         modes = [f"in-process {loop.threads}" for loop in loops] + list(servers)
@@ -309,15 +310,13 @@ def run(args, tasks, exports, servers) -> dict:
         for c in CLIENTS:  # the ceiling: the faster thread setting at this batch size
             figures[f"in-process {c}"] = max((figures[f"in-process {loop.threads} {c}"] for loop in loops),
                                              key=lambda f: f["rps"])
-            for fmt in set(servers) - {"on", "off", "against"}:  # round by round: that format / the SavedModel
+            for fmt in formats:  # round by round: that format / the SavedModel
                 figures[f"{fmt} {c}"]["{fmt} / on".format(fmt=fmt)] = statistics.median(
                     a["rps"] / b["rps"] for a, b in zip(rounds[fmt, c], rounds["on", c]))
             if "against" in servers:  # round by round: this server / the other checkout's
                 figures[f"against {c}"]["on / against"] = statistics.median(
                     a["rps"] / b["rps"] for a, b in zip(rounds["on", c], rounds["against", c]))
         report["tasks"][task] = figures
-    report["formats"] = sorted(set(servers) - {"on", "off", "against"})
-    report["quantize"] = args.quantize
     server = servers["on"]
     samples, served, failed = [], 0, 0
     rate = report["tasks"][tasks[0]]["on 64"]["rps"]  # ten rounds of about a tenth of the requests each

@@ -83,6 +83,7 @@ half precision with float32 inputs and outputs; ``none`` keeps float32.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -319,14 +320,8 @@ def _keras_to_onnx(model, specs: dict, path: Path, output_names: list[str]) -> N
     """Keras' own ONNX export (tf2onnx under the TensorFlow backend), with the outputs renamed."""
     import onnx
 
-    import logging
-
-    level = logging.getLogger("tf2onnx").level
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # its notes on loops it leaves as they are
-    try:
+    with _quiet_tf2onnx():
         model.export(str(path), format="onnx", input_signature=[specs], verbose=False)
-    finally:
-        logging.getLogger("tf2onnx").setLevel(level)
     graph = onnx.load(str(path))
     renames = {o.name: new for o, new in zip(graph.graph.output, output_names)}
     for node in graph.graph.node:
@@ -337,18 +332,26 @@ def _keras_to_onnx(model, specs: dict, path: Path, output_names: list[str]) -> N
     onnx.save(graph, str(path))
 
 
-def _function_to_onnx(function, signature: list, path: Path) -> None:
-    """A ``tf.function`` over ``signature`` as an ONNX graph (tf2onnx, its warnings quiet)."""
+@contextlib.contextmanager
+def _quiet_tf2onnx():
+    """tf2onnx's warnings (its notes on loops it leaves as they are, say) kept out of the export's output."""
     import logging
 
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _function_to_onnx(function, signature: list, path: Path) -> None:
+    """A ``tf.function`` over ``signature`` as an ONNX graph (tf2onnx, its warnings quiet)."""
     import tf2onnx
 
-    level = logging.getLogger("tf2onnx").level
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    try:
+    with _quiet_tf2onnx():
         tf2onnx.convert.from_function(function, input_signature=signature, output_path=str(path))
-    finally:
-        logging.getLogger("tf2onnx").setLevel(level)
 
 
 def _captures_to_constants(concrete, path: Path) -> None:

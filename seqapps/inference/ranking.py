@@ -19,7 +19,7 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
     kth = -np.partition(-values, k - 1, axis=-1)[:, k - 1:k]
     out = np.empty((rows, k), np.int64)
     for row in range(rows):
-        candidates = np.flatnonzero(values[row] >= kth[row])  # in index order, so a stable sort keeps ties so
+        candidates = np.flatnonzero(values[row] >= kth[row])  # in index order: a stable sort keeps ties there
         if len(candidates) > 8 * k:
             out[row] = np.argsort(-values[row], kind="stable")[:k]
         else:
