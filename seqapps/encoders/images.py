@@ -134,7 +134,10 @@ def decode_one(b, size: int):
         decoded = ((tf.cast(shape[0], tf.int64) + ratio - 1) // ratio) * ((tf.cast(shape[1], tf.int64) + ratio - 1) // ratio)
         with tf.control_dependencies([_not_too_large(decoded, IMAGE_PIXELS)]):
             branch = tf.identity(branch)
-        return tf.switch_case(branch, [lambda r=r: tf.io.decode_jpeg(b, channels=3, ratio=r) for r in (1, 2, 4, 8)])
+        # libjpeg's accurate integer DCT (TensorFlow's default is the fast one): the same pixels as
+        # Pillow's decoding, which ONNX and LiteRT exports run outside the graph
+        return tf.switch_case(branch, [lambda r=r: tf.io.decode_jpeg(b, channels=3, ratio=r, dct_method="INTEGER_ACCURATE")
+                                       for r in (1, 2, 4, 8)])
 
     def other():  # PNG, GIF or BMP, whose headers say their size; WebP and the rest are refused, not decoded
         head = tf.strings.substr(b, 0, 4)
