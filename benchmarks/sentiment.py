@@ -141,6 +141,70 @@ def seqapps_run(name: str, out: Path, n_train: int, epochs: int | None, override
                       for i, acc in enumerate(history["val_accuracy"][:len(timer.seconds)])]}
 
 
+#: the levers of the unlabeled-text table: name -> (what it is, overrides over the sst2 preset; {vectors} and
+#: {lm} are the pretraining runs' folders)
+LEVERS = {"baseline": ("the sst2 preset (embedding learned from SST-2's labels only)", ()),
+          "vectors": ("+ skip-gram vectors trained on English text, fine-tuned",
+                      ("model.word_vectors={vectors}", "model.word_vectors_trainable=true")),
+          "pretrained": ("+ the encoder started from a bidirectional word-level LM", ("model.encoder_from={lm}",))}
+#: the pretraining runs (word_vectors task by name): key -> (dataset, preset). The text is SST-2's training
+#: sentences (and, for the vectors, Tiny Shakespeare and Anki's English side); never a dev or test split.
+PRETRAIN = {"vectors": ("sst2+tinyshakespeare+anki_fra_eng", "text"), "lm": ("sst2", "lm")}
+
+
+def pretrain(out: Path, key: str) -> dict:
+    data, preset = PRETRAIN[key]
+    start = time.perf_counter()
+    run = seqapps.train("word_vectors", data, preset=preset, run_dir=out / key, overwrite=True, verbose=2)
+    return {"command": f"python -m seqapps train word_vectors --data {data} --preset {preset}",
+            "run_dir": str(run.dir), "wall_seconds": round(time.perf_counter() - start, 1),
+            "val_loss": run.metrics.get("val", {}).get("loss")}
+
+
+def levers(results: dict, out: Path, n_train: int, epochs, seeds) -> None:
+    """Each lever on its own over the sst2 preset, the same seeds: results["levers"][name][seed]."""
+    table = results.setdefault("levers", {})
+    runs = results.setdefault("pretraining", {})
+    for key in PRETRAIN:
+        if key not in runs or not Path(runs[key]["run_dir"]).exists():
+            runs[key] = pretrain(out / "levers", key)
+            print("pretraining", key, runs[key], flush=True)
+            (out / "results.json").write_text(json.dumps(results, indent=2))
+    paths = {key: runs[key]["run_dir"] for key in PRETRAIN}
+    for name, (_, overrides) in LEVERS.items():
+        for seed in seeds:
+            if str(seed) in table.get(name, {}):
+                continue
+            sets = [o.format(**paths) for o in overrides] + [f"train.seed={seed}"]
+            table.setdefault(name, {})[str(seed)] = seqapps_run(f"levers/{name}-{seed}", out, n_train, epochs, sets)
+            print("lever", name, seed, table[name][str(seed)]["test_accuracy"], flush=True)
+            (out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+def lever_table(r) -> list[str]:
+    if not r.get("levers"):
+        return []
+    lines = ["", "unlabeled-text levers (sst2 preset, each lever on its own, the same seeds):", "",
+             "| run | test accuracy per seed | mean ± sd | dev mean | train s (mean) | - baseline |",
+             "|---|---|---|---|---|---|"]
+    base = None
+    for name, (what, _) in LEVERS.items():
+        runs = r["levers"].get(name, {})
+        if not runs:
+            continue
+        test = np.array([v["test_accuracy"] for v in runs.values()])
+        dev = np.array([v["dev_accuracy"] for v in runs.values()])
+        seconds = np.mean([v["curve"][-1]["train_seconds"] for v in runs.values()])
+        base = test.mean() if name == "baseline" else base
+        delta = f"{test.mean() - base:+.4f}" if base is not None and name != "baseline" else ""
+        lines.append(f"| {name}: {what} | {', '.join(f'{x:.4f}' for x in test)} (seeds {', '.join(runs)}) | "
+                     f"{test.mean():.4f} ± {test.std(ddof=1) if len(test) > 1 else 0:.4f} | {dev.mean():.4f} | "
+                     f"{seconds:.1f} | {delta} |")
+    for key, run in r.get("pretraining", {}).items():
+        lines.append(f"\npretraining {key}: `{run['command']}`, {run['wall_seconds']} s")
+    return lines
+
+
 SPEED = r"""
 import json, sys, time, numpy as np, tensorflow as tf
 path, texts = sys.argv[1], json.load(open(sys.argv[2]))
@@ -177,7 +241,9 @@ def main():
     parser.add_argument("--cells", default="lstm,gru,rnn")
     parser.add_argument("--epochs", type=int, help="override the default train.epochs")
     parser.add_argument("--plain-epochs", type=int, default=3)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: tfidf,plain,seqapps,bag,speed")
+    parser.add_argument("--skip", default="",
+                        help="comma list of parts to skip: tfidf,plain,seqapps,bag,speed,levers")
+    parser.add_argument("--seeds", default="1,2,3", help="the levers' seeds")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "sentiment"))
     parser.add_argument("--reuse", action="store_true", help="keep the parts already in OUT/results.json")
     args = parser.parse_args()
@@ -213,6 +279,8 @@ def main():
             results[f"seqapps_{cell}"] = seqapps_run(cell, out, len(train[0]), args.epochs, [f"model.cell={cell}"])
             print(cell, results[f"seqapps_{cell}"], flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2))
+    if "levers" not in skip:
+        levers(results, out, len(train[0]), args.epochs, [int(x) for x in args.seeds.split(",")])
     if "speed" not in skip and "seqapps_lstm" in results:
         results["export_speed"] = export_speed(results["seqapps_lstm"]["run_dir"], out, test[0])
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -289,6 +357,7 @@ def summary(r) -> str:
             lines.append(f"| {label}, best epoch {s['best_epoch']}/{s['epochs_run']} | {s['dev_accuracy']:.4f} | "
                          f"{s['test_accuracy']:.4f} | {s['seconds_per_epoch']} | {s['examples_per_second']} |")
     lines += budgets(r)
+    lines += lever_table(r)
     if "plain_keras" in r and "seqapps_lstm" in r:
         p, s = r["plain_keras"], r["seqapps_lstm"]
         lines.append(f"\nseqapps LSTM / plain Keras: accuracy ratio {s['test_accuracy'] / p['test_accuracy']:.3f}, "

@@ -37,6 +37,7 @@ from seqapps.core.registry import register
 from seqapps.core.task import Endpoint, Task
 from seqapps.data import text as textlib
 from seqapps.data.vectors import RUN_VECTORS, write_vectors
+from seqapps.inference import checks
 from seqapps.inference.predictor import Predictor
 from tasks.word_vectors.data import Analogies, WordVocab, load_text
 from tasks.word_vectors.lm import OBJECTIVES, build_lm, lm_datasets, lm_loss, word_rows
@@ -306,6 +307,10 @@ class WordVectors(Task):
             return {"neighbours": names, "similarities": sims}
 
         def analogy(a, b, c):
+            sizes = [tf.size(x) for x in (a, b, c)]
+            same = tf.logical_and(tf.equal(sizes[0], sizes[1]), tf.equal(sizes[1], sizes[2]))
+            a = checks.require(a, same, ["a, b and c must hold as many words each; got ", sizes[0], ", ",
+                                         sizes[1], " and ", sizes[2]])
             ia, ib, ic = ids(a), ids(b), ids(c)
             u = unit()
             query = tf.gather(u, ib) - tf.gather(u, ia) + tf.gather(u, ic)

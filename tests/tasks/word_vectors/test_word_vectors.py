@@ -38,6 +38,9 @@ def test_the_planted_pair_are_each_others_nearest_neighbours(trained):
     assert np.allclose(predictor.vectors([PLANTED[0]])[0], matrix[a], atol=1e-5)
     assert predictor.neighbours(PLANTED[0], k=1)[0][0] == PLANTED[1]
     assert predictor.neighbours(["no-such-word"], k=3) == [[]]
+    assert predictor.analogy(["violin"], ["cello"], ["violin"])[0] != "violin"
+    with pytest.raises(DataError, match=r"^a, b and c must hold as many words each; got 2, 1 and 1$"):
+        predictor.analogy(["violin", "cello"], ["cello"], ["violin"])
 
 
 def test_evaluate_scores_an_analogy_file_and_names_a_bad_line(trained, tmp_path):
