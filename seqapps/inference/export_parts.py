@@ -181,6 +181,7 @@ def write_sidecar_translation(bundle, folder: Path, names: list, carried: list, 
     """The files outside translation's graphs (vocabulary.json, target_vocabulary.json, tokenizer.json), for
     ONNX and LiteRT alike; returns the tokenizer's spec."""
     from seqapps.data.text import PAD, UNK
+    from tasks.translation.serving import hypothesis_values
 
     prep, cfg = bundle.prep, bundle.config
     files = {"vocabulary": [t for t in prep.source_vocab if t not in (PAD, UNK)], "target_vocabulary": prep.target_vocab}
@@ -191,7 +192,10 @@ def write_sidecar_translation(bundle, folder: Path, names: list, carried: list, 
             "max_length": int(prep.max_length), "max_output_length": int(prep.max_output_length),
             "start_id": int(prep.start_id), "end_id": int(prep.end_id), "banned": [0, 1, int(prep.start_id)],
             "state_names": list(names), "carried": list(carried), "attention": bool(attention),
-            "french_spacing": cfg.data.target_lang == "fr"}
+            "french_spacing": cfg.data.target_lang == "fr",
+            # decoding takes bounds.DECODE_VALUES // (beam x this) rows at a time, as the SavedModel
+            "hypothesis_values": int(hypothesis_values(bundle.model, len(prep.target_vocab),
+                                                       max(int(prep.max_length), 1)))}
     (folder / "tokenizer.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return spec
 

@@ -381,7 +381,26 @@ def beam_search(step, state: dict, start: int, end: int, max_length: int, beam_w
             "extras": {key: np.stack([e[key] for e in out_extras[::-1]], 1) for key in recorded[0]}}
 
 
+def _hypothesis_values(metadata: dict, vocabulary: int, spec: dict) -> int:
+    """:func:`tasks.translation.serving.hypothesis_values` from metadata.json's settings, for folders written
+    before tokenizer.json carried it."""
+    model = metadata.get("config", {}).get("model", {})
+    widest = max([int(v) for k, v in model.items() if k.endswith("units") and isinstance(v, int)] or [256])
+    return 16 * (vocabulary + max(int(spec["max_length"]), 1) * widest)
+
+
+def _stack_padded(arrays: list, fill) -> np.ndarray:
+    """Row blocks whose later axes differ (each slice decodes its own number of steps) -> one array, each
+    block padded with ``fill`` to the largest."""
+    if len(arrays) == 1:
+        return arrays[0]
+    shape = np.max([a.shape for a in arrays], axis=0)
+    return np.concatenate([np.pad(a, [(0, 0)] + [(0, int(n) - m) for n, m in zip(shape[1:], a.shape[1:])],
+                                  constant_values=fill) for a in arrays])
+
+
 def _translation_signatures(path: Path, metadata: dict, sess) -> dict:
+    from seqapps.core import bounds
     from seqapps.inference.predictor import MAX_BEAM
     from seqapps.inference.tokenizer import SourceTokenizer, detokenize
 
@@ -393,6 +412,7 @@ def _translation_signatures(path: Path, metadata: dict, sess) -> dict:
     outputs = ["logits"] + [f"next.{k}" for k in carried] + (["attention"] if spec["attention"] else [])
     encoder, decoder = sess["encoder"], sess["model"]
     defaults = metadata["decoding"]
+    per_hypothesis = int(spec.get("hypothesis_values") or _hypothesis_values(metadata, len(target), spec))
 
     def step(tokens, state):
         """The decoder's step with the banned ids and each row's cap (``capped``): from step ``cap`` on, only
@@ -404,6 +424,15 @@ def _translation_signatures(path: Path, metadata: dict, sess) -> dict:
         logits = np.where(over[:, None], only_end[None], logits)
         new = {**state, **dict(zip(carried, rest)), "t": state["t"] + 1}
         return logits, new, ({"attention": rest[-1]} if spec["attention"] else {})
+
+    def decode_rows(ids, source_lengths, beam_width, length_penalty):
+        state = dict(zip(names, encoder.run(names, {"source": ids})))
+        caps = np.minimum(int(spec["max_output_length"]), 2 * source_lengths + 10).astype(np.int32)
+        state.update(cap=caps, t=np.zeros_like(caps))
+        max_steps = int(caps.max(initial=0)) + 1
+        if beam_width <= 1:
+            return greedy(step, state, start, end, max_steps)
+        return beam_search(step, state, start, end, max_steps, beam_width, length_penalty, reordered=carried + ["t"])
 
     def decode(text, beam_width, length_penalty):
         if not 1 <= beam_width <= MAX_BEAM:
@@ -418,15 +447,17 @@ def _translation_signatures(path: Path, metadata: dict, sess) -> dict:
             return {"translation": np.zeros(0, object), "scores": np.zeros(0, np.float32), "words": empty,
                     "lengths": np.zeros(0, np.int32), "attention": np.zeros((0, 0, ids.shape[1]), np.float32),
                     "source_ids": ids, "words_in": words, "source_lengths": source_lengths}
-        state = dict(zip(names, encoder.run(names, {"source": ids})))
-        caps = np.minimum(int(spec["max_output_length"]), 2 * source_lengths + 10).astype(np.int32)
-        state.update(cap=caps, t=np.zeros_like(caps))
-        max_steps = int(caps.max(initial=0)) + 1
-        if beam_width <= 1:
-            out = greedy(step, state, start, end, max_steps)
+        # as the SavedModel: what decoding holds grows with rows x beam, so a few rows at a time
+        rows = max(1, bounds.DECODE_VALUES // (beam_width * per_hypothesis))
+        parts = [decode_rows(ids[i:i + rows], source_lengths[i:i + rows], beam_width, length_penalty)
+                 for i in range(0, len(texts), rows)]
+        out = {"lengths": np.concatenate([p["lengths"] for p in parts]),
+               "scores": np.concatenate([p["scores"] for p in parts]),
+               "tokens": _stack_padded([p["tokens"] for p in parts], end)}
+        if "attention" in parts[0]["extras"]:
+            out["extras"] = {"attention": _stack_padded([p["extras"]["attention"] for p in parts], 0)}
         else:
-            out = beam_search(step, state, start, end, max_steps, beam_width, length_penalty,
-                              reordered=carried + ["t"])
+            out["extras"] = {}
         lengths = out["lengths"]
         steps = np.arange(out["tokens"].shape[1])[None] < lengths[:, None]
         out_words = np.where(steps, target[out["tokens"]], "")

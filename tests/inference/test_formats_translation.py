@@ -111,6 +111,34 @@ def test_default_decoding_odd_and_long_inputs(exports, reference):
         np.testing.assert_allclose(a["weights"], b["weights"], atol=1e-4)
 
 
+def test_a_large_call_decodes_a_few_rows_at_a_time_with_the_same_answers(exports, tmp_path):
+    """As the SavedModel, decoding takes bounds.DECODE_VALUES // (beam x what a hypothesis holds) rows at a
+    time; with that set so one row is decoded at a time, the answers are the whole call's."""
+    import shutil
+
+    from seqapps.core import bounds
+
+    whole = seqapps.load(exports["none"])
+    folder = tmp_path / "one-row"
+    shutil.copytree(exports["none"], folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    assert 0 < spec["hypothesis_values"] < bounds.DECODE_VALUES
+    spec["hypothesis_values"] = bounds.DECODE_VALUES
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    sliced = seqapps.load(folder)
+    for beam in (1, 4):
+        want = whole.call("translate", text=TEXTS, beam_width=beam, length_penalty=0.6)
+        got = sliced.call("translate", text=TEXTS, beam_width=beam, length_penalty=0.6)
+        assert got["translation"].tolist() == want["translation"].tolist()
+        np.testing.assert_allclose(got["score"], want["score"], atol=1e-5)
+        want, got = whole.call("attention", text=TEXTS, beam_width=beam), sliced.call("attention", text=TEXTS,
+                                                                                     beam_width=beam)
+        assert got["output_tokens"].tolist() == want["output_tokens"].tolist()
+        assert got["attention"].shape == want["attention"].shape
+        for row, n in enumerate(want["output_lengths"]):  # past a row's length the slice holds padding
+            np.testing.assert_allclose(got["attention"][row, :n], want["attention"][row, :n], atol=1e-5)
+
+
 def test_int8_within_the_measured_bound(exports, reference):
     model = seqapps.load(exports["int8"])
     for beam in (1, 4):
