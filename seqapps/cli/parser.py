@@ -106,8 +106,9 @@ def build_parser(task_commands=()) -> argparse.ArgumentParser:
     p.add_argument("--format", default="savedmodel", choices=["savedmodel", "onnx", "litert"],
                    help="savedmodel (default: raw inputs in the graph), onnx or litert (ids in the graph, tokenizer "
                         "beside it, answered by ONNX Runtime or the LiteRT runtime without TensorFlow)")
-    p.add_argument("--quantize", default="none", choices=["none", "int8", "float16"],
-                   help="onnx and litert only: int8 (dynamic-range int8 weights), float16 weights, or none (float32)")
+    p.add_argument("--quantize", default="none", choices=["none", "int8", "float16", "int8-full"],
+                   help="onnx and litert only: int8 (dynamic-range int8 weights), float16 weights, none (float32), "
+                        "or int8-full (litert, pos: int8 activations calibrated on 100 training inputs)")
 
     p = add("predict", help="predict with an export (or a run directory)")
     p.add_argument("path")

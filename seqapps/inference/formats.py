@@ -99,7 +99,7 @@ from seqapps.inference.export_parts import (captioning_functions, char_lm_step, 
                                             write_sidecar_word_vectors)
 
 FORMATS = ("savedmodel", "onnx", "litert")  # litert: seqapps.inference.litert
-QUANTIZE = ("none", "int8", "float16")
+QUANTIZE = ("none", "int8", "float16", "int8-full")  # int8-full: LiteRT's calibrated full-integer, pos
 TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting",
          "word_vectors", "video_frames")  # tasks with an ONNX adapter below
 
@@ -114,6 +114,15 @@ def write(bundle, out_dir: Path, fmt: str, quantize: str) -> Path:
     if quantize not in QUANTIZE:
         raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE)}; got {quantize!r}")
     task = bundle.task.name
+    if quantize == "int8-full":
+        from seqapps.inference.litert import FULL_INTEGER
+
+        if fmt != "litert" or task not in FULL_INTEGER:
+            raise ExportError(
+                f"--quantize int8-full (calibrated full-integer) is offered for --format litert exports of "
+                f"{' and '.join(FULL_INTEGER)}; "
+                + ("ONNX Runtime's static quantization measured slower than --quantize int8 on sentiment (it has "
+                   "no int8 LSTM kernel; docs/serving.md)" if fmt == "onnx" else f"for {task} use --quantize int8"))
     if fmt == "litert":
         from seqapps.inference import litert
 

@@ -63,7 +63,11 @@ Other tasks are refused with one line (:data:`TASKS`).
 Quantization (``--quantize``), the converter's own post-training options: ``int8`` is dynamic-range
 quantization (``Optimize.DEFAULT``: int8 weights, activations quantized on the fly by the kernels
 that support it), ``float16`` stores float16 weights (``supported_types=[float16]``, computed in
-float32), ``none`` keeps float32. ``benchmarks/formats.py`` measures what each changes.
+float32), ``none`` keeps float32. ``int8-full`` (pos, :data:`FULL_INTEGER`) is full-integer quantization: int8
+weights and activations whose ranges are calibrated on :data:`CALIBRATION_ROWS` inputs drawn from the run's
+training split (read by name, as training read it), the int8 kernels wherever LiteRT has one and float
+where it does not, ids in and probabilities out as before. ``benchmarks/formats.py`` measures what each
+changes.
 
 :func:`load` answers with ``ai_edge_litert`` (the LiteRT runtime, pinned in requirements.txt) and
 NumPy, importing no TensorFlow; where ``ai_edge_litert`` is not installed it falls back to
@@ -87,6 +91,12 @@ MODEL = "model.tflite"
 ENCODER = "encoder.tflite"  # translation's and captioning's, beside their decoder step (model.tflite)
 TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting",
          "word_vectors", "video_frames")  # with a LiteRT adapter below
+#: tasks whose LiteRT export offers --quantize int8-full. Not sentiment: TensorFlow 2.21's calibrator crashes
+#: the process (a segmentation fault in calibrator.py's FeedTensor) on its graph, with or without the n-gram
+#: input, at any input shape
+FULL_INTEGER = ("pos",)
+CALIBRATION_ROWS = 100       # training inputs int8-full calibrates on
+CALIBRATION_SCAN = 100_000   # ... drawn from the training split's first rows
 THREADS = 1  # interpreter threads, as ONNX Runtime's (one text per call leaves little to share out)
 
 
@@ -118,8 +128,8 @@ def _sentiment(bundle, folder: Path, quantize: str) -> dict:
     specs = {"tokens": tf.TensorSpec([1, None], tf.int64, name="tokens")}
     if cfg.model.subwords:
         specs["subwords"] = tf.TensorSpec([1, None, None], tf.int64, name="subwords")
-    convert(model, {t.name: specs[t.name] for t in model.inputs}, folder / MODEL, quantize, "sentiment")
     subwords = write_sidecar_sentiment(bundle, folder)["subwords"]  # the ONNX export's files
+    convert(model, {t.name: specs[t.name] for t in model.inputs}, folder / MODEL, quantize, "sentiment")
     return {"inputs": {"tokens": "int64 [1, time]: one text's word ids (1 unknown)",
                        **({"subwords": "int64 [1, time, grams]: its hashed char n-gram ids (0 padding)"}
                           if subwords else {})},
@@ -139,6 +149,7 @@ def _pos(bundle, folder: Path, quantize: str) -> dict:
                           "over all of a sentence's words at once, a batch whose size LiteRT's built-in operators "
                           "need fixed; export a SavedModel (the default) or --format onnx")
     from seqapps.inference.export_parts import write_sidecar_pos
+    from seqapps.inference.tokenizer import TaggerTokenizer
 
     prep, model = bundle.prep, bundle.model
     c = int(prep.max_word_length)
@@ -146,8 +157,10 @@ def _pos(bundle, folder: Path, quantize: str) -> dict:
              "chars": tf.TensorSpec([1, None, c], tf.int64, name="chars"),
              "vectors": tf.TensorSpec([1, None], tf.int64, name="vectors")}
     names = [t.name for t in model.inputs]
-    convert(model, {k: specs[k] for k in names}, folder / MODEL, quantize, "pos")
     write_sidecar_pos(bundle, folder)  # the ONNX export's files
+    convert(model, {k: specs[k] for k in names}, folder / MODEL, quantize, "pos",
+            calibration=_calibration(bundle, quantize, lambda rows: TaggerTokenizer.load(folder).encode(rows),
+                                     names))
     crf = bool(cfg.model.crf)
     return {"inputs": {"words": "int64 [1, time]: one sentence's lower-cased word ids (1 unknown)",
                        "chars": f"int64 [1, time, {c}]: character ids of each word (0 padding, 1 unknown)",
@@ -281,18 +294,71 @@ ADAPTERS = {"sentiment": _sentiment, "pos": _pos, "char_lm": _char_lm, "translat
 PRIMARY = {"sentiment": "tokens", "pos": "words", "video_frames": "mask"}  # the input whose 0 ids on the right are a row's padding
 
 
-def convert(model, specs, path: Path, quantize: str, task: str, fn=None) -> None:
+def calibration_rows(bundle, n: int = CALIBRATION_ROWS, scan: int = CALIBRATION_SCAN, seed: int = 0) -> list:
+    """``n`` inputs of the run's training split (texts, or a sentence's words), drawn uniformly at random
+    (reservoir sampling) from its first ``scan`` rows as they stream: what ``--quantize int8-full`` calibrates
+    on. The split is read by name as training read it; one error line where it cannot be."""
+    import itertools
+    import random
+
+    cfg = bundle.config
+    try:
+        train = bundle.task.load_data(cfg).train
+        rng, sample = random.Random(seed), []
+        for i, row in enumerate(itertools.islice(train.rows(), scan)):
+            if i < n:
+                sample.append(row[0])
+            elif (j := rng.randint(0, i)) < n:
+                sample[j] = row[0]
+    except Exception as e:  # noqa: BLE001 (any failure to read the split is this one line)
+        raise ExportError(f"--quantize int8-full calibrates on the run's training split ({cfg.data.source}), "
+                          f"which cannot be read here: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                          ) from None
+    if not sample:
+        raise ExportError(f"--quantize int8-full calibrates on the run's training split ({cfg.data.source}), "
+                          "which has no rows")
+    return sample
+
+
+def _calibration(bundle, quantize: str, encode, names: list):
+    """For ``int8-full``: the converter's representative dataset, one training input a call as the graph
+    takes them (``encode([item])`` -> the inputs by name); otherwise None."""
+    if quantize != "int8-full":
+        return None
+    rows = calibration_rows(bundle)
+    encoded = [{k: np.asarray(v) for k, v in encode([row]).items() if k in names} for row in rows]
+    # every call at one shape, each axis at its widest over the rows, padded with 0 (what padding is to the
+    # graph): the calibrator sizes its buffers from the first call and does not resize them after
+    widest = {k: np.max([e[k].shape for e in encoded], axis=0) for k in names}
+
+    def representative():
+        for e in encoded:
+            yield {k: np.pad(v, [(0, int(n) - m) for n, m in zip(widest[k], v.shape)]) for k, v in e.items()}
+
+    return representative
+
+
+def convert(model, specs, path: Path, quantize: str, task: str, fn=None, calibration=None) -> None:
     """Keras' LiteRT export of ``model`` over ``specs`` with built-in operators only, quantized as asked;
     with ``fn``, of ``fn`` (taking ``specs``, a list, positionally) instead of the model's call, by the
-    same route Keras' exporter takes (a SavedModel endpoint, then the converter)."""
+    same route Keras' exporter takes (a SavedModel endpoint, then the converter). ``int8-full`` needs
+    ``calibration`` (a representative dataset, :func:`_calibration`)."""
     import tensorflow as tf
 
     target = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}  # no Flex: the LiteRT runtime alone runs it
     options = {}
-    if quantize in ("int8", "float16"):
+    if quantize in ("int8", "float16", "int8-full"):
         options["optimizations"] = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         target["supported_types"] = [tf.float16]
+    if quantize == "int8-full":
+        if calibration is None:
+            raise ExportError(f"--quantize int8-full is offered for the LiteRT exports of "
+                              f"{' and '.join(FULL_INTEGER)}, not {task}: use --quantize int8")
+        # int8 kernels with calibrated activation ranges where LiteRT has them, float where not (its
+        # recurrent loop's state); inputs (ids) and outputs stay as they are
+        target["supported_ops"] = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        options["representative_dataset"] = calibration
     try:
         if fn is None:
             model.export(str(path), format="litert", input_signature=[specs], verbose=False, target_spec=target,
