@@ -119,6 +119,10 @@ def _tensor(value, spec, name: str, signature: str):
     """``value`` as a tensor of the input's dtype and rank, or a DataError naming the input."""
     import tensorflow as tf
 
+    if spec.dtype == tf.string and spec.shape.rank is not None:  # the ONNX/LiteRT predictors' check and words
+        from seqapps.inference.array_spec import ArraySpec
+
+        value = ArraySpec(name, "string", tuple(spec.shape.as_list())).convert(value, signature)
     try:
         tensor = tf.convert_to_tensor(value, dtype=spec.dtype)
     except (TypeError, ValueError) as e:

@@ -131,8 +131,13 @@ def test_predict_helpers_and_empty_inputs(exports, reference):
 
     with pytest.raises(DataError):
         model.predict(None)
-    with pytest.raises(DataError):
-        model.call(text=[1, 2])
+    for bad in (123, [1, 2], [["a"]], {"a": 1}, None, [b"ok", 3]):  # the SavedModel's words, exactly
+        with pytest.raises(DataError) as onnx_error:
+            model.call(text=bad)
+        with pytest.raises(DataError) as savedmodel_error:
+            reference.call(text=bad)
+        assert str(onnx_error.value) == str(savedmodel_error.value), bad
+        assert str(onnx_error.value).startswith("input 'text' of signature 'serving_default' must be string [any]")
 
 
 def test_answers_without_tensorflow(exports, reference, tmp_path):
