@@ -91,9 +91,9 @@ MODEL = "model.tflite"
 ENCODER = "encoder.tflite"  # translation's and captioning's, beside their decoder step (model.tflite)
 TASKS = ("sentiment", "pos", "char_lm", "translation", "captioning", "forecasting",
          "word_vectors", "video_frames")  # with a LiteRT adapter below
-#: tasks whose LiteRT export offers --quantize int8-full. Not sentiment: TensorFlow 2.21's calibrator crashes
-#: the process (a segmentation fault in calibrator.py's FeedTensor) on its graph, with or without the n-gram
-#: input, at any input shape
+#: tasks whose LiteRT export offers --quantize int8-full (benchmarks/full_integer.py). Not sentiment: on SST-2 it
+#: measured slower than dynamic int8 and 1.2 points less accurate, and TensorFlow 2.21's calibrator crashed the
+#: process (a segmentation fault) on a small test model's graph
 FULL_INTEGER = ("pos",)
 CALIBRATION_ROWS = 100       # training inputs int8-full calibrates on
 CALIBRATION_SCAN = 100_000   # ... drawn from the training split's first rows
